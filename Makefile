@@ -1,0 +1,47 @@
+# Thin wrapper over CMake. `make demo` and `make test` install what they need first (Debian, as root).
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+V ?= 0
+CTEST_FLAGS ?= --output-on-failure
+ifeq ($(V),1)
+  VERBOSE_FLAG := --verbose
+endif
+
+.PHONY: all build deps test test-gpu test-sanitize demo bench bench-scenario format format-check clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) $(VERBOSE_FLAG)
+
+test: deps build
+	cd $(BUILD) && ctest $(CTEST_FLAGS) -j $(JOBS) -LE gpu
+
+test-gpu: build
+	cd $(BUILD) && ctest $(CTEST_FLAGS) -L gpu
+
+test-sanitize: deps
+	$(MAKE) BUILD=build-asan CMAKE_FLAGS="-DFIKIT_SANITIZE=ON -DFIKIT_BENCHMARKS=OFF" build
+	cd build-asan && ctest $(CTEST_FLAGS) -j $(JOBS) -LE 'gpu|nosan'
+
+demo: deps build
+	tools/fikit-demo --build $(BUILD)
+
+bench: build
+	tools/run-benchmarks --build $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.h' '*.c' | grep -v '^bpf/include/')
+
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.cpp' '*.h' '*.c' | grep -v '^bpf/include/')
+
+clean:
+	rm -rf $(BUILD) build-asan

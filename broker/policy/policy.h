@@ -1,0 +1,100 @@
+// The scheduling policy interface: an ops table per policy (broker/policy/<name>.cpp), registered
+// in policy_registry.cpp. The scheduler core (broker/scheduler.cpp) owns the tenants, consumes
+// their rings, tracks what is outstanding per stream and calls the policy on every event; the
+// policy only decides which waiting requests are granted, through SchedulerApi.
+//
+// Threading: every op runs on the scheduler thread; a policy needs no locks.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace fikit::broker {
+
+struct PolicyConfig {
+  uint64_t switch_cost_ns =
+      0;  // time-slicing: cost of returning the GPU to a higher level after LP work
+  uint64_t margin_ns = 20000;     // safety margin added to every gap fit
+  uint32_t max_lp_in_flight = 4;  // bound on granted, not yet completed LP launches (all tenants)
+  uint64_t grant_timeout_ns = 100000000;  // a grant not launched within this is taken back
+  std::string profile_dir;                // where learned profiles are kept ("" = none)
+};
+
+// A launch the scheduler saw: an HP record (already running) or an LP request (waiting for a
+// grant).
+struct Submission {
+  uint32_t position;  // ring position: the launch's identity within its tenant
+  uint64_t kernel_key;
+  uint64_t t_ns;  // client timestamp (CLOCK_MONOTONIC)
+  uint16_t stream_slot;
+  uint32_t flags;  // fikit::kFlag*
+};
+
+// A launch known to be complete.
+struct Completion {
+  uint32_t position;
+  uint64_t kernel_key;
+  uint64_t issue_ns;  // when it was issued (HP: its record's t_ns; LP: its launch)
+  uint64_t done_ns;   // when the broker saw it complete (marker value or drain record)
+  bool exact;  // true: seen through a completion marker of this very launch; false: through a drain
+};
+
+// The scheduler's view of one tenant, read-only for policies (but for policy_data).
+struct TenantInfo {
+  uint32_t id;
+  uint32_t priority;  // 0 highest
+  int32_t pid;
+  const char* name;
+  uint32_t outstanding;     // launches issued and not yet known complete
+  uint32_t waiting;         // LP requests waiting for a grant
+  uint32_t lp_in_flight;    // granted LP launches not yet complete
+  uint64_t idle_since_ns;   // when outstanding last dropped to 0 (0 while busy)
+  uint64_t last_submit_ns;  // latest submission (HP record or LP request)
+  uint64_t last_key;        // kernel key of the latest issued launch
+  uint64_t head_key;        // kernel key of the oldest waiting request (0 if none)
+  uint64_t head_t_ns;       // when that request was made
+  void* policy_data;        // owned by the policy (set in on_tenant_add, freed in on_tenant_remove)
+};
+
+// What a policy may ask of the scheduler during dispatch.
+class SchedulerApi {
+ public:
+  virtual ~SchedulerApi() = default;
+  // Number of tenants and the i-th one (stable only within one dispatch call).
+  virtual uint32_t tenant_count() const = 0;
+  virtual TenantInfo& tenant(uint32_t i) = 0;
+  // Grant the oldest waiting request of tenant i. Return false if it has none.
+  virtual bool grant(uint32_t i) = 0;
+  // Total granted LP launches not yet complete, over all tenants.
+  virtual uint32_t lp_in_flight() const = 0;
+  // Return true if any tenant with priority strictly higher (smaller number) than `priority` has
+  // outstanding launches.
+  virtual bool busy_above(uint32_t priority) const = 0;
+  // Ask for a dispatch call no later than t_ns even if nothing happens (0 clears).
+  virtual void wake_at(uint64_t t_ns) = 0;
+};
+
+struct PolicyOps {
+  const char* name;
+  const char* description;  // one line, shown by --help
+  // Create the policy's state; nullptr is allowed for stateless policies.
+  void* (*init)(const PolicyConfig& cfg);
+  void (*exit)(void* state);
+  void (*on_tenant_add)(void* state, TenantInfo& t);
+  void (*on_tenant_remove)(void* state, TenantInfo& t);
+  // An HP launch record or an LP request was consumed from t's ring.
+  void (*on_submit)(void* state, TenantInfo& t, const Submission& s);
+  // A launch of t completed.
+  void (*on_complete)(void* state, TenantInfo& t, const Completion& c);
+  // t has nothing outstanding any more (drained) at t_ns.
+  void (*on_idle)(void* state, TenantInfo& t, uint64_t t_ns);
+  // Grant whatever may run now. Called after every batch of events and at wake_at times.
+  void (*dispatch)(void* state, SchedulerApi& sched, uint64_t now_ns);
+};
+
+// Every policy, in the order --help lists them. The first is the default.
+const PolicyOps* const* policy_list();
+// Return the policy named `name`, or nullptr.
+const PolicyOps* policy_find(const char* name);
+
+}  // namespace fikit::broker

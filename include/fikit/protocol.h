@@ -1,0 +1,86 @@
+// fikit control protocol: fixed-size messages on the broker's AF_UNIX SOCK_SEQPACKET socket.
+//
+// A tenant connects, sends RegisterRequest and keeps the connection open for its lifetime: the
+// broker learns pid and uid from SO_PEERCRED, creates the tenant's segment and answers with its
+// name. Closing the connection (or dying) ends the tenancy. Tools send one request (status, stop)
+// and read the reply.
+#pragma once
+
+#include <fikit/abi.h>
+
+#include <cstdint>
+
+namespace fikit {
+
+inline constexpr uint32_t kMsgMagic = 0x4b494631;  // "1FIK"
+inline constexpr const char* kDefaultSocket = "/run/fikit/broker.sock";
+inline constexpr uint32_t kShmNameLen = 64;
+inline constexpr uint32_t kErrorLen = 192;
+inline constexpr uint32_t kStatusMax = 60000;  // status text, one message
+
+enum class MsgType : uint32_t {
+  kRegister = 1,
+  kRegisterReply = 2,
+  kStatus = 3,
+  kStatusReply = 4,
+  kStop = 5,
+  kStopReply = 6,
+};
+
+struct MsgHeader {
+  uint32_t magic;  // kMsgMagic
+  uint16_t abi_major;
+  uint16_t abi_minor;
+  uint32_t type;  // MsgType
+  uint32_t size;  // whole message, header included
+};
+
+struct RegisterRequest {
+  MsgHeader hdr;
+  uint32_t priority;  // 0 (highest) .. kPriorityLevels-1
+  uint32_t flags;     // none defined yet: must be 0
+  char name[kNameLen];
+};
+
+struct RegisterReply {
+  MsgHeader hdr;
+  int32_t status;  // 0, or -errno
+  uint32_t tenant_id;
+  char shm_name[kShmNameLen];  // shared memory object to map (shm_open name)
+  char error[kErrorLen];       // what failed and what to do, when status != 0
+};
+
+// kStatus and kStop carry only a header. Flags for StatusRequest could follow in minor versions.
+struct SimpleRequest {
+  MsgHeader hdr;
+  uint32_t flags;
+  uint32_t reserved;
+};
+
+// kStatusReply: the header, int32_t status, then status text (NUL-terminated) up to kStatusMax
+// bytes. kStopReply: the same shape with an empty or error text.
+struct TextReply {
+  MsgHeader hdr;
+  int32_t status;
+  uint32_t text_len;  // bytes of text that follow, without the NUL
+  char text[kStatusMax];
+};
+
+inline MsgHeader msg_header(MsgType type, uint32_t size) {
+  return MsgHeader{kMsgMagic, kAbiMajor, kAbiMinor, static_cast<uint32_t>(type), size};
+}
+
+// Return nullptr if `h` (of a received message of `len` bytes) is a well-formed header of this ABI.
+inline const char* msg_check(const MsgHeader* h, uint32_t len) {
+  if (len < sizeof(MsgHeader)) return "message shorter than its header";
+  if (h->magic != kMsgMagic) return "bad message magic (not a fikit client?)";
+  if (h->abi_major != kAbiMajor) return "client speaks another ABI major version";
+  if (h->size != len) return "message size field does not match its length";
+  return nullptr;
+}
+
+static_assert(sizeof(MsgHeader) == 16);
+static_assert(sizeof(RegisterRequest) == 56);
+static_assert(sizeof(RegisterReply) == 16 + 8 + kShmNameLen + kErrorLen);
+
+}  // namespace fikit

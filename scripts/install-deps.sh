@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install the Debian packages fikit builds with, if any is missing. Needs root (or sudo) only when installing.
+set -euo pipefail
+pkgs=(cmake g++ make pkg-config libboost-dev liburing-dev libgtest-dev libbenchmark-dev libbpf-dev bpftool
+      clang llvm libelf-dev zlib1g-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}"
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
