@@ -1,0 +1,27 @@
+// The broker's log: one line per message, written with a single write(2) to stderr, which is the
+// log file once the broker is daemonized (log_open redirects it). Safe from any thread.
+#pragma once
+
+#include <string>
+
+namespace fikit::broker {
+
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
+
+// Send stdout and stderr to `path` (appending), or leave them alone if path is empty. Return 0 or
+// -errno.
+int log_open(const std::string& path);
+// Reopen the log file (after rotation, on SIGHUP). Return 0 or -errno; no-op without a file.
+int log_reopen();
+void log_set_level(LogLevel level);
+
+void log_msg(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
+}  // namespace fikit::broker
+
+#define FIKIT_LOG_DEBUG(...) \
+  ::fikit::broker::log_msg(::fikit::broker::LogLevel::kDebug, __VA_ARGS__)
+#define FIKIT_LOG_INFO(...) ::fikit::broker::log_msg(::fikit::broker::LogLevel::kInfo, __VA_ARGS__)
+#define FIKIT_LOG_WARN(...) ::fikit::broker::log_msg(::fikit::broker::LogLevel::kWarn, __VA_ARGS__)
+#define FIKIT_LOG_ERROR(...) \
+  ::fikit::broker::log_msg(::fikit::broker::LogLevel::kError, __VA_ARGS__)

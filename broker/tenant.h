@@ -1,0 +1,45 @@
+// What the control thread knows of an admitted tenant (TenantDesc, immutable once handed to the
+// scheduler) and what the scheduler reports about it (TenantStatus, a copy for status requests).
+#pragma once
+
+#include <fikit/abi.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace fikit::broker {
+
+struct TenantDesc {
+  uint32_t id = 0;
+  pid_t pid = 0;
+  uid_t uid = 0;
+  uint32_t priority = 0;
+  std::string name;
+  std::string shm_name;        // shm_open name of its segment ("" for in-process test segments)
+  Segment* seg = nullptr;      // the broker's mapping of that segment
+  std::shared_ptr<void> keep;  // keeps the mapping alive while anyone holds the descriptor
+  uint64_t admitted_ns = 0;    // CLOCK_MONOTONIC
+};
+
+struct TenantStatus {
+  uint32_t id = 0;
+  pid_t pid = 0;
+  uid_t uid = 0;
+  uint32_t priority = 0;
+  std::string name;
+  TenantState state = TenantState::kConnecting;
+  std::string fault;            // why it is faulty ("" otherwise)
+  uint64_t launches = 0;        // HP records and LP requests consumed from its ring
+  uint64_t granted = 0;         // LP requests granted
+  uint64_t passed_through = 0;  // client counter: launched without the broker
+  uint64_t dropped = 0;         // client counter: HP records lost to a full ring
+  uint64_t expired = 0;         // grants taken back after grant_timeout_ns
+  uint32_t lp_waiting = 0;
+  uint32_t lp_in_flight = 0;
+  uint32_t outstanding = 0;  // issued launches not yet known complete
+  uint64_t admitted_ns = 0;
+};
+
+}  // namespace fikit::broker

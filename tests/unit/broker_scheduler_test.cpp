@@ -1,0 +1,333 @@
+// The scheduler driven directly: in-process segments filled with ring__push as a client would, one
+// round at a time (Scheduler::run_once), and once through the real thread and its sleep protocol.
+#include <fikit/ring.h>
+#include <fikit/util.h>
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <climits>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "scheduler.h"
+
+namespace fikit::broker {
+namespace {
+
+// Records what the scheduler told the policy, then acts like `priority`.
+struct t_Calls {
+  std::vector<Submission> submits;
+  std::vector<Completion> completes;
+  std::vector<uint32_t> idles;        // tenant ids
+  uint32_t grant_limit = UINT32_MAX;  // grants per dispatch call
+};
+t_Calls g_calls;
+
+const PolicyOps kRecordingPolicy = {
+    .name = "recording",
+    .description = "test: priority, recording every call",
+    .init = nullptr,
+    .exit = nullptr,
+    .on_tenant_add = nullptr,
+    .on_tenant_remove = nullptr,
+    .on_submit = [](void*, TenantInfo&, const Submission& s) { g_calls.submits.push_back(s); },
+    .on_complete = [](void*, TenantInfo&, const Completion& c) { g_calls.completes.push_back(c); },
+    .on_idle = [](void*, TenantInfo& t, uint64_t) { g_calls.idles.push_back(t.id); },
+    .dispatch =
+        [](void*, SchedulerApi& s, uint64_t) {
+          uint32_t n = 0;
+          for (uint32_t i = 0; i < s.tenant_count(); i++)
+            while (n < g_calls.grant_limit && !s.busy_above(s.tenant(i).priority) && s.grant(i))
+              n++;
+        },
+};
+
+// One tenant's segment in anonymous memory, described as the control thread would.
+struct t_Tenant {
+  std::shared_ptr<TenantDesc> desc;
+  Segment* seg;
+
+  t_Tenant(uint32_t id, uint32_t priority) {
+    void* p =
+        mmap(nullptr, sizeof(Segment), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    EXPECT_NE(p, MAP_FAILED);
+    seg = static_cast<Segment*>(p);
+    segment_init(seg, id, getpid(), priority, "t");
+    desc = std::make_shared<TenantDesc>();
+    desc->id = id;
+    desc->pid = getpid();
+    desc->priority = priority;
+    desc->name = "tenant-" + std::to_string(id);
+    desc->seg = seg;
+    desc->keep = std::shared_ptr<void>(p, [](void* q) { munmap(q, sizeof(Segment)); });
+  }
+  uint32_t push(EntryKind kind, uint16_t slot = 0, uint32_t ref = 0, uint32_t flags = 0) {
+    uint32_t pos = 0;
+    EXPECT_TRUE(
+        ring__push(&seg->ring, EntryFields{kind, slot, ref, flags, 0x1234, now_ns()}, &pos));
+    return pos;
+  }
+  uint32_t granted() const { return seg->broker.granted.load(); }
+  TenantState state() const { return static_cast<TenantState>(seg->broker.state.load()); }
+};
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { g_calls = t_Calls{}; }
+  void make(const char* policy, uint64_t grant_timeout_ns = 0) {
+    SchedulerConfig cfg;
+    cfg.policy = policy ? policy_find(policy) : &kRecordingPolicy;
+    ASSERT_NE(cfg.policy, nullptr);
+    cfg.policy_cfg.grant_timeout_ns = grant_timeout_ns;
+    sched = std::make_unique<Scheduler>(cfg);
+  }
+  t_Tenant& add(uint32_t priority) {
+    tenants.push_back(
+        std::make_unique<t_Tenant>(static_cast<uint32_t>(tenants.size()) + 1, priority));
+    sched->post_add(tenants.back()->desc);
+    return *tenants.back();
+  }
+  uint32_t round() { return sched->run_once(now_ns()); }
+  TenantStatus status_of(const t_Tenant& t) {
+    for (const TenantStatus& s : sched->status())
+      if (s.id == t.desc->id) return s;
+    ADD_FAILURE() << "tenant " << t.desc->id << " not in status";
+    return TenantStatus{};
+  }
+
+  std::vector<std::unique_ptr<t_Tenant>> tenants;  // outlive the scheduler (declared first)
+  std::unique_ptr<Scheduler> sched;
+};
+
+TEST_F(SchedulerTest, AddMakesTenantActiveWithHeartbeat) {
+  make("priority");
+  t_Tenant& t = add(kPriorityLow);
+  EXPECT_EQ(t.state(), TenantState::kConnecting);
+  round();
+  EXPECT_EQ(t.state(), TenantState::kActive);
+  EXPECT_NE(t.seg->broker.heartbeat_ns.load(), 0u);
+}
+
+TEST_F(SchedulerTest, PriorityHoldsLpUntilHpHostDonePasses) {
+  make("priority");
+  t_Tenant& hp = add(kPriorityHigh);
+  t_Tenant& lp = add(kPriorityLow);
+  uint32_t hp_pos = hp.push(EntryKind::kHpLaunch, 5);
+  uint32_t lp_pos = lp.push(EntryKind::kLpRequest, 1);
+  round();
+  EXPECT_EQ(lp.granted(), 0u);
+  EXPECT_EQ(status_of(lp).lp_waiting, 1u);
+  EXPECT_EQ(status_of(hp).outstanding, 1u);
+  hp.seg->slots[5].host_done.store(hp_pos);  // drained up to before the launch: not enough
+  round();
+  EXPECT_EQ(lp.granted(), 0u);
+  hp.seg->slots[5].host_done.store(hp_pos + 1);
+  round();
+  EXPECT_EQ(lp.granted(), lp_pos + 1);
+  EXPECT_EQ(status_of(hp).outstanding, 0u);
+  EXPECT_EQ(status_of(lp).granted, 1u);
+  EXPECT_EQ(status_of(lp).lp_in_flight, 1u);
+}
+
+TEST_F(SchedulerTest, HpMarkerCompletesExactlyAndDrainDoesNot) {
+  make(nullptr);
+  t_Tenant& hp = add(kPriorityHigh);
+  uint32_t a = hp.push(EntryKind::kHpLaunch, 2, 0, kFlagMarker);
+  uint32_t b = hp.push(EntryKind::kHpLaunch, 2);
+  round();
+  EXPECT_EQ(g_calls.submits.size(), 2u);
+  hp.seg->slots[2].gpu_done.store(a + 1);
+  round();
+  ASSERT_EQ(g_calls.completes.size(), 1u);
+  EXPECT_EQ(g_calls.completes[0].position, a);
+  EXPECT_TRUE(g_calls.completes[0].exact);
+  EXPECT_TRUE(g_calls.idles.empty());
+  hp.seg->slots[2].host_done.store(b + 1);
+  round();
+  ASSERT_EQ(g_calls.completes.size(), 2u);
+  EXPECT_FALSE(g_calls.completes[1].exact);
+  EXPECT_EQ(g_calls.idles, (std::vector<uint32_t>{hp.desc->id}));
+}
+
+TEST_F(SchedulerTest, GrantsAdvanceInRingOrder) {
+  make(nullptr);
+  g_calls.grant_limit = 1;
+  t_Tenant& lp = add(kPriorityNormal);
+  uint32_t r0 = lp.push(EntryKind::kLpRequest);
+  lp.push(EntryKind::kHintIdle);
+  uint32_t r1 = lp.push(EntryKind::kLpRequest);
+  round();
+  EXPECT_EQ(lp.granted(), r0 + 1);
+  lp.push(EntryKind::kLpLaunched, 0, r0);  // an event, so the policy runs again
+  round();
+  EXPECT_EQ(lp.granted(), r1 + 1);
+}
+
+TEST_F(SchedulerTest, LpLaunchedWithMarkerStaysInFlightUntilGpuDone) {
+  make("none");
+  t_Tenant& lp = add(kPriorityLow);
+  uint32_t r = lp.push(EntryKind::kLpRequest, 3);
+  round();
+  ASSERT_EQ(lp.granted(), r + 1);
+  uint32_t l = lp.push(EntryKind::kLpLaunched, 3, r, kFlagMarker);
+  round();
+  EXPECT_EQ(status_of(lp).lp_in_flight, 1u);
+  EXPECT_EQ(status_of(lp).outstanding, 1u);
+  EXPECT_TRUE(sched->core().busy());
+  lp.seg->slots[3].gpu_done.store(l + 1);
+  round();
+  EXPECT_EQ(status_of(lp).lp_in_flight, 0u);
+  EXPECT_EQ(status_of(lp).outstanding, 0u);
+  EXPECT_FALSE(sched->core().busy());
+}
+
+TEST_F(SchedulerTest, LpLaunchedWithoutMarkerCompletesAtOnce) {
+  make("none");
+  t_Tenant& lp = add(kPriorityLow);
+  uint32_t r = lp.push(EntryKind::kLpRequest);
+  round();
+  lp.push(EntryKind::kLpLaunched, 0, r);
+  round();
+  EXPECT_EQ(status_of(lp).lp_in_flight, 0u);
+  EXPECT_EQ(sched->core().lp_in_flight(), 0u);
+  EXPECT_EQ(lp.state(), TenantState::kActive);
+}
+
+TEST_F(SchedulerTest, AbortFreesTheGrant) {
+  make("none");
+  t_Tenant& lp = add(kPriorityLow);
+  uint32_t r = lp.push(EntryKind::kLpRequest);
+  round();
+  EXPECT_EQ(sched->core().lp_in_flight(), 1u);
+  lp.push(EntryKind::kLpAbort, 0, r);
+  round();
+  EXPECT_EQ(sched->core().lp_in_flight(), 0u);
+  EXPECT_EQ(lp.state(), TenantState::kActive);
+}
+
+// Each way of breaking the protocol makes that tenant faulty and leaves the other one served.
+class SchedulerFaultTest : public SchedulerTest,
+                           public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(SchedulerFaultTest, BadTenantIsFaultyOtherIsServed) {
+  make("none");
+  t_Tenant& bad = add(kPriorityLow);
+  t_Tenant& good = add(kPriorityLow);
+  std::string how = GetParam();
+  uint32_t pos = 0;
+  if (how == "corrupt-commit") {
+    ring__reserve(&bad.seg->ring, &pos);
+    bad.seg->ring.entries[pos & kRingMask].commit.store(pos + 77);
+  } else if (how == "unknown-kind") {
+    bad.push(static_cast<EntryKind>(kEntryKindMax + 1));
+  } else if (how == "bad-slot") {
+    bad.push(EntryKind::kLpRequest, kStreamSlots);
+  } else if (how == "bad-ref") {
+    bad.push(EntryKind::kLpLaunched, 0, 12345);
+  } else if (how == "double-launch") {
+    uint32_t r = bad.push(EntryKind::kLpRequest);
+    round();
+    bad.push(EntryKind::kLpLaunched, 0, r);
+    bad.push(EntryKind::kLpLaunched, 0, r);
+  } else if (how == "hp-from-lp") {
+    bad.push(EntryKind::kHpLaunch);
+  }
+  round();
+  EXPECT_EQ(bad.state(), TenantState::kFaulty);
+  EXPECT_EQ(status_of(bad).state, TenantState::kFaulty);
+  EXPECT_NE(status_of(bad).fault, "");
+  uint32_t r = good.push(EntryKind::kLpRequest);
+  round();
+  EXPECT_EQ(good.state(), TenantState::kActive);
+  EXPECT_EQ(good.granted(), r + 1);
+  EXPECT_EQ(sched->core().lp_in_flight(), 1u);  // the faulty tenant's grants are gone
+}
+
+INSTANTIATE_TEST_SUITE_P(Faults, SchedulerFaultTest,
+                         ::testing::Values("corrupt-commit", "unknown-kind", "bad-slot", "bad-ref",
+                                           "double-launch", "hp-from-lp"));
+
+TEST_F(SchedulerTest, LpRequestFromHpTenantIsFaulty) {
+  make("priority");
+  t_Tenant& hp = add(kPriorityHigh);
+  hp.push(EntryKind::kLpRequest);
+  round();
+  EXPECT_EQ(hp.state(), TenantState::kFaulty);
+}
+
+TEST_F(SchedulerTest, FaultReleasesQueuedRequests) {
+  make("priority");
+  t_Tenant& hp = add(kPriorityHigh);
+  t_Tenant& lp = add(kPriorityLow);
+  hp.push(EntryKind::kHpLaunch);
+  lp.push(EntryKind::kLpRequest);
+  uint32_t r1 = lp.push(EntryKind::kLpRequest);
+  round();
+  EXPECT_EQ(lp.granted(), 0u);
+  lp.push(EntryKind::kLpAbort, 0, 999);
+  round();
+  EXPECT_EQ(lp.state(), TenantState::kFaulty);
+  EXPECT_EQ(lp.granted(), r1 + 1);
+}
+
+TEST_F(SchedulerTest, RemovalFreesGrantsAndClosesSegment) {
+  make("none");
+  t_Tenant& lp = add(kPriorityLow);
+  lp.push(EntryKind::kLpRequest);
+  lp.push(EntryKind::kLpRequest);
+  round();
+  EXPECT_EQ(sched->core().lp_in_flight(), 2u);
+  sched->post_remove(lp.desc->id);
+  round();
+  EXPECT_EQ(sched->core().lp_in_flight(), 0u);
+  EXPECT_EQ(lp.state(), TenantState::kClosed);
+  EXPECT_TRUE(sched->status().empty());
+}
+
+TEST_F(SchedulerTest, UnlaunchedGrantExpiresAndLateLaunchIsAccepted) {
+  make("none", 1'000'000);
+  t_Tenant& lp = add(kPriorityLow);
+  uint32_t r = lp.push(EntryKind::kLpRequest);
+  round();
+  EXPECT_EQ(sched->core().lp_in_flight(), 1u);
+  sched->run_once(now_ns() + 1'000'000'000);
+  EXPECT_EQ(sched->core().lp_in_flight(), 0u);
+  EXPECT_EQ(status_of(lp).expired, 1u);
+  lp.push(EntryKind::kLpLaunched, 0, r);
+  round();
+  EXPECT_EQ(lp.state(), TenantState::kActive);
+  EXPECT_EQ(sched->core().lp_in_flight(), 0u);
+}
+
+// The thread: sleeps when idle (broker_sleeping set), and a doorbell wakes it to grant.
+TEST_F(SchedulerTest, SleepingThreadIsWokenByDoorbellAndWakesWaiter) {
+  make("none");
+  t_Tenant& lp = add(kPriorityLow);
+  ASSERT_TRUE(sched->start().ok());
+  uint64_t deadline = now_ns() + 10'000'000'000ull;
+  while (lp.seg->broker.broker_sleeping.load() == 0 && now_ns() < deadline) usleep(1000);
+  ASSERT_EQ(lp.seg->broker.broker_sleeping.load(), 1u);
+  // A client thread: push, fence, ring the doorbell if the broker sleeps, wait for the grant.
+  uint32_t r = lp.push(EntryKind::kLpRequest);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (lp.seg->broker.broker_sleeping.load() != 0) {
+    lp.seg->broker.doorbell.fetch_add(1);
+    futex_wake(&lp.seg->broker.doorbell, 1);
+  }
+  lp.seg->broker.waiters.fetch_add(1);
+  for (;;) {
+    uint32_t g = lp.seg->broker.granted.load();
+    if (pos_at_or_after(g, r + 1) || now_ns() > deadline) break;
+    futex_wait(&lp.seg->broker.granted, g, 100'000'000);
+  }
+  lp.seg->broker.waiters.fetch_sub(1);
+  EXPECT_EQ(lp.granted(), r + 1);
+  EXPECT_EQ(sched->status().size(), 1u);
+  EXPECT_GE(sched->cpu_seconds(), 0.0);
+  sched->stop();
+}
+
+}  // namespace
+}  // namespace fikit::broker
