@@ -1,0 +1,127 @@
+// fikit: FIKIT gap filling (Filling Inter-Kernel Idle Time).
+//
+// The highest active priority level runs freely; each lower level's requests are granted only
+// into the predicted idle gaps of all active levels above it. The broker timestamps completion
+// markers and drains; from them the policy learns, per tenant and kernel key, how long kernels
+// run and how long the tenant stays idle after each key (policy/fikit/events.cpp). When every
+// tenant above a level is idle, their gaps are predicted from their last keys (a low quantile,
+// conditioned on the idle time already elapsed, scaled down after misses); a waiting request is
+// granted if its predicted duration (a high quantile) plus grant delay, after the LP work already
+// in the gap, plus the switch-back cost (time-slicing) and a margin, fits (dispatch.cpp,
+// fill_decision.cpp). Unknown kernels are measured first, alone, in long gaps. Learned state is
+// saved per tenant name (profile.cpp) and loaded when a tenant of that name arrives.
+//
+// Known limits (docs/POLICY.md): gaps are predicted from the last key only; a tenant with no
+// synchronizing calls shows no gaps; a kernel never measured waits for a long gap or for the
+// levels above to go inactive; LP kernels are assumed to run one after another in a gap.
+#include "policy/fikit/fikit.h"
+
+#include <cstdio>
+#include <memory>
+
+#include "policy/fikit/dispatch.h"
+#include "policy/fikit/events.h"
+#include "policy/fikit/policy_state.h"
+#include "policy/fikit/profile.h"
+#include "policy/fikit/stats_format.h"
+
+namespace fikit::broker {
+
+namespace fp = fikit_policy;
+
+namespace {
+
+fp::FikitState* state_of(void* s) { return static_cast<fp::FikitState*>(s); }
+fp::TenantData* data_of(TenantInfo& t) { return static_cast<fp::TenantData*>(t.policy_data); }
+
+// Save td's profile unless there is nowhere to save it, nothing learned, or the file there was
+// rejected at load (it may belong to another broker version: leave it to the operator).
+void save_profile(const fp::FikitState& st, const fp::TenantData& td) {
+  if (st.cfg.profile_dir.empty() || td.name.empty() || td.keys.size() == 0 || td.profile_rejected)
+    return;
+  std::string err;
+  if (!fp::profile_save(td, st.cfg.profile_dir, &err))
+    std::fprintf(stderr, "fikit: %s (the tenant's measurements are lost)\n", err.c_str());
+}
+
+void* fikit_init(const PolicyConfig& cfg) { return new fp::FikitState(cfg, fp::params_from_env()); }
+
+void fikit_exit(void* s) {
+  fp::FikitState* st = state_of(s);
+  for (const auto& [id, td] : st->tenants) save_profile(*st, *td);
+  delete st;
+}
+
+void fikit_tenant_add(void* s, TenantInfo& t) {
+  fp::FikitState* st = state_of(s);
+  auto td = std::make_unique<fp::TenantData>(t.id, t.name ? t.name : "", t.priority, st->params);
+  if (!st->cfg.profile_dir.empty() && !td->name.empty()) {
+    std::string err;
+    if (fp::profile_load(td.get(), st->cfg.profile_dir, &err)) {
+      td->profile_note = "loaded " + std::to_string(td->keys.size()) + " keys";
+    } else if (!err.empty()) {
+      td->profile_note = "rejected: " + err;
+      td->profile_rejected = true;
+      std::fprintf(stderr, "fikit: %s; tenant '%s' starts without it\n", err.c_str(),
+                   td->name.c_str());
+    } else {
+      td->profile_note = "none yet";
+    }
+  }
+  t.policy_data = td.get();
+  st->tenants[t.id] = std::move(td);
+}
+
+void fikit_tenant_remove(void* s, TenantInfo& t) {
+  fp::FikitState* st = state_of(s);
+  auto it = st->tenants.find(t.id);
+  if (it != st->tenants.end()) {
+    save_profile(*st, *it->second);
+    st->tenants.erase(it);
+  }
+  fp::ev_forget_grants(*st, t.id);
+  t.policy_data = nullptr;
+}
+
+void fikit_on_submit(void* s, TenantInfo& t, const Submission& sub) {
+  if (fp::TenantData* td = data_of(t)) fp::ev_submit(*state_of(s), *td, t, sub);
+}
+
+void fikit_on_complete(void* s, TenantInfo& t, const Completion& c) {
+  if (fp::TenantData* td = data_of(t)) fp::ev_complete(*state_of(s), *td, c);
+}
+
+void fikit_on_idle(void* s, TenantInfo& t, uint64_t t_ns) {
+  if (fp::TenantData* td = data_of(t)) fp::ev_idle(*state_of(s), *td, t, t_ns);
+}
+
+void fikit_dispatch(void* s, SchedulerApi& sched, uint64_t now_ns) {
+  fp::fikit_dispatch(*state_of(s), sched, now_ns);
+}
+
+}  // namespace
+
+const PolicyOps kFikitPolicy = {
+    .name = "fikit",
+    .description = "fill the predicted idle gaps of higher priorities with lower-priority kernels",
+    .init = fikit_init,
+    .exit = fikit_exit,
+    .on_tenant_add = fikit_tenant_add,
+    .on_tenant_remove = fikit_tenant_remove,
+    .on_submit = fikit_on_submit,
+    .on_complete = fikit_on_complete,
+    .on_idle = fikit_on_idle,
+    .dispatch = fikit_dispatch,
+};
+
+std::string fikit_tenant_stats_text(const void* state, uint32_t tenant_id) {
+  if (!state) return "";
+  return fp::tenant_stats_text(*static_cast<const fp::FikitState*>(state), tenant_id);
+}
+
+std::string fikit_tenant_stats_json(const void* state, uint32_t tenant_id) {
+  if (!state) return "{}";
+  return fp::tenant_stats_json(*static_cast<const fp::FikitState*>(state), tenant_id);
+}
+
+}  // namespace fikit::broker

@@ -1,0 +1,215 @@
+// Fikit dispatch: classify tenants, then grant level by level.
+#include "policy/fikit/dispatch.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "policy/fikit/events.h"
+#include "policy/fikit/fill_decision.h"
+
+namespace fikit::broker::fikit_policy {
+
+namespace {
+
+struct View {
+  uint32_t idx;
+  TenantInfo* t;
+  TenantData* td;
+  bool active;
+  bool busy;     // launches outstanding, or granted in this dispatch
+  bool blocked;  // LP tenant waiting with nothing running: it is not idle, it has no gap
+  uint64_t inactive_at;
+};
+
+struct Ctx {
+  FikitState& st;
+  SchedulerApi& s;
+  uint64_t now;
+  std::vector<View> views;
+  uint32_t in_flight;
+  uint64_t wake = kNoEnd;
+};
+
+// The gap a fill would go into: its predicted end, and whose gaps these are.
+struct Window {
+  uint64_t end = kNoEnd;
+  std::vector<GapRef> gaps;
+};
+
+uint64_t idle_start(const TenantInfo& t, const TenantData& td) {
+  return td.gap.open ? td.gap.start_ns : t.idle_since_ns;
+}
+
+uint64_t gap_key(const TenantInfo& t, const TenantData& td) {
+  if (td.gap.open) return td.gap.key;
+  return td.last_key ? td.last_key : t.last_key;
+}
+
+// Bring our copy of td's waiting requests and grants in line with the scheduler's counts, so a
+// request or completion we never heard of cannot wedge the policy.
+void reconcile(FikitState& st, const TenantInfo& t, TenantData& td) {
+  if (t.waiting == 0) {
+    td.waiting.clear();
+  } else {
+    auto head = std::find_if(td.waiting.begin(), td.waiting.end(), [&](const Pending& p) {
+      return p.t_ns == t.head_t_ns && p.key == t.head_key;
+    });
+    td.waiting.erase(td.waiting.begin(), head);
+    if (td.waiting.empty()) td.waiting.push_back({0, false, t.head_key, t.head_t_ns, kNoSlot});
+  }
+  size_t mine = std::count_if(st.grants.begin(), st.grants.end(),
+                              [&](const Grant& g) { return g.tenant_id == td.id; });
+  for (auto it = st.grants.begin(); mine > t.lp_in_flight && it != st.grants.end();) {
+    if (it->tenant_id == td.id) {
+      it = st.grants.erase(it);
+      mine--;
+    } else {
+      ++it;
+    }
+  }
+}
+
+void classify(Ctx& c) {
+  c.views.clear();
+  uint32_t n = c.s.tenant_count();
+  for (uint32_t i = 0; i < n; i++) {
+    TenantInfo& t = c.s.tenant(i);
+    auto* td = static_cast<TenantData*>(t.policy_data);
+    if (!td) continue;
+    reconcile(c.st, t, *td);
+    View v{i, &t, td, false, t.outstanding > 0, false, 0};
+    v.blocked = t.priority != kPriorityHigh && !v.busy && t.waiting > 0;
+    v.active = tenant_active(c.st, t, *td, c.now, &v.inactive_at);
+    c.views.push_back(v);
+  }
+}
+
+// Predicted end of the LP work already granted; a grant past its predicted end is still running
+// and assumed to end within the margin.
+uint64_t committed_end(const Ctx& c) {
+  uint64_t end = 0;
+  for (const Grant& g : c.st.grants)
+    end = std::max(end, g.end_ns > c.now ? g.end_ns : c.now + c.st.cfg.margin_ns);
+  return end;
+}
+
+// The window level L may fill: the earliest predicted end of the gaps of the active tenants
+// above it. Return false if one of them is busy (no gap at all, for L and every level below).
+bool window_for(Ctx& c, uint32_t level, Window* w) {
+  for (View& v : c.views) {
+    if (!v.active || v.blocked || v.t->priority >= level) continue;
+    if (v.busy) return false;
+    uint64_t start = idle_start(*v.t, *v.td);
+    uint64_t key = gap_key(*v.t, *v.td);
+    uint64_t elapsed = c.now > start ? c.now - start : 0;
+    GapEstimate est = predict_gap(v.td->keys.find(key), &v.td->all_gaps, elapsed, c.st.params);
+    w->end = std::min(w->end, est.end_ns > elapsed ? start + est.end_ns : c.now);
+    if (est.recheck_ns) c.wake = std::min(c.wake, start + est.recheck_ns);
+    if (v.inactive_at) c.wake = std::min(c.wake, v.inactive_at);
+    w->gaps.push_back({v.td->id, v.td->gap.open ? v.td->gap.epoch : 0, key, 0});
+  }
+  return true;
+}
+
+void note_grant(Ctx& c, View& v, const Window& w, const FillDecision& d, const LpCost& cost) {
+  Grant& g = ev_granted(c.st, *v.td, c.now);
+  g.end_ns = d.end_ns;
+  g.fill = w.end != kNoEnd;
+  v.busy = true;
+  v.blocked = false;
+  c.in_flight++;
+  if (!g.fill) {
+    v.td->n.grants_full++;
+    return;
+  }
+  g.gaps = w.gaps;
+  v.td->n.grants_fill++;
+  if (d.verdict == FillVerdict::kGrantToMeasure) v.td->n.grants_measure++;
+  c.st.last_fill_tenant = v.td->id;
+  for (const GapRef& r : w.gaps) {
+    auto it = c.st.tenants.find(r.tenant_id);
+    if (it == c.st.tenants.end()) continue;
+    TenantData& owner = *it->second;
+    if (owner.gap.open && owner.gap.epoch == r.epoch) owner.gap.filled = true;
+    owner.n.lp_into_gaps++;
+    owner.n.lp_into_gaps_ns += cost.known ? cost.ns : 0;
+  }
+}
+
+// Grant v's requests, oldest first, while they fit. Return true if v still waits.
+bool grant_tenant(Ctx& c, View& v, const Window& w, uint64_t* committed) {
+  const PolicyConfig& cfg = c.st.cfg;
+  while (!v.td->waiting.empty() && c.in_flight < cfg.max_lp_in_flight) {
+    LpCost cost = lp_cost(v.td->keys.find(v.td->waiting.front().key), v.td->delays, c.st.params);
+    // Time-slicing also switches between two LP contexts.
+    if (cost.known && *committed > c.now && c.st.last_fill_tenant != v.td->id)
+      cost.ns += cfg.switch_cost_ns;
+    FillWindow fw{
+        c.now, w.end, *committed, cfg.switch_cost_ns, cfg.margin_ns, c.st.params.measure_gap_ns};
+    FillDecision d = decide_fill(fw, cost);
+    if (!fill_grants(d.verdict)) return true;
+    if (!c.s.grant(v.idx)) {
+      v.td->waiting.clear();
+      return false;
+    }
+    note_grant(c, v, w, d, cost);
+    if (w.end != kNoEnd) *committed = d.end_ns;
+  }
+  return !v.td->waiting.empty();
+}
+
+// Grant what level `level` may run. Return false if no level below it may run either.
+bool dispatch_level(Ctx& c, uint32_t level, uint32_t top, bool* still_waiting) {
+  std::vector<View*> mine;
+  for (View& v : c.views)
+    if (v.t->priority == level && !v.td->waiting.empty()) mine.push_back(&v);
+  if (mine.empty()) return true;
+  Window w;
+  if (level != top && !window_for(c, level, &w)) {
+    *still_waiting = true;
+    return false;
+  }
+  uint64_t committed = committed_end(c);
+  uint32_t first = c.st.rr[level]++ % mine.size();
+  for (size_t k = 0; k < mine.size(); k++) {
+    View& v = *mine[(first + k) % mine.size()];
+    if (grant_tenant(c, v, w, &committed)) *still_waiting = true;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool tenant_active(const FikitState& st, const TenantInfo& t, const TenantData& td, uint64_t now_ns,
+                   uint64_t* inactive_at) {
+  *inactive_at = 0;
+  if (t.outstanding > 0 || t.waiting > 0) return true;
+  uint64_t last = std::max(t.last_submit_ns, idle_start(t, td));
+  if (last == 0) return false;  // never submitted anything
+  const KeyStats* ks = td.keys.find(gap_key(t, td));
+  uint64_t usual = ks && ks->gaps ? ks->gaps->quantile_high(0.99) : 0;
+  uint64_t after = std::max(st.params.inactive_ns, 2 * usual);
+  if (now_ns >= last + after) return false;
+  *inactive_at = last + after;
+  return true;
+}
+
+void fikit_dispatch(FikitState& st, SchedulerApi& sched, uint64_t now_ns) {
+  st.dispatches++;
+  Ctx c{st, sched, now_ns, {}, sched.lp_in_flight()};
+  classify(c);
+  uint32_t top = kPriorityLevels;
+  for (const View& v : c.views)
+    if (v.active) top = std::min(top, v.t->priority);
+  bool still_waiting = false;
+  for (uint32_t level = top; level < kPriorityLevels; level++)
+    if (!dispatch_level(c, level, top, &still_waiting)) break;
+  if (still_waiting && c.wake != kNoEnd) {
+    st.wakeups_asked++;
+    sched.wake_at(std::max(c.wake, now_ns + st.params.min_recheck_ns));
+  } else {
+    sched.wake_at(0);
+  }
+}
+
+}  // namespace fikit::broker::fikit_policy

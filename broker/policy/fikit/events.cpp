@@ -1,0 +1,143 @@
+// Event handling: measurement of durations and gaps, and missed-prediction detection.
+#include "policy/fikit/events.h"
+
+#include <algorithm>
+
+namespace fikit::broker::fikit_policy {
+
+namespace {
+
+void remember_slot(TenantData& td, uint32_t position, uint16_t slot) {
+  td.issue_pos[position & kRingMask] = position;
+  td.issue_slot[position & kRingMask] = slot < kStreamSlots ? slot : kStreamSlots - 1;
+}
+
+uint16_t slot_of(const TenantData& td, uint32_t position) {
+  if (td.issue_pos[position & kRingMask] != position) return kNoSlot;
+  return td.issue_slot[position & kRingMask];
+}
+
+// The gap's owner came back (returned_ns) while a fill granted into that gap ran until done_ns.
+void count_fill_miss(FikitState& st, const GapRef& r) {
+  auto it = st.tenants.find(r.tenant_id);
+  if (it == st.tenants.end()) return;
+  TenantData& owner = *it->second;
+  if (owner.collided_epoch == r.epoch) return;  // one miss per gap
+  owner.collided_epoch = r.epoch;
+  KeyStats* ks = owner.keys.find(r.key);
+  if (!ks) ks = &owner.keys.touch(r.key);
+  fill_missed(*ks, st.params);
+  owner.n.fill_misses++;
+}
+
+// The tenant submitted at t_ns: close its gap, learn from it, and mark the fills still running
+// in it (whether they collided is decided when they complete, from their completion time).
+void close_gap(FikitState& st, TenantData& td, uint64_t t_ns) {
+  GapState& g = td.gap;
+  if (!g.open) return;
+  g.open = false;
+  g.returned_ns = t_ns;
+  uint64_t actual = t_ns > g.start_ns ? t_ns - g.start_ns : 0;
+  KeyStats& ks = td.keys.touch(g.key);
+  gap_observed(ks, actual);
+  td.all_gaps.add(actual);
+  td.n.gaps++;
+  if (g.at_start.known()) {
+    gap_scored(ks, g.at_start, actual, st.params);
+    (actual >= g.at_start.end_ns ? td.n.gap_hits : td.n.gap_misses)++;
+    td.n.pred_sum_ns += g.at_start.end_ns;
+    td.n.actual_sum_ns += actual;
+  } else {
+    td.n.gap_unpredicted++;
+  }
+  if (g.filled) td.n.gaps_filled++;
+  for (Grant& gr : st.grants)
+    for (GapRef& r : gr.gaps)
+      if (r.tenant_id == td.id && r.epoch == g.epoch && !r.returned_ns) r.returned_ns = t_ns;
+}
+
+// Record the duration of a launch seen complete through its own marker. It started when it was
+// issued, or when the launch before it on its stream completed if that was later; without that
+// knowledge the sample is issue-to-done, an upper bound. Return the sample (0: none).
+uint64_t measure(TenantData& td, const Completion& c, uint16_t slot) {
+  uint64_t start = c.issue_ns;
+  TenantData::StreamDone* ld = slot < kStreamSlots ? &td.last_done[slot] : nullptr;
+  if (ld && ld->valid && ld->exact && ld->position != c.position &&
+      pos_at_or_after(c.position, ld->position) && ld->done_ns <= c.done_ns)
+    start = std::max(start, ld->done_ns);
+  uint64_t sample = 0;
+  if (c.exact && c.done_ns > start) {
+    sample = c.done_ns - start;
+    KeyStats& ks = td.keys.touch(c.kernel_key);
+    ks.duration.add(sample);
+    ks.duration_samples++;
+    td.n.durations++;
+  }
+  if (ld && (!ld->valid || pos_at_or_after(c.position, ld->position)))
+    *ld = {c.position, c.done_ns, true, c.exact};
+  return sample;
+}
+
+}  // namespace
+
+void ev_submit(FikitState& st, TenantData& td, const TenantInfo& t, const Submission& s) {
+  td.n.kernels++;
+  close_gap(st, td, s.t_ns);
+  td.keys.touch(s.kernel_key).seen++;
+  td.last_key = s.kernel_key;
+  if (t.priority == kPriorityHigh)
+    remember_slot(td, s.position, s.stream_slot);
+  else
+    td.waiting.push_back({s.position, true, s.kernel_key, s.t_ns, s.stream_slot});
+}
+
+void ev_complete(FikitState& st, TenantData& td, const Completion& c) {
+  auto g = std::find_if(st.grants.begin(), st.grants.end(), [&](const Grant& gr) {
+    return gr.tenant_id == td.id && gr.position_known && gr.position == c.position;
+  });
+  uint16_t slot = g != st.grants.end() ? g->stream_slot : slot_of(td, c.position);
+  uint64_t sample = measure(td, c, slot);
+  if (g == st.grants.end()) return;
+  if (c.issue_ns >= g->grant_ns) td.delays.add(c.issue_ns - g->grant_ns);
+  if (g->fill) td.n.fill_busy_ns += sample;
+  for (const GapRef& r : g->gaps)
+    if (r.returned_ns && c.done_ns > r.returned_ns) count_fill_miss(st, r);
+  st.grants.erase(g);
+}
+
+void ev_idle(FikitState& st, TenantData& td, const TenantInfo& t, uint64_t t_ns) {
+  // A tenant that already asked again (a LP request waiting) has no idle gap to measure.
+  if (td.gap.open || t.waiting > 0) return;
+  GapState& g = td.gap;
+  g.open = true;
+  g.start_ns = t_ns;
+  g.key = td.last_key ? td.last_key : t.last_key;
+  g.epoch++;
+  g.filled = false;
+  g.returned_ns = 0;
+  g.at_start = predict_gap(td.keys.find(g.key), &td.all_gaps, 0, st.params);
+}
+
+Grant& ev_granted(FikitState& st, TenantData& td, uint64_t now_ns) {
+  Grant gr{};
+  gr.tenant_id = td.id;
+  gr.grant_ns = now_ns;
+  gr.end_ns = UINT64_MAX;
+  gr.stream_slot = kNoSlot;
+  if (!td.waiting.empty()) {
+    const Pending& p = td.waiting.front();
+    gr.position = p.position;
+    gr.position_known = p.position_known;
+    gr.key = p.key;
+    gr.stream_slot = p.stream_slot < kStreamSlots ? p.stream_slot : kStreamSlots - 1;
+    td.waiting.pop_front();
+  }
+  st.grants.push_back(std::move(gr));
+  return st.grants.back();
+}
+
+void ev_forget_grants(FikitState& st, uint32_t tenant_id) {
+  std::erase_if(st.grants, [&](const Grant& g) { return g.tenant_id == tenant_id; });
+}
+
+}  // namespace fikit::broker::fikit_policy

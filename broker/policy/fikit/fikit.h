@@ -1,0 +1,37 @@
+// The fikit policy (FIKIT: filling inter-kernel idle time) and what the broker and its CLI call
+// besides the ops table. docs/POLICY.md describes the design, parameters and limits.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "policy/policy.h"
+
+namespace fikit::broker {
+
+extern const PolicyOps kFikitPolicy;
+
+inline constexpr const char* kFikitDefaultProfileDir = "/var/lib/fikit/profiles";
+
+// Statistics of tenant `tenant_id` held by a fikit policy state (what kFikitPolicy.init
+// returned): kernels seen, keys known, predicted vs actual gaps, LP work granted into gaps. Text:
+// indented lines for `fikit-broker status` ("" if unknown); JSON: one object ("{}" if unknown).
+// Call on the scheduler thread (the policy state has no locks).
+std::string fikit_tenant_stats_text(const void* state, uint32_t tenant_id);
+std::string fikit_tenant_stats_json(const void* state, uint32_t tenant_id);
+
+// `fikit-broker profile ...`: each returns false with *err saying what failed.
+// show NAME: a human-readable summary of the saved profile of tenant NAME.
+bool fikit_profile_show(const std::string& dir, const std::string& name, std::string* out,
+                        std::string* err);
+// export NAME: the profile's JSON text, validated (the CLI writes it to a file or stdout).
+bool fikit_profile_export(const std::string& dir, const std::string& name, std::string* json,
+                          std::string* err);
+// import NAME: validate `json` (a profile of any tenant name) and install it as NAME's profile.
+bool fikit_profile_import(const std::string& dir, const std::string& name, const std::string& json,
+                          std::string* err);
+// Tenant names with a profile in dir (from the files' contents), sorted.
+std::vector<std::string> fikit_profile_list(const std::string& dir);
+
+}  // namespace fikit::broker

@@ -1,0 +1,39 @@
+// Fill decision: fit a LP request into the remaining predicted gap.
+#include "policy/fikit/fill_decision.h"
+
+#include <algorithm>
+
+namespace fikit::broker::fikit_policy {
+
+namespace {
+uint64_t sat_add(uint64_t a, uint64_t b) { return a > kNoEnd - b ? kNoEnd : a + b; }
+}  // namespace
+
+LpCost lp_cost(const KeyStats* ks, const LogHistogram& delays, const FikitParams& p) {
+  LpCost c;
+  if (!ks || ks->duration.empty()) return c;
+  c.known = true;
+  uint64_t delay = delays.empty() ? p.default_delay_ns : delays.quantile_high(p.delay_quantile);
+  c.ns = sat_add(delay, ks->duration.quantile_high(p.duration_quantile));
+  return c;
+}
+
+FillDecision decide_fill(const FillWindow& w, const LpCost& cost) {
+  uint64_t start = std::max(w.now_ns, w.committed_end_ns);
+  if (w.gap_end_ns == kNoEnd)
+    return {FillVerdict::kGrant, cost.known ? sat_add(start, cost.ns) : kNoEnd};
+  uint64_t reserve = sat_add(w.switch_cost_ns, w.margin_ns);
+  if (!cost.known) {
+    // Alone in the gap, so that its measurement is not inflated by other LP work, and the gap
+    // is closed to others until it completes: its length is unknown.
+    bool empty = w.committed_end_ns <= w.now_ns;
+    bool long_gap = w.gap_end_ns >= sat_add(w.now_ns, sat_add(w.measure_gap_ns, reserve));
+    if (empty && long_gap) return {FillVerdict::kGrantToMeasure, w.gap_end_ns};
+    return {FillVerdict::kNeedLongGap, 0};
+  }
+  uint64_t end = sat_add(start, cost.ns);
+  if (sat_add(end, reserve) <= w.gap_end_ns) return {FillVerdict::kGrant, end};
+  return {FillVerdict::kNoRoom, 0};
+}
+
+}  // namespace fikit::broker::fikit_policy

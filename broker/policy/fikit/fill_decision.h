@@ -1,0 +1,55 @@
+// The fill decision: may a waiting lower-priority request be granted into what is left of the
+// predicted gap of the levels above it? It fits if its predicted cost (grant-to-launch delay and
+// duration, both high quantiles), started after the LP work already granted into the gap, ends
+// at least switch cost + margin before the gap's predicted end. A kernel never measured is
+// granted only into a long gap with nothing else in it, where it is measured.
+#pragma once
+
+#include <cstdint>
+
+#include "policy/fikit/kernel_stats.h"
+#include "policy/fikit/log_histogram.h"
+#include "policy/fikit/params.h"
+
+namespace fikit::broker::fikit_policy {
+
+inline constexpr uint64_t kNoEnd = UINT64_MAX;  // no gap end: nothing above to protect
+
+struct LpCost {
+  bool known = false;  // the kernel's duration was measured
+  uint64_t ns = 0;     // predicted GPU occupancy from the grant: delay + duration
+};
+
+// Predicted cost of granting a request for kernel `ks` (nullptr: never seen) of a tenant whose
+// grant-to-launch delays are `delays`.
+LpCost lp_cost(const KeyStats* ks, const LogHistogram& delays, const FikitParams& p);
+
+struct FillWindow {
+  uint64_t now_ns;
+  uint64_t gap_end_ns;        // absolute predicted end of the gap, or kNoEnd
+  uint64_t committed_end_ns;  // predicted end of LP work already granted into it (<= now: none)
+  uint64_t switch_cost_ns;    // paid when the GPU returns to the level above (time-slicing)
+  uint64_t margin_ns;
+  uint64_t measure_gap_ns;  // an unmeasured kernel needs this much room
+};
+
+enum class FillVerdict : uint8_t {
+  kGrant,           // fits
+  kGrantToMeasure,  // unknown kernel, long empty gap: grant it and measure it
+  kNoRoom,          // known kernel that does not fit
+  kNeedLongGap,     // unknown kernel, gap too short or already in use
+};
+
+struct FillDecision {
+  FillVerdict verdict;
+  uint64_t end_ns;  // predicted end of this grant (the gap's end for a measured one)
+};
+
+FillDecision decide_fill(const FillWindow& w, const LpCost& cost);
+
+// Return true for the verdicts that grant.
+inline bool fill_grants(FillVerdict v) {
+  return v == FillVerdict::kGrant || v == FillVerdict::kGrantToMeasure;
+}
+
+}  // namespace fikit::broker::fikit_policy

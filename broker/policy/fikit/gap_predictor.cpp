@@ -1,0 +1,64 @@
+// Gap prediction from per-key gap histograms, with per-key conservatism.
+#include "policy/fikit/gap_predictor.h"
+
+#include <algorithm>
+
+namespace fikit::broker::fikit_policy {
+
+GapEstimate predict_gap(const KeyStats* ks, const LogHistogram* tenant_gaps, uint64_t elapsed_ns,
+                        const FikitParams& p) {
+  GapEstimate est;
+  const LogHistogram* h = nullptr;
+  double factor = 1.0;
+  if (ks && ks->gaps && ks->gaps->total() >= std::max(p.min_gap_samples, 1u)) {
+    h = ks->gaps.get();
+    factor = ks->factor;
+    est.source = GapSource::kKey;
+  } else if (tenant_gaps && tenant_gaps->total() >= std::max(p.min_tenant_gap_samples, 1u)) {
+    h = tenant_gaps;
+    est.source = GapSource::kTenant;
+  } else {
+    return est;
+  }
+  uint64_t q = h->quantile_above(p.gap_quantile, elapsed_ns, &est.recheck_ns);
+  est.raw_end_ns = q;
+  // The factor scales the whole gap, not what is left of it: otherwise repeated predictions in
+  // one gap would creep back up to the raw quantile.
+  if (factor >= p.min_factor) est.end_ns = static_cast<uint64_t>(static_cast<double>(q) * factor);
+  return est;
+}
+
+void gap_observed(KeyStats& ks, uint64_t actual_ns) {
+  ks.gaps_mut().add(actual_ns);
+  ks.gap_samples++;
+}
+
+void gap_scored(KeyStats& ks, const GapEstimate& at_start, uint64_t actual_ns,
+                const FikitParams& p) {
+  if (!at_start.known()) return;
+  ks.pred_sum_ns += at_start.end_ns;
+  ks.actual_sum_ns += actual_ns;
+  if (actual_ns >= at_start.end_ns)
+    ks.pred_hits++;
+  else
+    ks.pred_misses++;
+  if (actual_ns < at_start.raw_end_ns) {
+    ks.streak = 0;
+    return;
+  }
+  if (++ks.streak >= std::max(p.recover_hits, 1u) && ks.factor < 1.0) {
+    ks.factor = std::min(1.0, ks.factor * 2);
+    ks.streak = 0;
+  }
+}
+
+void fill_missed(KeyStats& ks, const FikitParams& p) {
+  ks.fill_misses++;
+  ks.streak = 0;
+  ks.factor *= p.miss_backoff;
+  // Below min_factor the key is not filled; keep it just below so that recovery takes
+  // recover_hits hits per doubling, not a run of them per lost halving.
+  ks.factor = std::max(ks.factor, p.min_factor / 2);
+}
+
+}  // namespace fikit::broker::fikit_policy

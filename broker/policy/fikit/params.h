@@ -1,0 +1,36 @@
+// Tunables of the fikit policy beyond PolicyConfig, with their defaults (docs/POLICY.md explains
+// each). The broker passes none today: init() reads overrides from the environment variable
+// FIKIT_POLICY_OPTS ("gap_quantile=0.05,measure_gap_us=500").
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace fikit::broker::fikit_policy {
+
+struct FikitParams {
+  double gap_quantile = 0.10;         // a gap is predicted as this low quantile of the key's gaps
+  double duration_quantile = 0.99;    // a LP kernel is predicted as this high quantile
+  double delay_quantile = 0.99;       // grant-to-launch delay of a LP tenant, high quantile
+  uint64_t default_delay_ns = 20000;  // that delay before any was measured
+  uint32_t min_gap_samples = 3;       // gaps seen after a key before it predicts
+  uint32_t min_tenant_gap_samples = 32;  // gaps of the tenant before they predict unknown keys
+  uint64_t measure_gap_ns = 1000000;     // an unmeasured kernel only goes into gaps this long
+  uint64_t inactive_ns = 100000000;      // idle this long (and past its gaps): no longer active
+  double miss_backoff = 0.5;             // a missed prediction multiplies the key's factor by it
+  double min_factor = 1.0 / 16;          // below this factor the key is not filled at all
+  uint32_t recover_hits = 16;            // hits in a row that double the factor (up to 1)
+  uint32_t max_keys = 1024;              // kernel keys kept per tenant (least recently used out)
+  uint32_t window = 2048;                // samples per histogram before old ones are halved
+  uint64_t min_recheck_ns = 5000;        // shortest wake-up interval asked of the scheduler
+};
+
+// Apply "name=value" pairs separated by commas to *p. Durations take a unit suffix in the name
+// (_ns, _us, _ms). Return false with *err naming the bad pair; *p is then unchanged.
+bool params_parse(std::string_view spec, FikitParams* p, std::string* err);
+
+// Defaults overridden from FIKIT_POLICY_OPTS; a bad value is reported on stderr and ignored.
+FikitParams params_from_env();
+
+}  // namespace fikit::broker::fikit_policy

@@ -1,0 +1,141 @@
+// The fikit policy's state: per tenant (TenantData, hung on TenantInfo::policy_data) and global
+// (FikitState: the grants this policy made that are still running). Plain data; the logic is in
+// events.cpp (measurement, gaps, misses) and dispatch.cpp (levels, filling).
+#pragma once
+
+#include <fikit/abi.h>
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "policy/fikit/gap_predictor.h"
+#include "policy/fikit/kernel_stats.h"
+#include "policy/fikit/log_histogram.h"
+#include "policy/fikit/params.h"
+#include "policy/policy.h"
+
+namespace fikit::broker::fikit_policy {
+
+inline constexpr uint16_t kNoSlot = 0xffff;
+
+// A LP request seen in on_submit, not yet granted.
+struct Pending {
+  uint32_t position;
+  bool position_known;  // false: made up from TenantInfo when our view lost track
+  uint64_t key;
+  uint64_t t_ns;
+  uint16_t stream_slot;
+};
+
+// The gap of a tenant that has nothing outstanding: from its drain to its next submission.
+struct GapState {
+  bool open = false;
+  uint64_t start_ns = 0;     // drain time
+  uint64_t key = 0;          // kernel key of the launch before the gap
+  uint64_t epoch = 0;        // gap number, to tell gaps apart
+  GapEstimate at_start;      // prediction when it opened (scored against the actual gap)
+  bool filled = false;       // LP work was granted into it
+  uint64_t returned_ns = 0;  // when the tenant submitted again (0: still open)
+};
+
+// A gap a fill grant went into: whose, which one, after which key.
+struct GapRef {
+  uint32_t tenant_id;
+  uint64_t epoch;
+  uint64_t key;
+  uint64_t returned_ns;  // when that tenant came back (0: not yet)
+};
+
+// A grant this policy made that has not completed.
+struct Grant {
+  uint32_t tenant_id;
+  uint32_t position;
+  bool position_known;
+  uint64_t key;
+  uint16_t stream_slot;
+  uint64_t grant_ns;
+  uint64_t end_ns;  // predicted end (kNoEnd if unknown)
+  bool fill;        // granted into a gap (false: its level ran at full speed)
+  std::vector<GapRef> gaps;
+};
+
+struct TenantCounters {
+  uint64_t kernels = 0;          // launches (HP records and LP requests) seen
+  uint64_t durations = 0;        // kernel durations measured
+  uint64_t gaps = 0;             // gaps measured
+  uint64_t gap_hits = 0;         // gaps at least as long as predicted
+  uint64_t gap_misses = 0;       // gaps shorter than predicted
+  uint64_t gap_unpredicted = 0;  // gaps without a prediction (too little known)
+  uint64_t fill_misses = 0;      // came back while LP work granted into the gap still ran
+  uint64_t pred_sum_ns = 0;      // predicted vs actual, over predicted gaps
+  uint64_t actual_sum_ns = 0;
+  uint64_t gaps_filled = 0;      // own gaps that LP work was granted into
+  uint64_t lp_into_gaps = 0;     // LP grants into own gaps
+  uint64_t lp_into_gaps_ns = 0;  // their predicted GPU time
+  // As a lower-priority tenant:
+  uint64_t grants_fill = 0;     // grants into gaps of higher levels
+  uint64_t grants_full = 0;     // grants while no higher level was active
+  uint64_t grants_measure = 0;  // unknown kernels granted to measure them
+  uint64_t fill_busy_ns = 0;    // measured GPU time of completed fill grants
+};
+
+struct TenantData {
+  TenantData(uint32_t tid, std::string tname, uint32_t prio, const FikitParams& p)
+      : id(tid),
+        name(std::move(tname)),
+        priority(prio),
+        keys(p.max_keys, p.window),
+        all_gaps(p.window),
+        delays(p.window),
+        issue_pos(kRingEntries),
+        issue_slot(kRingEntries, kNoSlot) {
+    // Position i + 1 never maps to index i: every entry starts "not this position".
+    for (uint32_t i = 0; i < kRingEntries; i++) issue_pos[i] = i + 1;
+  }
+
+  // The last completion known on a stream: a later launch there cannot have started before it.
+  struct StreamDone {
+    uint32_t position = 0;
+    uint64_t done_ns = 0;
+    bool valid = false;
+    bool exact = false;
+  };
+
+  uint32_t id;
+  std::string name;
+  uint32_t priority;
+  KernelTable keys;
+  LogHistogram all_gaps;  // every gap of the tenant: fallback for keys with too few gaps
+  LogHistogram delays;    // grant-to-launch delay of its LP requests
+  std::deque<Pending> waiting;
+  std::array<StreamDone, kStreamSlots> last_done{};
+  std::vector<uint32_t> issue_pos;  // ring position -> stream slot map (indexed by pos & mask)
+  std::vector<uint16_t> issue_slot;
+  GapState gap;
+  uint64_t collided_epoch = 0;  // last gap already counted as a fill miss
+  uint64_t last_key = 0;
+  TenantCounters n;
+  std::string profile_note;       // what happened to its profile (loaded, not found, rejected: why)
+  bool profile_rejected = false;  // the file there was refused: do not overwrite it
+};
+
+struct FikitState {
+  FikitState(const PolicyConfig& c, const FikitParams& p) : cfg(c), params(p) {}
+
+  PolicyConfig cfg;
+  FikitParams params;
+  std::map<uint32_t, std::unique_ptr<TenantData>> tenants;  // by tenant id
+  std::vector<Grant> grants;                                // in flight, oldest first
+  std::array<uint32_t, kPriorityLevels> rr{};               // round-robin cursor per level
+  uint32_t last_fill_tenant = UINT32_MAX;                   // time-slicing: who holds the GPU
+  uint64_t dispatches = 0;
+  uint64_t wakeups_asked = 0;
+};
+
+}  // namespace fikit::broker::fikit_policy

@@ -1,0 +1,229 @@
+// Profile serialisation (nlohmann/json) and files.
+#include "policy/fikit/profile.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace fikit::broker::fikit_policy {
+
+using nlohmann::json;
+
+namespace {
+
+json hist_to_json(const LogHistogram& h) {
+  json a = json::array();
+  for (const auto& [b, c] : h.counts()) a.push_back({b, c});
+  return a;
+}
+
+// Fill *h from [[bucket, count], ...]. Throws std::runtime_error on a bad entry.
+void hist_from_json(const json& a, LogHistogram* h, const char* what) {
+  std::vector<std::pair<uint32_t, uint32_t>> counts;
+  for (const json& e : a.get_ref<const json::array_t&>())
+    counts.emplace_back(e.at(0).get<uint32_t>(), e.at(1).get<uint32_t>());
+  if (!h->set_counts(counts))
+    throw std::runtime_error(std::string("bad bucket list in ") + what +
+                             " (index out of range, zero or repeated)");
+}
+
+std::string key_hex(uint64_t key) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%016" PRIx64, key);
+  return buf;
+}
+
+uint64_t key_parse(const std::string& s) {
+  size_t used = 0;
+  uint64_t k = std::stoull(s, &used, 16);
+  if (used != s.size() || k == 0) throw std::runtime_error("bad kernel key '" + s + "'");
+  return k;
+}
+
+json key_to_json(const KeyStats& ks) {
+  json k = {{"key", key_hex(ks.key)},
+            {"seen", ks.seen},
+            {"duration_samples", ks.duration_samples},
+            {"gap_samples", ks.gap_samples},
+            {"duration", hist_to_json(ks.duration)},
+            {"pred_hits", ks.pred_hits},
+            {"pred_misses", ks.pred_misses},
+            {"fill_misses", ks.fill_misses},
+            {"pred_sum_ns", ks.pred_sum_ns},
+            {"actual_sum_ns", ks.actual_sum_ns},
+            {"factor", ks.factor}};
+  if (ks.gaps) k["gap"] = hist_to_json(*ks.gaps);
+  return k;
+}
+
+void key_from_json(const json& k, KeyStats* ks) {
+  ks->seen = k.at("seen").get<uint64_t>();
+  ks->duration_samples = k.at("duration_samples").get<uint64_t>();
+  ks->gap_samples = k.at("gap_samples").get<uint64_t>();
+  hist_from_json(k.at("duration"), &ks->duration, "duration");
+  if (k.contains("gap")) hist_from_json(k.at("gap"), &ks->gaps_mut(), "gap");
+  ks->pred_hits = k.at("pred_hits").get<uint64_t>();
+  ks->pred_misses = k.at("pred_misses").get<uint64_t>();
+  ks->fill_misses = k.at("fill_misses").get<uint64_t>();
+  ks->pred_sum_ns = k.value("pred_sum_ns", uint64_t{0});
+  ks->actual_sum_ns = k.value("actual_sum_ns", uint64_t{0});
+  double f = k.at("factor").get<double>();
+  if (!(f > 0 && f <= 1)) throw std::runtime_error("factor out of range (0, 1]");
+  ks->factor = f;
+}
+
+void check_header(const json& j, bool any_name, const std::string& name) {
+  if (!j.is_object() || j.value("format", std::string()) != kProfileFormat)
+    throw std::runtime_error(std::string("not a fikit profile (no \"format\": \"") +
+                             kProfileFormat + "\")");
+  int version = j.at("version").get<int>();
+  if (version != kProfileVersion)
+    throw std::runtime_error("profile version " + std::to_string(version) +
+                             ", this broker reads version " + std::to_string(kProfileVersion) +
+                             ": re-export it with a matching broker or delete it");
+  const json& g = j.at("histogram");
+  if (g.at("sub_bits").get<uint32_t>() != LogHistogram::kSubBits ||
+      g.at("min_shift").get<uint32_t>() != LogHistogram::kMinShift ||
+      g.at("buckets").get<uint32_t>() != LogHistogram::kBuckets)
+    throw std::runtime_error("histogram geometry differs from this broker's");
+  std::string tenant = j.at("tenant").get<std::string>();
+  if (!any_name && tenant != name)
+    throw std::runtime_error("profile of tenant '" + tenant + "', not '" + name + "'");
+}
+
+}  // namespace
+
+std::string profile_path(const std::string& dir, const std::string& name) {
+  std::string file = name.empty() ? "_" : name;
+  for (char& ch : file)
+    if (!(isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-')) ch = '_';
+  if (file[0] == '.') file[0] = '_';
+  return (std::filesystem::path(dir) / (file + ".json")).string();
+}
+
+std::string profile_to_json(const TenantData& td) {
+  json keys = json::array();
+  for (const KeyStats& ks : td.keys.by_recency()) keys.push_back(key_to_json(ks));
+  json j = {{"format", kProfileFormat},
+            {"version", kProfileVersion},
+            {"tenant", td.name},
+            {"priority", td.priority},
+            {"saved_unix_s", static_cast<int64_t>(std::time(nullptr))},
+            {"histogram",
+             {{"sub_bits", LogHistogram::kSubBits},
+              {"min_shift", LogHistogram::kMinShift},
+              {"buckets", LogHistogram::kBuckets}}},
+            {"tenant_gaps", hist_to_json(td.all_gaps)},
+            {"grant_delays", hist_to_json(td.delays)},
+            {"keys", keys}};
+  return j.dump(1) + "\n";
+}
+
+bool profile_from_json(const std::string& text, bool any_name, TenantData* td, std::string* err) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) {
+    *err = "not valid JSON (truncated or corrupt file)";
+    return false;
+  }
+  KernelTable keys(td->keys.max_keys(), td->keys.window());
+  LogHistogram gaps(td->all_gaps.window()), delays(td->delays.window());
+  size_t i = 0;
+  bool in_keys = false;
+  try {
+    check_header(j, any_name, td->name);
+    hist_from_json(j.at("tenant_gaps"), &gaps, "tenant_gaps");
+    hist_from_json(j.at("grant_delays"), &delays, "grant_delays");
+    const json::array_t& arr = j.at("keys").get_ref<const json::array_t&>();
+    // Saved most recent first: insert from the end so recency order is kept (and the cap drops
+    // the least recently used when this broker keeps fewer keys).
+    in_keys = true;
+    for (i = arr.size(); i-- > 0;) {
+      const json& k = arr[i];
+      uint64_t key = key_parse(k.at("key").get<std::string>());
+      if (keys.find(key)) throw std::runtime_error("kernel key listed twice");
+      key_from_json(k, &keys.touch(key));
+    }
+  } catch (const std::exception& e) {
+    *err = in_keys ? "key #" + std::to_string(i) + ": " + e.what() : std::string(e.what());
+    return false;
+  }
+  td->keys.swap(keys);
+  td->all_gaps = gaps;
+  td->delays = delays;
+  return true;
+}
+
+bool read_text_file(const std::string& path, std::string* out, std::string* err) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *err = "failed to read " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+bool write_text_file_atomic(const std::string& path, const std::string& text, std::string* err) {
+  std::error_code ec;
+  std::filesystem::path p(path);
+  if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
+  if (ec) {
+    *err = "failed to create directory " + p.parent_path().string() + ": " + ec.message();
+    return false;
+  }
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    *err = "failed to write " + tmp + ": " + std::strerror(errno);
+    return false;
+  }
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t w = ::write(fd, text.data() + done, text.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    done += static_cast<size_t>(w);
+  }
+  int saved = errno;
+  bool ok = done == text.size() && ::fsync(fd) == 0;
+  if (!ok && done == text.size()) saved = errno;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    if (ok) saved = errno;
+    ::unlink(tmp.c_str());
+    *err = "failed to write " + path + ": " + std::strerror(saved);
+    return false;
+  }
+  return true;
+}
+
+bool profile_save(const TenantData& td, const std::string& dir, std::string* err) {
+  return write_text_file_atomic(profile_path(dir, td.name), profile_to_json(td), err);
+}
+
+bool profile_load(TenantData* td, const std::string& dir, std::string* err) {
+  err->clear();
+  std::string path = profile_path(dir, td->name);
+  struct stat sb;
+  if (::stat(path.c_str(), &sb) != 0 && errno == ENOENT) return false;
+  std::string text, why;
+  if (!read_text_file(path, &text, &why) || !profile_from_json(text, false, td, &why)) {
+    *err = "failed to load profile " + path + ": " + why;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace fikit::broker::fikit_policy

@@ -1,0 +1,113 @@
+// Profile commands for the CLI: show, export, import, list.
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "policy/fikit/fikit.h"
+#include "policy/fikit/profile.h"
+#include "policy/fikit/stats_format.h"
+
+namespace fikit::broker {
+
+namespace fp = fikit_policy;
+
+namespace {
+
+// Load the profile of `name` from dir into *td (a tenant with default parameters).
+bool load_named(const std::string& dir, const std::string& name,
+                std::unique_ptr<fp::TenantData>* td, std::string* text, std::string* err) {
+  fp::FikitParams p;
+  p.max_keys = UINT32_MAX;  // show everything the file holds
+  *td = std::make_unique<fp::TenantData>(0, name, 0, p);
+  std::string path = fp::profile_path(dir, name), why;
+  if (!fp::read_text_file(path, text, &why) ||
+      !fp::profile_from_json(*text, false, td->get(), &why)) {
+    *err = "failed to load profile " + path + ": " + why;
+    return false;
+  }
+  return true;
+}
+
+std::string key_line(const fp::KeyStats& k) {
+  std::string gp10 = "-", gp50 = "-";
+  if (k.gaps && !k.gaps->empty()) {
+    gp10 = fp::format_ns(k.gaps->quantile_low(0.10));
+    gp50 = fp::format_ns(k.gaps->quantile_low(0.50));
+  }
+  std::string d50 = k.duration.empty() ? "-" : fp::format_ns(k.duration.quantile_high(0.5));
+  std::string d99 = k.duration.empty() ? "-" : fp::format_ns(k.duration.quantile_high(0.99));
+  char buf[200];
+  std::snprintf(buf, sizeof buf,
+                "0x%016" PRIx64 " %9" PRIu64 " %8s %8s %7" PRIu64 " %8s %8s %7" PRIu64 " %5" PRIu64
+                " %5.2f\n",
+                k.key, k.seen, d50.c_str(), d99.c_str(), k.gap_samples, gp10.c_str(), gp50.c_str(),
+                k.pred_misses, k.fill_misses, k.factor);
+  return buf;
+}
+
+}  // namespace
+
+bool fikit_profile_show(const std::string& dir, const std::string& name, std::string* out,
+                        std::string* err) {
+  std::unique_ptr<fp::TenantData> td;
+  std::string text;
+  if (!load_named(dir, name, &td, &text, err)) return false;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  std::time_t saved = j.value("saved_unix_s", int64_t{0});
+  char when[64] = "unknown";
+  if (saved) std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", std::localtime(&saved));
+  *out = "profile of '" + name + "' (" + fp::profile_path(dir, name) + "), saved " + when + ", " +
+         std::to_string(td->keys.size()) + " kernel keys, " + std::to_string(td->all_gaps.total()) +
+         " recent gaps\n";
+  std::vector<const fp::KeyStats*> keys;
+  for (const fp::KeyStats& k : td->keys.by_recency()) keys.push_back(&k);
+  std::stable_sort(keys.begin(), keys.end(),
+                   [](const fp::KeyStats* a, const fp::KeyStats* b) { return a->seen > b->seen; });
+  *out +=
+      "kernel key              launches  dur p50  dur p99    gaps  gap p10  gap p50  "
+      "misses fill- factor\n";
+  for (const fp::KeyStats* k : keys) *out += key_line(*k);
+  return true;
+}
+
+bool fikit_profile_export(const std::string& dir, const std::string& name, std::string* json,
+                          std::string* err) {
+  std::unique_ptr<fp::TenantData> td;
+  return load_named(dir, name, &td, json, err);
+}
+
+bool fikit_profile_import(const std::string& dir, const std::string& name, const std::string& json,
+                          std::string* err) {
+  fp::FikitParams p;
+  p.max_keys = UINT32_MAX;
+  fp::TenantData td(0, name, 0, p);
+  std::string why;
+  if (!fp::profile_from_json(json, true, &td, &why)) {
+    *err = "failed to import profile for '" + name + "': " + why;
+    return false;
+  }
+  auto j = nlohmann::json::parse(json);
+  if (j.contains("priority") && j["priority"].is_number_unsigned())
+    td.priority = j["priority"].get<uint32_t>();
+  return fp::profile_save(td, dir, err);
+}
+
+std::vector<std::string> fikit_profile_list(const std::string& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.path().extension() != ".json") continue;
+    std::string text, why;
+    if (!fp::read_text_file(e.path().string(), &text, &why)) continue;
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_object() && j.value("format", std::string()) == fp::kProfileFormat)
+      names.push_back(j.value("tenant", e.path().stem().string()));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace fikit::broker

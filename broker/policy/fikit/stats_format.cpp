@@ -1,0 +1,96 @@
+// Formatting of per-tenant policy statistics.
+#include "policy/fikit/stats_format.h"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace fikit::broker::fikit_policy {
+
+std::string format_ns(uint64_t ns) {
+  char buf[32];
+  double v = static_cast<double>(ns);
+  if (ns < 1000)
+    std::snprintf(buf, sizeof buf, "%lluns", static_cast<unsigned long long>(ns));
+  else if (ns < 1000000)
+    std::snprintf(buf, sizeof buf, "%.1fus", v / 1e3);
+  else if (ns < 1000000000)
+    std::snprintf(buf, sizeof buf, "%.2fms", v / 1e6);
+  else
+    std::snprintf(buf, sizeof buf, "%.2fs", v / 1e9);
+  return buf;
+}
+
+namespace {
+
+const TenantData* find_tenant(const FikitState& st, uint32_t id) {
+  auto it = st.tenants.find(id);
+  return it == st.tenants.end() ? nullptr : it->second.get();
+}
+
+uint64_t mean(uint64_t sum, uint64_t n) { return n ? sum / n : 0; }
+
+}  // namespace
+
+std::string tenant_stats_text(const FikitState& st, uint32_t id) {
+  const TenantData* td = find_tenant(st, id);
+  if (!td) return "";
+  const TenantCounters& n = td->n;
+  uint64_t scored = n.gap_hits + n.gap_misses;
+  char l1[160], l2[160];
+  std::snprintf(
+      l1, sizeof l1,
+      "    kernels %llu  keys %u/%u  gaps %llu: hit %llu miss %llu (%.0f%%)  fill-miss "
+      "%llu\n",
+      static_cast<unsigned long long>(n.kernels), td->keys.size(), td->keys.max_keys(),
+      static_cast<unsigned long long>(n.gaps), static_cast<unsigned long long>(n.gap_hits),
+      static_cast<unsigned long long>(n.gap_misses),
+      scored ? 100.0 * static_cast<double>(n.gap_hits) / static_cast<double>(scored) : 0.0,
+      static_cast<unsigned long long>(n.fill_misses));
+  std::string pred = format_ns(mean(n.pred_sum_ns, scored));
+  std::string actual = format_ns(mean(n.actual_sum_ns, scored));
+  std::string into = format_ns(n.lp_into_gaps_ns);
+  std::string busy = format_ns(n.fill_busy_ns);
+  std::snprintf(l2, sizeof l2,
+                "    gap pred/actual %s/%s  LP into gaps %llu (%s)  as LP: fill %llu (%s) full "
+                "%llu\n",
+                pred.c_str(), actual.c_str(), static_cast<unsigned long long>(n.lp_into_gaps),
+                into.c_str(), static_cast<unsigned long long>(n.grants_fill), busy.c_str(),
+                static_cast<unsigned long long>(n.grants_full));
+  std::string out = std::string(l1) + l2;
+  if (!td->profile_note.empty()) out += "    profile: " + td->profile_note + "\n";
+  return out;
+}
+
+std::string tenant_stats_json(const FikitState& st, uint32_t id) {
+  const TenantData* td = find_tenant(st, id);
+  if (!td) return "{}";
+  const TenantCounters& n = td->n;
+  uint64_t scored = n.gap_hits + n.gap_misses;
+  nlohmann::json j = {
+      {"tenant", td->name},
+      {"priority", td->priority},
+      {"kernels", n.kernels},
+      {"keys", td->keys.size()},
+      {"max_keys", td->keys.max_keys()},
+      {"key_evictions", td->keys.evictions()},
+      {"durations_measured", n.durations},
+      {"gaps", n.gaps},
+      {"gap_hits", n.gap_hits},
+      {"gap_misses", n.gap_misses},
+      {"gap_unpredicted", n.gap_unpredicted},
+      {"fill_misses", n.fill_misses},
+      {"gap_predicted_mean_ns", mean(n.pred_sum_ns, scored)},
+      {"gap_actual_mean_ns", mean(n.actual_sum_ns, scored)},
+      {"gaps_filled", n.gaps_filled},
+      {"lp_into_gaps", n.lp_into_gaps},
+      {"lp_into_gaps_ns", n.lp_into_gaps_ns},
+      {"grants_fill", n.grants_fill},
+      {"grants_full", n.grants_full},
+      {"grants_measure", n.grants_measure},
+      {"fill_busy_ns", n.fill_busy_ns},
+      {"profile", td->profile_note},
+  };
+  return j.dump();
+}
+
+}  // namespace fikit::broker::fikit_policy
