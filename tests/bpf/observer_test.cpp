@@ -1,0 +1,215 @@
+// Loads and attaches the real GPU observer with its device filter on a test device, drives it
+// with NVIDIA-shaped ioctls from a child process, and checks the counts, events and accounting
+// the broker would get. Root and BPF are required (exit 77 otherwise).
+#include "observer.h"
+
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "gpu_observer.h"
+#include "t_bpf.h"
+#include "t_driver.h"
+
+namespace fikit::bpf {
+namespace {
+
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new t::BpfEnvironment);
+
+std::unique_ptr<BpfObserver> open_observer(const t::TestDevice& dev) {
+  BpfConfig config;
+  config.test_device = dev.id();
+  Result<std::unique_ptr<BpfObserver>> obs = BpfObserver::open(config);
+  EXPECT_TRUE(obs.ok()) << (obs.ok() ? "" : obs.status().message());
+  return obs.ok() ? std::move(obs.value()) : nullptr;
+}
+
+uint64_t calls(const ProcessUsage& u, uint32_t driver, uint32_t code) {
+  for (const IoctlStat& s : u.ioctls)
+    if (s.driver == driver && s.code == code) return s.count;
+  return 0;
+}
+
+TEST(BpfObserver, ScriptedDriverTrafficBecomesEventsAndAccounting) {
+  t::TestDevice dev;
+  std::unique_ptr<BpfObserver> obs = open_observer(dev);
+  ASSERT_TRUE(obs);
+  t::Child child({FIKIT_BPF_TEST_CHILD, "script", dev.path()});
+  const pid_t pid = child.pid();
+  std::vector<GpuEvent> events;
+  auto collect = [&](const GpuEvent& e) {
+    if (e.pid == pid) events.push_back(e);
+  };
+
+  // Phase 1: everything allocated and mapped.
+  ASSERT_EQ(child.read_line(), "phase1");
+  const ProcessUsage* u = nullptr;
+  std::vector<ProcessUsage> snap;
+  auto streams_seen = [&] {
+    snap = obs->snapshot();
+    u = t::find_usage(snap, pid);
+    return u && u->mapped_bytes == t::kMap1Bytes + t::kMap2Bytes;
+  };
+  ASSERT_TRUE(t::pump(*obs, streams_seen, collect)) << "phase 1 events never arrived";
+  EXPECT_EQ(u->clients, 1u);
+  EXPECT_EQ(u->contexts, 2u);  // the NVOS64 and the NVOS21 channel group; not the failed one
+  EXPECT_EQ(u->channels, 2u);
+  EXPECT_EQ(u->streams, 2u);
+  EXPECT_EQ(u->device_bytes, t::kVidmem1Bytes + t::kVidmem2Bytes);
+  EXPECT_EQ(u->comm, "fikit_bpf_test_");  // comm is 15 characters at most
+  EXPECT_FALSE(u->exited);
+  EXPECT_EQ(calls(*u, FIKIT_DRIVER_NVIDIA, FIKIT_NV_ESC_RM_CONTROL), uint64_t{t::kControls});
+
+  // Phase 2: a stream destroyed, a mapping and a vidmem object freed, a channel group freed with
+  // its channels.
+  child.go();
+  ASSERT_EQ(child.read_line(), "phase2");
+  auto freed = [&] {
+    snap = obs->snapshot();
+    u = t::find_usage(snap, pid);
+    return u && u->contexts == 1;
+  };
+  ASSERT_TRUE(t::pump(*obs, freed, collect)) << "phase 2 events never arrived";
+  EXPECT_EQ(u->channels, 0u) << "channels must go with their channel group";
+  EXPECT_EQ(u->streams, 1u);
+  EXPECT_EQ(u->device_bytes, t::kVidmem2Bytes);
+  EXPECT_EQ(u->mapped_bytes, t::kMap2Bytes);
+
+  // Exit: the process is reported once, with its final statistics.
+  child.go();
+  const int status = child.wait();
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), t::kScriptExitCode);
+  auto exited = [&] {
+    snap = obs->snapshot();
+    u = t::find_usage(snap, pid);
+    return u && u->exited;
+  };
+  ASSERT_TRUE(t::pump(*obs, exited, collect)) << "no exit event";
+  EXPECT_TRUE(WIFEXITED(u->exit_status));
+  EXPECT_EQ(WEXITSTATUS(u->exit_status), t::kScriptExitCode);
+  EXPECT_EQ(u->device_bytes, 0u);
+  EXPECT_EQ(u->mapped_bytes, 0u);
+  EXPECT_EQ(u->peak_device_bytes, t::kVidmem1Bytes + t::kVidmem2Bytes);
+  EXPECT_EQ(u->peak_mapped_bytes, t::kMap1Bytes + t::kMap2Bytes);
+  EXPECT_EQ(calls(*u, FIKIT_DRIVER_NVIDIA, FIKIT_NV_ESC_RM_ALLOC), t::kScriptRmAllocs);
+  EXPECT_EQ(calls(*u, FIKIT_DRIVER_NVIDIA, FIKIT_NV_ESC_RM_FREE), t::kScriptRmFrees);
+  EXPECT_EQ(calls(*u, FIKIT_DRIVER_NVIDIA, FIKIT_NV_ESC_RM_CONTROL), uint64_t{t::kControls});
+  EXPECT_EQ(calls(*u, FIKIT_DRIVER_UVM, FIKIT_UVM_INITIALIZE), 1u);
+  EXPECT_EQ(calls(*u, FIKIT_DRIVER_UVM, FIKIT_UVM_CREATE_RANGE_GROUP), 2u);
+  EXPECT_EQ(calls(*u, FIKIT_DRIVER_UVM, FIKIT_UVM_DESTROY_RANGE_GROUP), 1u);
+  EXPECT_EQ(calls(*u, FIKIT_DRIVER_UVM, FIKIT_UVM_MAP_EXTERNAL_ALLOCATION), 2u);
+  EXPECT_EQ(calls(*u, FIKIT_DRIVER_UVM, FIKIT_UVM_FREE), 1u);
+  for (const IoctlStat& s : u->ioctls) EXPECT_EQ(s.failed, s.count) << "ENOTTY on a test device";
+
+  // The events, in order of kind.
+  std::map<GpuEventKind, int> seen;
+  for (const GpuEvent& e : events) seen[e.kind]++;
+  EXPECT_EQ(seen[GpuEventKind::kGpuClient], 1);
+  EXPECT_EQ(seen[GpuEventKind::kDeviceAlloc], 2);
+  EXPECT_EQ(seen[GpuEventKind::kContextCreate], 2);
+  EXPECT_EQ(seen[GpuEventKind::kChannelCreate], 2);
+  EXPECT_EQ(seen[GpuEventKind::kMemAlloc], 2);
+  EXPECT_EQ(seen[GpuEventKind::kMemMap], 2);
+  EXPECT_EQ(seen[GpuEventKind::kStreamCreate], 2);
+  EXPECT_EQ(seen[GpuEventKind::kStreamDestroy], 1);
+  EXPECT_EQ(seen[GpuEventKind::kMemUnmap], 1);
+  EXPECT_EQ(seen[GpuEventKind::kMemFree], 1);
+  EXPECT_EQ(seen[GpuEventKind::kContextDestroy], 1);
+  EXPECT_EQ(seen[GpuEventKind::kProcessExit], 1);
+  for (const GpuEvent& e : events) {
+    if (e.kind == GpuEventKind::kMemFree) {
+      EXPECT_EQ(e.handle, t::kVidmem1);
+      EXPECT_EQ(e.bytes, t::kVidmem1Bytes);
+    }
+    if (e.kind == GpuEventKind::kMemUnmap) {
+      EXPECT_EQ(e.addr, t::kMapBase1);
+      EXPECT_EQ(e.bytes, t::kMap1Bytes);
+    }
+    if (e.kind == GpuEventKind::kGpuClient) {
+      EXPECT_EQ(e.client, t::kClient);
+    }
+    if (e.kind == GpuEventKind::kChannelCreate) {
+      EXPECT_EQ(e.rm_class, t::kClassGpfifoHopper);
+    }
+  }
+
+  // Forgetting an exited process drops it; the observer stays healthy.
+  obs->forget(pid);
+  EXPECT_EQ(t::find_usage(obs->snapshot(), pid), nullptr);
+  const ObserverCounters c = obs->counters();
+  EXPECT_GE(c.traced_ioctls, t::kScriptRmAllocs + t::kScriptRmFrees + t::kControls + 7);
+  EXPECT_EQ(c.error_count, 0u) << "impossible state at gpu_observer.bpf.c:" << c.error_line;
+  EXPECT_EQ(c.bad_events, 0u);
+}
+
+TEST(BpfObserver, IgnoresIoctlsOnOtherDevices) {
+  t::TestDevice dev;
+  std::unique_ptr<BpfObserver> obs = open_observer(dev);
+  ASSERT_TRUE(obs);
+  t::Child child({FIKIT_BPF_TEST_CHILD, "foreign", dev.path(), "/dev/zero"});
+  const pid_t pid = child.pid();
+  ASSERT_EQ(WEXITSTATUS(child.wait()), 0);
+  std::vector<ProcessUsage> snap;
+  const ProcessUsage* u = nullptr;
+  auto exited = [&] {
+    snap = obs->snapshot();
+    u = t::find_usage(snap, pid);
+    return u && u->exited;
+  };
+  ASSERT_TRUE(t::pump(*obs, exited)) << "no exit event for a process that used the test device";
+  ASSERT_EQ(u->ioctls.size(), 1u) << "only the one ioctl on the watched device counts";
+  EXPECT_EQ(calls(*u, FIKIT_DRIVER_NVIDIA, FIKIT_NV_ESC_RM_CONTROL), 1u);
+  EXPECT_EQ(u->clients, 0u);
+}
+
+TEST(BpfObserver, MissingBtfFailsWithAClearMessage) {
+  BpfConfig config;
+  config.btf_path = "/nonexistent/vmlinux";
+  Result<std::unique_ptr<BpfObserver>> obs = BpfObserver::open(config);
+  ASSERT_FALSE(obs.ok());
+  EXPECT_EQ(obs.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(obs.status().message().find("BTF"), std::string::npos) << obs.status().message();
+}
+
+TEST(BpfObserver, UnprivilegedOpenFailsWithAClearMessage) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534)) _exit(2);
+    Result<std::unique_ptr<BpfObserver>> obs = BpfObserver::open(BpfConfig{});
+    const std::string msg = obs.ok() ? "" : obs.status().message();
+    (void)!write(fds[1], msg.data(), msg.size());
+    _exit(obs.ok() ? 1 : 0);
+  }
+  close(fds[1]);
+  std::string msg;
+  char buf[256];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) > 0;)
+    msg.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0) << "an unprivileged open must fail";
+  EXPECT_NE(msg.find("failed to"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("root"), std::string::npos) << "the message should say what to do: " << msg;
+}
+
+TEST(BpfObserver, AuditNeedsAuditMode) {
+  t::TestDevice dev;
+  std::unique_ptr<BpfObserver> obs = open_observer(dev);
+  ASSERT_TRUE(obs);
+  Result<int> r = obs->audit_process(getpid());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(obs->program_fds().size(), 3u) << "nothing is loaded for audit mode while it is off";
+}
+
+}  // namespace
+}  // namespace fikit::bpf
