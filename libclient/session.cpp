@@ -1,0 +1,174 @@
+#include "session.h"
+
+#include <fcntl.h>
+#include <fikit/protocol.h>
+#include <fikit/util.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <new>
+
+namespace fikit::client {
+namespace {
+
+constexpr int kReplyTimeoutMs = 5000;
+
+int connect_socket(const char* path, LogLevel fail_level) noexcept {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof(addr.sun_path)) {
+    log_print(fail_level, "broker socket path too long: %s", path);
+    return -1;
+  }
+  strcpy(addr.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    log_print(fail_level, "failed to create the broker socket: %s", strerror(errno));
+    return -1;
+  }
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
+    log_print(fail_level,
+              "failed to connect to the broker at %s: %s (is fikit-broker running? set "
+              "FIKIT_SOCKET to its socket); launches run unmanaged",
+              path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Send RegisterRequest and wait for the reply. Return true with `reply` filled and checked.
+bool exchange_register(int fd, const Config& cfg, RegisterReply* reply,
+                       LogLevel fail_level) noexcept {
+  RegisterRequest req{};
+  req.hdr = msg_header(MsgType::kRegister, sizeof(req));
+  req.priority = cfg.priority;
+  req.flags = 0;
+  memcpy(req.name, cfg.name, sizeof(req.name));
+  req.name[kNameLen - 1] = '\0';
+  if (send(fd, &req, sizeof(req), MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof(req))) {
+    log_print(fail_level, "failed to send the registration to the broker: %s", strerror(errno));
+    return false;
+  }
+  pollfd p{fd, POLLIN, 0};
+  int r;
+  do r = poll(&p, 1, kReplyTimeoutMs);
+  while (r < 0 && errno == EINTR);
+  if (r <= 0) {
+    log_print(fail_level, "the broker did not answer the registration within %d ms",
+              kReplyTimeoutMs);
+    return false;
+  }
+  ssize_t n = recv(fd, reply, sizeof(*reply), 0);
+  if (n <= 0) {
+    log_print(fail_level, "failed to read the broker's registration reply: %s",
+              n == 0 ? "connection closed" : strerror(errno));
+    return false;
+  }
+  const char* bad = msg_check(&reply->hdr, static_cast<uint32_t>(n));
+  if (!bad && (reply->hdr.type != static_cast<uint32_t>(MsgType::kRegisterReply) ||
+               n != static_cast<ssize_t>(sizeof(*reply))))
+    bad = "unexpected reply type or size";
+  if (bad) {
+    log_print(fail_level, "bad registration reply from the broker: %s", bad);
+    return false;
+  }
+  reply->error[kErrorLen - 1] = '\0';
+  reply->shm_name[kShmNameLen - 1] = '\0';
+  if (reply->status != 0) {
+    log_print(fail_level, "the broker refused the registration: %s (%s)", reply->error,
+              strerror(-reply->status));
+    return false;
+  }
+  return true;
+}
+
+// Map the tenant segment named in the reply. Return nullptr (logged) on failure.
+Segment* map_segment(const char* shm_name, size_t* size_out, LogLevel fail_level) noexcept {
+  int fd = shm_open(shm_name, O_RDWR | O_CLOEXEC, 0);
+  if (fd < 0) {
+    log_print(fail_level, "failed to open the tenant segment %s: %s", shm_name, strerror(errno));
+    return nullptr;
+  }
+  struct stat st;
+  if (fstat(fd, &st) < 0 || static_cast<size_t>(st.st_size) < sizeof(Segment)) {
+    log_print(fail_level, "tenant segment %s is too small (%lld bytes, need %zu)", shm_name,
+              static_cast<long long>(st.st_size), sizeof(Segment));
+    close(fd);
+    return nullptr;
+  }
+  size_t size = static_cast<size_t>(st.st_size);
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) {
+    log_print(fail_level, "failed to map the tenant segment %s: %s", shm_name, strerror(errno));
+    return nullptr;
+  }
+  auto* seg = static_cast<Segment*>(p);
+  if (const char* bad = segment_check(seg, size)) {
+    log_print(fail_level, "tenant segment %s rejected: %s (broker and client builds differ?)",
+              shm_name, bad);
+    munmap(p, size);
+    return nullptr;
+  }
+  *size_out = size;
+  return seg;
+}
+
+}  // namespace
+
+Session* session_create(Segment* seg, size_t map_size, int fd, uint16_t generation) noexcept {
+  void* p =
+      mmap(nullptr, sizeof(Session), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  auto* s = new (p) Session();  // zero-filled memory: every atomic starts at 0
+  s->seg = seg;
+  s->map_size = map_size;
+  s->fd = fd;
+  s->tenant_id = seg->hdr.tenant_id;
+  s->priority = seg->hdr.priority;
+  s->generation = generation;
+  return s;
+}
+
+Session* session_connect(const Config& cfg, uint16_t generation, LogLevel fail_level) noexcept {
+  int fd = connect_socket(cfg.socket_path, fail_level);
+  if (fd < 0) return nullptr;
+  RegisterReply reply{};
+  size_t size = 0;
+  Segment* seg = nullptr;
+  if (exchange_register(fd, cfg, &reply, fail_level))
+    seg = map_segment(reply.shm_name, &size, fail_level);
+  if (!seg) {
+    close(fd);
+    return nullptr;
+  }
+  Session* s = session_create(seg, size, fd, generation);
+  if (!s) {
+    log_print(fail_level, "failed to allocate the client session: %s", strerror(errno));
+    munmap(seg, size);
+    close(fd);
+    return nullptr;
+  }
+  if (s->priority != cfg.priority)
+    FIKIT_LOG_WARN("the broker set priority %s (asked for %s)", priority_name(s->priority),
+                   priority_name(cfg.priority));
+  FIKIT_LOG_INFO("registered with the broker as tenant %u '%s' (priority %s, segment %s)",
+                 s->tenant_id, cfg.name, priority_name(s->priority), reply.shm_name);
+  return s;
+}
+
+void session_mark_dead(Session* s) noexcept {
+  if (!s || s->dead.exchange(true, std::memory_order_acq_rel)) return;
+  // LP waiters sleep on granted with a timeout; waking them now makes them fail open at once.
+  futex_wake(&s->seg->broker.granted, INT_MAX);
+}
+
+}  // namespace fikit::client
