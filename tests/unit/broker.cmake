@@ -1,2 +1,7 @@
 # The broker: scheduler rounds on in-process segments, and a real fikit-broker over its socket.
 fikit_cc_test(broker_scheduler_test SRCS broker_scheduler_test.cpp LIBS fikit_broker_core)
+
+find_package(nlohmann_json 3 REQUIRED)
+fikit_cc_test(broker_control_test SRCS broker_control_test.cpp
+  LIBS nlohmann_json::nlohmann_json rt TIMEOUT 180)
+add_dependencies(broker_control_test fikit-broker)

@@ -1,0 +1,58 @@
+#include "broker.h"
+
+#include <signal.h>
+
+#include <cstring>
+
+#include "control.h"
+#include "endpoint.h"
+#include "log.h"
+#include "scheduler.h"
+
+namespace fikit::broker {
+namespace {
+
+// Block the signals the control loop reads from its signalfd, in every thread to come.
+Status block_signals() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  if (int err = pthread_sigmask(SIG_BLOCK, &mask, nullptr); err != 0)
+    return Status::from_errno(err, "block signals");
+  signal(SIGPIPE, SIG_IGN);  // a client gone mid-reply is not our death
+  return Status();
+}
+
+}  // namespace
+
+int run_broker(const Options& o, const std::function<void(const Status&)>& ready) {
+  if (Status s = block_signals(); !s.ok()) return ready(s), 1;
+  Result<std::unique_ptr<Endpoint>> ep = Endpoint::open(o.socket);
+  if (!ep.ok()) return ready(ep.status()), 1;
+  SchedulerConfig sc;
+  sc.policy = policy_find(o.policy.c_str());
+  sc.policy_cfg = o.policy_cfg;
+  sc.spin_ns = o.spin_ns;
+  Scheduler sched(sc);
+  Control control(ControlConfig{(*ep)->fd(), o.socket, o.spin_ns}, sched);
+  Status s = control.init();
+  if (s.ok()) s = sched.start();
+  if (!s.ok()) {
+    (*ep)->remove();
+    return ready(s), 1;
+  }
+  FIKIT_LOG_INFO("listening on %s (policy %s, ABI %u.%u)", o.socket.c_str(), o.policy.c_str(),
+                 kAbiMajor, kAbiMinor);
+  ready(Status());
+  std::string reason = control.run();
+  FIKIT_LOG_INFO("stopping: %s", reason.c_str());
+  sched.stop();
+  control.close_tenants();
+  (*ep)->remove();
+  FIKIT_LOG_INFO("stopped");
+  return 0;
+}
+
+}  // namespace fikit::broker

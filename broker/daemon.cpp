@@ -1,0 +1,107 @@
+#include "daemon.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "broker.h"
+#include "log.h"
+
+namespace fikit::broker {
+namespace {
+
+// The daemon's side of the readiness pipe: "R<pid>" once listening, "E<message>" on failure.
+void report(int fd, const Status& s) {
+  std::string msg = s.ok() ? "R" + std::to_string(getpid()) : "E" + s.message();
+  ssize_t n = write(fd, msg.data(), msg.size());
+  (void)n;
+  close(fd);
+}
+
+// In the daemon: detach from the terminal, send output to the log, run. Never returns.
+[[noreturn]] void daemon_main(const Options& o, int ready_fd) {
+  int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
+  if (int err = log_open(o.log); err < 0) {
+    report(ready_fd, Status::from_errno(-err, "open log file " + o.log));
+    _exit(1);
+  }
+  if (null_fd >= 0 && o.log.empty()) {
+    dup2(null_fd, STDOUT_FILENO);
+    dup2(null_fd, STDERR_FILENO);
+  }
+  if (null_fd > STDERR_FILENO) close(null_fd);
+  if (chdir("/") != 0) FIKIT_LOG_WARN("failed to chdir to /: %s", strerror(errno));
+  umask(022);
+  bool reported = false;
+  int code = run_broker(o, [&](const Status& s) {
+    if (!s.ok()) FIKIT_LOG_ERROR("%s", s.message().c_str());
+    report(ready_fd, s);
+    reported = true;
+  });
+  if (!reported) report(ready_fd, Status(StatusCode::kInternal, "broker ended during start-up"));
+  exit(code);
+}
+
+}  // namespace
+
+int start_foreground(const Options& o) {
+  if (int err = log_open(o.log); err < 0) {
+    fprintf(stderr, "fikit-broker: failed to open log file %s: %s\n", o.log.c_str(),
+            strerror(-err));
+    return 1;
+  }
+  return run_broker(o, [](const Status& s) {
+    // The log may be a file: say it on the terminal too.
+    if (!s.ok()) fprintf(stderr, "fikit-broker: %s\n", s.message().c_str());
+  });
+}
+
+int start_daemon(const Options& o) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) {
+    fprintf(stderr, "fikit-broker: failed to create a pipe: %s\n", strerror(errno));
+    return 1;
+  }
+  fflush(nullptr);
+  pid_t child = fork();
+  if (child < 0) {
+    fprintf(stderr, "fikit-broker: failed to fork: %s\n", strerror(errno));
+    return 1;
+  }
+  if (child == 0) {
+    close(p[0]);
+    setsid();
+    // Fork again: the daemon is not a session leader, so it never gets a controlling terminal.
+    pid_t daemon = fork();
+    if (daemon != 0) _exit(daemon < 0 ? 1 : 0);
+    daemon_main(o, p[1]);
+  }
+  close(p[1]);
+  waitpid(child, nullptr, 0);
+  std::string msg;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(p[0], buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) msg.append(buf, static_cast<size_t>(n));
+  close(p[0]);
+  if (!msg.empty() && msg[0] == 'R') {
+    printf("fikit-broker: started (pid %s, socket %s, policy %s, log %s)\n", msg.c_str() + 1,
+           o.socket.c_str(), o.policy.c_str(), o.log.empty() ? "none" : o.log.c_str());
+    return 0;
+  }
+  if (!msg.empty())
+    fprintf(stderr, "fikit-broker: %s\n", msg.c_str() + 1);
+  else
+    fprintf(stderr, "fikit-broker: the broker exited during start-up; see %s\n", o.log.c_str());
+  return 1;
+}
+
+}  // namespace fikit::broker

@@ -1,0 +1,252 @@
+#include "options.h"
+
+#include <fikit/protocol.h>
+#include <getopt.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace fikit::broker {
+namespace {
+
+constexpr const char kUsage[] =
+    R"(usage: fikit-broker start [--foreground] [--socket PATH] [--policy NAME]
+                          [--log FILE] [--run-dir DIR] [--switch-cost-us N]
+                          [--margin-us N] [--max-lp-in-flight N] [--spin-us N]
+       fikit-broker stop [--socket PATH]
+       fikit-broker status [--socket PATH] [--json]
+
+Share one NVIDIA GPU between tasks of different priority. The broker admits
+the processes that run with libfikit.so (tenants), sees their kernel launches
+and grants the launches of lower-priority tasks when they may run.
+
+commands:
+  start                  start the broker; daemonizes and returns once it
+                         listens (or prints why it could not start)
+  stop                   stop the running broker (root or the broker's uid);
+                         its tenants carry on without it (fail open)
+  status                 show the broker and its tenants
+
+options:
+  -h, --help             show this help message and exit
+  -s, --socket PATH      control socket (default: $FIKIT_SOCKET, else
+                         /run/fikit/broker.sock)
+  -f, --foreground       start: stay in the foreground, log to stderr
+  -p, --policy NAME      start: scheduling policy (see below)
+  -l, --log FILE         start: log file (default: RUN_DIR/broker.log when
+                         daemonized, stderr with --foreground)
+  -r, --run-dir DIR      start: directory for the log (default: the
+                         socket's directory)
+  --switch-cost-us N     start: cost of giving the GPU back to a higher
+                         priority after LP work, time-slicing (default 0)
+  --margin-us N          start: safety margin of every gap fit (default 20)
+  --max-lp-in-flight N   start: bound on granted, unfinished LP launches, for
+                         policies that use one (default 4)
+  --spin-us N            start: keep polling this long after the last event
+                         while work is pending, then sleep (default 200)
+  -j, --json             status: print JSON for machines
+
+)";
+
+constexpr const char kExamples[] = R"(
+EXAMPLES:
+  sudo fikit-broker start          # start with the default policy
+  sudo fikit-broker start --policy none
+                                   # the default-sharing baseline
+  fikit-broker start -f -s /tmp/fikit.sock
+                                   # unprivileged, in the foreground
+  fikit-broker status              # list tenants
+  fikit-broker status --json       # the same, for machines
+  sudo fikit-broker stop           # stop; tenants fail open
+)";
+
+enum LongOnly { kSwitchCost = 256, kMargin, kMaxLp, kSpin };
+
+const option kLongOptions[] = {
+    {"help", no_argument, nullptr, 'h'},
+    {"socket", required_argument, nullptr, 's'},
+    {"foreground", no_argument, nullptr, 'f'},
+    {"policy", required_argument, nullptr, 'p'},
+    {"log", required_argument, nullptr, 'l'},
+    {"run-dir", required_argument, nullptr, 'r'},
+    {"json", no_argument, nullptr, 'j'},
+    {"switch-cost-us", required_argument, nullptr, kSwitchCost},
+    {"margin-us", required_argument, nullptr, kMargin},
+    {"max-lp-in-flight", required_argument, nullptr, kMaxLp},
+    {"spin-us", required_argument, nullptr, kSpin},
+    {nullptr, 0, nullptr, 0},
+};
+
+const char* option_name(int c) {
+  for (const option* o = kLongOptions; o->name; o++)
+    if (o->val == c) return o->name;
+  return "?";
+}
+
+Status usage_error(const std::string& what) { return Status(StatusCode::kInvalidArgument, what); }
+
+// Parse a decimal in [lo, hi] for option `name`.
+Status parse_number(const char* name, const char* arg, uint64_t lo, uint64_t hi, uint64_t* out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = strtoull(arg, &end, 10);
+  if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' || v < lo || v > hi)
+    return usage_error(std::string("--") + name + " wants a number from " + std::to_string(lo) +
+                       " to " + std::to_string(hi) + ", not '" + arg + "'");
+  *out = v;
+  return Status();
+}
+
+std::string absolute(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  char cwd[4096];
+  if (!getcwd(cwd, sizeof(cwd))) return path;
+  return std::string(cwd) + "/" + path;
+}
+
+Status apply_option(int c, const char* arg, Options* o, bool* start_only) {
+  uint64_t v = 0;
+  *start_only = c != 's' && c != 'j';
+  switch (c) {
+    case 's':
+      o->socket = arg;
+      return Status();
+    case 'f':
+      o->foreground = true;
+      return Status();
+    case 'p':
+      o->policy = arg;
+      return Status();
+    case 'l':
+      o->log = arg;
+      return Status();
+    case 'r':
+      o->run_dir = arg;
+      return Status();
+    case 'j':
+      o->json = true;
+      return Status();
+    case kSwitchCost: {
+      Status s = parse_number("switch-cost-us", arg, 0, 10'000'000, &v);
+      o->policy_cfg.switch_cost_ns = v * 1000;
+      return s;
+    }
+    case kMargin: {
+      Status s = parse_number("margin-us", arg, 0, 10'000'000, &v);
+      o->policy_cfg.margin_ns = v * 1000;
+      return s;
+    }
+    case kMaxLp: {
+      Status s = parse_number("max-lp-in-flight", arg, 1, 4096, &v);
+      o->policy_cfg.max_lp_in_flight = static_cast<uint32_t>(v);
+      return s;
+    }
+    case kSpin: {
+      Status s = parse_number("spin-us", arg, 0, 1'000'000, &v);
+      o->spin_ns = v * 1000;
+      return s;
+    }
+  }
+  return usage_error("unknown option");
+}
+
+// Fill in what was not given and check the policy name.
+Status resolve_defaults(Options* o) {
+  if (o->socket.empty()) o->socket = default_socket();
+  o->socket = absolute(o->socket);
+  if (o->run_dir.empty()) {
+    size_t slash = o->socket.find_last_of('/');
+    o->run_dir = slash == 0 ? "/" : o->socket.substr(0, slash);
+  }
+  o->run_dir = absolute(o->run_dir);
+  if (o->log.empty() && !o->foreground) o->log = o->run_dir + "/broker.log";
+  o->log = absolute(o->log);
+  if (o->policy.empty()) o->policy = policy_list()[0]->name;
+  if (!policy_find(o->policy.c_str())) {
+    std::string names;
+    for (const PolicyOps* const* p = policy_list(); *p; p++)
+      names += std::string(names.empty() ? "" : ", ") + (*p)->name;
+    return usage_error("unknown policy '" + o->policy + "': choose one of " + names);
+  }
+  return Status();
+}
+
+// Append "  name        description" to `out`, the description wrapped at 80 columns.
+void append_policy(std::string* out, const PolicyOps& p) {
+  constexpr size_t kIndent = 14, kWidth = 80;
+  char head[64];
+  snprintf(head, sizeof(head), "  %-10s  ", p.name);
+  std::string line = head;
+  if (line.size() > kIndent) line += "\n" + std::string(kIndent, ' ');
+  std::string word, desc = p.description;
+  for (size_t i = 0; i <= desc.size(); i++) {
+    if (i < desc.size() && desc[i] != ' ') {
+      word += desc[i];
+      continue;
+    }
+    size_t col = line.size() - (line.rfind('\n') == std::string::npos ? 0 : line.rfind('\n') + 1);
+    if (col > kIndent && col + 1 + word.size() > kWidth)
+      line += "\n" + std::string(kIndent, ' ');
+    else if (col > kIndent)
+      line += ' ';
+    line += word;
+    word.clear();
+  }
+  *out += line + "\n";
+}
+
+}  // namespace
+
+std::string default_socket() {
+  const char* env = getenv("FIKIT_SOCKET");
+  return env && *env ? env : kDefaultSocket;
+}
+
+std::string usage_text() {
+  std::string text = kUsage;
+  text += std::string("policies (default: ") + policy_list()[0]->name + "):\n";
+  for (const PolicyOps* const* p = policy_list(); *p; p++) append_policy(&text, **p);
+  return text + kExamples;
+}
+
+Result<Options> parse_options(int argc, char** argv) {
+  Options o;
+  if (argc < 2) return usage_error("no command given: start, stop or status");
+  std::string cmd = argv[1];
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") return o;
+  if (cmd == "start")
+    o.command = Command::kStart;
+  else if (cmd == "stop")
+    o.command = Command::kStop;
+  else if (cmd == "status")
+    o.command = Command::kStatus;
+  else
+    return usage_error("unknown command '" + cmd + "': use start, stop or status");
+  char** args = argv + 1;  // getopt sees the command as its argv[0]
+  int nargs = argc - 1;
+  optind = 1;
+  opterr = 0;
+  int c;
+  while ((c = getopt_long(nargs, args, ":hs:fp:l:r:j", kLongOptions, nullptr)) != -1) {
+    if (c == 'h') {
+      o.command = Command::kHelp;
+      return o;
+    }
+    if (c == '?' || c == ':')
+      return usage_error(std::string(c == ':' ? "missing value for " : "unknown option ") +
+                         args[optind - 1]);
+    bool start_only = false;
+    if (Status s = apply_option(c, optarg, &o, &start_only); !s.ok()) return s;
+    if (start_only && o.command != Command::kStart)
+      return usage_error(std::string("--") + option_name(c) + " applies to start only");
+    if (c == 'j' && o.command != Command::kStatus)
+      return usage_error("--json applies to status only");
+  }
+  if (optind < nargs) return usage_error(std::string("unexpected argument '") + args[optind] + "'");
+  if (Status s = resolve_defaults(&o); !s.ok()) return s;
+  return o;
+}
+
+}  // namespace fikit::broker

@@ -1,0 +1,35 @@
+// Command line of fikit-broker: start | stop | status, their options and the help text.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "policy/policy.h"
+#include "result.h"
+
+namespace fikit::broker {
+
+enum class Command { kHelp, kStart, kStop, kStatus };
+
+struct Options {
+  Command command = Command::kHelp;
+  bool foreground = false;
+  bool json = false;
+  std::string socket;   // absolute
+  std::string policy;   // a name policy_find() knows
+  std::string log;      // "" = stderr
+  std::string run_dir;  // absolute
+  PolicyConfig policy_cfg;
+  uint64_t spin_ns = 200'000;
+};
+
+// Parse argv and fill in every default. A usage error is kInvalidArgument with its message.
+Result<Options> parse_options(int argc, char** argv);
+
+// The --help text (80 columns, with EXAMPLES).
+std::string usage_text();
+
+// $FIKIT_SOCKET, else /run/fikit/broker.sock.
+std::string default_socket();
+
+}  // namespace fikit::broker
