@@ -77,7 +77,8 @@ void classify(Ctx& c) {
     auto* td = static_cast<TenantData*>(t.policy_data);
     if (!td) continue;
     reconcile(c.st, t, *td);
-    View v{i, &t, td, false, t.outstanding > 0, false, 0};
+    // A granted LP request not yet launched is not outstanding yet, but it is about to run.
+    View v{i, &t, td, false, t.outstanding > 0 || t.lp_in_flight > 0, false, 0};
     v.blocked = t.priority != kPriorityHigh && !v.busy && t.waiting > 0;
     v.active = tenant_active(c.st, t, *td, c.now, &v.inactive_at);
     c.views.push_back(v);
@@ -183,7 +184,7 @@ bool dispatch_level(Ctx& c, uint32_t level, uint32_t top, bool* still_waiting) {
 bool tenant_active(const FikitState& st, const TenantInfo& t, const TenantData& td, uint64_t now_ns,
                    uint64_t* inactive_at) {
   *inactive_at = 0;
-  if (t.outstanding > 0 || t.waiting > 0) return true;
+  if (t.outstanding > 0 || t.waiting > 0 || t.lp_in_flight > 0) return true;
   uint64_t last = std::max(t.last_submit_ns, idle_start(t, td));
   if (last == 0) return false;  // never submitted anything
   const KeyStats* ks = td.keys.find(gap_key(t, td));

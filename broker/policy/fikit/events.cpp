@@ -78,6 +78,18 @@ uint64_t measure(TenantData& td, const Completion& c, uint16_t slot) {
   return sample;
 }
 
+// The grant a LP completion belongs to. The completion names the position of the kLpLaunched
+// entry, not of the request, so match the tenant's oldest grant of the same kernel key (launches
+// follow grants in order), or failing that its oldest grant.
+std::vector<Grant>::iterator grant_of(FikitState& st, const TenantData& td, const Completion& c) {
+  auto same_key = std::find_if(st.grants.begin(), st.grants.end(), [&](const Grant& gr) {
+    return gr.tenant_id == td.id && gr.key == c.kernel_key;
+  });
+  if (same_key != st.grants.end()) return same_key;
+  return std::find_if(st.grants.begin(), st.grants.end(),
+                      [&](const Grant& gr) { return gr.tenant_id == td.id; });
+}
+
 }  // namespace
 
 void ev_submit(FikitState& st, TenantData& td, const TenantInfo& t, const Submission& s) {
@@ -92,9 +104,7 @@ void ev_submit(FikitState& st, TenantData& td, const TenantInfo& t, const Submis
 }
 
 void ev_complete(FikitState& st, TenantData& td, const Completion& c) {
-  auto g = std::find_if(st.grants.begin(), st.grants.end(), [&](const Grant& gr) {
-    return gr.tenant_id == td.id && gr.position_known && gr.position == c.position;
-  });
+  auto g = td.priority == kPriorityHigh ? st.grants.end() : grant_of(st, td, c);
   uint16_t slot = g != st.grants.end() ? g->stream_slot : slot_of(td, c.position);
   uint64_t sample = measure(td, c, slot);
   if (g == st.grants.end()) return;
@@ -106,8 +116,9 @@ void ev_complete(FikitState& st, TenantData& td, const Completion& c) {
 }
 
 void ev_idle(FikitState& st, TenantData& td, const TenantInfo& t, uint64_t t_ns) {
-  // A tenant that already asked again (a LP request waiting) has no idle gap to measure.
-  if (td.gap.open || t.waiting > 0) return;
+  // A tenant that already asked again (a LP request waiting or granted, not yet launched) has no
+  // idle gap to measure.
+  if (td.gap.open || t.waiting > 0 || t.lp_in_flight > 0) return;
   GapState& g = td.gap;
   g.open = true;
   g.start_ns = t_ns;
