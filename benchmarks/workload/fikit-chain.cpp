@@ -1,0 +1,347 @@
+// fikit-chain: a synthetic kernel-chain workload on the CUDA driver API. It runs unchanged on the
+// simulated driver (LD_LIBRARY_PATH=<build>/sim) or on a real GPU; results are one line of
+// key=value pairs on stdout. See usage() for the modes.
+#include <cuda.h>
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "kernels_ptx.h"
+
+namespace {
+
+const char kUsage[] = R"(usage: fikit-chain MODE [OPTIONS]
+
+  hp --requests R --kernels K --kernel-us X --gap-us G --request-gap-us RG
+     [--sync stream|ctx|event|query] [--kernel spin|burn] [--grid N] [--warmup N]
+      R requests of K kernels of X us; after each kernel the host synchronizes and works G us
+      (an inference step reading back its results); RG us idle between requests.
+      Prints jct_ms, request latency mean/p50/p90/p99/max in us and ideal_us = K*X + (K-1)*G.
+  lp (--seconds S | --kernels N) --kernel-us X [--batch B] [--kernel spin|burn] [--grid N]
+      Batches of B kernels (default 4), synchronized after each batch, for S seconds or N kernels.
+      Prints kernels, elapsed_ms and busy = kernels*X/elapsed.
+  order --kernels N --streams S [--graphs G] [--kernel-us X]
+      N spin kernels round-robin over S streams, tagged with their per-stream sequence number
+      from 1, X us each (default 2); with G > 0, half of them in G stretches captured into
+      graphs (one graph per stream and stretch). Then one synchronization. Prints counts.
+  --device-info
+      Prints the device name, SM count, compute capability and driver version.
+
+Kernels: spin (timer busy-wait; grid = SMs x 128 threads) or burn (FMA loop filling the GPU;
+grid = 8 x SMs x 256 threads). Tags appear in the simulated driver's traces (FIKIT_SIM_TRACE).
+Exit status: 0 success, 1 CUDA error, 2 usage error.
+
+examples:
+  fikit-chain hp --requests 200 --kernels 10 --kernel-us 200 --gap-us 100 --request-gap-us 2000
+  fikit-chain lp --seconds 10 --kernel-us 500
+  LD_LIBRARY_PATH=build/sim FIKIT_SIM_TRACE=/tmp/t fikit-chain order --kernels 3000 --streams 4
+)";
+
+using Clock = std::chrono::steady_clock;
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  fprintf(stderr, "fikit-chain: %s (see fikit-chain --help)\n", msg.c_str());
+  exit(2);
+}
+
+void check(CUresult r, const char* what) {
+  if (r == CUDA_SUCCESS) return;
+  const char* name = nullptr;
+  const char* text = nullptr;
+  cuGetErrorName(r, &name);
+  cuGetErrorString(r, &text);
+  fprintf(stderr, "fikit-chain: %s failed: %s: %s\n", what, name ? name : "unknown error",
+          text ? text : "no description");
+  exit(1);
+}
+#define CK(call) check((call), #call)
+
+double us_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+}
+
+// Busy host work (the CPU side of an inference step).
+void busy_us(double us) {
+  auto t0 = Clock::now();
+  while (us_since(t0) < us) {
+  }
+}
+
+void sleep_us(double us) {
+  if (us <= 0) return;
+  timespec ts{static_cast<time_t>(us / 1e6), static_cast<long>(std::fmod(us, 1e6) * 1e3)};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+// --key value options, checked against the keys a mode accepts.
+class Options {
+ public:
+  Options(int argc, char** argv, const std::set<std::string>& known) {
+    for (int i = 2; i < argc; i++) {
+      std::string k = argv[i];
+      if (k.rfind("--", 0) != 0 || !known.count(k.substr(2)))
+        usage_error("unknown option " + k + " for " + argv[1]);
+      if (i + 1 >= argc) usage_error(k + " needs a value");
+      kv_[k.substr(2)] = argv[++i];
+    }
+  }
+  bool has(const std::string& k) const { return kv_.count(k) > 0; }
+  std::string str(const std::string& k, const std::string& def) const {
+    return has(k) ? kv_.at(k) : def;
+  }
+  // A non-negative number; `def` < 0 makes the option required.
+  double num(const std::string& k, double def) const {
+    if (!has(k)) {
+      if (def < 0) usage_error("--" + k + " is required");
+      return def;
+    }
+    char* end = nullptr;
+    double v = strtod(kv_.at(k).c_str(), &end);
+    if (*end || v < 0 || !std::isfinite(v)) usage_error("--" + k + " wants a number >= 0");
+    return v;
+  }
+
+ private:
+  std::map<std::string, std::string> kv_;
+};
+
+struct Gpu {
+  std::string name;
+  int sms = 0;
+  CUcontext ctx = nullptr;
+  CUmodule module = nullptr;
+};
+
+Gpu open_gpu(bool load_kernels) {
+  Gpu g;
+  CUdevice dev;
+  char name[256];
+  CK(cuInit(0));
+  CK(cuDeviceGet(&dev, 0));
+  CK(cuDeviceGetName(name, sizeof(name), dev));
+  g.name = name;
+  CK(cuDeviceGetAttribute(&g.sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev));
+  CK(cuDevicePrimaryCtxRetain(&g.ctx, dev));
+  CK(cuCtxSetCurrent(g.ctx));
+  if (load_kernels) {
+    if (!kKernelsPtx[0] && g.name != "fikit simulated GPU")
+      fprintf(stderr, "fikit-chain: built without nvcc, it has no kernels for a real GPU\n");
+    CK(cuModuleLoadData(&g.module, kKernelsPtx));
+  }
+  return g;
+}
+
+struct Kernel {
+  CUfunction f = nullptr;
+  unsigned grid = 1, block = 32;
+};
+
+Kernel pick_kernel(const Gpu& g, const Options& o) {
+  std::string name = o.str("kernel", "spin");
+  if (name != "spin" && name != "burn") usage_error("--kernel wants spin or burn");
+  Kernel k;
+  CK(cuModuleGetFunction(&k.f, g.module, name.c_str()));
+  bool spin = name == "spin";
+  k.grid = static_cast<unsigned>(o.num("grid", spin ? g.sms : 8.0 * g.sms));
+  k.block = spin ? 128 : 256;
+  if (k.grid == 0) usage_error("--grid wants at least 1");
+  return k;
+}
+
+void launch(const Kernel& k, CUstream s, double us, uint64_t tag) {
+  unsigned long long ns = static_cast<unsigned long long>(us * 1000.0);
+  unsigned long long t = tag;
+  void* params[] = {&ns, &t};
+  CK(cuLaunchKernel(k.f, k.grid, 1, 1, k.block, 1, 1, 0, s, params, nullptr));
+}
+
+// Wait for the stream the way an application would: `mode` is stream, ctx, event or query.
+void sync(const std::string& mode, CUstream s, CUevent ev) {
+  if (mode == "stream") {
+    CK(cuStreamSynchronize(s));
+  } else if (mode == "ctx") {
+    CK(cuCtxSynchronize());
+  } else if (mode == "event") {
+    CK(cuEventRecord(ev, s));
+    CK(cuEventSynchronize(ev));
+  } else {
+    CUresult r;
+    while ((r = cuStreamQuery(s)) == CUDA_ERROR_NOT_READY) {
+    }
+    CK(r);
+  }
+}
+
+// Nearest-rank percentile of sorted values.
+double pct(const std::vector<double>& v, double q) {
+  size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
+  return v[std::min(v.size() - 1, rank ? rank - 1 : 0)];
+}
+
+int run_hp(int argc, char** argv) {
+  Options o(argc, argv,
+            {"requests", "kernels", "kernel-us", "gap-us", "request-gap-us", "sync", "kernel",
+             "grid", "warmup"});
+  int requests = static_cast<int>(o.num("requests", -1));
+  int kernels = static_cast<int>(o.num("kernels", -1));
+  double kus = o.num("kernel-us", -1), gap = o.num("gap-us", -1),
+         rgap = o.num("request-gap-us", -1);
+  std::string mode = o.str("sync", "stream");
+  if (mode != "stream" && mode != "ctx" && mode != "event" && mode != "query")
+    usage_error("--sync wants stream, ctx, event or query");
+  if (requests < 1 || kernels < 1) usage_error("--requests and --kernels want at least 1");
+  Gpu g = open_gpu(true);
+  Kernel k = pick_kernel(g, o);
+  CUstream s;
+  CUevent ev;
+  CK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CK(cuEventCreate(&ev, CU_EVENT_DISABLE_TIMING));
+  for (int i = 0, n = static_cast<int>(o.num("warmup", 0)); i < n; i++) launch(k, s, 1, 0);
+  CK(cuStreamSynchronize(s));
+
+  std::vector<double> lat;
+  uint64_t tag = 0;
+  auto start = Clock::now();
+  for (int r = 0; r < requests; r++) {
+    auto t0 = Clock::now();
+    for (int i = 0; i < kernels; i++) {
+      launch(k, s, kus, ++tag);
+      sync(mode, s, ev);
+      if (i + 1 < kernels) busy_us(gap);
+    }
+    lat.push_back(us_since(t0));
+    if (r + 1 < requests) sleep_us(rgap);
+  }
+  double jct_ms = us_since(start) / 1000.0;
+  std::sort(lat.begin(), lat.end());
+  double mean = 0;
+  for (double x : lat) mean += x / static_cast<double>(lat.size());
+  printf(
+      "mode=hp requests=%d kernels=%d kernel_us=%g gap_us=%g request_gap_us=%g sync=%s "
+      "jct_ms=%.3f mean_us=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f ideal_us=%.1f\n",
+      requests, kernels, kus, gap, rgap, mode.c_str(), jct_ms, mean, pct(lat, 0.5), pct(lat, 0.9),
+      pct(lat, 0.99), lat.back(), kernels * kus + (kernels - 1) * gap);
+  return 0;
+}
+
+int run_lp(int argc, char** argv) {
+  Options o(argc, argv, {"seconds", "kernels", "kernel-us", "batch", "kernel", "grid"});
+  if (o.has("seconds") == o.has("kernels")) usage_error("lp wants one of --seconds or --kernels");
+  double seconds = o.num("seconds", 0), kus = o.num("kernel-us", -1);
+  long limit = static_cast<long>(o.num("kernels", 0));
+  int batch = static_cast<int>(o.num("batch", 4));
+  if (batch < 1) usage_error("--batch wants at least 1");
+  Gpu g = open_gpu(true);
+  Kernel k = pick_kernel(g, o);
+  CUstream s;
+  CK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  long done = 0;
+  auto t0 = Clock::now();
+  while (limit ? done < limit : us_since(t0) < seconds * 1e6) {
+    int n = limit ? static_cast<int>(std::min<long>(batch, limit - done)) : batch;
+    for (int i = 0; i < n; i++) launch(k, s, kus, static_cast<uint64_t>(done + i + 1));
+    CK(cuStreamSynchronize(s));
+    done += n;
+  }
+  double el = us_since(t0);
+  printf("mode=lp kernels=%ld kernel_us=%g batch=%d elapsed_ms=%.3f busy=%.3f\n", done, kus, batch,
+         el / 1000.0, static_cast<double>(done) * kus / el);
+  return 0;
+}
+
+// Launch kernels [first, last) of the order sequence on their streams, directly or (as_graph) by
+// capturing each stream's share into a graph and launching that. Return the graphs launched.
+int order_stretch(const Kernel& k, const std::vector<CUstream>& streams, long first, long last,
+                  double kus, bool as_graph, std::vector<CUgraphExec>* execs) {
+  long n = static_cast<long>(streams.size());
+  if (!as_graph) {
+    for (long i = first; i < last; i++) launch(k, streams[i % n], kus, i / n + 1);
+    return 0;
+  }
+  int graphs = 0;
+  for (long s = 0; s < n; s++) {
+    long i = first + ((s - first % n) + n) % n;  // first kernel of stream s in the stretch
+    if (i >= last) continue;
+    CUgraph graph;
+    CUgraphExec exec;
+    CK(cuStreamBeginCapture(streams[s], CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+    for (; i < last; i += n) launch(k, streams[s], kus, i / n + 1);
+    CK(cuStreamEndCapture(streams[s], &graph));
+    CK(cuGraphInstantiate(&exec, graph, 0));
+    CK(cuGraphLaunch(exec, streams[s]));
+    CK(cuGraphDestroy(graph));
+    execs->push_back(exec);
+    graphs++;
+  }
+  return graphs;
+}
+
+int run_order(int argc, char** argv) {
+  Options o(argc, argv, {"kernels", "streams", "graphs", "kernel-us"});
+  long kernels = static_cast<long>(o.num("kernels", -1));
+  int nstreams = static_cast<int>(o.num("streams", -1));
+  long stretches = 2 * static_cast<long>(o.num("graphs", 0));
+  double kus = o.num("kernel-us", 2);
+  if (nstreams < 1) usage_error("--streams wants at least 1");
+  Gpu g = open_gpu(true);
+  Kernel k;
+  CK(cuModuleGetFunction(&k.f, g.module, "spin"));
+  std::vector<CUstream> streams(nstreams);
+  for (CUstream& s : streams) CK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  std::vector<CUgraphExec> execs;
+  int graphs = 0;
+  long graph_kernels = 0;
+  auto t0 = Clock::now();
+  long parts = std::max(1L, stretches);
+  for (long b = 0; b < parts; b++) {
+    long first = kernels * b / parts, last = kernels * (b + 1) / parts;
+    bool as_graph = b % 2 == 1;
+    graphs += order_stretch(k, streams, first, last, kus, as_graph, &execs);
+    if (as_graph) graph_kernels += last - first;
+  }
+  CK(cuCtxSynchronize());
+  double el = us_since(t0);
+  for (CUgraphExec e : execs) CK(cuGraphExecDestroy(e));
+  printf("mode=order kernels=%ld streams=%d graphs=%d graph_kernels=%ld elapsed_ms=%.3f\n", kernels,
+         nstreams, graphs, graph_kernels, el / 1000.0);
+  return 0;
+}
+
+int device_info() {
+  Gpu g = open_gpu(false);
+  int major = 0, minor = 0, version = 0;
+  size_t mem = 0;
+  CK(cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, 0));
+  CK(cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, 0));
+  CK(cuDriverGetVersion(&version));
+  CK(cuDeviceTotalMem(&mem, 0));
+  printf("device=\"%s\" sms=%d cc=%d.%d driver=%d memory_gib=%.1f\n", g.name.c_str(), g.sms, major,
+         minor, version, static_cast<double>(mem) / (1 << 30));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) usage_error("no mode given");
+  std::string mode = argv[1];
+  if (mode == "--help" || mode == "-h") {
+    fputs(kUsage, stdout);
+    return 0;
+  }
+  if (mode == "--device-info") return device_info();
+  if (mode == "hp") return run_hp(argc, argv);
+  if (mode == "lp") return run_lp(argc, argv);
+  if (mode == "order") return run_order(argc, argv);
+  usage_error("unknown mode " + mode);
+}

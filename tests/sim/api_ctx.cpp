@@ -1,0 +1,122 @@
+// Contexts. Each context has its own GPU context slot (the unit of time-slicing) and two default
+// streams. The primary context is created on first retain and lives as long as the process.
+#include <algorithm>
+
+#include "sim/sim_process.h"
+
+using fikit::sim::process;
+using fikit::sim::Process;
+using fikit::sim::valid;
+
+CUresult CUDAAPI cuDevicePrimaryCtxRetain(CUcontext* pctx, CUdevice dev) {
+  Process* p = process();
+  if (!p) return CUDA_ERROR_NOT_INITIALIZED;
+  if (!pctx) return CUDA_ERROR_INVALID_VALUE;
+  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  std::lock_guard<std::mutex> l(p->mu);
+  if (!p->primary) p->primary = fikit::sim::ctx_create(p);
+  if (!p->primary) return CUDA_ERROR_OUT_OF_MEMORY;
+  p->primary_refs++;
+  *pctx = p->primary;
+  return CUDA_SUCCESS;
+}
+
+// The reference is dropped but the primary context stays (a real driver would destroy it at 0).
+CUresult CUDAAPI cuDevicePrimaryCtxRelease_v2(CUdevice dev) {
+  Process* p = process();
+  if (!p) return CUDA_ERROR_NOT_INITIALIZED;
+  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  std::lock_guard<std::mutex> l(p->mu);
+  if (p->primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
+  p->primary_refs--;
+  return CUDA_SUCCESS;
+}
+
+// Creation parameters (affinity, CIG) and flags are accepted and ignored.
+CUresult CUDAAPI cuCtxCreate_v4(CUcontext* pctx, CUctxCreateParams*, unsigned int, CUdevice dev) {
+  Process* p = process();
+  if (!p) return CUDA_ERROR_NOT_INITIALIZED;
+  if (!pctx) return CUDA_ERROR_INVALID_VALUE;
+  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  CUctx_st* ctx = fikit::sim::ctx_create(p);
+  if (!ctx) return CUDA_ERROR_OUT_OF_MEMORY;
+  fikit::sim::ctx_stack().push_back(ctx);
+  *pctx = ctx;
+  return CUDA_SUCCESS;
+}
+
+// Waits for the context's work, then frees it with its streams. The handle stays allocated but
+// invalid: other threads may still have it current.
+CUresult CUDAAPI cuCtxDestroy_v2(CUcontext ctx) {
+  Process* p = process();
+  if (!p) return CUDA_ERROR_NOT_INITIALIZED;
+  if (!valid(ctx) || ctx == p->primary) return CUDA_ERROR_INVALID_CONTEXT;
+  fikit::sim::ctx_wait(p, ctx);
+  {
+    fikit::sim::ShmLock lock(p->g);
+    fikit::sim::ctx_free(*p->g, ctx->slot);
+    fikit::sim::bump_generation(*p->g);
+  }
+  fikit::sim::retire(ctx->legacy);
+  fikit::sim::retire(ctx->per_thread);
+  ctx->magic = 0;
+  auto& stack = fikit::sim::ctx_stack();
+  stack.erase(std::remove(stack.begin(), stack.end(), ctx), stack.end());
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxSetCurrent(CUcontext ctx) {
+  if (!process()) return CUDA_ERROR_NOT_INITIALIZED;
+  auto& stack = fikit::sim::ctx_stack();
+  if (!ctx) {
+    if (!stack.empty()) stack.pop_back();
+    return CUDA_SUCCESS;
+  }
+  if (!valid(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
+  if (stack.empty()) {
+    stack.push_back(ctx);
+  } else {
+    stack.back() = ctx;
+  }
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxGetCurrent(CUcontext* pctx) {
+  if (!process()) return CUDA_ERROR_NOT_INITIALIZED;
+  if (!pctx) return CUDA_ERROR_INVALID_VALUE;
+  *pctx = fikit::sim::current_ctx();
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxPushCurrent_v2(CUcontext ctx) {
+  if (!process()) return CUDA_ERROR_NOT_INITIALIZED;
+  if (!valid(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
+  fikit::sim::ctx_stack().push_back(ctx);
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxPopCurrent_v2(CUcontext* pctx) {
+  if (!process()) return CUDA_ERROR_NOT_INITIALIZED;
+  auto& stack = fikit::sim::ctx_stack();
+  if (stack.empty()) return CUDA_ERROR_INVALID_CONTEXT;
+  if (pctx) *pctx = stack.back();
+  stack.pop_back();
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxGetDevice(CUdevice* device) {
+  if (!process()) return CUDA_ERROR_NOT_INITIALIZED;
+  if (!device) return CUDA_ERROR_INVALID_VALUE;
+  if (!valid(fikit::sim::current_ctx())) return CUDA_ERROR_INVALID_CONTEXT;
+  *device = 0;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxSynchronize() {
+  Process* p = process();
+  if (!p) return CUDA_ERROR_NOT_INITIALIZED;
+  CUctx_st* ctx = fikit::sim::current_ctx();
+  if (!valid(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
+  fikit::sim::ctx_wait(p, ctx);
+  return CUDA_SUCCESS;
+}

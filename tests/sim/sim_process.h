@@ -1,0 +1,138 @@
+// The sim's per-process side: the attachment made by cuInit, the engine thread, reaping of this
+// process's completed ops (marker writes, trace lines), waiting for the simulated GPU and pushing
+// work to it. API entry points (api_*.cpp) are written on top of these helpers.
+#pragma once
+
+#include <cuda.h>
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "sim/sim_engine.h"
+#include "sim/sim_handles.h"
+#include "sim/sim_state.h"
+
+namespace fikit::sim {
+
+struct Process {
+  Config cfg;
+  SimShared* g = nullptr;
+  int32_t slot = -1;  // process slot in the shared state
+  int pid = 0;
+
+  std::mutex mu;  // modules' function tables and the primary context
+  CUctx_st* primary = nullptr;
+  int primary_refs = 0;
+  std::atomic<uint32_t> next_stream_id{0};
+
+  std::mutex names_mu;                    // innermost lock (taken under the shm lock when reaping)
+  std::vector<std::string> kernel_names;  // SimOp::name → kernel name; never shrinks
+
+  std::string trace_buf;  // completed kernels not yet written; guarded by the shm lock
+  std::mutex trace_mu;    // taken before the shm lock
+  int trace_fd = -1;
+
+  // The engine sleeps (futex on `kick`) until `engine_due`, the next time it has something to
+  // do. Pushers move engine_due earlier (under the shm lock) and then bump and wake `kick`.
+  std::thread engine;
+  std::atomic<bool> stop{false};
+  std::atomic<uint32_t> kick{0};
+  std::atomic<uint64_t> engine_due{kNever};
+  std::atomic<uint32_t> waiting{0};  // threads in wait_until: they reap, the engine need not
+};
+
+// This process's attachment, or nullptr before cuInit (and after exit or in a forked child).
+Process* process();
+// cuInit: read the environment, attach the simulated GPU, start the engine thread.
+CUresult process_init();
+
+// The calling thread's context stack (top = current context).
+std::vector<CUctx_st*>& ctx_stack();
+CUctx_st* current_ctx();
+
+// Bring the simulation up to now and reap this process's completed ops. Call with the lock held.
+void catch_up(Process* p);
+
+// Sleep until the simulated event at `next` or a change of the generation from `gen`: futex
+// wait while far, then (if `spin`) spin for the last microseconds.
+void wait_for_event(SimShared* g, uint32_t gen, uint64_t next, bool spin);
+
+// After an enqueue (lock held): settle the new ops and move this process's engine wake-up time
+// earlier if they need it. Return true if the engine must be woken (kick_engine, after unlocking).
+bool schedule_engine(Process* p);
+void kick_engine(Process* p);
+
+// Wait until `done()` holds. done() runs under the lock, after catch_up().
+template <class Done>
+void wait_until(Process* p, Done done) {
+  struct Waiting {  // the engine defers to this thread meanwhile
+    Process* p;
+    explicit Waiting(Process* p) : p(p) { p->waiting.fetch_add(1); }
+    ~Waiting() { p->waiting.fetch_sub(1); }
+  } waiting(p);
+  for (;;) {
+    uint32_t gen;
+    uint64_t next;
+    {
+      ShmLock lock(p->g);
+      catch_up(p);
+      if (done()) return;
+      gen = p->g->generation.load();
+      next = next_event(*p->g);
+    }
+    wait_for_event(p->g, gen, next, true);
+  }
+}
+
+// Append ops to stream `s`, waiting while its ring is full. Once `n` entries are free (n <=
+// kStreamRing), `op(i)` is called under the lock for i in [0, n) and must return the i-th op.
+template <class OpAt>
+CUresult push_ops(Process* p, CUstream_st* s, uint32_t n, OpAt op) {
+  CUresult r = CUDA_SUCCESS;
+  bool wake = false;
+  wait_until(p, [&] {
+    SimShared& g = *p->g;
+    SimStream& st = g.streams[s->slot];
+    if (!st.in_use || st.proc != p->slot || st.destroyed) {
+      r = CUDA_ERROR_INVALID_HANDLE;
+      return true;
+    }
+    if (st.tail - st.head + n > kStreamRing) return false;
+    for (uint32_t i = 0; i < n; i++) g.rings[s->slot][st.tail++ % kStreamRing] = op(i);
+    wake = schedule_engine(p);
+    return true;
+  });
+  // No generation bump: new work never makes queued work finish earlier, so every waiter's
+  // timeout (the next predicted event) stays valid; waking them would only contend for the lock.
+  if (wake) kick_engine(p);
+  return r;
+}
+
+// Append one op to stream `s` (see push_ops).
+CUresult push_op(Process* p, CUstream_st* s, const SimOp& op);
+
+// Write the trace lines of completed kernels to <FIKIT_SIM_TRACE>.<pid> (sync points, exit).
+void flush_trace(Process* p);
+
+// Keep the calling thread busy for `ns` (the host cost of a driver call).
+void burn_cpu(uint64_t ns);
+
+// Resolve a stream argument: NULL is the legacy default stream (the per-thread one for `_ptsz`
+// entry points); CU_STREAM_LEGACY and CU_STREAM_PER_THREAD name them explicitly.
+CUresult resolve_stream(CUstream s, bool ptsz, CUstream_st** out);
+
+// Wait until every op queued so far on stream `s` (or on every stream of `ctx`) completed and was
+// reaped, then flush the trace.
+void stream_wait(Process* p, CUstream_st* s);
+void ctx_wait(Process* p, CUctx_st* ctx);
+
+// Create a context (shm slot and its two default streams). Return nullptr when full.
+CUctx_st* ctx_create(Process* p);
+// Create a stream of `ctx`. Return nullptr when full.
+CUstream_st* stream_create(Process* p, CUctx_st* ctx);
+
+}  // namespace fikit::sim
