@@ -1,0 +1,321 @@
+"""What the GPU benchmark runs: settings, workloads, presets, and the exact commands of each step.
+
+Everything here is data and pure functions (no process is started), so `run_bench.py --dry-run`
+prints exactly the commands the real run executes.
+
+A step is one setting for one HP set and/or one LP, in one repeat. HP-only settings (alone,
+alone-fikit, alone-mps) run once per HP set and repeat; lp-alone once per LP and repeat; the
+co-located settings once per LP (with the HP set that LP is paired with). One HP process serves all
+the HP set's workloads in turn while one LP process runs through them, so the per-process start-up
+(PyTorch import, model builds, CUDA-graph captures) is paid once per step, not once per workload.
+"""
+
+import os
+import shlex
+import sys
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    label: str
+    hp: bool  # runs the HP set
+    lp: bool  # runs the LP
+    mps: bool  # processes are clients of an MPS daemon
+    fikit: bool  # a broker runs and the workloads are its tenants (fikit-run)
+    lp_low_mps_priority: bool = False  # CUDA_MPS_CLIENT_PRIORITY=1 for the LP (0 for the HP)
+
+
+SETTINGS = {s.name: s for s in (
+    Setting("alone", "HP alone", True, False, False, False),
+    Setting("alone-fikit", "HP alone, with fikit (overhead)", True, False, False, True),
+    Setting("alone-mps", "HP alone on MPS", True, False, True, False),
+    Setting("lp-alone", "LP alone", False, True, False, False),
+    Setting("timeslice", "default time-slicing", True, True, False, False),
+    Setting("mps", "MPS", True, True, True, False),
+    Setting("mps-prio", "MPS, LP client priority 1", True, True, True, False, True),
+    Setting("fikit-ts", "fikit on time-slicing", True, True, False, True),
+    Setting("fikit-mps", "fikit on MPS", True, True, True, True),
+)}
+CORE_SETTINGS = ("alone", "alone-fikit", "lp-alone", "timeslice", "mps", "mps-prio", "fikit-ts",
+                 "fikit-mps")
+
+
+@dataclass
+class HpSet:
+    """HP workloads served one after another by one process: torch specs, or the chain program."""
+    name: str
+    kind: str  # "torch" or "chain"
+    workloads: list
+
+
+@dataclass
+class Lp:
+    name: str
+    kind: str  # "torch" or "chain"
+    hp_set: str
+    model: str = ""  # torch: resnet50 | bert-base
+    mode: str = ""  # torch: train | infer
+    batch: int = 0
+    kernel_us: int = 0  # chain
+
+
+@dataclass
+class Plan:
+    preset: str
+    hp_sets: list
+    lps: list
+    settings: list
+    repeats: int
+    requests: int = 300
+    warmup: int = 20
+    gap_ms: float = 3.0
+    gap_dist: str = "exp"
+    dtype: str = "fp16"
+    deadline_s: float = 30.0  # measurement cap per HP workload
+    check_requests: int = 4
+    gpu_busy_requests: int = 20
+    lp_alone_s: float = 10.0
+    # Time-slicing switch-back cost told to a broker that cannot measure it (no --substrate): the
+    # probe measured ~210 us for each HP kernel that follows LP work (gpu-probe-results.md).
+    switch_cost_us: int = 210
+    chain: dict = field(default_factory=lambda: dict(
+        requests=200, kernels=10, kernel_us=200, gap_us=100, request_gap_us=2000, kernel="burn",
+        warmup=20, lp_seconds=7.0, lp_alone_seconds=3.0, settle_s=1.5))
+
+
+def quick_plan():
+    """About 8 minutes of GPU time: three HP workloads against ResNet-50 training, and the chain."""
+    return Plan(
+        preset="quick",
+        hp_sets=[HpSet("torch", "torch", ["resnet50:eager:1", "resnet50:graph:8", "bert-base:graph:8"]),
+                 HpSet("chain", "chain", ["chain"])],
+        lps=[Lp("resnet50-train-b64", "torch", "torch", "resnet50", "train", 64),
+             Lp("chain-burn-50us", "chain", "chain", kernel_us=50),
+             Lp("chain-burn-500us", "chain", "chain", kernel_us=500)],
+        settings=list(CORE_SETTINGS), repeats=1)
+
+
+def full_plan():
+    """About 1.5 hours: nine HP workloads, three PyTorch LPs and the chain, two repeats."""
+    p = quick_plan()
+    p.preset = "full"
+    p.hp_sets[0].workloads = ["resnet50:eager:1", "mobilenet_v3:eager:1", "resnet50:eager:8",
+                              "resnet50:graph:1", "resnet50:graph:8", "bert-base:eager:1",
+                              "bert-base:graph:8", "gpt2-small:eager:1", "gpt2-small:graph:4"]
+    p.lps[1:1] = [Lp("bert-base-train-b32", "torch", "torch", "bert-base", "train", 32),
+                  Lp("resnet50-infer-b256", "torch", "torch", "resnet50", "infer", 256)]
+    p.settings = list(CORE_SETTINGS[:2]) + ["alone-mps"] + list(CORE_SETTINGS[2:])
+    p.repeats, p.requests, p.deadline_s, p.lp_alone_s = 2, 600, 60.0, 20.0
+    return p
+
+
+@dataclass
+class BrokerCaps:
+    """What the fikit-broker at hand offers (read from its --help), and who runs MPS for fikit-mps."""
+    substrate: bool = False  # start --substrate mps|timeslice|auto (it then measures switch cost)
+    switch_cost: bool = False  # start --switch-cost-us N
+    mps_by_broker: bool = False  # fikit-mps: the broker starts MPS itself (--substrate mps)
+
+
+@dataclass
+class Step:
+    rep: int
+    setting: Setting
+    hp_set: HpSet = None
+    lp: Lp = None
+
+    @property
+    def key(self):
+        """Short unique name, also the step's work directory."""
+        return f"r{self.rep}-{self.setting.name}-{self.lp.name if self.lp else self.hp_set.name}"
+
+
+def steps(plan, rep):
+    """The steps of one repeat, in the order they run."""
+    out = []
+    for hs in plan.hp_sets:
+        if any(lp.hp_set == hs.name for lp in plan.lps):
+            out += [Step(rep, SETTINGS[s], hs) for s in plan.settings if not SETTINGS[s].lp]
+    for lp in plan.lps:
+        hs = next(h for h in plan.hp_sets if h.name == lp.hp_set)
+        out += [Step(rep, SETTINGS[s], None if not SETTINGS[s].hp else hs, lp)
+                for s in plan.settings if SETTINGS[s].lp]
+    return out
+
+
+@dataclass
+class Paths:
+    build: str  # fikit build directory (bin/, lib/)
+    work: str  # scratch directory of this run
+    bench: str = os.path.dirname(os.path.abspath(__file__))
+    python: str = sys.executable
+
+    def bin(self, name):
+        return os.path.join(self.build, "bin", name)
+
+    def step_dir(self, step):
+        return os.path.join(self.work, step.key)
+
+
+@dataclass
+class Cmd:
+    argv: list
+    env: dict  # added to the runner's environment (which has LD_PRELOAD, FIKIT_*, CUDA_MPS_* removed)
+
+    def shell(self):
+        return " ".join([f"{k}={shlex.quote(v)}" for k, v in self.env.items()] +
+                        [shlex.quote(a) for a in self.argv])
+
+
+@dataclass
+class StepCmds:
+    dir: str
+    mps_root: str = None  # the runner starts an MPS daemon with its directories here
+    broker: dict = None  # Broker(**broker) arguments
+    hp: Cmd = None
+    lp: Cmd = None
+    lp_ready: str = None  # file the torch LP creates once warmed up
+    lp_progress: str = None
+    hp_jsonl: str = None
+    lp_json: str = None
+    timeout_s: float = 0.0
+
+
+def _torch_hp(plan, step, paths, d):
+    s = step.setting
+    a = [paths.python, os.path.join(paths.bench, "hp_infer.py")]
+    for w in step.hp_set.workloads:
+        a += ["--workload", w]
+    a += ["--requests", str(plan.requests), "--warmup", str(plan.warmup), "--gap-ms", str(plan.gap_ms),
+          "--gap-dist", plan.gap_dist, "--dtype", plan.dtype, "--deadline-s", str(plan.deadline_s),
+          "--check-requests", str(plan.check_requests), "--out-jsonl", os.path.join(d, "hp.jsonl")]
+    outputs = os.path.join(paths.work, "outputs")
+    a += ["--dump-dir" if (s.name == "alone" and step.rep == 0) else "--compare-dir", outputs]
+    if s.name in ("alone", "alone-fikit"):
+        a += ["--gpu-busy-requests", str(plan.gpu_busy_requests)]
+    if s.lp:
+        a += ["--wait-for", os.path.join(d, "lp.ready")]
+    return a
+
+
+def _chain_hp(plan, paths):
+    c = plan.chain
+    return [paths.bin("fikit-chain"), "hp", "--requests", str(c["requests"]), "--kernels",
+            str(c["kernels"]), "--kernel-us", str(c["kernel_us"]), "--gap-us", str(c["gap_us"]),
+            "--request-gap-us", str(c["request_gap_us"]), "--kernel", c["kernel"], "--warmup",
+            str(c["warmup"])]
+
+
+def _lp(plan, step, paths, d):
+    lp, alone = step.lp, not step.setting.hp
+    if lp.kind == "chain":
+        secs = plan.chain["lp_alone_seconds" if alone else "lp_seconds"]
+        return [paths.bin("fikit-chain"), "lp", "--seconds", str(secs), "--kernel-us",
+                str(lp.kernel_us), "--kernel", plan.chain["kernel"]]
+    # Co-located: the runner stops it after the HP; its own limit only ends it if the runner died.
+    secs = plan.lp_alone_s if alone else timeout_for(plan, step) + 30
+    return [paths.python, os.path.join(paths.bench, "lp_train.py"), "--model", lp.model, "--mode",
+            lp.mode, "--batch", str(lp.batch), "--seconds", str(secs), "--progress",
+            os.path.join(d, "lp.progress"), "--ready", os.path.join(d, "lp.ready"), "--out-json",
+            os.path.join(d, "lp.json")]
+
+
+def _fikit_run(paths, priority, name, socket, argv):
+    return [paths.bin("fikit-run"), "--priority", priority, "--name", name, "--socket", socket,
+            "--"] + argv
+
+
+def timeout_for(plan, step):
+    """Time box of a step: generous, since it only stops a step that hangs."""
+    if step.hp_set is None:
+        return 120 + (plan.lp_alone_s if step.lp.kind == "torch" else plan.chain["lp_alone_seconds"])
+    if step.hp_set.kind == "chain":
+        return 90 + plan.chain["lp_seconds"]
+    return 120 + len(step.hp_set.workloads) * (plan.deadline_s + 45)
+
+
+def estimate_s(plan, step):
+    """Expected wall time of a step (before anything was measured): start-up plus measurement."""
+    if step.hp_set is None:
+        return 20 + plan.lp_alone_s if step.lp.kind == "torch" else 2 + plan.chain["lp_alone_seconds"]
+    if step.hp_set.kind == "chain":
+        c = plan.chain
+        alone_s = c["requests"] * (c["kernels"] * (c["kernel_us"] + c["gap_us"]) + c["request_gap_us"]) / 1e6
+        return 3 + (c["settle_s"] + c["lp_seconds"] if step.lp else alone_s)
+    per_workload = 4 + (plan.requests + plan.warmup) * (plan.gap_ms + 6.0) / 1e3
+    if step.lp:
+        per_workload *= 1.5
+    busy = plan.gpu_busy_requests * 0.05 if step.setting.name in ("alone", "alone-fikit") else 0
+    return 15 + len(step.hp_set.workloads) * (per_workload + busy) + (10 if step.lp else 0)
+
+
+def _broker(plan, s, paths, d, caps):
+    extra = []
+    if caps.substrate:  # with MPS run by this runner, the broker is left to its default
+        extra = [] if s.mps and not caps.mps_by_broker else ["--substrate", "mps" if s.mps else "timeslice"]
+    elif caps.switch_cost and not s.mps:
+        extra = ["--switch-cost-us", str(plan.switch_cost_us)]
+    return dict(broker_bin=paths.bin("fikit-broker"), run_dir=d, policy="fikit", extra_args=extra)
+
+
+def commands(plan, step, paths, caps=None):
+    """Return the StepCmds of a step, for a broker with capabilities `caps` (BrokerCaps)."""
+    caps = caps or BrokerCaps()
+    s, d = step.setting, paths.step_dir(step)
+    c = StepCmds(dir=d, timeout_s=timeout_for(plan, step))
+    env = {"PYTHONUNBUFFERED": "1"}
+    if s.mps and not (s.fikit and caps.mps_by_broker):
+        c.mps_root = d
+        env.update(CUDA_MPS_PIPE_DIRECTORY=os.path.join(d, "mps-pipe"),
+                   CUDA_MPS_LOG_DIRECTORY=os.path.join(d, "mps-log"))
+    if s.fikit:
+        c.broker = _broker(plan, s, paths, d, caps)
+    socket = os.path.join(d, "broker.sock")
+    if s.hp:
+        hp = _torch_hp(plan, step, paths, d) if step.hp_set.kind == "torch" else _chain_hp(plan, paths)
+        if s.fikit:
+            hp = _fikit_run(paths, "high", "hp", socket, hp)
+        c.hp = Cmd(hp, dict(env, **({"CUDA_MPS_CLIENT_PRIORITY": "0"} if s.lp_low_mps_priority else {})))
+        c.hp_jsonl = os.path.join(d, "hp.jsonl") if step.hp_set.kind == "torch" else None
+    if s.lp:
+        lp = _lp(plan, step, paths, d)
+        if s.fikit:
+            lp = _fikit_run(paths, "low", "lp", socket, lp)
+        c.lp = Cmd(lp, dict(env, **({"CUDA_MPS_CLIENT_PRIORITY": "1"} if s.lp_low_mps_priority else {})))
+        if step.lp.kind == "torch":
+            c.lp_ready, c.lp_progress = os.path.join(d, "lp.ready"), os.path.join(d, "lp.progress")
+            c.lp_json = os.path.join(d, "lp.json")
+    return c
+
+
+def describe(plan, step, c):
+    """Human-readable lines for --dry-run: the order of actions and the exact commands."""
+    lines = [f"[{step.key}] {step.setting.label}; time box {c.timeout_s:.0f} s"]
+    if c.mps_root:
+        lines.append(f"  start MPS: CUDA_MPS_PIPE_DIRECTORY={c.mps_root}/mps-pipe "
+                     f"CUDA_MPS_LOG_DIRECTORY={c.mps_root}/mps-log nvidia-cuda-mps-control -d")
+    if c.broker:
+        b = c.broker
+        argv = [b["broker_bin"], "start", "--socket", os.path.join(b["run_dir"], "broker.sock"),
+                "--policy", b["policy"], "--foreground", "--log", os.path.join(b["run_dir"], "broker.log")]
+        argv += b["extra_args"]
+        lines.append("  start broker: " + " ".join(argv) + "  (then wait for status --json)")
+    if c.lp:
+        lines.append("  start LP: " + c.lp.shell())
+    if c.hp and c.lp:
+        if c.lp_ready:
+            lines.append(f"  start HP at once; it measures once {c.lp_ready} exists")
+        else:
+            lines.append(f"  wait {plan.chain['settle_s']} s for the LP to settle")
+    if c.hp:
+        lines.append("  start HP: " + c.hp.shell())
+    if c.hp and c.lp:
+        lines.append("  when the HP exits: " + ("SIGTERM the LP" if c.lp_ready else
+                                                 "wait for the LP to finish by itself"))
+    stops = (["stop broker (fikit-broker stop)"] if c.broker else []) + \
+        (["echo quit | nvidia-cuda-mps-control"] if c.mps_root else [])
+    if stops:
+        lines.append("  then, also on failure: " + "; ".join(stops))
+    return lines
