@@ -155,6 +155,9 @@ void Control::on_register(Conn& c, const char* msg, int len) {
   const TenantDesc& d = *c.tenant;
   FIKIT_LOG_INFO("tenant %u registered: pid %d, uid %u, \"%s\", priority %s, segment %s", d.id,
                  d.pid, d.uid, d.name.c_str(), priority_name(d.priority), d.shm_name.c_str());
+  // Active before the client maps it (the scheduler has not seen the segment yet): its first
+  // launches are queued for the scheduler rather than passed through.
+  d.seg->broker.state.store(static_cast<uint32_t>(TenantState::kActive), std::memory_order_release);
   sched_.post_add(c.tenant);
   if (c.pidfd_op < 0 || send(fd, &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
     drop(fd, "failed to answer its registration");

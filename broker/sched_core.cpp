@@ -131,6 +131,10 @@ void SchedCore::track(Tenant& t, uint16_t slot, const Launch& l) {
     t.info.outstanding--;
   }
   q.push_back(l);
+  // Keep each queue in position order: LP launches of several threads may be reported out of
+  // request order, and completion words cover every position below them.
+  for (size_t i = q.size() - 1; i > 0 && pos_at_or_after(q[i - 1].position, q[i].position + 1); i--)
+    std::swap(q[i - 1], q[i]);
   t.busy_slots |= uint64_t{1} << slot;
   t.info.outstanding++;
   t.info.idle_since_ns = 0;

@@ -63,7 +63,7 @@ class SchedCore final : public SchedulerApi {
 
  private:
   struct Launch {
-    uint32_t position;  // ring position of the HP record or the kLpLaunched entry
+    uint32_t position;  // ring position of the HP record, or of the LP launch's request
     bool marker;        // a completion marker writing position + 1 follows it
     bool lp;            // counted in LP in flight until complete
     uint64_t key;

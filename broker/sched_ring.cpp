@@ -93,14 +93,16 @@ const char* SchedCore::handle_lp_end(Tenant& t, const EntryCopy& e) {
     return nullptr;
   }
   t.info.last_key = key;
+  // An LP launch is known by its request's position: its marker and the client's drains write
+  // ref + 1.
   if (e.flags & kFlagMarker) {
-    track(t, e.stream_slot, Launch{e.position, true, counted, key, e.t_ns});
+    track(t, e.stream_slot, Launch{e.ref, true, counted, key, e.t_ns});
     return nullptr;
   }
   // No marker: nothing will say when it ends, so it counts as complete once issued.
   if (counted) lp_done(t);
   if (ops_->on_complete)
-    ops_->on_complete(policy_state_, t.info, Completion{e.position, key, e.t_ns, e.t_ns, false});
+    ops_->on_complete(policy_state_, t.info, Completion{e.ref, key, e.t_ns, e.t_ns, false});
   return nullptr;
 }
 

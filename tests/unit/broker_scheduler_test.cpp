@@ -176,11 +176,41 @@ TEST_F(SchedulerTest, LpLaunchedWithMarkerStaysInFlightUntilGpuDone) {
   EXPECT_EQ(status_of(lp).lp_in_flight, 1u);
   EXPECT_EQ(status_of(lp).outstanding, 1u);
   EXPECT_TRUE(sched->core().busy());
-  lp.seg->slots[3].gpu_done.store(l + 1);
+  lp.seg->slots[2].gpu_done.store(l + 1);  // another stream's marker says nothing
+  round();
+  EXPECT_EQ(status_of(lp).lp_in_flight, 1u);
+  lp.seg->slots[3].gpu_done.store(r + 1);  // the marker writes the request's position + 1
   round();
   EXPECT_EQ(status_of(lp).lp_in_flight, 0u);
   EXPECT_EQ(status_of(lp).outstanding, 0u);
   EXPECT_FALSE(sched->core().busy());
+}
+
+// Two threads' launches on one stream reported out of request order: the marker of the later
+// request covers both, and the policy hears of each with its own position, exact only for its own.
+TEST_F(SchedulerTest, OutOfOrderLpLaunchesCompleteByPosition) {
+  make(nullptr);
+  t_Tenant& lp = add(kPriorityLow);
+  uint32_t r0 = lp.push(EntryKind::kLpRequest, 4);
+  uint32_t r1 = lp.push(EntryKind::kLpRequest, 4);
+  round();
+  ASSERT_EQ(lp.granted(), r1 + 1);
+  lp.push(EntryKind::kLpLaunched, 4, r1, kFlagMarker);
+  lp.push(EntryKind::kLpLaunched, 4, r0, kFlagMarker);
+  round();
+  EXPECT_EQ(status_of(lp).lp_in_flight, 2u);
+  lp.seg->slots[4].gpu_done.store(r0 + 1);
+  round();
+  ASSERT_EQ(g_calls.completes.size(), 1u);
+  EXPECT_EQ(g_calls.completes[0].position, r0);
+  EXPECT_TRUE(g_calls.completes[0].exact);
+  lp.seg->slots[4].host_done.store(r1 + 1);
+  round();
+  ASSERT_EQ(g_calls.completes.size(), 2u);
+  EXPECT_EQ(g_calls.completes[1].position, r1);
+  EXPECT_FALSE(g_calls.completes[1].exact);
+  EXPECT_EQ(sched->core().lp_in_flight(), 0u);
+  EXPECT_EQ(g_calls.idles, (std::vector<uint32_t>{lp.desc->id}));
 }
 
 TEST_F(SchedulerTest, LpLaunchedWithoutMarkerCompletesAtOnce) {
