@@ -21,6 +21,7 @@
 
 #include "policy/fikit/dispatch.h"
 #include "policy/fikit/events.h"
+#include "policy/fikit/ops.h"
 #include "policy/fikit/policy_state.h"
 #include "policy/fikit/profile.h"
 #include "policy/fikit/stats_format.h"
@@ -29,89 +30,105 @@ namespace fikit::broker {
 
 namespace fp = fikit_policy;
 
+namespace fikit_policy {
+
 namespace {
 
-fp::FikitState* state_of(void* s) { return static_cast<fp::FikitState*>(s); }
-fp::TenantData* data_of(TenantInfo& t) { return static_cast<fp::TenantData*>(t.policy_data); }
+FikitState* state_of(void* s) { return static_cast<FikitState*>(s); }
+TenantData* data_of(TenantInfo& t) { return static_cast<TenantData*>(t.policy_data); }
 
 // Save td's profile unless there is nowhere to save it, nothing learned, or the file there was
 // rejected at load (it may belong to another broker version: leave it to the operator).
-void save_profile(const fp::FikitState& st, const fp::TenantData& td) {
+void save_profile(const FikitState& st, const TenantData& td) {
   if (st.cfg.profile_dir.empty() || td.name.empty() || td.keys.size() == 0 || td.profile_rejected)
     return;
   std::string err;
-  if (!fp::profile_save(td, st.cfg.profile_dir, &err))
+  if (!profile_save(td, st.cfg.profile_dir, &err))
     std::fprintf(stderr, "fikit: %s (the tenant's measurements are lost)\n", err.c_str());
 }
 
-void* fikit_init(const PolicyConfig& cfg) { return new fp::FikitState(cfg, fp::params_from_env()); }
+void load_profile(const FikitState& st, TenantData& td) {
+  if (st.cfg.profile_dir.empty() || td.name.empty()) return;
+  std::string err;
+  if (profile_load(&td, st.cfg.profile_dir, &err)) {
+    td.profile_note = "loaded " + std::to_string(td.keys.size()) + " keys";
+  } else if (!err.empty()) {
+    td.profile_note = "rejected: " + err;
+    td.profile_rejected = true;
+    std::fprintf(stderr, "fikit: %s; tenant '%s' starts without it\n", err.c_str(),
+                 td.name.c_str());
+  } else {
+    td.profile_note = "none yet";
+  }
+}
 
-void fikit_exit(void* s) {
-  fp::FikitState* st = state_of(s);
+}  // namespace
+
+void* ops_init(const PolicyConfig& cfg, bool oracle) {
+  auto* st = new FikitState(cfg, params_from_env());
+  st->oracle = oracle;
+  if (oracle) st->cfg.profile_dir.clear();
+  return st;
+}
+
+void ops_exit(void* s) {
+  FikitState* st = state_of(s);
   for (const auto& [id, td] : st->tenants) save_profile(*st, *td);
   delete st;
 }
 
-void fikit_tenant_add(void* s, TenantInfo& t) {
-  fp::FikitState* st = state_of(s);
-  auto td = std::make_unique<fp::TenantData>(t.id, t.name ? t.name : "", t.priority, st->params);
-  if (!st->cfg.profile_dir.empty() && !td->name.empty()) {
-    std::string err;
-    if (fp::profile_load(td.get(), st->cfg.profile_dir, &err)) {
-      td->profile_note = "loaded " + std::to_string(td->keys.size()) + " keys";
-    } else if (!err.empty()) {
-      td->profile_note = "rejected: " + err;
-      td->profile_rejected = true;
-      std::fprintf(stderr, "fikit: %s; tenant '%s' starts without it\n", err.c_str(),
-                   td->name.c_str());
-    } else {
-      td->profile_note = "none yet";
-    }
-  }
+void ops_tenant_add(void* s, TenantInfo& t) {
+  FikitState* st = state_of(s);
+  auto td = std::make_unique<TenantData>(t.id, t.name ? t.name : "", t.priority, st->params);
+  load_profile(*st, *td);
   t.policy_data = td.get();
   st->tenants[t.id] = std::move(td);
 }
 
-void fikit_tenant_remove(void* s, TenantInfo& t) {
-  fp::FikitState* st = state_of(s);
+void ops_tenant_remove(void* s, TenantInfo& t) {
+  FikitState* st = state_of(s);
   auto it = st->tenants.find(t.id);
   if (it != st->tenants.end()) {
     save_profile(*st, *it->second);
     st->tenants.erase(it);
   }
-  fp::ev_forget_grants(*st, t.id);
+  ev_forget_grants(*st, t.id);
   t.policy_data = nullptr;
 }
 
-void fikit_on_submit(void* s, TenantInfo& t, const Submission& sub) {
-  if (fp::TenantData* td = data_of(t)) fp::ev_submit(*state_of(s), *td, t, sub);
+void ops_on_submit(void* s, TenantInfo& t, const Submission& sub) {
+  if (TenantData* td = data_of(t)) ev_submit(*state_of(s), *td, t, sub);
 }
 
-void fikit_on_complete(void* s, TenantInfo& t, const Completion& c) {
-  if (fp::TenantData* td = data_of(t)) fp::ev_complete(*state_of(s), *td, c);
+void ops_on_complete(void* s, TenantInfo& t, const Completion& c) {
+  if (TenantData* td = data_of(t)) ev_complete(*state_of(s), *td, c);
 }
 
-void fikit_on_idle(void* s, TenantInfo& t, uint64_t t_ns) {
-  if (fp::TenantData* td = data_of(t)) fp::ev_idle(*state_of(s), *td, t, t_ns);
+void ops_on_idle(void* s, TenantInfo& t, uint64_t t_ns) {
+  if (TenantData* td = data_of(t)) ev_idle(*state_of(s), *td, t, t_ns);
 }
 
-void fikit_dispatch(void* s, SchedulerApi& sched, uint64_t now_ns) {
-  fp::fikit_dispatch(*state_of(s), sched, now_ns);
+void ops_dispatch(void* s, SchedulerApi& sched, uint64_t now_ns) {
+  fikit_dispatch(*state_of(s), sched, now_ns);
 }
 
+}  // namespace fikit_policy
+
+namespace {
+void* fikit_init(const PolicyConfig& cfg) { return fp::ops_init(cfg, false); }
 }  // namespace
 
 const PolicyOps kFikitPolicy = {
     .name = "fikit",
     .description = "fill the predicted idle gaps of higher priorities with lower-priority kernels",
     .init = fikit_init,
-    .exit = fikit_exit,
-    .on_tenant_add = fikit_tenant_add,
-    .on_tenant_remove = fikit_tenant_remove,
-    .on_submit = fikit_on_submit,
-    .on_complete = fikit_on_complete,
-    .on_idle = fikit_on_idle,
-    .dispatch = fikit_dispatch,
+    .exit = fp::ops_exit,
+    .on_tenant_add = fp::ops_tenant_add,
+    .on_tenant_remove = fp::ops_tenant_remove,
+    .on_submit = fp::ops_on_submit,
+    .on_complete = fp::ops_on_complete,
+    .on_idle = fp::ops_on_idle,
+    .dispatch = fp::ops_dispatch,
 };
 
 std::string fikit_tenant_stats_text(const void* state, uint32_t tenant_id) {

@@ -103,7 +103,9 @@ bool window_for(Ctx& c, uint32_t level, Window* w) {
     uint64_t start = idle_start(*v.t, *v.td);
     uint64_t key = gap_key(*v.t, *v.td);
     uint64_t elapsed = c.now > start ? c.now - start : 0;
-    GapEstimate est = predict_gap(v.td->keys.find(key), &v.td->all_gaps, elapsed, c.st.params);
+    GapEstimate est =
+        c.st.oracle ? hinted_gap(*v.td, start)
+                    : predict_gap(v.td->keys.find(key), &v.td->all_gaps, elapsed, c.st.params);
     w->end = std::min(w->end, est.end_ns > elapsed ? start + est.end_ns : c.now);
     if (est.recheck_ns) c.wake = std::min(c.wake, start + est.recheck_ns);
     if (v.inactive_at) c.wake = std::min(c.wake, v.inactive_at);

@@ -92,9 +92,18 @@ std::vector<Grant>::iterator grant_of(FikitState& st, const TenantData& td, cons
 
 }  // namespace
 
+GapEstimate hinted_gap(const TenantData& td, uint64_t start_ns) {
+  GapEstimate e;
+  if (td.hint_end_ns <= start_ns) return e;
+  e.source = GapSource::kKey;
+  e.end_ns = e.raw_end_ns = td.hint_end_ns - start_ns;
+  return e;
+}
+
 void ev_submit(FikitState& st, TenantData& td, const TenantInfo& t, const Submission& s) {
   td.n.kernels++;
   close_gap(st, td, s.t_ns);
+  td.hint_end_ns = 0;  // a hint is about the gap after the launches before it
   td.keys.touch(s.kernel_key).seen++;
   td.last_key = s.kernel_key;
   if (t.priority == kPriorityHigh)
@@ -127,6 +136,14 @@ void ev_idle(FikitState& st, TenantData& td, const TenantInfo& t, uint64_t t_ns)
   g.filled = false;
   g.returned_ns = 0;
   g.at_start = predict_gap(td.keys.find(g.key), &td.all_gaps, 0, st.params);
+  if (st.oracle) g.at_start = hinted_gap(td, t_ns);
+}
+
+void ev_hint_idle(FikitState& st, TenantData& td, uint64_t idle_ns, uint64_t t_ns) {
+  td.hint_end_ns = t_ns + idle_ns;
+  // The hint may be seen after the drain that opened the gap.
+  if (st.oracle && td.gap.open && td.hint_end_ns > td.gap.start_ns)
+    td.gap.at_start = hinted_gap(td, td.gap.start_ns);
 }
 
 Grant& ev_granted(FikitState& st, TenantData& td, uint64_t now_ns) {

@@ -119,6 +119,7 @@ struct TenantData {
   std::vector<uint16_t> issue_slot;
   GapState gap;
   uint64_t collided_epoch = 0;  // last gap already counted as a fill miss
+  uint64_t hint_end_ns = 0;     // oracle: the tenant said it is idle until then
   uint64_t last_key = 0;
   TenantCounters n;
   std::string profile_note;       // what happened to its profile (loaded, not found, rejected: why)
@@ -134,6 +135,7 @@ struct FikitState {
   std::vector<Grant> grants;                                // in flight, oldest first
   std::array<uint32_t, kPriorityLevels> rr{};               // round-robin cursor per level
   uint32_t last_fill_tenant = UINT32_MAX;                   // time-slicing: who holds the GPU
+  bool oracle = false;  // gaps come from idle hints (the oracle policy), not from predictions
   uint64_t dispatches = 0;
   uint64_t wakeups_asked = 0;
 };
