@@ -138,15 +138,17 @@ static __always_inline __u32 classify(__u32 rdev, __u32 cmd, __u8 *test)
 /* Return the device number of `fd` if it is a character device, else 0. */
 static __always_inline __u32 fd_char_rdev(struct task_struct *task, int fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds;
+	/*
+	 * Direct BTF loads through the task pointer are cheaper than probe reads; the fd array
+	 * holds plain pointers, so from there on it is probe reads.
+	 */
+	struct fdtable *fdt = task->files->fdt;
 	struct file *file = NULL;
 	struct inode *inode;
 
-	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+	if (fd < 0 || (unsigned int)fd >= fdt->max_fds)
 		return 0;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]) || !file)
 		return 0;
 	inode = BPF_CORE_READ(file, f_inode);
 	if (!inode || (BPF_CORE_READ(inode, i_mode) & S_IFMT) != S_IFCHR)

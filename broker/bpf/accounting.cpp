@@ -22,15 +22,19 @@ GpuAccounting::Process& GpuAccounting::process_for(const GpuEvent& e) {
 }
 
 void GpuAccounting::count_object(ProcessUsage& u, const Object& o, int delta) {
+  const uint32_t created = delta > 0 ? 1 : 0;
   switch (o.kind) {
     case ObjectKind::kClient:
       u.clients += delta;
+      u.clients_created += created;
       break;
     case ObjectKind::kContext:
       u.contexts += delta;
+      u.contexts_created += created;
       break;
     case ObjectKind::kChannel:
       u.channels += delta;
+      u.channels_created += created;
       break;
     case ObjectKind::kVidmem:
       u.device_bytes = delta > 0 ? u.device_bytes + o.bytes : u.device_bytes - o.bytes;
@@ -128,7 +132,7 @@ StaleKeys GpuAccounting::apply(const GpuEvent& e) {
       break;
     }
     case GpuEventKind::kStreamCreate:
-      p.streams.insert(e.addr);
+      if (p.streams.insert(e.addr).second) u.streams_created++;
       break;
     case GpuEventKind::kStreamDestroy:
       p.streams.erase(e.addr);

@@ -40,7 +40,11 @@ struct ProcessUsage {
   uint32_t clients = 0;   // > 0: a GPU client (cuInit done)
   uint32_t contexts = 0;  // channel groups (TSGs); one CUDA context makes several
   uint32_t channels = 0;
-  uint32_t streams = 0;       // UVM range groups: one per CUDA stream
+  uint32_t streams = 0;          // UVM range groups: one per CUDA stream
+  uint32_t clients_created = 0;  // created since first seen, whatever was freed since
+  uint32_t contexts_created = 0;
+  uint32_t channels_created = 0;
+  uint32_t streams_created = 0;
   uint64_t device_bytes = 0;  // device memory (vidmem) allocated
   uint64_t mapped_bytes = 0;  // UVM external mappings (device and pinned host memory)
   uint64_t peak_device_bytes = 0;

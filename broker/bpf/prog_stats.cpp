@@ -60,7 +60,8 @@ StatsSession::~StatsSession() {
   if (fd_ >= 0) close(fd_);
 }
 
-Result<std::vector<ProgramSample>> sample_programs(const std::string& prefix) {
+Result<std::vector<ProgramSample>> sample_programs(const std::string& prefix,
+                                                   const std::vector<uint32_t>& only_ids) {
   std::vector<ProgramSample> out;
   uint32_t id = 0;
   for (;;) {
@@ -68,6 +69,8 @@ Result<std::vector<ProgramSample>> sample_programs(const std::string& prefix) {
       if (errno == ENOENT) break;  // no more programs
       return errno_status(errno, "list BPF programs (run as root)");
     }
+    if (!only_ids.empty() && std::find(only_ids.begin(), only_ids.end(), id) == only_ids.end())
+      continue;
     ScopedFd fd{bpf_prog_get_fd_by_id(id)};
     if (fd.fd < 0) {
       if (errno == ENOENT) continue;  // unloaded meanwhile
@@ -79,6 +82,13 @@ Result<std::vector<ProgramSample>> sample_programs(const std::string& prefix) {
     if (p.name.compare(0, prefix.size(), prefix) == 0) out.push_back(std::move(p));
   }
   return out;
+}
+
+Result<uint32_t> program_id(int fd) {
+  bpf_prog_info info = {};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len)) return errno_status(errno, "read BPF program info");
+  return info.id;
 }
 
 std::string bpftool_line(const ProgramSample& p) {

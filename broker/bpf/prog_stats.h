@@ -40,8 +40,13 @@ struct ProgramSample {
   std::vector<uint32_t> map_ids;
 };
 
-// Every loaded BPF program whose name starts with `prefix`, by id.
-Result<std::vector<ProgramSample>> sample_programs(const std::string& prefix);
+// Every loaded BPF program whose name starts with `prefix`, by id; only those in `only_ids` if it
+// is not empty.
+Result<std::vector<ProgramSample>> sample_programs(const std::string& prefix,
+                                                   const std::vector<uint32_t>& only_ids = {});
+
+// The kernel's id of the BPF program behind `fd`.
+Result<uint32_t> program_id(int fd);
 
 // The line `bpftool prog show id <id>` prints first for this program (plain output).
 std::string bpftool_line(const ProgramSample& p);

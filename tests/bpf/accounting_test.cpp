@@ -84,6 +84,9 @@ TEST(GpuAccounting, ClientFreeReleasesEverything) {
   EXPECT_EQ(u->clients + u->contexts + u->channels, 0u);
   EXPECT_EQ(u->device_bytes, 0u);
   EXPECT_EQ(u->peak_device_bytes, 4u << 20);
+  EXPECT_EQ(u->clients_created, 1u);
+  EXPECT_EQ(u->contexts_created, 1u);
+  EXPECT_EQ(u->channels_created, 2u);
   EXPECT_EQ(stale.objects.size(), 7u);
 }
 
@@ -101,6 +104,7 @@ TEST(GpuAccounting, MappingsAndStreams) {
   EXPECT_EQ(u->mapped_bytes, 100u);
   EXPECT_EQ(u->peak_mapped_bytes, 4096u + 8192u);
   EXPECT_EQ(u->streams, 1u);
+  EXPECT_EQ(u->streams_created, 2u);
 }
 
 TEST(GpuAccounting, ExitReleasesAndPidReuseStartsAfresh) {

@@ -95,6 +95,10 @@ TEST(BpfObserver, ScriptedDriverTrafficBecomesEventsAndAccounting) {
   EXPECT_EQ(u->mapped_bytes, 0u);
   EXPECT_EQ(u->peak_device_bytes, t::kVidmem1Bytes + t::kVidmem2Bytes);
   EXPECT_EQ(u->peak_mapped_bytes, t::kMap1Bytes + t::kMap2Bytes);
+  EXPECT_EQ(u->clients_created, 1u);
+  EXPECT_EQ(u->contexts_created, 2u);
+  EXPECT_EQ(u->channels_created, 2u);
+  EXPECT_EQ(u->streams_created, 2u);
   EXPECT_EQ(calls(*u, FIKIT_DRIVER_NVIDIA, FIKIT_NV_ESC_RM_ALLOC), t::kScriptRmAllocs);
   EXPECT_EQ(calls(*u, FIKIT_DRIVER_NVIDIA, FIKIT_NV_ESC_RM_FREE), t::kScriptRmFrees);
   EXPECT_EQ(calls(*u, FIKIT_DRIVER_NVIDIA, FIKIT_NV_ESC_RM_CONTROL), uint64_t{t::kControls});

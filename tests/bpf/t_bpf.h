@@ -115,6 +115,20 @@ class Child {
     return line;
   }
   void go() { (void)!write(to_child_, "go\n", 3); }
+  // Return everything the child writes until it closes stdout (or the deadline passes).
+  std::string read_all() {
+    const auto end = std::chrono::steady_clock::now() + kDeadline;
+    std::string out;
+    char buf[4096];
+    while (std::chrono::steady_clock::now() < end) {
+      pollfd p{from_child_, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      const ssize_t n = read(from_child_, buf, sizeof(buf));
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
   // Wait for the child to exit; return its wait status.
   int wait() {
     int status = 0;
