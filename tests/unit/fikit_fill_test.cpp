@@ -18,7 +18,7 @@ constexpr uint64_t kUs = 1000;
 constexpr uint64_t kNow = 1000000000;
 
 FillWindow t_window(uint64_t gap_left, uint64_t switch_cost = 0, uint64_t committed = 0) {
-  return FillWindow{kNow, kNow + gap_left, committed, switch_cost, 20 * kUs, 1000 * kUs};
+  return FillWindow{kNow, kNow + gap_left, committed, switch_cost, 20 * kUs, 1000 * kUs, false};
 }
 
 TEST(FikitFillDecision, FitsOrNot) {
@@ -60,6 +60,20 @@ TEST(FikitFillDecision, UnknownKernelOnlyAloneInLongGaps) {
   EXPECT_EQ(d.end_ns, kNow + 5000 * kUs);  // it takes the rest of the gap
   EXPECT_EQ(decide_fill(t_window(5000 * kUs, 0, kNow + 10 * kUs), LpCost{}).verdict,
             FillVerdict::kNeedLongGap);  // other LP work is in the gap
+}
+
+TEST(FikitFillDecision, UnknownKernelThatWaitedTooLongIsMeasuredInAShortGap) {
+  FillWindow w = t_window(100 * kUs);
+  w.risky_ok = true;
+  auto d = decide_fill(w, LpCost{});
+  EXPECT_EQ(d.verdict, FillVerdict::kGrantRisky);
+  EXPECT_EQ(d.end_ns, kNow + 100 * kUs);
+  w = t_window(20 * kUs);  // not even the margin left
+  w.risky_ok = true;
+  EXPECT_EQ(decide_fill(w, LpCost{}).verdict, FillVerdict::kNeedLongGap);
+  w = t_window(100 * kUs, 0, kNow + 10 * kUs);  // not alone
+  w.risky_ok = true;
+  EXPECT_EQ(decide_fill(w, LpCost{}).verdict, FillVerdict::kNeedLongGap);
 }
 
 TEST(FikitFillDecision, NoGapEndMeansFullSpeed) {

@@ -127,7 +127,12 @@ void note_grant(Ctx& c, View& v, const Window& w, const FillDecision& d, const L
   }
   g.gaps = w.gaps;
   v.td->n.grants_fill++;
-  if (d.verdict == FillVerdict::kGrantToMeasure) v.td->n.grants_measure++;
+  if (d.verdict == FillVerdict::kGrantToMeasure || d.verdict == FillVerdict::kGrantRisky)
+    v.td->n.grants_measure++;
+  if (d.verdict == FillVerdict::kGrantRisky) {
+    v.td->n.grants_risky++;
+    c.st.last_risky_ns = c.now;
+  }
   c.st.last_fill_tenant = v.td->id;
   for (const GapRef& r : w.gaps) {
     auto it = c.st.tenants.find(r.tenant_id);
@@ -147,8 +152,12 @@ bool grant_tenant(Ctx& c, View& v, const Window& w, uint64_t* committed) {
     // Time-slicing also switches between two LP contexts.
     if (cost.known && *committed > c.now && c.st.last_fill_tenant != v.td->id)
       cost.ns += cfg.switch_cost_ns;
-    FillWindow fw{
-        c.now, w.end, *committed, cfg.switch_cost_ns, cfg.margin_ns, c.st.params.measure_gap_ns};
+    const FikitParams& p = c.st.params;
+    const Pending& head = v.td->waiting.front();
+    bool risky_ok = c.now >= head.t_ns + p.unknown_wait_ns &&
+                    (c.st.last_risky_ns == 0 || c.now >= c.st.last_risky_ns + p.measure_every_ns);
+    FillWindow fw{c.now,   w.end, *committed, cfg.switch_cost_ns, cfg.margin_ns, p.measure_gap_ns,
+                  risky_ok};
     FillDecision d = decide_fill(fw, cost);
     if (!fill_grants(d.verdict)) return true;
     if (!c.s.grant(v.idx)) {

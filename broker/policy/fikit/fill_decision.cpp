@@ -29,6 +29,8 @@ FillDecision decide_fill(const FillWindow& w, const LpCost& cost) {
     bool empty = w.committed_end_ns <= w.now_ns;
     bool long_gap = w.gap_end_ns >= sat_add(w.now_ns, sat_add(w.measure_gap_ns, reserve));
     if (empty && long_gap) return {FillVerdict::kGrantToMeasure, w.gap_end_ns};
+    if (empty && w.risky_ok && w.gap_end_ns > sat_add(w.now_ns, reserve))
+      return {FillVerdict::kGrantRisky, w.gap_end_ns};
     return {FillVerdict::kNeedLongGap, 0};
   }
   uint64_t end = sat_add(start, cost.ns);

@@ -2,7 +2,9 @@
 // predicted gap of the levels above it? It fits if its predicted cost (grant-to-launch delay and
 // duration, both high quantiles), started after the LP work already granted into the gap, ends
 // at least switch cost + margin before the gap's predicted end. A kernel never measured is
-// granted only into a long gap with nothing else in it, where it is measured.
+// granted alone into a long gap, where it is measured; if the levels above never leave such a
+// gap, a request that has waited long enough is measured in a shorter one (a risk to the level
+// above that the caller rate-limits), so that a LP task cannot starve for want of a profile.
 #pragma once
 
 #include <cstdint>
@@ -30,12 +32,14 @@ struct FillWindow {
   uint64_t committed_end_ns;  // predicted end of LP work already granted into it (<= now: none)
   uint64_t switch_cost_ns;    // paid when the GPU returns to the level above (time-slicing)
   uint64_t margin_ns;
-  uint64_t measure_gap_ns;  // an unmeasured kernel needs this much room
+  uint64_t measure_gap_ns;  // an unmeasured kernel needs this much room ...
+  bool risky_ok;            // ... unless it may be measured in any gap (it waited long enough)
 };
 
 enum class FillVerdict : uint8_t {
   kGrant,           // fits
   kGrantToMeasure,  // unknown kernel, long empty gap: grant it and measure it
+  kGrantRisky,      // unknown kernel that waited too long, shorter empty gap: measure it
   kNoRoom,          // known kernel that does not fit
   kNeedLongGap,     // unknown kernel, gap too short or already in use
 };
@@ -49,7 +53,8 @@ FillDecision decide_fill(const FillWindow& w, const LpCost& cost);
 
 // Return true for the verdicts that grant.
 inline bool fill_grants(FillVerdict v) {
-  return v == FillVerdict::kGrant || v == FillVerdict::kGrantToMeasure;
+  return v == FillVerdict::kGrant || v == FillVerdict::kGrantToMeasure ||
+         v == FillVerdict::kGrantRisky;
 }
 
 }  // namespace fikit::broker::fikit_policy

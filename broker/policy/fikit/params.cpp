@@ -28,6 +28,8 @@ constexpr Field kFields[] = {
     {"min_tenant_gap_samples", Kind::kCount, nullptr, nullptr,
      &FikitParams::min_tenant_gap_samples},
     {"measure_gap", Kind::kNs, nullptr, &FikitParams::measure_gap_ns, nullptr},
+    {"unknown_wait", Kind::kNs, nullptr, &FikitParams::unknown_wait_ns, nullptr},
+    {"measure_every", Kind::kNs, nullptr, &FikitParams::measure_every_ns, nullptr},
     {"inactive", Kind::kNs, nullptr, &FikitParams::inactive_ns, nullptr},
     {"miss_backoff", Kind::kQuantile, &FikitParams::miss_backoff, nullptr, nullptr},
     {"min_factor", Kind::kFactor, &FikitParams::min_factor, nullptr, nullptr},

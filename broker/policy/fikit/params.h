@@ -16,7 +16,9 @@ struct FikitParams {
   uint64_t default_delay_ns = 20000;  // that delay before any was measured
   uint32_t min_gap_samples = 3;       // gaps seen after a key before it predicts
   uint32_t min_tenant_gap_samples = 32;  // gaps of the tenant before they predict unknown keys
-  uint64_t measure_gap_ns = 1000000;     // an unmeasured kernel only goes into gaps this long
+  uint64_t measure_gap_ns = 1000000;     // an unmeasured kernel goes into gaps this long, or:
+  uint64_t unknown_wait_ns = 10000000;   // ... into any gap once it has waited this long,
+  uint64_t measure_every_ns = 20000000;  // ... but at most one such risky measurement per this
   uint64_t inactive_ns = 100000000;      // idle this long (and past its gaps): no longer active
   double miss_backoff = 0.5;             // a missed prediction multiplies the key's factor by it
   double min_factor = 1.0 / 16;          // below this factor the key is not filled at all

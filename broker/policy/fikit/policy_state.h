@@ -82,6 +82,7 @@ struct TenantCounters {
   uint64_t grants_fill = 0;     // grants into gaps of higher levels
   uint64_t grants_full = 0;     // grants while no higher level was active
   uint64_t grants_measure = 0;  // unknown kernels granted to measure them
+  uint64_t grants_risky = 0;    // of which into a gap shorter than measure_gap (waited too long)
   uint64_t fill_busy_ns = 0;    // measured GPU time of completed fill grants
 };
 
@@ -135,6 +136,7 @@ struct FikitState {
   std::vector<Grant> grants;                                // in flight, oldest first
   std::array<uint32_t, kPriorityLevels> rr{};               // round-robin cursor per level
   uint32_t last_fill_tenant = UINT32_MAX;                   // time-slicing: who holds the GPU
+  uint64_t last_risky_ns = 0;  // last unknown kernel measured in a short gap
   bool oracle = false;  // gaps come from idle hints (the oracle policy), not from predictions
   uint64_t dispatches = 0;
   uint64_t wakeups_asked = 0;

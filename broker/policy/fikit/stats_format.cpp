@@ -87,6 +87,7 @@ std::string tenant_stats_json(const FikitState& st, uint32_t id) {
       {"grants_fill", n.grants_fill},
       {"grants_full", n.grants_full},
       {"grants_measure", n.grants_measure},
+      {"grants_risky", n.grants_risky},
       {"fill_busy_ns", n.fill_busy_ns},
       {"profile", td->profile_note},
   };
