@@ -123,8 +123,8 @@ class t_FakeSched : public SchedulerApi {
     t.granted.pop_front();
     t.info.last_key = l.key;
     sync(t);
-    // Like the scheduler: a LP completion names its kLpLaunched entry, not the request.
-    ops_->on_complete(state_, t.info, Completion{l.position + 1, l.key, issue_ns, done_ns, true});
+    // Like the scheduler: a LP launch is named by its request's position.
+    ops_->on_complete(state_, t.info, Completion{l.position, l.key, issue_ns, done_ns, true});
     maybe_idle(t, done_ns);
   }
   // Run dispatch at now_ns; return the tenant indexes granted, in order.

@@ -196,6 +196,19 @@ TEST(FikitPolicy, ForgetsGrantsTheSchedulerNoLongerHas) {
   EXPECT_TRUE(t_state(x.s).grants.empty());
 }
 
+TEST(FikitPolicy, LpCompletionOfAnUnexpectedPositionStillEndsItsGrant) {
+  t_MissSetup x;
+  uint64_t idle = x.t - 200 * kUs;
+  x.s.lp_request(x.lp, kKeyLp, idle + 1 * kUs);
+  ASSERT_EQ(x.s.dispatch(idle + 1 * kUs).size(), 1u);
+  ASSERT_EQ(t_state(x.s).grants.size(), 1u);
+  uint64_t delays = t_data(x.s, x.lp).delays.total();
+  kFikitPolicy.on_complete(x.s.state(), x.s.t(x.lp).info,
+                           Completion{12345, kKeyLp, idle + 3 * kUs, idle + 53 * kUs, true});
+  EXPECT_TRUE(t_state(x.s).grants.empty());  // matched by key
+  EXPECT_EQ(t_data(x.s, x.lp).delays.total(), delays + 1);
+}
+
 TEST(FikitPolicy, StatsTextAndJson) {
   t_MissSetup x;
   x.gap(200 * kUs, 60 * kUs);

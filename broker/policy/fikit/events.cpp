@@ -78,16 +78,18 @@ uint64_t measure(TenantData& td, const Completion& c, uint16_t slot) {
   return sample;
 }
 
-// The grant a LP completion belongs to. The completion names the position of the kLpLaunched
-// entry, not of the request, so match the tenant's oldest grant of the same kernel key (launches
-// follow grants in order), or failing that its oldest grant.
+// The grant a LP completion belongs to: the one of its request's position (the scheduler names
+// a LP launch by its request), else the tenant's oldest grant of the same key, else its oldest.
 std::vector<Grant>::iterator grant_of(FikitState& st, const TenantData& td, const Completion& c) {
-  auto same_key = std::find_if(st.grants.begin(), st.grants.end(), [&](const Grant& gr) {
-    return gr.tenant_id == td.id && gr.key == c.kernel_key;
+  auto mine = [&](const Grant& gr) { return gr.tenant_id == td.id; };
+  auto it = std::find_if(st.grants.begin(), st.grants.end(), [&](const Grant& gr) {
+    return mine(gr) && gr.position_known && gr.position == c.position;
   });
-  if (same_key != st.grants.end()) return same_key;
-  return std::find_if(st.grants.begin(), st.grants.end(),
-                      [&](const Grant& gr) { return gr.tenant_id == td.id; });
+  if (it == st.grants.end())
+    it = std::find_if(st.grants.begin(), st.grants.end(),
+                      [&](const Grant& gr) { return mine(gr) && gr.key == c.kernel_key; });
+  if (it == st.grants.end()) it = std::find_if(st.grants.begin(), st.grants.end(), mine);
+  return it;
 }
 
 }  // namespace
