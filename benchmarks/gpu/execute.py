@@ -86,6 +86,10 @@ def _drive(plan, step, cmds, deadline, raw, procs):
         lp = procs.get("lp")
         if lp not in (None, main) and lp.poll() is not None and "lp_exited_early" not in raw:
             raw["lp_exited_early"] = lp.returncode
+            if cmds.lp_ready and not os.path.exists(cmds.lp_ready):  # the HP would wait in vain
+                raw["error"] = f"the LP exited (rc {lp.returncode}) before it was ready"
+                stop_group(main)
+                break
         if _snapshot_due(step, cmds, raw, now):
             raw["compute_apps"] = compute_apps()
         time.sleep(0.05)
@@ -258,7 +262,7 @@ def _chain_hp_row(plan, step, raw, broker):
     c = plan.chain
     row = {"requests": kv.get("requests", c["requests"]), "jct_ms": kv_ms(kv, "jct"),
            "mean_ms": kv_ms(kv, "mean"), "p50_ms": kv_ms(kv, "p50"), "p99_ms": kv_ms(kv, "p99"),
-           "gpu_busy_ms": c["kernels"] * c["kernel_us"] / 1e3}
+           "gpu_busy_ms": c["kernels"] * c["kernel_us"] / 1e3, "kernels_per_req": c["kernels"]}
     row["status"] = "ok" if row["mean_ms"] is not None else "error"
     if row["status"] != "ok":
         row["note"] = "no mean latency in the chain HP's output"

@@ -172,16 +172,17 @@ class Broker:
             return None
 
     def _sample(self):
-        """Every 0.2 s: broker CPU seconds; every 2 s: its status (kept while tenants show)."""
+        """Every 0.2 s: broker CPU seconds; every second: its status, kept if it shows tenants
+        (they have usually left by the time the broker is stopped)."""
         n = 0
         while not self._stop_sampling.wait(0.2):
             c = cpu_seconds(self.proc.pid)
             if c is not None:
                 self.samples.append((time.monotonic(), c))
             n += 1
-            if n % 10 == 0:
+            if n % 5 == 0:
                 s = self.status()
-                if s:
+                if s and (s.get("tenants") or not self.last_status):
                     self.last_status = s
 
     def cpu_percent(self, t0, t1):
@@ -207,7 +208,7 @@ class Broker:
         self._stop_sampling.set()
         if self.proc.poll() is None:
             final = self.status()
-            if final:
+            if final and (final.get("tenants") or not self.last_status):
                 self.last_status = final
             try:
                 subprocess.run([self.bin, "stop", "--socket", self.socket], capture_output=True,

@@ -110,7 +110,8 @@ class Server:
 
 
 def gap_schedule(n, mean_ms, dist, seed):
-    """Return n idle times in seconds: fixed, or exponential (Poisson arrivals) clipped to [0.1, 10] x mean."""
+    """Return n idle times in seconds: fixed, or exponential (Poisson arrivals) clipped to
+    [0.1, 10] x mean."""
     rng = random.Random(seed)
     mean = mean_ms / 1e3
     if dist == "fixed" or mean <= 0:

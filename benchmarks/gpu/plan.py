@@ -80,6 +80,7 @@ class Plan:
     # Time-slicing switch-back cost told to a broker that cannot measure it (no --substrate): the
     # probe measured ~210 us for each HP kernel that follows LP work (gpu-probe-results.md).
     switch_cost_us: int = 210
+    policy: str = "fikit"  # the broker's policy in the fikit settings
     chain: dict = field(default_factory=lambda: dict(
         requests=200, kernels=10, kernel_us=200, gap_us=100, request_gap_us=2000, kernel="burn",
         warmup=20, lp_seconds=7.0, lp_alone_seconds=3.0, settle_s=1.5))
@@ -165,8 +166,8 @@ class Cmd:
     env: dict  # added to the runner's environment (which has LD_PRELOAD, FIKIT_*, CUDA_MPS_* removed)
 
     def shell(self):
-        return " ".join([f"{k}={shlex.quote(v)}" for k, v in self.env.items()] +
-                        [shlex.quote(a) for a in self.argv])
+        env = [f"{k}={shlex.quote(v)}" for k, v in self.env.items()]
+        return " ".join(env + [shlex.quote(a) for a in self.argv])
 
 
 @dataclass
@@ -193,7 +194,7 @@ def _torch_hp(plan, step, paths, d):
           "--check-requests", str(plan.check_requests), "--out-jsonl", os.path.join(d, "hp.jsonl")]
     outputs = os.path.join(paths.work, "outputs")
     a += ["--dump-dir" if (s.name == "alone" and step.rep == 0) else "--compare-dir", outputs]
-    if s.name in ("alone", "alone-fikit"):
+    if s.name == "alone":  # profiled without the library only: the library's run stays plain
         a += ["--gpu-busy-requests", str(plan.gpu_busy_requests)]
     if s.lp:
         a += ["--wait-for", os.path.join(d, "lp.ready")]
@@ -247,7 +248,7 @@ def estimate_s(plan, step):
     per_workload = 4 + (plan.requests + plan.warmup) * (plan.gap_ms + 6.0) / 1e3
     if step.lp:
         per_workload *= 1.5
-    busy = plan.gpu_busy_requests * 0.05 if step.setting.name in ("alone", "alone-fikit") else 0
+    busy = plan.gpu_busy_requests * 0.05 if step.setting.name == "alone" else 0
     return 15 + len(step.hp_set.workloads) * (per_workload + busy) + (10 if step.lp else 0)
 
 
@@ -257,7 +258,7 @@ def _broker(plan, s, paths, d, caps):
         extra = [] if s.mps and not caps.mps_by_broker else ["--substrate", "mps" if s.mps else "timeslice"]
     elif caps.switch_cost and not s.mps:
         extra = ["--switch-cost-us", str(plan.switch_cost_us)]
-    return dict(broker_bin=paths.bin("fikit-broker"), run_dir=d, policy="fikit", extra_args=extra)
+    return dict(broker_bin=paths.bin("fikit-broker"), run_dir=d, policy=plan.policy, extra_args=extra)
 
 
 def commands(plan, step, paths, caps=None):
@@ -312,8 +313,8 @@ def describe(plan, step, c):
     if c.hp:
         lines.append("  start HP: " + c.hp.shell())
     if c.hp and c.lp:
-        lines.append("  when the HP exits: " + ("SIGTERM the LP" if c.lp_ready else
-                                                 "wait for the LP to finish by itself"))
+        then = "SIGTERM the LP" if c.lp_ready else "wait for the LP to finish by itself"
+        lines.append("  when the HP exits: " + then)
     stops = (["stop broker (fikit-broker stop)"] if c.broker else []) + \
         (["echo quit | nvidia-cuda-mps-control"] if c.mps_root else [])
     if stops:

@@ -11,11 +11,18 @@ repeat, with raw numbers only; everything relative is computed here:
 - overhead: the HP alone with the library (alone-fikit) over the HP alone.
 - LP vs alone: LP iterations/s inside the HP's measurement window over LP iterations/s alone.
   The chain LP only reports a count for its whole run; its rate inside the HP window is estimated
-  by assuming it ran at its alone rate whenever the HP was not running.
+  by assuming it ran at its alone rate whenever the HP was not running (shown as "—" when that
+  estimate falls outside 0..1.2 x the alone rate).
 - harvest: LP work done inside the HP window, in seconds of GPU time the LP needs alone (LP
   iterations / LP-alone rate), over the HP's idle GPU time in that window (window - requests x GPU
   busy time per request, the latter profiled with the HP alone). 1.0 means the LP used all the HP's
   idle time; above 1.0 the LP also ran beside HP kernels (MPS shares SMs), not only in gaps.
+Settings: "fikit alone" is the HP alone as a fikit tenant (the overhead); "time-slice" runs HP and LP
+as two plain CUDA processes, which the driver time-slices; "MPS" makes both clients of one MPS
+server; "MPS prio" also sets CUDA_MPS_CLIENT_PRIORITY=1 for the LP; "fikit TS" and "fikit MPS" run
+both as tenants of a fikit broker, without and with MPS. "probe x" is the HP slowdown the probe
+measured for the same chain workload (shared/reference/gpu-probe-results.md; the fikit rows show
+its oracle gap filler, the bar to approach).
 """
 
 import csv
@@ -155,7 +162,9 @@ def lp_window_rate(a, lp_alone_rate):
     w = (a.get("jct_ms") or 0) / 1e3
     if not w or lp_alone_rate is None or a.get("lp_run_s") is None:
         return None
-    return max(0.0, a["lp_units"] - lp_alone_rate * max(0.0, a["lp_run_s"] - w)) / w
+    est = (a["lp_units"] - lp_alone_rate * max(0.0, a["lp_run_s"] - w)) / w
+    # Outside [0, 1.2 x alone] the assumption failed (start-up, drift): no estimate.
+    return est if 0.0 <= est <= 1.2 * lp_alone_rate else None
 
 
 def derive(agg):
@@ -237,43 +246,52 @@ def _meta_lines(raw):
     return lines
 
 
+def _cells(values):
+    return "| " + " | ".join(str(v) for v in values) + " |"
+
+
+def _seconds(ms):
+    return None if ms is None else ms / 1e3
+
+
 def _pair_table(lp, agg):
-    head = ("| HP | setting | n | p50 ms | p99 ms | JCT s | p50 × | p99 × | JCT × | LP rate | LP vs alone "
-            "| LP vs TS | harvest | broker CPU | substrate | outputs | probe × |")
-    lines = [head, "|" + "---|" * 17]
-    hps = sorted({hp for (l, hp, s) in agg if l == lp and hp})
-    for hp in hps:
+    head = ["HP", "setting", "n", "p50 ms", "p99 ms", "JCT s", "p50 ×", "p99 ×", "JCT ×", "LP rate",
+            "LP vs alone", "LP vs TS", "harvest", "broker CPU", "substrate", "outputs", "probe ×"]
+    lines = [_cells(head), "|" + "---|" * len(head)]
+    for hp in sorted({hp for (l, hp, s) in agg if l == lp and hp}):
         for s in COLOCATED:
             a = agg.get((lp, hp, s))
             if not a:
                 continue
             probe = a.get("probe")
-            lines.append(
-                f"| {hp} | {SHORT[s]} | {a['n']} | {_f(a['p50_ms'])} | {_f(a['p99_ms'])} | "
-                f"{_f(a['jct_ms'] and a['jct_ms'] / 1e3)} | {_x(a.get('slow_p50'))} | {_x(a.get('slow_p99'))} | "
-                f"{_x(a.get('slow_jct'))} | {_f(a.get('lp_win'))} {a.get('lp_unit') or ''} | "
-                f"{_pct(a.get('lp_vs_alone'))} | {_pct(a.get('lp_vs_ts'))} | {_f(a.get('harvest'))} | "
-                f"{_f(a.get('broker_cpu_pct'), '{:.0f}%')} | {a['substrate'] or '—'} | {a['outputs'] or '—'} | "
-                f"{probe[0] if probe else '—'}{' (' + probe[1] + ')' if probe else ''} |")
+            lines.append(_cells([
+                hp, SHORT[s], a["n"], _f(a["p50_ms"]), _f(a["p99_ms"]), _f(_seconds(a["jct_ms"])),
+                _x(a.get("slow_p50")), _x(a.get("slow_p99")), _x(a.get("slow_jct")),
+                f"{_f(a.get('lp_win'))} {a.get('lp_unit') or ''}", _pct(a.get("lp_vs_alone")),
+                _pct(a.get("lp_vs_ts")), _f(a.get("harvest")), _f(a.get("broker_cpu_pct"), "{:.0f}%"),
+                a["substrate"] or "—", a["outputs"] or "—",
+                f"{probe[0]} ({probe[1]})" if probe else "—"]))
     return lines
 
 
 def _alone_table(agg):
-    lines = ["| HP | n | p50 ms | p99 ms | JCT s | GPU busy ms/req | kernels/req | library launches/req "
-             "| fikit alone mean × | p99 × | MPS alone p50 × |", "|" + "---|" * 11]
+    head = ["HP", "n", "p50 ms", "p99 ms", "JCT s", "GPU busy ms/req", "kernels/req",
+            "library launches/req", "fikit alone mean ×", "p99 ×", "MPS alone p50 ×"]
+    lines = [_cells(head), "|" + "---|" * len(head)]
     for (lp, hp, s), a in sorted(agg.items()):
         if s != "alone":
             continue
         fk = agg.get(("", hp, "alone-fikit"), {})
         mp = agg.get(("", hp, "alone-mps"), {})
-        lines.append(f"| {hp} | {a['n']} | {_f(a['p50_ms'])} | {_f(a['p99_ms'])} | "
-                     f"{_f(a['jct_ms'] and a['jct_ms'] / 1e3)} | {_f(a['gpu_busy_ms'], '{:.3f}')} | "
-                     f"{_f(a['kernels_per_req'], '{:.1f}')} | {_f(fk.get('launches_per_req'), '{:.1f}')} | "
-                     f"{_x(fk.get('slow_mean'))} | {_x(fk.get('slow_p99'))} | {_x(mp.get('slow_p50'))} |")
+        lines.append(_cells([
+            hp, a["n"], _f(a["p50_ms"]), _f(a["p99_ms"]), _f(_seconds(a["jct_ms"])),
+            _f(a["gpu_busy_ms"], "{:.3f}"), _f(a["kernels_per_req"], "{:.1f}"),
+            _f(fk.get("launches_per_req"), "{:.1f}"), _f(fk.get("slow_mean"), "{:.3f}x"),
+            _x(fk.get("slow_p99")), _x(mp.get("slow_p50"))]))
     lp_lines = ["| LP | n | rate alone |", "|---|---|---|"]
     for (lp, hp, s), a in sorted(agg.items()):
         if s == "lp-alone":
-            lp_lines.append(f"| {lp} | {a['n']} | {_f(a['lp_rate'])} {a['lp_unit'] or ''} |")
+            lp_lines.append(_cells([lp, a["n"], f"{_f(a['lp_rate'])} {a['lp_unit'] or ''}"]))
     return lines, lp_lines
 
 
@@ -387,7 +405,8 @@ def write(out_dir, with_plot=True):
     if with_plot:
         metas = [r for r in raw if r.get("type") == "meta"]
         m = metas[-1] if metas else {}
-        title = f"fikit GPU benchmark: {m.get('gpu', '?')}, {m.get('date', '?')}, commit {m.get('commit', '?')[:10]}"
+        title = (f"fikit GPU benchmark: {m.get('gpu', '?')}, {m.get('date', '?')}, "
+                 f"commit {m.get('commit', '?')[:10]}")
         try:
             plot(agg, os.path.join(out_dir, "results.png"), title)
         except ImportError:

@@ -55,6 +55,7 @@ def parse_args(argv=None):
     p.add_argument("--settings", help="comma-separated subset of: " + ",".join(SETTINGS))
     p.add_argument("--lps", help="comma-separated subset of the preset's LP names")
     p.add_argument("--workloads", help="comma-separated PyTorch HP workloads (MODEL:MODE:BATCH)")
+    p.add_argument("--policy", default="fikit", help="broker policy of the fikit settings (default fikit)")
     p.add_argument("--mps-by", choices=("auto", "runner", "broker"), default="auto",
                    help="who runs MPS for fikit-mps: broker (--substrate mps) or this runner;\n"
                         "auto: the broker if its --help lists --substrate")
@@ -75,6 +76,7 @@ def build_plan(args):
         plan.repeats = args.repeats
     if args.requests:
         plan.requests = args.requests
+    plan.policy = args.policy
     if args.settings:
         wanted = args.settings.split(",")
         bad = [s for s in wanted if s not in SETTINGS]

@@ -7,6 +7,7 @@ Run: python3 tests/gpu/bench_report_test.py   (exit 0 pass, 1 fail)
 """
 
 import csv
+import importlib.util
 import json
 import os
 import sys
@@ -119,9 +120,7 @@ class ReportTest(unittest.TestCase):
                 self.assertEqual(line.count("|"), 18, line)
 
     def test_plot(self):
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
+        if importlib.util.find_spec("matplotlib") is None:
             self.skipTest("matplotlib is not installed")
         path = os.path.join(self.dir, "results.png")
         self.assertTrue(os.path.getsize(path) > 10000)
@@ -147,7 +146,8 @@ class PlanTest(unittest.TestCase):
         self.assertEqual(keys[0], "r0-alone-torch")
         self.assertIn("r0-fikit-mps-chain-burn-500us", keys)
         self.assertEqual(len(keys), len(set(keys)))
-        self.assertLess(keys.index("r0-lp-alone-resnet50-train-b64"), keys.index("r0-timeslice-resnet50-train-b64"))
+        self.assertLess(keys.index("r0-lp-alone-resnet50-train-b64"),
+                        keys.index("r0-timeslice-resnet50-train-b64"))
 
     def test_baselines_are_plain(self):
         _, c = self.cmds("timeslice")
@@ -186,6 +186,7 @@ class PlanTest(unittest.TestCase):
         self.assertIn("--gpu-busy-requests", c.hp.argv)
         _, c = self.cmds("alone-fikit")
         self.assertIn("--compare-dir", c.hp.argv)
+        self.assertNotIn("--gpu-busy-requests", c.hp.argv)
 
     def test_chain_commands(self):
         _, c = self.cmds("timeslice", lp="chain-burn-500us")

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""One PyTorch workload for the GPU coverage test (coverage_test.py), run with and without libfikit.
+
+    coverage_child.py MODE OUT_PREFIX     MODE: eager-infer eager-train bert-eager graph triton
+
+It warms up, then runs the workload's measured region under torch.profiler and prints one JSON
+line: kernels the GPU ran (profiler events of category "kernel"), their distinct names, launches
+the library saw over the same region (fikit_get_stats; null without the library), and where the
+outputs were saved (OUT_PREFIX.pt) with their SHA-256. Deterministic algorithms are asked for, so
+that runs with and without the library can be compared bit for bit.
+"""
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS; before torch
+
+import torch  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "benchmarks", "gpu"))
+
+import fikit_stats  # noqa: E402
+
+REPEATS = {"eager-infer": 5, "eager-train": 3, "bert-eager": 5, "graph": 10, "triton": 20}
+EXTRA = {}  # what a builder reports besides the region: the capture's counters, Triton's reference
+
+
+def eager_infer():
+    import torchvision
+
+    torch.manual_seed(0)
+    m = torchvision.models.resnet50(weights=None).cuda().eval()
+    x = torch.randn(2, 3, 224, 224, device="cuda")
+
+    def run():
+        with torch.inference_mode():
+            return m(x)
+    return run
+
+
+def eager_train():
+    import torchvision
+
+    torch.manual_seed(0)
+    m = torchvision.models.resnet18(weights=None).cuda().train()
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(8, 3, 224, 224, device="cuda")
+    y = torch.randint(0, 1000, (8,), device="cuda")
+
+    def run():
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(m(x), y)
+        loss.backward()
+        opt.step()
+        return torch.stack([loss.detach(), next(m.parameters()).detach().sum()])
+    return run
+
+
+def bert_eager():
+    import transformers as tf
+
+    torch.manual_seed(0)
+    cfg = tf.BertConfig(num_hidden_layers=2)
+    m = tf.BertModel(cfg).cuda().eval()
+    ids = torch.randint(0, cfg.vocab_size, (4, 128), device="cuda")
+
+    def run():
+        with torch.inference_mode():
+            return m(input_ids=ids).last_hidden_state
+    return run
+
+
+def graph():
+    """A captured ResNet-50: the library sees one launch per replay (cuGraphLaunch)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    m = torchvision.models.resnet50(weights=None).cuda().eval()
+    x = torch.randn(2, 3, 224, 224, device="cuda")
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.inference_mode(), torch.cuda.stream(s):
+        for _ in range(3):
+            m(x)
+    torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    before = fikit_stats.read()
+    g = torch.cuda.CUDAGraph()
+    with torch.inference_mode(), torch.cuda.graph(g):
+        out = m(x)
+    torch.cuda.synchronize()
+    EXTRA["capture"] = fikit_stats.delta(before, fikit_stats.read())
+
+    def run():
+        g.replay()  # one cudaGraphLaunch; `out` is rewritten in place
+        return out
+    return run
+
+
+def triton_add():
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def add_kernel(x_ptr, y_ptr, out_ptr, n, BLOCK: tl.constexpr):
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n
+        x = tl.load(x_ptr + offs, mask=mask)
+        y = tl.load(y_ptr + offs, mask=mask)
+        tl.store(out_ptr + offs, x + 2 * y, mask=mask)
+
+    n = 1 << 20
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(n, device="cuda", generator=g)
+    y = torch.randn(n, device="cuda", generator=g)
+    out = torch.empty_like(x)
+    EXTRA["expected"] = (x + 2 * y).cpu()
+
+    def run():
+        add_kernel[(triton.cdiv(n, 1024),)](x, y, out, n, BLOCK=1024)
+        return out
+    return run
+
+
+BUILDERS = {"eager-infer": eager_infer, "eager-train": eager_train, "bert-eager": bert_eager,
+            "graph": graph, "triton": triton_add}
+
+
+def profile(run, repeats):
+    """Run the region under the profiler; return (outputs, kernel count, kernel names, stats delta)."""
+    from torch.profiler import ProfilerActivity, profile as prof_ctx
+
+    outs = []
+    with prof_ctx(activities=[ProfilerActivity.CUDA]) as prof:
+        before = fikit_stats.read()
+        for _ in range(repeats):
+            outs.append(run())
+        torch.cuda.synchronize()
+        after = fikit_stats.read()
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        prof.export_chrome_trace(f.name)
+        with open(f.name) as trace:
+            events = json.load(trace).get("traceEvents", [])
+    kernels = [e for e in events if e.get("ph") == "X" and e.get("cat") == "kernel"]
+    return outs, len(kernels), sorted({e["name"] for e in kernels}), fikit_stats.delta(before, after)
+
+
+def main():
+    mode, prefix = sys.argv[1], sys.argv[2]
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    run = BUILDERS[mode]()
+    for _ in range(2):  # warm-up: lazy initialisation, Triton's compilation
+        run()
+    torch.cuda.synchronize()
+    outs, kernels, names, d = profile(run, REPEATS[mode])
+    out = torch.stack([o.detach().float().cpu() for o in outs])
+    torch.save(out, prefix + ".pt")
+    fikit = {"loaded": fikit_stats.loaded(), "connected": fikit_stats.connected(), "delta": d}
+    rec = {"mode": mode, "repeats": REPEATS[mode], "kernels": kernels, "distinct_kernels": len(names),
+           "kernel_names": names[:50], "fikit": fikit,
+           "capture": EXTRA.get("capture"), "outputs": prefix + ".pt",
+           "sha256": hashlib.sha256(out.numpy().tobytes()).hexdigest()}
+    if mode == "triton":
+        rec["triton_correct"] = bool(torch.equal(outs[-1].cpu(), EXTRA["expected"]))
+    print(json.dumps(rec), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""GPU test: libfikit sees every kernel launch of real programs, and changes no result.
+
+    coverage_test.py [--build BUILD]        (exit 0 pass, 1 fail, 77 skip: no GPU or no PyTorch)
+
+With a private broker (policy fikit), each PyTorch workload of coverage_child.py runs once without
+the library and once as a tenant (high priority; the eager inference also at low priority, the
+path that waits for grants). Checks:
+- eager inference, eager training, BERT, Triton: launches the library saw == kernels the profiler
+  saw in the same region of the same run (and the same kernel count as the run without library);
+- CUDA-graph replay: one library launch per replay (a graph launch is one unit), and the launches
+  made during the capture all passed through;
+- outputs equal to the run without the library: bit for bit is expected; within 1e-6 relative
+  (1e-5 for training, whose backward pass PyTorch does not make fully deterministic) passes;
+- fikit-chain (driver API, its own kernels): launches the library saw (FIKIT_STATS_DUMP, written
+  by libfikit_stats_dump.so at exit) grow by exactly the launches the extra requests made.
+Prints one line per run: kernels, library launches, passed through, distinct kernel names (the
+kernel keys the broker can tell apart), outputs.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from gpu_harness import SKIP, Build, broker, skip_without_gpu
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHILD = os.path.join(HERE, "coverage_child.py")
+MODES = ("eager-infer", "eager-train", "bert-eager", "graph", "triton")
+failures = []
+
+
+def check(ok, what):
+    if not ok:
+        failures.append(what)
+        print(f"FAIL: {what}", flush=True)
+    return ok
+
+
+def run_child(mode, prefix, tenant=None):
+    """Run coverage_child.py MODE (as a tenant if `tenant` is an argv prefix); return its JSON."""
+    argv = (tenant or []) + [sys.executable, CHILD, mode, prefix]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        check(False, f"{mode}: timed out after 900 s")
+        return None
+    lines = [line for line in r.stdout.splitlines() if line.startswith("{")]
+    if not check(r.returncode == 0 and lines, f"{mode}: exited {r.returncode}:\n{r.stderr[-3000:]}"):
+        return None
+    return json.loads(lines[-1])
+
+
+def same_outputs(mode, a, b):
+    if a["sha256"] == b["sha256"]:
+        return "identical"
+    import torch
+
+    ta, tb = torch.load(a["outputs"]), torch.load(b["outputs"])
+    rel = float((ta.double() - tb.double()).norm() / max(float(tb.double().norm()), 1e-30))
+    ok = rel <= (1e-5 if mode == "eager-train" else 1e-6)
+    check(ok, f"{mode}: outputs differ from the run without the library (relative {rel:.3g})")
+    return f"rel {rel:.2g}"
+
+
+def check_counts(mode, base, run, label):
+    d = run["fikit"]["delta"] or {}
+    if not check(run["fikit"]["loaded"] and run["fikit"]["connected"],
+                 f"{label}: library not loaded or not connected to the broker: {run['fikit']}"):
+        return
+    seen, passed = d.get("launches"), d.get("passed_through")
+    if mode == "graph":
+        check(seen == run["repeats"], f"{label}: library saw {seen} launches for {run['repeats']} "
+                                      "graph replays")
+        cap = run.get("capture") or {}
+        check(cap.get("launches") == cap.get("passed_through") and cap.get("launches"),
+              f"{label}: launches during the capture did not all pass through: {cap}")
+    else:
+        check(seen == run["kernels"], f"{label}: library saw {seen} launches, the profiler "
+                                      f"{run['kernels']} kernels")
+        check(passed == 0, f"{label}: {passed} launches passed through while connected")
+    check(run["kernels"] == base["kernels"], f"{label}: {run['kernels']} kernels with the library, "
+                                             f"{base['kernels']} without")
+    if mode == "triton":
+        check(run.get("triton_correct"), f"{label}: the Triton kernel computed a wrong result")
+
+
+def torch_workloads(build, sock, tmp):
+    print(f"{'run':26s} {'kernels':>8s} {'library':>8s} {'passed':>7s} {'distinct':>9s}  outputs")
+    for mode in MODES:
+        base = run_child(mode, os.path.join(tmp, mode + "-plain"))
+        if not base:
+            continue
+        runs = [("high", mode + " (HP)")] + ([("low", mode + " (LP)")] if mode == "eager-infer" else [])
+        for prio, label in runs:
+            run = run_child(mode, os.path.join(tmp, f"{mode}-{prio}"),
+                            build.tenant(prio, "cov-" + mode, sock, []))
+            if not run:
+                continue
+            check_counts(mode, base, run, label)
+            same = same_outputs(mode, base, run)
+            d = run["fikit"]["delta"] or {}
+            print(f"{label:26s} {run['kernels']:8d} {d.get('launches', '-')!s:>8s} "
+                  f"{d.get('passed_through', '-')!s:>7s} {run['distinct_kernels']:9d}  {same}", flush=True)
+
+
+def chain_stats(build, sock, priority, args, tmp):
+    """Run fikit-chain as a tenant; return the library's counters it dumped at exit."""
+    dump = os.path.join(tmp, "chain.stats")
+    if os.path.exists(dump):
+        os.unlink(dump)
+    env = dict(os.environ, LD_PRELOAD=build.stats_dump, FIKIT_STATS_DUMP=dump)
+    r = subprocess.run(build.tenant(priority, "cov-chain", sock, [build.chain] + args), env=env,
+                       capture_output=True, text=True, timeout=300)
+    if not check(r.returncode == 0 and os.path.exists(dump),
+                 f"fikit-chain {' '.join(args)}: exited {r.returncode}, no counters: {r.stderr[-2000:]}"):
+        return None
+    with open(dump) as f:
+        return {k: int(v) for k, v in (t.split("=") for t in f.read().split())}
+
+
+def chain_hp(requests):
+    return ["hp", "--requests", str(requests), "--kernels", "10", "--kernel-us", "50", "--gap-us", "20",
+            "--request-gap-us", "100"]
+
+
+def chain_lp(kernels):
+    return ["lp", "--kernels", str(kernels), "--kernel-us", "20"]
+
+
+def chain_workloads(build, sock, tmp):
+    """The program's warm-up and calibration launches are unknown here: compare two sizes."""
+    for label, prio, small, large, extra in (
+            ("fikit-chain hp (HP)", "high", chain_hp(10), chain_hp(30), 200),
+            ("fikit-chain lp (LP)", "low", chain_lp(100), chain_lp(300), 200)):
+        a, b = chain_stats(build, sock, prio, small, tmp), chain_stats(build, sock, prio, large, tmp)
+        if not a or not b:
+            continue
+        seen = b["launches"] - a["launches"]
+        check(seen == extra, f"{label}: the library saw {seen} more launches, the program made "
+                             f"{extra} more")
+        check(a["passed_through"] == 0 and b["passed_through"] == 0,
+              f"{label}: launches passed through while connected: {a}, {b}")
+        print(f"{label:26s} {extra:8d} {seen:8d} {b['passed_through']:7d} {'-':>9s}  (extra launches)")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--build")
+    a = p.parse_args()
+    skip_without_gpu()
+    if importlib.util.find_spec("torch") is None:
+        print("SKIP: this python3 has no PyTorch")
+        return SKIP
+    build = Build(a.build)
+    build.require(build.lib, build.broker_bin, build.run_bin)
+    with tempfile.TemporaryDirectory(prefix="fikit-coverage-") as tmp, broker(build) as b:
+        torch_workloads(build, b.socket, tmp)
+        if check(os.path.exists(build.chain) and os.path.exists(build.stats_dump),
+                 f"not built: {build.chain} or {build.stats_dump}"):
+            chain_workloads(build, b.socket, tmp)
+        status = b.status()
+        print("broker status:", json.dumps(status)[:3000] if status else None)
+    print(f"{'FAILED' if failures else 'PASSED'}: {len(failures)} failed check(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
