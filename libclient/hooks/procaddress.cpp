@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 
 #include "../hook_table.h"
+#include "../log.h"
 #include "../proc_select.h"
 #include "hooks.h"
 
@@ -22,7 +23,11 @@ void* substitute(const char* symbol, void* real, int version, cuuint64_t flags) 
   void* const* reals = real_hook_pointers();
   if (!reals) return real;
   int row = select_hook_row(symbol, real, version, flags, reals);
-  return row < 0 ? real : kHookAddresses[row];
+  if (row < 0) return real;
+  FIKIT_LOG_DEBUG("cuGetProcAddress(%s, %d, %#llx): %s hook of %s", symbol, version,
+                  static_cast<unsigned long long>(flags),
+                  reals[row] == real ? "exact" : "flag-selected", kHookTable[row].symbol);
+  return kHookAddresses[row];
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -21,8 +22,10 @@
 
 #include <atomic>
 #include <climits>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -149,6 +152,21 @@ TEST(Child, Workload) {
     EXPECT_EQ(t_stats().passed_through, 0u);
     return;
   }
+  if (!strcmp(mode, "fork")) {
+    g.launch_direct(3);
+    fflush(stdout);
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      sleep(60);  // outlives the parent: its copy of the broker connection must already be closed
+      _exit(0);
+    }
+    printf("grandchild %d\n", static_cast<int>(child));
+    g.launch_direct(2);  // the parent keeps its tenancy
+    EXPECT_EQ(connected(), 1);
+    EXPECT_EQ(t_stats().passed_through, 0u);
+    return;
+  }
   ASSERT_NO_FATAL_FAILURE(t_child_workload(g));
   fikit_client_stats s = t_stats();
   EXPECT_EQ(s.launches, 10u);
@@ -167,6 +185,8 @@ TEST(Child, Workload) {
 // Parent side: a fake broker, and the child runs.
 
 struct t_Connection {
+  int index = 0;
+  std::atomic<bool> done{false};  // the client hung up (or was dropped)
   std::string shm_name;
   Segment* seg = nullptr;
   RegisterRequest req{};
@@ -200,40 +220,46 @@ class t_FakeBroker {
     if (thread_.joinable()) thread_.join();
   }
   const std::string& path() const { return path_; }
-  std::vector<t_Connection>& connections() { return conns_; }
+  std::deque<t_Connection>& connections() { return conns_; }
 
  private:
   void run() {
     for (int n = 0; n < connections_; n++) {
       pollfd p{listen_fd_, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(kDeadlineNs / 1000000)) <= 0) return;
+      if (poll(&p, 1, static_cast<int>(kDeadlineNs / 1000000)) <= 0) break;
       int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) return;
-      conns_.emplace_back();
-      serve(fd, &conns_.back(), n + 1 < connections_ ? close_after_ : SIZE_MAX);
-      close(fd);
+      if (fd < 0) break;
+      t_Connection* c = &conns_.emplace_back();
+      c->index = n + 1;
+      size_t close_after = n + 1 < connections_ ? close_after_ : SIZE_MAX;
+      // One thread per connection: a tenant may stay connected while another registers.
+      servers_.emplace_back([this, fd, c, close_after] {
+        serve(fd, c, close_after);
+        close(fd);
+        c->done.store(true);
+      });
     }
+    for (auto& t : servers_) t.join();
   }
 
   bool register_tenant(int fd, t_Connection* c) {
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(kDeadlineNs / 1000000)) <= 0) return false;
     if (recv(fd, &c->req, sizeof(c->req), 0) != sizeof(c->req)) return false;
-    c->shm_name = "/fikit-client-test-" + std::to_string(getpid()) + "-" +
-                  std::to_string(conns_.size());
+    c->shm_name = "/fikit-client-test-" + std::to_string(getpid()) + "-" + std::to_string(c->index);
     int shm = shm_open(c->shm_name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
     if (shm < 0 || ftruncate(shm, sizeof(Segment)) != 0) return false;
     void* m = mmap(nullptr, sizeof(Segment), PROT_READ | PROT_WRITE, MAP_SHARED, shm, 0);
     close(shm);
     if (m == MAP_FAILED) return false;
     c->seg = static_cast<Segment*>(m);
-    segment_init(c->seg, static_cast<uint32_t>(conns_.size()), 0, c->req.priority, c->req.name);
+    segment_init(c->seg, static_cast<uint32_t>(c->index), 0, c->req.priority, c->req.name);
     c->seg->broker.hp_marker_every.store(hp_marker_every_);
     c->seg->broker.heartbeat_ns.store(now_ns());
     c->seg->broker.state.store(static_cast<uint32_t>(TenantState::kActive));
     RegisterReply reply{};
     reply.hdr = msg_header(MsgType::kRegisterReply, sizeof(reply));
-    reply.tenant_id = static_cast<uint32_t>(conns_.size());
+    reply.tenant_id = static_cast<uint32_t>(c->index);
     strncpy(reply.shm_name, c->shm_name.c_str(), sizeof(reply.shm_name) - 1);
     return send(fd, &reply, sizeof(reply), MSG_NOSIGNAL) == sizeof(reply);
   }
@@ -280,7 +306,8 @@ class t_FakeBroker {
   uint32_t hp_marker_every_;
   int connections_;
   size_t close_after_;
-  std::vector<t_Connection> conns_;
+  std::deque<t_Connection> conns_;  // stable addresses for the server threads
+  std::vector<std::thread> servers_;
   std::thread thread_;
 };
 
@@ -399,7 +426,8 @@ TEST_F(Preload, LowPriorityWaitsForGrantsAndMarksCompletion) {
   std::map<uint32_t, uint16_t> requests;  // position -> slot
   std::map<uint16_t, uint32_t> last;
   for (const auto& e : c.entries) {
-    if (e.kind == static_cast<uint16_t>(EntryKind::kLpRequest)) requests[e.position] = e.stream_slot;
+    if (e.kind == static_cast<uint16_t>(EntryKind::kLpRequest))
+      requests[e.position] = e.stream_slot;
     if (e.kind != static_cast<uint16_t>(EntryKind::kLpLaunched)) continue;
     ASSERT_EQ(requests.count(e.ref), 1u) << "launched without a request";
     EXPECT_EQ(e.flags & kFlagMarker, kFlagMarker);
@@ -419,6 +447,28 @@ TEST_F(Preload, ReconnectsWhenTheBrokerDropsIt) {
   EXPECT_EQ(count(broker.connections()[0], EntryKind::kHpLaunch), 3);
   EXPECT_EQ(count(broker.connections()[1], EntryKind::kHpLaunch), 3);
   EXPECT_NE(out_.find("lost the connection to the broker"), std::string::npos) << out_;
+}
+
+TEST_F(Preload, ForkedChildDropsTheParentsConnection) {
+  prctl(PR_SET_CHILD_SUBREAPER, 1);  // the orphaned grandchild is reaped here
+  t_FakeBroker broker(dir_, 0, /*connections=*/1, SIZE_MAX);
+  EXPECT_EQ(run_child("fork", "high", broker.path()), 0) << out_;
+  size_t at = out_.find("grandchild ");
+  ASSERT_NE(at, std::string::npos) << out_;
+  pid_t grandchild = static_cast<pid_t>(atoi(out_.c_str() + at + strlen("grandchild ")));
+  ASSERT_GT(grandchild, 0);
+  ASSERT_EQ(broker.connections().size(), 1u);
+  t_Connection& c = broker.connections()[0];
+  // The parent exited; the grandchild still lives but closed its copy at fork: the broker sees
+  // the tenant leave now, not when the grandchild exits.
+  uint64_t deadline = now_ns() + kDeadlineNs / 3;
+  while (!c.done.load() && now_ns() < deadline) usleep(1000);
+  bool left = c.done.load();
+  kill(grandchild, SIGKILL);
+  waitpid(grandchild, nullptr, 0);
+  EXPECT_TRUE(left) << "the forked child kept the parent's broker connection open";
+  broker.join();
+  EXPECT_EQ(count(c, EntryKind::kHpLaunch), 5);
 }
 
 }  // namespace
