@@ -260,10 +260,12 @@ void ctx_free(SimShared& g, int32_t ctx) {
   for (uint32_t i = 0; i < g.stream_hwm; i++)
     if (g.streams[i].in_use && g.streams[i].ctx == ctx) stream_drop(g.streams[i]);
   g.ctxs[ctx] = SimContext{};
-  // A context that leaves the GPU leaves nothing loaded: the next one starts without a switch.
-  if (g.active_ctx == ctx || g.switch_to == ctx) {
-    g.active_ctx = -1;
+  // A switch to a context that is gone is abandoned; a switch away from it goes on. A loaded
+  // context that goes away leaves nothing loaded: the next one starts without a switch.
+  if (g.switch_to == ctx) {
     g.switch_to = -1;
+  } else if (g.active_ctx == ctx && g.switch_to < 0) {
+    g.active_ctx = -1;
   }
 }
 
