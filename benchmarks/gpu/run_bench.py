@@ -59,7 +59,7 @@ def parse_args(argv=None):
     p.add_argument("--mps-by", choices=("auto", "runner", "broker"), default="auto",
                    help="who runs MPS for fikit-mps: broker (--substrate mps) or this runner;\n"
                         "auto: the broker if its --help lists --substrate")
-    p.add_argument("--commit", help="git commit to report (default: git rev-parse HEAD)")
+    p.add_argument("--commit", help="commit to report (default: $FIKIT_COMMIT, else git rev-parse HEAD)")
     p.add_argument("--work-dir", help="scratch directory (default: a new /tmp/fikit-bench-*)")
     p.add_argument("--keep-work", action="store_true", help="keep the scratch directory")
     p.add_argument("--resume", action="store_true", help="skip steps already ok in --out")
@@ -137,8 +137,9 @@ def collect_meta(args, plan):
               "torch.version.cuda, torch.cuda.is_available()]))"], timeout=120)
     if t:
         m["torch"], m["cuda_torch"], m["torch_sees_gpu"] = json.loads(t.splitlines()[-1])
-    m["commit"] = args.commit or _run(["git", "-C", REPO, "rev-parse", "HEAD"]) or "unknown"
-    if not args.commit and _run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"]):
+    commit = args.commit or os.environ.get("FIKIT_COMMIT")
+    m["commit"] = commit or _run(["git", "-C", REPO, "rev-parse", "HEAD"]) or "unknown"
+    if not commit and _run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"]):
         m["commit"] += "-dirty"
     return m
 
@@ -295,8 +296,11 @@ def main():
         report.write(args.out, with_plot=True)
         if not args.keep_work:
             shutil.rmtree(paths.work, ignore_errors=True)
-    print(open(os.path.join(args.out, "results.md")).read().split("## HP alone")[0], flush=True)
-    print(f"results in {args.out}: results.csv raw.jsonl results.md results.png")
+    with open(os.path.join(args.out, "results.md")) as f:
+        print(f.read().split("## How to read")[0], flush=True)
+    files = [f for f in ("results.csv", "raw.jsonl", "results.md", "results.png")
+             if os.path.exists(os.path.join(args.out, f))]
+    print(f"results in {args.out}: {' '.join(files)}")
     return 0
 
 

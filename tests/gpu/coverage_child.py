@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""One PyTorch workload for the GPU coverage test (coverage_test.py), run with and without libfikit.
+"""PyTorch workloads for the GPU coverage test (coverage_test.py), run with and without libfikit.
 
-    coverage_child.py MODE OUT_PREFIX     MODE: eager-infer eager-train bert-eager graph triton
+    coverage_child.py OUT_DIR MODE...     MODE: eager-infer eager-train bert-eager graph triton
 
-It warms up, then runs the workload's measured region under torch.profiler and prints one JSON
-line: kernels the GPU ran (profiler events of category "kernel"), their distinct names, launches
-the library saw over the same region (fikit_get_stats; null without the library), and where the
-outputs were saved (OUT_PREFIX.pt) with their SHA-256. Deterministic algorithms are asked for, so
-that runs with and without the library can be compared bit for bit.
+For each mode in turn it warms up, then runs the mode's measured region under torch.profiler and
+prints one JSON line: kernels the GPU ran (profiler events of category "kernel"), their distinct
+names, launches the library saw over the same region (fikit_get_stats; null without the library),
+and where the outputs were saved (OUT_DIR/MODE.pt) with their SHA-256; or the error that stopped
+the mode. Deterministic algorithms are asked for, so that runs with and without the library can be
+compared bit for bit. One process runs all modes: PyTorch's start-up is paid once.
 """
 
 import hashlib
@@ -149,26 +150,37 @@ def profile(run, repeats):
     return outs, len(kernels), sorted({e["name"] for e in kernels}), fikit_stats.delta(before, after)
 
 
-def main():
-    mode, prefix = sys.argv[1], sys.argv[2]
-    torch.backends.cudnn.benchmark = False
-    torch.backends.cudnn.deterministic = True
-    torch.use_deterministic_algorithms(True, warn_only=True)
+def run_mode(mode, out_dir):
+    """Build, warm up and profile one mode; return its JSON record."""
+    EXTRA.clear()
     run = BUILDERS[mode]()
     for _ in range(2):  # warm-up: lazy initialisation, Triton's compilation
         run()
     torch.cuda.synchronize()
     outs, kernels, names, d = profile(run, REPEATS[mode])
     out = torch.stack([o.detach().float().cpu() for o in outs])
-    torch.save(out, prefix + ".pt")
+    path = os.path.join(out_dir, mode + ".pt")
+    torch.save(out, path)
     fikit = {"loaded": fikit_stats.loaded(), "connected": fikit_stats.connected(), "delta": d}
     rec = {"mode": mode, "repeats": REPEATS[mode], "kernels": kernels, "distinct_kernels": len(names),
-           "kernel_names": names[:50], "fikit": fikit,
-           "capture": EXTRA.get("capture"), "outputs": prefix + ".pt",
-           "sha256": hashlib.sha256(out.numpy().tobytes()).hexdigest()}
+           "kernel_names": names[:50], "fikit": fikit, "capture": EXTRA.get("capture"),
+           "outputs": path, "sha256": hashlib.sha256(out.numpy().tobytes()).hexdigest()}
     if mode == "triton":
         rec["triton_correct"] = bool(torch.equal(outs[-1].cpu(), EXTRA["expected"]))
-    print(json.dumps(rec), flush=True)
+    return rec
+
+
+def main():
+    out_dir, modes = sys.argv[1], sys.argv[2:]
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    for mode in modes:
+        try:
+            rec = run_mode(mode, out_dir)
+        except Exception as e:  # report it and go on with the other modes
+            rec = {"mode": mode, "error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(rec), flush=True)
 
 
 if __name__ == "__main__":

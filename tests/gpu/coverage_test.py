@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """GPU test: libfikit sees every kernel launch of real programs, and changes no result.
 
-    coverage_test.py [--build BUILD]        (exit 0 pass, 1 fail, 77 skip: no GPU or no PyTorch)
+    coverage_test.py [--build BUILD] [--policy P]   (exit 0 pass, 1 fail, 77 skip: no GPU or PyTorch)
 
-With a private broker (policy fikit), each PyTorch workload of coverage_child.py runs once without
-the library and once as a tenant (high priority; the eager inference also at low priority, the
-path that waits for grants). Checks:
-- eager inference, eager training, BERT, Triton: launches the library saw == kernels the profiler
-  saw in the same region of the same run (and the same kernel count as the run without library);
-- CUDA-graph replay: one library launch per replay (a graph launch is one unit), and the launches
-  made during the capture all passed through;
+With a private broker (policy fikit), the PyTorch workloads of coverage_child.py run three times:
+without the library, as a high-priority tenant, and as a low-priority tenant (the path that waits
+for the broker's grants; no HP runs, so each is granted). Checks, for each tenant run:
+- eager inference (ResNet-50: cuDNN), eager training (ResNet-18: cuDNN backward, optimizer
+  kernels), BERT (cuBLAS), Triton: launches the library saw == kernels the profiler saw in the same
+  region of the same run, none passed through, and as many kernels as without the library;
+- CUDA-graph replay (ResNet-50): one library launch per replay (a graph launch is one unit), and
+  the launches made during the capture all passed through;
 - outputs equal to the run without the library: bit for bit is expected; within 1e-6 relative
   (1e-5 for training, whose backward pass PyTorch does not make fully deterministic) passes;
 - fikit-chain (driver API, its own kernels): launches the library saw (FIKIT_STATS_DUMP, written
@@ -41,18 +42,27 @@ def check(ok, what):
     return ok
 
 
-def run_child(mode, prefix, tenant=None):
-    """Run coverage_child.py MODE (as a tenant if `tenant` is an argv prefix); return its JSON."""
-    argv = (tenant or []) + [sys.executable, CHILD, mode, prefix]
+def run_child(out_dir, tenant=None):
+    """Run coverage_child.py for every mode (as a tenant if `tenant` is an argv prefix); return
+    {mode: record}."""
+    os.makedirs(out_dir, exist_ok=True)
+    argv = (tenant or []) + [sys.executable, CHILD, out_dir] + list(MODES)
     try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=1200)
     except subprocess.TimeoutExpired:
-        check(False, f"{mode}: timed out after 900 s")
-        return None
-    lines = [line for line in r.stdout.splitlines() if line.startswith("{")]
-    if not check(r.returncode == 0 and lines, f"{mode}: exited {r.returncode}:\n{r.stderr[-3000:]}"):
-        return None
-    return json.loads(lines[-1])
+        check(False, f"{out_dir}: timed out after 1200 s")
+        return {}
+    recs = {}
+    for line in r.stdout.splitlines():
+        if line.startswith("{"):
+            rec = json.loads(line)
+            recs[rec["mode"]] = rec
+    check(r.returncode == 0, f"{' '.join(argv)}: exited {r.returncode}:\n{r.stderr[-3000:]}")
+    for mode in MODES:
+        rec = recs.get(mode) or {"error": "no record"}
+        if not check("error" not in rec, f"{mode} in {out_dir}: {rec.get('error')}"):
+            recs.pop(mode, None)
+    return recs
 
 
 def same_outputs(mode, a, b):
@@ -91,18 +101,15 @@ def check_counts(mode, base, run, label):
 
 def torch_workloads(build, sock, tmp):
     print(f"{'run':26s} {'kernels':>8s} {'library':>8s} {'passed':>7s} {'distinct':>9s}  outputs")
-    for mode in MODES:
-        base = run_child(mode, os.path.join(tmp, mode + "-plain"))
-        if not base:
-            continue
-        runs = [("high", mode + " (HP)")] + ([("low", mode + " (LP)")] if mode == "eager-infer" else [])
-        for prio, label in runs:
-            run = run_child(mode, os.path.join(tmp, f"{mode}-{prio}"),
-                            build.tenant(prio, "cov-" + mode, sock, []))
-            if not run:
+    base = run_child(os.path.join(tmp, "plain"))
+    for prio, tag in (("high", "HP"), ("low", "LP")):
+        runs = run_child(os.path.join(tmp, prio), build.tenant(prio, "cov-" + prio, sock, []))
+        for mode in MODES:
+            if mode not in base or mode not in runs:
                 continue
-            check_counts(mode, base, run, label)
-            same = same_outputs(mode, base, run)
+            run, label = runs[mode], f"{mode} ({tag})"
+            check_counts(mode, base[mode], run, label)
+            same = same_outputs(mode, base[mode], run)
             d = run["fikit"]["delta"] or {}
             print(f"{label:26s} {run['kernels']:8d} {d.get('launches', '-')!s:>8s} "
                   f"{d.get('passed_through', '-')!s:>7s} {run['distinct_kernels']:9d}  {same}", flush=True)
@@ -151,6 +158,7 @@ def chain_workloads(build, sock, tmp):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--build")
+    p.add_argument("--policy", default="fikit", help="the broker's policy")
     a = p.parse_args()
     skip_without_gpu()
     if importlib.util.find_spec("torch") is None:
@@ -158,7 +166,7 @@ def main():
         return SKIP
     build = Build(a.build)
     build.require(build.lib, build.broker_bin, build.run_bin)
-    with tempfile.TemporaryDirectory(prefix="fikit-coverage-") as tmp, broker(build) as b:
+    with tempfile.TemporaryDirectory(prefix="fikit-coverage-") as tmp, broker(build, a.policy) as b:
         torch_workloads(build, b.socket, tmp)
         if check(os.path.exists(build.chain) and os.path.exists(build.stats_dump),
                  f"not built: {build.chain} or {build.stats_dump}"):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run a program as a fikit tenant on a real GPU, with a private broker; exit with its status.
 
-    gpu_harness.py --build BUILD [--priority high|low] [--no-broker] -- CMD...
+    gpu_harness.py --build BUILD [--priority high|low] [--policy P] [--no-broker] -- CMD...
 
 Exits 77 (skip) without a GPU (/dev/nvidia0). With --no-broker the program still gets the library
 but no broker answers on its socket, so the library must fail open. Also a module: the GPU tests
@@ -70,6 +70,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--build")
     p.add_argument("--priority", default="high")
+    p.add_argument("--policy", default="fikit", help="the broker's policy")
     p.add_argument("--no-broker", action="store_true")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
     a = p.parse_args()
@@ -81,10 +82,8 @@ def main():
     build.require(build.lib, build.broker_bin, build.run_bin)
     if a.no_broker:
         with tempfile.TemporaryDirectory(prefix="fikit-gpu-test-") as d:
-            env = dict(os.environ, FIKIT_BROKER_TIMEOUT_MS="200")
-            return subprocess.call(build.tenant(a.priority, "test", os.path.join(d, "none.sock"), cmd),
-                                   env=env)
-    with broker(build) as b:
+            return subprocess.call(build.tenant(a.priority, "test", os.path.join(d, "none.sock"), cmd))
+    with broker(build, a.policy) as b:
         rc = subprocess.call(build.tenant(a.priority, "test", b.socket, cmd))
         print(f"broker status: {b.status()}")
     return rc

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One call on a lent GPU machine: the GPU tests and/or the quick benchmark, all output under OUT.
+#
+#   benchmarks/gpu/device-run.sh BUILD OUT [all|tests|bench] [BUDGET_S] [-- run_bench.py options]
+#
+# OUT receives at most 6 files, one folder deep: device.log (GPU state before and after, what ran),
+# gpu-tests.log, bench/{results.csv,raw.jsonl,results.md,results.png}. BUDGET_S (default 540) bounds
+# the whole call: the tests get at most a third of it, the benchmark what is left minus 20 s.
+# FIKIT_COMMIT names the commit in the results where the machine has no .git.
+# GPU settings are only read (nvidia-smi queries), never changed.
+set -uo pipefail
+[ $# -ge 2 ] || { sed -n '2,11p' "$0"; exit 2; }
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "$1" && pwd) || exit 2
+out=$2
+what=${3:-all}
+budget=${4:-540}
+shift $(( $# < 4 ? $# : 4 ))
+[ "${1:-}" = "--" ] && shift
+mkdir -p "$out/bench"
+log=$out/device.log
+start=$(date +%s)
+elapsed() { echo $(( $(date +%s) - start )); }
+gpu_state() {
+  nvidia-smi --query-gpu=name,driver_version,compute_mode,persistence_mode,mig.mode.current,clocks.sm,clocks.max.sm,temperature.gpu,utilization.gpu,memory.used --format=csv
+}
+export PYTHONUNBUFFERED=1
+
+{
+  echo "== $(date -Is) device-run $what, budget ${budget}s, build $build"
+  uname -a
+  gpu_state
+  nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
+} >"$log" 2>&1
+
+if [ "$what" = all ] || [ "$what" = tests ]; then
+  box=$((budget / 3))
+  [ "$what" = tests ] && box=$((budget - 10))
+  echo "== GPU tests (box ${box}s) at $(elapsed)s" | tee -a "$log"
+  timeout --kill-after=20 "$box" "$repo/tests/gpu/run-gpu-tests.sh" "$build" >"$out/gpu-tests.log" 2>&1
+  echo "tests exit $?: $(tail -1 "$out/gpu-tests.log")" | tee -a "$log"
+fi
+
+if [ "$what" = all ] || [ "$what" = bench ]; then
+  left=$(( budget - $(elapsed) - 20 ))
+  echo "== benchmark (budget ${left}s) at $(elapsed)s" | tee -a "$log"
+  timeout --kill-after=30 $((left + 15)) python3 "$repo/benchmarks/gpu/run_bench.py" --quick \
+    --build "$build" --out "$out/bench" --budget-s "$left" "$@" 2>&1 | tee -a "$log" | tail -40
+fi
+
+{
+  echo "== $(date -Is) done after $(elapsed)s; GPU state after:"
+  gpu_state
+} >>"$log" 2>&1
+tail -3 "$log"
