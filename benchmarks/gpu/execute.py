@@ -216,15 +216,23 @@ def _notes(step, raw):
     seen = substrate_seen(raw)
     if step.setting.mps and seen == "timeslice":
         notes.append("expected MPS but no MPS server was seen")
+    status = (raw.get("broker") or {}).get("status")
+    if step.setting.fikit and status is not None and not status.get("tenants"):
+        notes.append("no tenant in the broker's status samples")
     return notes
 
 
-def _hp_row(rec, lp_times, broker):
+def _hp_row(rec, lp_times, broker, fikit):
     """Row fields of one torch HP workload record (and the LP's progress in its window)."""
     if rec.get("error"):
         return {"status": "error", "note": rec["error"]}
     row = {k: rec.get(k) for k in ("requests", "jct_ms", "mean_ms", "p50_ms", "p99_ms")}
     row["status"] = "ok"
+    lib = rec.get("fikit") or {}
+    if fikit and not (lib.get("loaded") and lib.get("connected")):
+        # Numbers of a run the broker did not manage are not fikit's: keep them out of the tables.
+        row.update(status="unmanaged", note=f"libfikit loaded={lib.get('loaded')} "
+                                            f"connected={lib.get('connected')}")
     prof = rec.get("profile") or {}
     row["gpu_busy_ms"] = prof.get("gpu_busy_ms")
     row["kernels_per_req"] = prof.get("kernels_per_request")
@@ -294,7 +302,7 @@ def collect(plan, step, cmds, raw, broker):
         lp_times = read_times(cmds.lp_progress) if cmds.lp_progress else []
         for w in step.hp_set.workloads:
             r = recs.get(w)
-            parts.append((w, _hp_row(r, lp_times, broker) if r else
+            parts.append((w, _hp_row(r, lp_times, broker, step.setting.fikit) if r else
                           {"status": "error", "note": "no record (HP failed or was stopped first)"}))
     rows = []
     for hp, fields in parts:

@@ -49,6 +49,15 @@ def end_process(proc, grace_s=10.0, sig=signal.SIGTERM):
     return proc.returncode
 
 
+def alive(pid):
+    """Whether process `pid` runs (a zombie does not count: nobody may be reaping it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
 def cpu_seconds(pid):
     """User+system CPU seconds of a process (/proc/PID/stat fields 14 and 15), or None if gone."""
     try:
@@ -67,6 +76,7 @@ class MpsDaemon:
         self.pipe_dir = os.path.join(root, "mps-pipe")
         self.log_dir = os.path.join(root, "mps-log")
         self.running = False
+        self.pid = None  # of the control daemon, from the pid file it writes in the pipe directory
 
     def __repr__(self):
         return f"MpsDaemon({self.pipe_dir})"
@@ -85,8 +95,14 @@ class MpsDaemon:
                                " (MPS needs root and compute mode Default)")
         self.running = True
         _live.append(self)
+        # The daemon answers on <pipe dir>/control and writes nvidia-cuda-mps-control.pid there.
         if not wait_until(lambda: os.path.exists(os.path.join(self.pipe_dir, "control")), 10):
             raise RuntimeError(f"MPS control pipe did not appear in {self.pipe_dir}")
+        try:
+            with open(os.path.join(self.pipe_dir, "nvidia-cuda-mps-control.pid")) as f:
+                self.pid = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            self.pid = None
         return self
 
     def query(self, command, timeout_s=10):
@@ -106,8 +122,12 @@ class MpsDaemon:
             self.query("quit", timeout_s=30)
         except (subprocess.TimeoutExpired, OSError) as e:
             print(f"warning: failed to send quit to the MPS daemon: {e}", flush=True)
-        # The daemon removes its control pipe when it has exited.
-        wait_until(lambda: not os.path.exists(os.path.join(self.pipe_dir, "control")), 15)
+        if self.pid:  # wait for the daemon to exit (it stops its server first)
+            if not wait_until(lambda: not alive(self.pid), 20):
+                print(f"warning: the MPS control daemon {self.pid} still runs 20 s after quit",
+                      flush=True)
+        else:
+            wait_until(lambda: not os.path.exists(os.path.join(self.pipe_dir, "control")), 3)
 
     def log_tail(self, chars=2000):
         try:
@@ -172,8 +192,8 @@ class Broker:
             return None
 
     def _sample(self):
-        """Every 0.2 s: broker CPU seconds; every second: its status, kept if it shows tenants
-        (they have usually left by the time the broker is stopped)."""
+        """Every 0.2 s: broker CPU seconds; every second: its status, kept if it shows as many
+        tenants as any sample before (they have usually left by the time the broker stops)."""
         n = 0
         while not self._stop_sampling.wait(0.2):
             c = cpu_seconds(self.proc.pid)
@@ -181,9 +201,11 @@ class Broker:
                 self.samples.append((time.monotonic(), c))
             n += 1
             if n % 5 == 0:
-                s = self.status()
-                if s and (s.get("tenants") or not self.last_status):
-                    self.last_status = s
+                self._keep_status(self.status())
+
+    def _keep_status(self, s):
+        if s and len(s.get("tenants") or []) >= len((self.last_status or {}).get("tenants") or []):
+            self.last_status = s
 
     def cpu_percent(self, t0, t1):
         """Broker CPU use between two monotonic times, in % of one core (None without samples)."""
@@ -207,9 +229,7 @@ class Broker:
             return
         self._stop_sampling.set()
         if self.proc.poll() is None:
-            final = self.status()
-            if final and (final.get("tenants") or not self.last_status):
-                self.last_status = final
+            self._keep_status(self.status())
             try:
                 subprocess.run([self.bin, "stop", "--socket", self.socket], capture_output=True,
                                timeout=15)
