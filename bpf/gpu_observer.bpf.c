@@ -218,6 +218,7 @@ static __always_inline void account(__u32 pid, __u32 driver, __u32 code, __u64 d
 static __always_inline struct fikit_gpu_event *event_start(__u32 kind, const struct call *c)
 {
 	struct fikit_gpu_event *e = bpf_ringbuf_reserve(&fikit_events, sizeof(*e), 0);
+	struct task_struct *task;
 
 	if (!e) {
 		fikit_count(&fikit_counters, FIKIT_CNT_DROP_RINGBUF);
@@ -229,7 +230,9 @@ static __always_inline struct fikit_gpu_event *event_start(__u32 kind, const str
 	e->dur_ns = c->dur;
 	e->pid = c->pid_tgid >> 32;
 	e->tid = (__u32)c->pid_tgid;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	/* The process's name, not the calling thread's (libcuda's threads have their own). */
+	task = (struct task_struct *)bpf_get_current_task();
+	BPF_CORE_READ_STR_INTO(&e->comm, task, group_leader, comm);
 	return e;
 }
 

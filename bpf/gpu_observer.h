@@ -133,7 +133,7 @@ struct fikit_gpu_event {
 	__u32 handle;
 	__s32 exit_code; /* wait status (exit code << 8 | signal), exit events */
 	__u32 pad;
-	char comm[16];
+	char comm[16]; /* the process's name (its group leader's), not the thread's */
 };
 
 #endif /* FIKIT_GPU_OBSERVER_H */

@@ -16,7 +16,7 @@ constexpr long kLaunches = 1000;
 AuditConfig test_audit_config() {
   AuditConfig a;
   a.enabled = true;
-  a.library = FIKIT_BPF_TESTLIB;
+  a.library = t::build_file("tests/libfikit_bpf_testlib.so");
   a.functions = {"fikit_test_launch", "fikit_test_launch_ex"};
   return a;
 }
@@ -36,8 +36,10 @@ TEST(LaunchAudit, CountsLaunchesOfTheAuditedProcessOnly) {
   ASSERT_TRUE(opened.ok()) << opened.status().message();
   BpfObserver& obs = *opened.value();
 
-  t::Child audited({FIKIT_BPF_TEST_CHILD, "launch", dev.path(), std::to_string(kLaunches)});
-  t::Child bystander({FIKIT_BPF_TEST_CHILD, "launch", dev.path(), std::to_string(kLaunches)});
+  t::Child audited({t::build_file("tests/fikit_bpf_test_child"), "launch", dev.path(),
+                    std::to_string(kLaunches)});
+  t::Child bystander({t::build_file("tests/fikit_bpf_test_child"), "launch", dev.path(),
+                      std::to_string(kLaunches)});
   ASSERT_EQ(audited.read_line(), "ready");
   ASSERT_EQ(bystander.read_line(), "ready");
   Result<int> attached = obs.audit_process(audited.pid());
@@ -82,8 +84,8 @@ TEST(LaunchAudit, UnprobedProcessesLeaveNoCounts) {
   ASSERT_TRUE(opened.ok()) << opened.status().message();
   LaunchAuditor& auditor = *opened.value();
   t::TestDevice dev;
-  t::Child a({FIKIT_BPF_TEST_CHILD, "launch", dev.path(), "100"});
-  t::Child b({FIKIT_BPF_TEST_CHILD, "launch", dev.path(), "100"});
+  t::Child a({t::build_file("tests/fikit_bpf_test_child"), "launch", dev.path(), "100"});
+  t::Child b({t::build_file("tests/fikit_bpf_test_child"), "launch", dev.path(), "100"});
   ASSERT_EQ(a.read_line(), "ready");
   ASSERT_EQ(b.read_line(), "ready");
   ASSERT_TRUE(auditor.audit(a.pid()).ok());

@@ -19,7 +19,7 @@ struct AuditRun {
 };
 
 AuditRun run_audit(const std::vector<std::string>& args, int go_lines = 0) {
-  std::vector<std::string> argv = {FIKIT_AUDIT};
+  std::vector<std::string> argv = {t::build_file("bin/fikit-audit")};
   argv.insert(argv.end(), args.begin(), args.end());
   t::Child child(argv);
   for (int i = 0; i < go_lines; i++) child.go();  // for children that wait for a go-ahead
@@ -63,7 +63,8 @@ TEST(FikitAudit, JsonRunMeasuresTheObserverOverACommand) {
   t::TestDevice dev;
   constexpr int kIoctls = 2000;
   AuditRun r = run_audit({"--json", "--load", "--test-device", dev.path(), "--",
-                          FIKIT_BPF_TEST_CHILD, "ioctl-loop", dev.path(), std::to_string(kIoctls)});
+                          t::build_file("tests/fikit_bpf_test_child"), "ioctl-loop", dev.path(),
+                          std::to_string(kIoctls)});
   ASSERT_EQ(WEXITSTATUS(r.status), 0) << r.out;
   const nlohmann::json report = report_of(r.out);
   ASSERT_TRUE(report.is_object()) << r.out;
@@ -88,11 +89,12 @@ TEST(FikitAudit, JsonRunMeasuresTheObserverOverACommand) {
 TEST(FikitAudit, AuditLaunchesCountsTheCommandsLaunches) {
   t::TestDevice dev;
   constexpr int kLaunches = 300;
-  AuditRun r =
-      run_audit({"--json", "--load", "--test-device", dev.path(), "--audit-launches", "--libcuda",
-                 FIKIT_BPF_TESTLIB, "--functions", "fikit_test_launch,fikit_test_launch_ex", "--",
-                 FIKIT_BPF_TEST_CHILD, "launch", dev.path(), std::to_string(kLaunches)},
-                2);
+  AuditRun r = run_audit(
+      {"--json", "--load", "--test-device", dev.path(), "--audit-launches", "--libcuda",
+       t::build_file("tests/libfikit_bpf_testlib.so"), "--functions",
+       "fikit_test_launch,fikit_test_launch_ex", "--", t::build_file("tests/fikit_bpf_test_child"),
+       "launch", dev.path(), std::to_string(kLaunches)},
+      2);
   ASSERT_EQ(WEXITSTATUS(r.status), 0) << r.out;
   const nlohmann::json report = report_of(r.out);
   ASSERT_TRUE(report.is_object()) << r.out;

@@ -37,7 +37,7 @@ TEST(BpfObserver, ScriptedDriverTrafficBecomesEventsAndAccounting) {
   t::TestDevice dev;
   std::unique_ptr<BpfObserver> obs = open_observer(dev);
   ASSERT_TRUE(obs);
-  t::Child child({FIKIT_BPF_TEST_CHILD, "script", dev.path()});
+  t::Child child({t::build_file("tests/fikit_bpf_test_child"), "script", dev.path()});
   const pid_t pid = child.pid();
   std::vector<GpuEvent> events;
   auto collect = [&](const GpuEvent& e) {
@@ -133,8 +133,13 @@ TEST(BpfObserver, ScriptedDriverTrafficBecomesEventsAndAccounting) {
       EXPECT_EQ(e.addr, t::kMapBase1);
       EXPECT_EQ(e.bytes, t::kMap1Bytes);
     }
+    EXPECT_STREQ(e.comm, "fikit_bpf_test_") << "events name the process, not the thread";
     if (e.kind == GpuEventKind::kGpuClient) {
       EXPECT_EQ(e.client, t::kClient);
+      EXPECT_NE(e.tid, pid) << "the client was allocated in a worker thread";
+    }
+    if (e.kind == GpuEventKind::kProcessExit) {
+      EXPECT_NE(e.tid, pid) << "the last thread to exit was not the leader";
     }
     if (e.kind == GpuEventKind::kChannelCreate) {
       EXPECT_EQ(e.rm_class, t::kClassGpfifoHopper);
@@ -154,7 +159,7 @@ TEST(BpfObserver, IgnoresIoctlsOnOtherDevices) {
   t::TestDevice dev;
   std::unique_ptr<BpfObserver> obs = open_observer(dev);
   ASSERT_TRUE(obs);
-  t::Child child({FIKIT_BPF_TEST_CHILD, "foreign", dev.path(), "/dev/zero"});
+  t::Child child({t::build_file("tests/fikit_bpf_test_child"), "foreign", dev.path(), "/dev/zero"});
   const pid_t pid = child.pid();
   ASSERT_EQ(WEXITSTATUS(child.wait()), 0);
   std::vector<ProcessUsage> snap;

@@ -25,6 +25,13 @@ namespace t {
 
 inline constexpr auto kDeadline = std::chrono::seconds(20);  // generous: shared 2-core machines
 
+// Path of a file of the build tree: under $FIKIT_BUILD_DIR (set by ctest, or by hand where the
+// tree was copied, e.g. to a GPU machine), else where CMake built it.
+inline std::string build_file(const std::string& rel) {
+  const char* dir = getenv("FIKIT_BUILD_DIR");
+  return std::string(dir && *dir ? dir : FIKIT_BPF_BUILD_DIR) + "/" + rel;
+}
+
 // Exit 77 (ctest: skipped) unless this process may load BPF programs: root, kernel BTF and the
 // bpf() system call. A program that fails to load where these hold is a test failure, not a skip.
 class BpfEnvironment : public ::testing::Environment {

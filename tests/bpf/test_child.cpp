@@ -3,12 +3,14 @@
 // decode as the driver, and calls the test library's "launch" functions for the audit test.
 // The parent steps it through phases over stdin/stdout (one line each way).
 //
-//   script DEV           allocations, maps, streams; "phase1"; frees; "phase2"; exit(3)
+//   script DEV           allocations, maps, streams; "phase1"; frees; "phase2"; exit(3) from a
+//                        thread that outlives the main thread
 //   foreign DEV OTHER    'F' ioctls on OTHER (not watched), one RM_CONTROL on DEV; exit(0)
 //   ioctl-loop DEV N     N RM_CONTROL ioctls; prints "ns_per_ioctl X"
 //   launch DEV N         RM client alloc; "ready"; N + N/2 launches; "done"; exit(0)
 #include <fcntl.h>
 #include <linux/ioctl.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "gpu_observer.h"
 #include "t_driver.h"
@@ -84,6 +87,27 @@ void handshake(const char* phase) {
   if (!std::fgets(line, sizeof(line), stdin)) std::exit(4);  // the parent went away
 }
 
+// Run `fn` in a thread named `name` and wait for it.
+void in_named_thread(const char* name, void (*fn)()) {
+  std::thread th([name, fn] {
+    pthread_setname_np(pthread_self(), name);
+    fn();
+  });
+  th.join();
+}
+
+void* finish_script(void*) {
+  using namespace t;
+  pthread_setname_np(pthread_self(), "fk-finisher");
+  handshake("phase1");
+  uvm_range_group(FIKIT_UVM_DESTROY_RANGE_GROUP, kStream1);
+  uvm_free(kMapBase1);
+  rm_free(kClient, kDevice, kVidmem1);
+  rm_free(kClient, kDevice, kTsg);  // its channels go with it
+  handshake("phase2");
+  std::exit(kScriptExitCode);
+}
+
 int run_script() {
   using namespace t;
   t::MemoryParams vid1{}, vid2{};
@@ -91,7 +115,7 @@ int run_script() {
   vid2.size = kVidmem2Bytes;
   uint64_t uvm_init[2] = {0, 0};
   call(FIKIT_UVM_INITIALIZE, uvm_init);
-  rm_alloc(0, 0, kClient, FIKIT_CLASS_ROOT_CLIENT);
+  in_named_thread("fk-worker", [] { rm_alloc(0, 0, kClient, FIKIT_CLASS_ROOT_CLIENT); });
   rm_alloc(kClient, kClient, kDevice, FIKIT_CLASS_DEVICE);
   rm_alloc(kClient, kDevice, kSubdevice, FIKIT_CLASS_SUBDEVICE);
   rm_alloc(kClient, kDevice, kVaspace, kClassVaspace);  // counted, not tracked
@@ -108,13 +132,11 @@ int run_script() {
   uvm_range_group(FIKIT_UVM_CREATE_RANGE_GROUP, kStream2);
   uvm_map(kMapBase1, kMap1Bytes);
   uvm_map(kMapBase2, kMap2Bytes);
-  handshake("phase1");
-  uvm_range_group(FIKIT_UVM_DESTROY_RANGE_GROUP, kStream1);
-  uvm_free(kMapBase1);
-  rm_free(kClient, kDevice, kVidmem1);
-  rm_free(kClient, kDevice, kTsg);  // its channels go with it
-  handshake("phase2");
-  return kScriptExitCode;
+  // The rest runs in a thread that outlives the main thread, so that the process's last thread
+  // is not its leader (as with libcuda's helper threads).
+  pthread_t finisher;
+  if (pthread_create(&finisher, nullptr, finish_script, nullptr) != 0) return 5;
+  pthread_exit(nullptr);
 }
 
 int run_foreign(const char* other) {
