@@ -97,6 +97,7 @@ class MpsDaemon:
         _live.append(self)
         # The daemon answers on <pipe dir>/control and writes nvidia-cuda-mps-control.pid there.
         if not wait_until(lambda: os.path.exists(os.path.join(self.pipe_dir, "control")), 10):
+            self.stop()
             raise RuntimeError(f"MPS control pipe did not appear in {self.pipe_dir}")
         try:
             with open(os.path.join(self.pipe_dir, "nvidia-cuda-mps-control.pid")) as f:

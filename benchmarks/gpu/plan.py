@@ -68,7 +68,7 @@ class Plan:
     lps: list
     settings: list
     repeats: int
-    requests: int = 300
+    requests: int = 400
     warmup: int = 20
     gap_ms: float = 3.0
     gap_dist: str = "exp"

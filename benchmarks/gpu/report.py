@@ -246,6 +246,11 @@ def _meta_lines(raw):
     return lines
 
 
+def _one_line(text, limit=240):
+    text = " ".join((text or "").split()).replace("|", "/")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _cells(values):
     return "| " + " | ".join(str(v) for v in values) + " |"
 
@@ -309,8 +314,8 @@ def markdown(rows, raw):
     bad = [r for r in rows if r["status"] != "ok"]
     if bad:
         out += ["## Steps that did not complete", "", "| step | HP | status | note |", "|---|---|---|---|"]
-        out += [f"| {r['step']} | {r['hp'] or '—'} | {r['status']} | {r['note'].replace('|', '/')} |"
-                for r in bad] + [""]
+        out += [_cells([r["step"], r["hp"] or "—", r["status"], _one_line(r["note"])]) for r in bad]
+        out += [""]
     out += ["## How to read this", ""] + [l.strip() for l in __doc__.split("\n\n", 2)[2].splitlines()]
     return "\n".join(out) + "\n", agg
 

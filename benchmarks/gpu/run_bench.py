@@ -185,6 +185,14 @@ def _done_steps(out):
     return {r["step"] for r in report.read_rows(path) if r["status"] == "ok"}
 
 
+def write_report(out, with_plot):
+    """Regenerate results.md (and .png); a failure here must never stop the measurements."""
+    try:
+        report.write(out, with_plot=with_plot)
+    except Exception as e:
+        print(f"warning: failed to write the report in {out}: {type(e).__name__}: {e}", flush=True)
+
+
 def _log_row(row):
     def f(k):
         v = row.get(k)
@@ -249,7 +257,7 @@ class Runner:
         self.write_raw(raw)
         for r in rows:
             _log_row(r)
-        report.write(self.args.out, with_plot=False)
+        write_report(self.args.out, with_plot=False)
 
     def run(self, have_torch):
         done = _done_steps(self.args.out) if self.args.resume else set()
@@ -262,7 +270,7 @@ class Runner:
                 break
             for step in todo:
                 self.run_step(step, have_torch, done)
-            report.write(self.args.out, with_plot=True)
+            write_report(self.args.out, with_plot=True)
 
 
 def main():
@@ -293,11 +301,13 @@ def main():
         runner.note(f"interrupted ({e}); results so far are kept")
     finally:
         fikit_proc.stop_all()
-        report.write(args.out, with_plot=True)
+        write_report(args.out, with_plot=True)
         if not args.keep_work:
             shutil.rmtree(paths.work, ignore_errors=True)
-    with open(os.path.join(args.out, "results.md")) as f:
-        print(f.read().split("## How to read")[0], flush=True)
+    md = os.path.join(args.out, "results.md")
+    if os.path.exists(md):
+        with open(md) as f:
+            print(f.read().split("## How to read")[0], flush=True)
     files = [f for f in ("results.csv", "raw.jsonl", "results.md", "results.png")
              if os.path.exists(os.path.join(args.out, f))]
     print(f"results in {args.out}: {' '.join(files)}")
