@@ -22,11 +22,12 @@ namespace {
 const char kUsage[] = R"(usage: fikit-chain MODE [OPTIONS]
 
   hp --requests R --kernels K --kernel-us X --gap-us G --request-gap-us RG
-     [--sync stream|ctx|event|query] [--kernel spin|burn] [--grid N] [--warmup N]
+     [--sync stream|ctx|event|query] [--kernel spin|burn] [--grid N] [--block N] [--warmup N]
       R requests of K kernels of X us; after each kernel the host synchronizes and works G us
       (an inference step reading back its results); RG us idle between requests.
       Prints jct_ms, request latency mean/p50/p90/p99/max in us and ideal_us = K*X + (K-1)*G.
   lp (--seconds S | --kernels N) --kernel-us X [--batch B] [--kernel spin|burn] [--grid N]
+     [--block N]
       Batches of B kernels (default 4), synchronized after each batch, for S seconds or N kernels.
       Prints kernels, elapsed_ms and busy = kernels*X/elapsed.
   order --kernels N --streams S [--graphs G] [--kernel-us X]
@@ -36,8 +37,9 @@ const char kUsage[] = R"(usage: fikit-chain MODE [OPTIONS]
   --device-info
       Prints the device name, SM count, compute capability and driver version.
 
-Kernels: spin (timer busy-wait; grid = SMs x 128 threads) or burn (FMA loop filling the GPU;
-grid = 8 x SMs x 256 threads). Tags appear in the simulated driver's traces (FIKIT_SIM_TRACE).
+Kernels: spin (timer busy-wait; default grid = SMs x 128 threads) or burn (FMA loop filling the
+GPU; default grid = SMs x 1024 threads); --grid and --block override. Tags appear in the
+simulated driver's traces (FIKIT_SIM_TRACE).
 Exit status: 0 success, 1 CUDA error, 2 usage error.
 
 examples:
@@ -152,9 +154,12 @@ Kernel pick_kernel(const Gpu& g, const Options& o) {
   Kernel k;
   CK(cuModuleGetFunction(&k.f, g.module, name.c_str()));
   bool spin = name == "spin";
-  k.grid = static_cast<unsigned>(o.num("grid", spin ? g.sms : 8.0 * g.sms));
-  k.block = spin ? 128 : 256;
+  // burn: 32 warps per SM keep every FP32 pipe busy. At 2048 threads per SM an H100 starts some
+  // blocks ~45 us late, and a burn kernel overruns its duration by as much (measured).
+  k.grid = static_cast<unsigned>(o.num("grid", g.sms));
+  k.block = static_cast<unsigned>(o.num("block", spin ? 128 : 1024));
   if (k.grid == 0) usage_error("--grid wants at least 1");
+  if (k.block == 0 || k.block > 1024) usage_error("--block wants 1 to 1024");
   return k;
 }
 
@@ -191,7 +196,7 @@ double pct(const std::vector<double>& v, double q) {
 int run_hp(int argc, char** argv) {
   Options o(argc, argv,
             {"requests", "kernels", "kernel-us", "gap-us", "request-gap-us", "sync", "kernel",
-             "grid", "warmup"});
+             "grid", "block", "warmup"});
   int requests = static_cast<int>(o.num("requests", -1));
   int kernels = static_cast<int>(o.num("kernels", -1));
   double kus = o.num("kernel-us", -1), gap = o.num("gap-us", -1),
@@ -235,7 +240,7 @@ int run_hp(int argc, char** argv) {
 }
 
 int run_lp(int argc, char** argv) {
-  Options o(argc, argv, {"seconds", "kernels", "kernel-us", "batch", "kernel", "grid"});
+  Options o(argc, argv, {"seconds", "kernels", "kernel-us", "batch", "kernel", "grid", "block"});
   if (o.has("seconds") == o.has("kernels")) usage_error("lp wants one of --seconds or --kernels");
   double seconds = o.num("seconds", 0), kus = o.num("kernel-us", -1);
   long limit = static_cast<long>(o.num("kernels", 0));
