@@ -4,6 +4,7 @@
 #include <fikit/protocol.h>
 #include <fikit/util.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>

@@ -18,7 +18,7 @@
 namespace fikit::client {
 namespace {
 
-constexpr int kReplyTimeoutMs = 5000;
+constexpr uint64_t kMinReplyTimeoutMs = 100;
 
 int connect_socket(const char* path, LogLevel fail_level) noexcept {
   sockaddr_un addr{};
@@ -57,13 +57,18 @@ bool exchange_register(int fd, const Config& cfg, RegisterReply* reply,
     log_print(fail_level, "failed to send the registration to the broker: %s", strerror(errno));
     return false;
   }
+  // The first launch waits for this: bound it like any other wait on the broker.
+  uint64_t timeout_ms = config_broker_timeout_ns() / 1000000;
+  if (timeout_ms < kMinReplyTimeoutMs) timeout_ms = kMinReplyTimeoutMs;
   pollfd p{fd, POLLIN, 0};
   int r;
-  do r = poll(&p, 1, kReplyTimeoutMs);
+  do r = poll(&p, 1, static_cast<int>(timeout_ms));
   while (r < 0 && errno == EINTR);
   if (r <= 0) {
-    log_print(fail_level, "the broker did not answer the registration within %d ms",
-              kReplyTimeoutMs);
+    log_print(fail_level,
+              "the broker did not answer the registration within %llu ms "
+              "(FIKIT_BROKER_TIMEOUT_MS)",
+              static_cast<unsigned long long>(timeout_ms));
     return false;
   }
   ssize_t n = recv(fd, reply, sizeof(*reply), 0);

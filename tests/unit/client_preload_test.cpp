@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <climits>
 #include <csignal>
 #include <cstdlib>
@@ -144,11 +145,22 @@ TEST(Child, Workload) {
   auto connected = reinterpret_cast<ConnectedFn>(dlsym(RTLD_DEFAULT, "fikit_connected"));
   ASSERT_NE(connected, nullptr) << "libfikit.so is not preloaded";
   if (!strcmp(mode, "reconnect")) {
-    g.launch_direct(3);
-    EXPECT_EQ(connected(), 1);
+    g.launch_direct(3);  // the broker drops us after these (connected() may already say 0)
     ASSERT_TRUE(t_wait_until([] { return t_stats().reconnects >= 2; })) << "no reconnect";
     g.launch_direct(3);
     EXPECT_EQ(t_stats().launches, 6u);
+    EXPECT_EQ(t_stats().passed_through, 0u);
+    return;
+  }
+  if (!strcmp(mode, "api")) {
+    g.launch_direct(2);
+    auto set_priority =
+        reinterpret_cast<int (*)(const char*)>(dlsym(RTLD_DEFAULT, "fikit_set_priority"));
+    ASSERT_NE(set_priority, nullptr);
+    EXPECT_EQ(set_priority("urgent"), -EINVAL);
+    ASSERT_EQ(set_priority("low"), 0);  // after the first launch: re-registers
+    ASSERT_TRUE(t_wait_until([] { return t_stats().reconnects >= 2; })) << "no re-registration";
+    g.launch_direct(2);
     EXPECT_EQ(t_stats().passed_through, 0u);
     return;
   }
@@ -447,6 +459,17 @@ TEST_F(Preload, ReconnectsWhenTheBrokerDropsIt) {
   EXPECT_EQ(count(broker.connections()[0], EntryKind::kHpLaunch), 3);
   EXPECT_EQ(count(broker.connections()[1], EntryKind::kHpLaunch), 3);
   EXPECT_NE(out_.find("lost the connection to the broker"), std::string::npos) << out_;
+}
+
+TEST_F(Preload, SetPriorityAfterStartReRegisters) {
+  t_FakeBroker broker(dir_, 0, /*connections=*/2, SIZE_MAX);
+  EXPECT_EQ(run_child("api", "high", broker.path()), 0) << out_;
+  broker.join();
+  ASSERT_EQ(broker.connections().size(), 2u) << out_;
+  EXPECT_EQ(broker.connections()[0].req.priority, kPriorityHigh);
+  EXPECT_EQ(count(broker.connections()[0], EntryKind::kHpLaunch), 2);
+  EXPECT_EQ(broker.connections()[1].req.priority, kPriorityLow);
+  EXPECT_EQ(count(broker.connections()[1], EntryKind::kLpLaunched), 2);
 }
 
 TEST_F(Preload, ForkedChildDropsTheParentsConnection) {
