@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -33,27 +34,98 @@ uint64_t calls(const ProcessUsage& u, uint32_t driver, uint32_t code) {
   return 0;
 }
 
-TEST(BpfObserver, ScriptedDriverTrafficBecomesEventsAndAccounting) {
-  t::TestDevice dev;
-  std::unique_ptr<BpfObserver> obs = open_observer(dev);
-  ASSERT_TRUE(obs);
-  t::Child child({t::build_file("tests/fikit_bpf_test_child"), "script", dev.path()});
-  const pid_t pid = child.pid();
-  std::vector<GpuEvent> events;
-  auto collect = [&](const GpuEvent& e) {
-    if (e.pid == pid) events.push_back(e);
-  };
+// Runs the test child's "script" under an observer and collects what the observer makes of it.
+class ScriptTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    obs_ = open_observer(dev_);
+    ASSERT_TRUE(obs_);
+    child_ = std::make_unique<t::Child>(std::vector<std::string>{
+        t::build_file("tests/fikit_bpf_test_child"), "script", dev_.path()});
+    pid_ = child_->pid();
+  }
 
-  // Phase 1: everything allocated and mapped.
-  ASSERT_EQ(child.read_line(), "phase1");
-  const ProcessUsage* u = nullptr;
-  std::vector<ProcessUsage> snap;
-  auto streams_seen = [&] {
-    snap = obs->snapshot();
-    u = t::find_usage(snap, pid);
-    return u && u->mapped_bytes == t::kMap1Bytes + t::kMap2Bytes;
-  };
-  ASSERT_TRUE(t::pump(*obs, streams_seen, collect)) << "phase 1 events never arrived";
+  // Pump events until the child's usage satisfies `done`; return it, or nullptr at the deadline.
+  const ProcessUsage* usage_when(const std::function<bool(const ProcessUsage&)>& done) {
+    const ProcessUsage* u = nullptr;
+    auto collect = [&](const GpuEvent& e) {
+      if (e.pid == pid_) events_.push_back(e);
+    };
+    auto check = [&] {
+      snap_ = obs_->snapshot();
+      u = t::find_usage(snap_, pid_);
+      return u && done(*u);
+    };
+    return t::pump(*obs_, check, collect) ? u : nullptr;
+  }
+
+  void expect_final_calls(const ProcessUsage& u) {
+    EXPECT_EQ(calls(u, FIKIT_DRIVER_NVIDIA, FIKIT_NV_ESC_RM_ALLOC), t::kScriptRmAllocs);
+    EXPECT_EQ(calls(u, FIKIT_DRIVER_NVIDIA, FIKIT_NV_ESC_RM_FREE), t::kScriptRmFrees);
+    EXPECT_EQ(calls(u, FIKIT_DRIVER_NVIDIA, FIKIT_NV_ESC_RM_CONTROL), uint64_t{t::kControls});
+    EXPECT_EQ(calls(u, FIKIT_DRIVER_UVM, FIKIT_UVM_INITIALIZE), 1u);
+    EXPECT_EQ(calls(u, FIKIT_DRIVER_UVM, FIKIT_UVM_CREATE_RANGE_GROUP), 2u);
+    EXPECT_EQ(calls(u, FIKIT_DRIVER_UVM, FIKIT_UVM_DESTROY_RANGE_GROUP), 1u);
+    EXPECT_EQ(calls(u, FIKIT_DRIVER_UVM, FIKIT_UVM_MAP_EXTERNAL_ALLOCATION), 2u);
+    EXPECT_EQ(calls(u, FIKIT_DRIVER_UVM, FIKIT_UVM_FREE), 1u);
+    for (const IoctlStat& s : u.ioctls) EXPECT_EQ(s.failed, s.count) << "ENOTTY on a test device";
+  }
+
+  void expect_event_counts() {
+    std::map<GpuEventKind, int> seen;
+    for (const GpuEvent& e : events_) seen[e.kind]++;
+    EXPECT_EQ(seen[GpuEventKind::kGpuClient], 1);
+    EXPECT_EQ(seen[GpuEventKind::kDeviceAlloc], 2);
+    EXPECT_EQ(seen[GpuEventKind::kContextCreate], 2);  // not the one whose RM status failed
+    EXPECT_EQ(seen[GpuEventKind::kChannelCreate], 2);
+    EXPECT_EQ(seen[GpuEventKind::kMemAlloc], 2);
+    EXPECT_EQ(seen[GpuEventKind::kMemMap], 2);
+    EXPECT_EQ(seen[GpuEventKind::kStreamCreate], 2);
+    EXPECT_EQ(seen[GpuEventKind::kStreamDestroy], 1);
+    EXPECT_EQ(seen[GpuEventKind::kMemUnmap], 1);
+    EXPECT_EQ(seen[GpuEventKind::kMemFree], 1);
+    EXPECT_EQ(seen[GpuEventKind::kContextDestroy], 1);
+    EXPECT_EQ(seen[GpuEventKind::kProcessExit], 1);
+  }
+
+  void expect_event_fields() {
+    for (const GpuEvent& e : events_) {
+      EXPECT_STREQ(e.comm, "fikit_bpf_test_") << "events name the process, not the thread";
+      if (e.kind == GpuEventKind::kMemFree) {
+        EXPECT_EQ(e.handle, t::kVidmem1);
+        EXPECT_EQ(e.bytes, t::kVidmem1Bytes);
+      }
+      if (e.kind == GpuEventKind::kMemUnmap) {
+        EXPECT_EQ(e.addr, t::kMapBase1);
+        EXPECT_EQ(e.bytes, t::kMap1Bytes);
+      }
+      if (e.kind == GpuEventKind::kGpuClient) {
+        EXPECT_EQ(e.client, t::kClient);
+        EXPECT_NE(e.tid, pid_) << "the client was allocated in a worker thread";
+      }
+      if (e.kind == GpuEventKind::kProcessExit) {
+        EXPECT_NE(e.tid, pid_) << "the last thread to exit was not the leader";
+      }
+      if (e.kind == GpuEventKind::kChannelCreate) {
+        EXPECT_EQ(e.rm_class, t::kClassGpfifoHopper);
+      }
+    }
+  }
+
+  t::TestDevice dev_;
+  std::unique_ptr<BpfObserver> obs_;
+  std::unique_ptr<t::Child> child_;
+  pid_t pid_ = 0;
+  std::vector<GpuEvent> events_;
+  std::vector<ProcessUsage> snap_;
+};
+
+TEST_F(ScriptTest, DriverTrafficBecomesEventsAndAccounting) {
+  // Phase 1: everything allocated and mapped (the maps come last).
+  ASSERT_EQ(child_->read_line(), "phase1");
+  const ProcessUsage* u =
+      usage_when([](const auto& u) { return u.mapped_bytes == t::kMap1Bytes + t::kMap2Bytes; });
+  ASSERT_NE(u, nullptr) << "phase 1 events never arrived";
   EXPECT_EQ(u->clients, 1u);
   EXPECT_EQ(u->contexts, 2u);  // the NVOS64 and the NVOS21 channel group; not the failed one
   EXPECT_EQ(u->channels, 2u);
@@ -65,91 +137,39 @@ TEST(BpfObserver, ScriptedDriverTrafficBecomesEventsAndAccounting) {
 
   // Phase 2: a stream destroyed, a mapping and a vidmem object freed, a channel group freed with
   // its channels.
-  child.go();
-  ASSERT_EQ(child.read_line(), "phase2");
-  auto freed = [&] {
-    snap = obs->snapshot();
-    u = t::find_usage(snap, pid);
-    return u && u->contexts == 1;
-  };
-  ASSERT_TRUE(t::pump(*obs, freed, collect)) << "phase 2 events never arrived";
+  child_->go();
+  ASSERT_EQ(child_->read_line(), "phase2");
+  u = usage_when([](const auto& u) { return u.contexts == 1; });
+  ASSERT_NE(u, nullptr) << "phase 2 events never arrived";
   EXPECT_EQ(u->channels, 0u) << "channels must go with their channel group";
   EXPECT_EQ(u->streams, 1u);
   EXPECT_EQ(u->device_bytes, t::kVidmem2Bytes);
   EXPECT_EQ(u->mapped_bytes, t::kMap2Bytes);
 
   // Exit: the process is reported once, with its final statistics.
-  child.go();
-  const int status = child.wait();
+  child_->go();
+  const int status = child_->wait();
   ASSERT_TRUE(WIFEXITED(status));
   ASSERT_EQ(WEXITSTATUS(status), t::kScriptExitCode);
-  auto exited = [&] {
-    snap = obs->snapshot();
-    u = t::find_usage(snap, pid);
-    return u && u->exited;
-  };
-  ASSERT_TRUE(t::pump(*obs, exited, collect)) << "no exit event";
+  u = usage_when([](const auto& u) { return u.exited; });
+  ASSERT_NE(u, nullptr) << "no exit event";
   EXPECT_TRUE(WIFEXITED(u->exit_status));
   EXPECT_EQ(WEXITSTATUS(u->exit_status), t::kScriptExitCode);
-  EXPECT_EQ(u->device_bytes, 0u);
-  EXPECT_EQ(u->mapped_bytes, 0u);
+  EXPECT_EQ(u->device_bytes + u->mapped_bytes, 0u);
   EXPECT_EQ(u->peak_device_bytes, t::kVidmem1Bytes + t::kVidmem2Bytes);
   EXPECT_EQ(u->peak_mapped_bytes, t::kMap1Bytes + t::kMap2Bytes);
   EXPECT_EQ(u->clients_created, 1u);
   EXPECT_EQ(u->contexts_created, 2u);
   EXPECT_EQ(u->channels_created, 2u);
   EXPECT_EQ(u->streams_created, 2u);
-  EXPECT_EQ(calls(*u, FIKIT_DRIVER_NVIDIA, FIKIT_NV_ESC_RM_ALLOC), t::kScriptRmAllocs);
-  EXPECT_EQ(calls(*u, FIKIT_DRIVER_NVIDIA, FIKIT_NV_ESC_RM_FREE), t::kScriptRmFrees);
-  EXPECT_EQ(calls(*u, FIKIT_DRIVER_NVIDIA, FIKIT_NV_ESC_RM_CONTROL), uint64_t{t::kControls});
-  EXPECT_EQ(calls(*u, FIKIT_DRIVER_UVM, FIKIT_UVM_INITIALIZE), 1u);
-  EXPECT_EQ(calls(*u, FIKIT_DRIVER_UVM, FIKIT_UVM_CREATE_RANGE_GROUP), 2u);
-  EXPECT_EQ(calls(*u, FIKIT_DRIVER_UVM, FIKIT_UVM_DESTROY_RANGE_GROUP), 1u);
-  EXPECT_EQ(calls(*u, FIKIT_DRIVER_UVM, FIKIT_UVM_MAP_EXTERNAL_ALLOCATION), 2u);
-  EXPECT_EQ(calls(*u, FIKIT_DRIVER_UVM, FIKIT_UVM_FREE), 1u);
-  for (const IoctlStat& s : u->ioctls) EXPECT_EQ(s.failed, s.count) << "ENOTTY on a test device";
-
-  // The events, in order of kind.
-  std::map<GpuEventKind, int> seen;
-  for (const GpuEvent& e : events) seen[e.kind]++;
-  EXPECT_EQ(seen[GpuEventKind::kGpuClient], 1);
-  EXPECT_EQ(seen[GpuEventKind::kDeviceAlloc], 2);
-  EXPECT_EQ(seen[GpuEventKind::kContextCreate], 2);
-  EXPECT_EQ(seen[GpuEventKind::kChannelCreate], 2);
-  EXPECT_EQ(seen[GpuEventKind::kMemAlloc], 2);
-  EXPECT_EQ(seen[GpuEventKind::kMemMap], 2);
-  EXPECT_EQ(seen[GpuEventKind::kStreamCreate], 2);
-  EXPECT_EQ(seen[GpuEventKind::kStreamDestroy], 1);
-  EXPECT_EQ(seen[GpuEventKind::kMemUnmap], 1);
-  EXPECT_EQ(seen[GpuEventKind::kMemFree], 1);
-  EXPECT_EQ(seen[GpuEventKind::kContextDestroy], 1);
-  EXPECT_EQ(seen[GpuEventKind::kProcessExit], 1);
-  for (const GpuEvent& e : events) {
-    if (e.kind == GpuEventKind::kMemFree) {
-      EXPECT_EQ(e.handle, t::kVidmem1);
-      EXPECT_EQ(e.bytes, t::kVidmem1Bytes);
-    }
-    if (e.kind == GpuEventKind::kMemUnmap) {
-      EXPECT_EQ(e.addr, t::kMapBase1);
-      EXPECT_EQ(e.bytes, t::kMap1Bytes);
-    }
-    EXPECT_STREQ(e.comm, "fikit_bpf_test_") << "events name the process, not the thread";
-    if (e.kind == GpuEventKind::kGpuClient) {
-      EXPECT_EQ(e.client, t::kClient);
-      EXPECT_NE(e.tid, pid) << "the client was allocated in a worker thread";
-    }
-    if (e.kind == GpuEventKind::kProcessExit) {
-      EXPECT_NE(e.tid, pid) << "the last thread to exit was not the leader";
-    }
-    if (e.kind == GpuEventKind::kChannelCreate) {
-      EXPECT_EQ(e.rm_class, t::kClassGpfifoHopper);
-    }
-  }
+  expect_final_calls(*u);
+  expect_event_counts();
+  expect_event_fields();
 
   // Forgetting an exited process drops it; the observer stays healthy.
-  obs->forget(pid);
-  EXPECT_EQ(t::find_usage(obs->snapshot(), pid), nullptr);
-  const ObserverCounters c = obs->counters();
+  obs_->forget(pid_);
+  EXPECT_EQ(t::find_usage(obs_->snapshot(), pid_), nullptr);
+  const ObserverCounters c = obs_->counters();
   EXPECT_GE(c.traced_ioctls, t::kScriptRmAllocs + t::kScriptRmFrees + t::kControls + 7);
   EXPECT_EQ(c.error_count, 0u) << "impossible state at gpu_observer.bpf.c:" << c.error_line;
   EXPECT_EQ(c.bad_events, 0u);

@@ -21,7 +21,7 @@ constexpr const char* kBrokerComm = "fikit-broker";
 
 // Read the client counters of the fikit segment at `path`; false if it is not one.
 bool read_segment(const std::string& path, TenantSample* out) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return false;
   struct stat st;
   const size_t head = offsetof(Segment, client) + sizeof(ClientCounters);
