@@ -22,6 +22,9 @@ namespace {
 constexpr uint64_t kSpinNs = 20000;          // spin this long before sleeping on `granted`
 constexpr uint64_t kFutexSliceNs = 2000000;  // re-check liveness at least this often
 constexpr int kPushAttempts = 4096;          // LP bookkeeping entries: retry a full ring briefly
+// HP records ring a sleeping broker's doorbell only once this many are unconsumed: a broker with no
+// LP work dozes up to ~100 ms, and waking it on every HP launch would cost a system call each.
+constexpr uint32_t kHpWakeBacklog = kRingEntries / 4;
 
 // Return true if d's stream is being captured (launches there build a graph: stay out of it).
 bool stream_capturing(const LaunchDesc& d) noexcept {
@@ -169,6 +172,13 @@ CUresult hp_launch(Session* s, const LaunchDesc& d, LaunchKey k, IssueFn issue,
   if (want_marker && enqueue_marker(s, d, k.slot, pos)) flags |= kFlagMarker;
   ring__commit(&seg->ring, pos, {EntryKind::kHpLaunch, k.slot, 0, flags, k.key, now_ns()});
   note_issued(s, k.slot, pos);
+  // No fence: a missed wake-up only delays the records until the next launch looks again.
+  BrokerWords& b = seg->broker;
+  if (pos - seg->ring.head.load(std::memory_order_relaxed) >= kHpWakeBacklog &&
+      b.broker_sleeping.load(std::memory_order_relaxed)) {
+    b.doorbell.fetch_add(1, std::memory_order_release);
+    futex_wake(&b.doorbell, 1);
+  }
   return r;
 }
 

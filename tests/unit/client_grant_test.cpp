@@ -146,6 +146,21 @@ TEST_F(LaunchPathTest, HpLaunchesThenRecordsAndSamplesMarkers) {
   EXPECT_EQ(t.s->issued[0].load(), 3u);
 }
 
+TEST_F(LaunchPathTest, HpWakesASleepingBrokerOnlyOnABacklog) {
+  t_Tenant t(kPriorityHigh);
+  t_Launch l;
+  t.seg->broker.broker_sleeping.store(1);
+  for (uint32_t i = 0; i < kRingEntries / 8; i++) hp_launch(t.s, desc(0), {1, 0}, t_issue, &l);
+  EXPECT_EQ(t.seg->broker.doorbell.load(), 0u);  // a short backlog waits for the broker's timeout
+  for (uint32_t i = 0; i < kRingEntries / 4; i++) hp_launch(t.s, desc(0), {1, 0}, t_issue, &l);
+  EXPECT_GT(t.seg->broker.doorbell.load(), 0u);  // a long one wakes it before the ring fills
+  t.seg->broker.broker_sleeping.store(0);
+  uint32_t rung = t.seg->broker.doorbell.load();
+  hp_launch(t.s, desc(0), {1, 0}, t_issue, &l);
+  EXPECT_EQ(t.seg->broker.doorbell.load(), rung);  // an awake broker is not rung
+  EXPECT_EQ(t.seg->client.dropped.load(), 0u);
+}
+
 TEST_F(LaunchPathTest, HpFailedLaunchIsNotRecorded) {
   t_Tenant t(kPriorityHigh);
   t_Launch l;
