@@ -14,7 +14,7 @@ using fikit::sim::valid;
 
 namespace {
 
-CUresult stream_create(CUstream* phstream, unsigned flags) {
+CUresult create_stream(CUstream* phstream, unsigned flags) {
   Process* p = process();
   if (!p) return CUDA_ERROR_NOT_INITIALIZED;
   if (!phstream || (flags & ~CU_STREAM_NON_BLOCKING)) return CUDA_ERROR_INVALID_VALUE;
@@ -105,11 +105,11 @@ CUresult elapsed_time(float* ms, CUevent start, CUevent end) {
 }  // namespace
 
 CUresult CUDAAPI cuStreamCreate(CUstream* phstream, unsigned int flags) {
-  return stream_create(phstream, flags);
+  return create_stream(phstream, flags);
 }
 
 CUresult CUDAAPI cuStreamCreateWithPriority(CUstream* phstream, unsigned int flags, int) {
-  return stream_create(phstream, flags);
+  return create_stream(phstream, flags);
 }
 
 // The stream's queued work still runs; its slot is freed once drained.
@@ -122,7 +122,7 @@ CUresult CUDAAPI cuStreamDestroy_v2(CUstream stream) {
     ShmLock lock(p->g);
     fikit::sim::SimStream& st = p->g->streams[stream->slot];
     if (st.in_use && st.proc == p->slot) st.destroyed = 1;
-    if (st.destroyed && st.head == st.tail) st = fikit::sim::SimStream{};
+    fikit::sim::stream_free_if_drained(*p->g, stream->slot);
   }
   fikit::sim::retire(stream);
   return CUDA_SUCCESS;
@@ -208,8 +208,7 @@ CUresult CUDAAPI cuEventDestroy_v2(CUevent event) {
   if (!valid(event)) return CUDA_ERROR_INVALID_HANDLE;
   {
     ShmLock lock(p->g);
-    SimEvent& e = p->g->events[event->slot];
-    e = SimEvent{.serial = e.serial};  // queued ops on it see a stale serial and pass
+    fikit::sim::event_free(*p->g, event->slot);
   }
   fikit::sim::retire(event);
   return CUDA_SUCCESS;

@@ -58,7 +58,7 @@ void reap(Process* p) {
         append_trace(p, s, op);
       }
     }
-    if (s.destroyed && s.head == s.tail) s = SimStream{};
+    stream_free_if_drained(g, i);
   }
 }
 
@@ -191,17 +191,17 @@ void catch_up(Process* p) {
   reap(p);
 }
 
-void wait_for_event(SimShared* g, uint32_t gen, uint64_t next, bool spin) {
+void wait_for_event(SimShared* g, uint32_t gen, uint64_t next) {
   tighten_timer_slack();
   uint64_t now = now_ns();
   if (next != kNever && next <= now) return;
   uint64_t left = next == kNever ? kIdlePollNs : std::min(next - now, kIdlePollNs);
-  if (spin && left <= kSpinNs) {
+  if (left <= kSpinNs) {
     while (now_ns() < next && g->generation.load() == gen) cpu_relax();
     return;
   }
   g->waiters.fetch_add(1);  // seq_cst: see bump_generation
-  futex_wait(&g->generation, gen, spin ? left - kSpinNs : left);
+  futex_wait(&g->generation, gen, left - kSpinNs);
   g->waiters.fetch_sub(1);
 }
 

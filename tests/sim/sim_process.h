@@ -58,8 +58,8 @@ CUctx_st* current_ctx();
 void catch_up(Process* p);
 
 // Sleep until the simulated event at `next` or a change of the generation from `gen`: futex
-// wait while far, then (if `spin`) spin for the last microseconds.
-void wait_for_event(SimShared* g, uint32_t gen, uint64_t next, bool spin);
+// wait while far, then spin for the last microseconds.
+void wait_for_event(SimShared* g, uint32_t gen, uint64_t next);
 
 // After an enqueue (lock held): settle the new ops and move this process's engine wake-up time
 // earlier if they need it. Return true if the engine must be woken (kick_engine, after unlocking).
@@ -84,7 +84,7 @@ void wait_until(Process* p, Done done) {
       gen = p->g->generation.load();
       next = next_event(*p->g);
     }
-    wait_for_event(p->g, gen, next, true);
+    wait_for_event(p->g, gen, next);
   }
 }
 

@@ -88,8 +88,10 @@ struct SimShared {
   uint64_t switch_ns;
   pthread_mutex_t lock;  // robust, process-shared
 
-  // Bumped on every enqueue and state change; waiters futex-wait on it with a timeout to the next
-  // predicted event. `waiters` lets an enqueue skip the futex wake when nobody sleeps.
+  // Waiters futex-wait on `generation` with a timeout to the next predicted event. It is bumped
+  // when work is dropped (dead process, destroyed context, exit), which can make other work finish
+  // earlier than predicted; an enqueue cannot, so it does not bump. `waiters` lets a bump skip
+  // the futex wake when nobody sleeps.
   std::atomic<uint32_t> generation;
   std::atomic<uint32_t> waiters;
 

@@ -256,6 +256,15 @@ int32_t event_alloc(SimShared& g, int32_t proc) {
   return -1;
 }
 
+void stream_free_if_drained(SimShared& g, uint32_t slot) {
+  SimStream& s = g.streams[slot];
+  if (s.destroyed && s.head == s.tail) stream_drop(s);
+}
+
+void event_free(SimShared& g, uint32_t slot) {
+  g.events[slot] = SimEvent{.serial = g.events[slot].serial};
+}
+
 void ctx_free(SimShared& g, int32_t ctx) {
   for (uint32_t i = 0; i < g.stream_hwm; i++)
     if (g.streams[i].in_use && g.streams[i].ctx == ctx) stream_drop(g.streams[i]);
@@ -274,8 +283,8 @@ void proc_free(SimShared& g, int32_t proc) {
     if (g.ctxs[i].in_use && g.ctxs[i].proc == proc) ctx_free(g, static_cast<int32_t>(i));
   for (uint32_t i = 0; i < g.stream_hwm; i++)
     if (g.streams[i].in_use && g.streams[i].proc == proc) stream_drop(g.streams[i]);
-  for (SimEvent& e : g.events)
-    if (e.in_use && e.proc == proc) e = SimEvent{.serial = e.serial};
+  for (uint32_t i = 0; i < kMaxEvents; i++)
+    if (g.events[i].in_use && g.events[i].proc == proc) event_free(g, i);
   g.procs[proc].in_use = 0;
 }
 

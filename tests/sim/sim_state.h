@@ -48,6 +48,10 @@ int32_t proc_alloc(SimShared& g, int pid);
 int32_t ctx_alloc(SimShared& g, int32_t proc);
 int32_t stream_alloc(SimShared& g, int32_t proc, int32_t ctx, uint32_t local_id);
 int32_t event_alloc(SimShared& g, int32_t proc);
+// Free stream `slot` if it was destroyed and its owner has reaped all its ops.
+void stream_free_if_drained(SimShared& g, uint32_t slot);
+// Free an event slot. Ops still queued on it see a stale serial and pass.
+void event_free(SimShared& g, uint32_t slot);
 // Free a context and its streams, dropping their queued work.
 void ctx_free(SimShared& g, int32_t ctx);
 // Drop everything a process owns.
@@ -57,7 +61,8 @@ void proc_free(SimShared& g, int32_t proc);
 // `force`; call with the lock held.
 void reclaim_dead(SimShared& g, uint64_t now, bool force);
 
-// Publish a state change: bump the generation word and wake its waiters.
+// Publish a state change that can make queued work finish earlier (dropped work): bump the
+// generation word and wake its waiters.
 void bump_generation(SimShared& g);
 
 }  // namespace fikit::sim
