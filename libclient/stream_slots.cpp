@@ -48,7 +48,9 @@ void StreamSlots::reset() noexcept {
   for (auto& k : keys_) k.store(0, std::memory_order_relaxed);
 }
 
+namespace {
 constinit StreamSlots g_stream_slots;  // no guard, no allocation
+}  // namespace
 
 StreamSlots& stream_slots() noexcept { return g_stream_slots; }
 
