@@ -106,8 +106,8 @@ class t_Sim {
 };
 
 void t_compare(const char* name, const std::function<uint64_t(int)>& gap_of) {
-  t_Result fikit = t_Sim(&kFikitPolicy, false).run(3000, gap_of);
-  t_Result oracle = t_Sim(&kOraclePolicy, true).run(3000, gap_of);
+  t_Result fikit = t_Sim(&kFikitPolicy, false).run(1500, gap_of);
+  t_Result oracle = t_Sim(&kOraclePolicy, true).run(1500, gap_of);
   std::printf("%-9s fikit: slowdown %.3f harvest %.3f misses %llu | oracle: %.3f %.3f\n", name,
               fikit.hp_slowdown, fikit.harvest, static_cast<unsigned long long>(fikit.fill_misses),
               oracle.hp_slowdown, oracle.harvest);

@@ -11,29 +11,21 @@ namespace fikit::broker::fikit_policy {
 
 namespace {
 
-struct View {
-  uint32_t idx;
-  TenantInfo* t;
-  TenantData* td;
-  bool active;
-  bool busy;     // launches outstanding, or granted in this dispatch
-  bool blocked;  // LP tenant waiting with nothing running: it is not idle, it has no gap
-  uint64_t inactive_at;
-};
+using View = TenantView;
 
 struct Ctx {
   FikitState& st;
   SchedulerApi& s;
   uint64_t now;
-  std::vector<View> views;
+  std::vector<View>& views;
   uint32_t in_flight;
   uint64_t wake = kNoEnd;
 };
 
 // The gap a fill would go into: its predicted end, and whose gaps these are.
 struct Window {
-  uint64_t end = kNoEnd;
-  std::vector<GapRef> gaps;
+  uint64_t end;
+  std::vector<GapRef>& gaps;
 };
 
 uint64_t idle_start(const TenantInfo& t, const TenantData& td) {
@@ -172,11 +164,13 @@ bool grant_tenant(Ctx& c, View& v, const Window& w, uint64_t* committed) {
 
 // Grant what level `level` may run. Return false if no level below it may run either.
 bool dispatch_level(Ctx& c, uint32_t level, uint32_t top, bool* still_waiting) {
-  std::vector<View*> mine;
+  std::vector<View*>& mine = c.st.scratch.level;
+  mine.clear();
   for (View& v : c.views)
     if (v.t->priority == level && !v.td->waiting.empty()) mine.push_back(&v);
   if (mine.empty()) return true;
-  Window w;
+  Window w{kNoEnd, c.st.scratch.gaps};
+  w.gaps.clear();
   if (level != top && !window_for(c, level, &w)) {
     *still_waiting = true;
     return false;
@@ -208,7 +202,7 @@ bool tenant_active(const FikitState& st, const TenantInfo& t, const TenantData& 
 
 void fikit_dispatch(FikitState& st, SchedulerApi& sched, uint64_t now_ns) {
   st.dispatches++;
-  Ctx c{st, sched, now_ns, {}, sched.lp_in_flight()};
+  Ctx c{st, sched, now_ns, st.scratch.views, sched.lp_in_flight()};
   classify(c);
   uint32_t top = kPriorityLevels;
   for (const View& v : c.views)

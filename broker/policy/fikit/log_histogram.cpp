@@ -43,16 +43,19 @@ void LogHistogram::add(uint64_t value_ns) {
   if (total_ + 1 >= window_ || count_[b] == kMaxCount) halve();
   count_[b]++;
   total_++;
+  cached_q_ = -1;
 }
 
 void LogHistogram::clear() {
   count_.fill(0);
   total_ = 0;
+  cached_q_ = -1;
 }
 
 // Halve every count, rounding up, so a rare sample (a long outlier kernel) is never forgotten
 // entirely: it stays as a count of 1 and keeps the high quantiles conservative.
 void LogHistogram::halve() {
+  cached_q_ = -1;
   total_ = 0;
   for (uint16_t& c : count_) {
     c = static_cast<uint16_t>((c + 1u) / 2u);
@@ -69,14 +72,22 @@ uint32_t LogHistogram::rank_bucket(uint64_t rank, uint32_t from) const {
   return kBuckets - 1;
 }
 
+uint32_t LogHistogram::quantile_bucket(double q) const {
+  if (q != cached_q_) {
+    cached_bucket_ = rank_bucket(rank_of(q, total_), 0);
+    cached_q_ = q;
+  }
+  return cached_bucket_;
+}
+
 uint64_t LogHistogram::quantile_low(double q) const {
   if (total_ == 0) return 0;
-  return bucket_lower(rank_bucket(rank_of(q, total_), 0));
+  return bucket_lower(quantile_bucket(q));
 }
 
 uint64_t LogHistogram::quantile_high(double q) const {
   if (total_ == 0) return 0;
-  return bucket_upper(rank_bucket(rank_of(q, total_), 0));
+  return bucket_upper(quantile_bucket(q));
 }
 
 uint64_t LogHistogram::quantile_above(double q, uint64_t elapsed, uint64_t* next_edge) const {
@@ -110,6 +121,7 @@ bool LogHistogram::set_counts(const std::vector<std::pair<uint32_t, uint32_t>>& 
     count_[b] = static_cast<uint16_t>(c);
     total_ += c;
   }
+  cached_q_ = -1;
   // A saved window larger than ours: fold it down so the decay rule holds from here on.
   while (total_ >= window_) {
     uint32_t before = total_;

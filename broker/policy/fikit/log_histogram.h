@@ -64,10 +64,14 @@ class LogHistogram {
  private:
   void halve();
   uint32_t rank_bucket(uint64_t rank, uint32_t from) const;
+  uint32_t quantile_bucket(double q) const;
 
   std::array<uint16_t, kBuckets> count_{};
   uint32_t total_ = 0;
   uint32_t window_;
+  // The last quantile_low/high answer: dispatch asks the same ones over and over between adds.
+  mutable double cached_q_ = -1;
+  mutable uint32_t cached_bucket_ = 0;
 };
 
 }  // namespace fikit::broker::fikit_policy

@@ -127,6 +127,24 @@ struct TenantData {
   bool profile_rejected = false;  // the file there was refused: do not overwrite it
 };
 
+// Dispatch's view of one tenant, rebuilt on every dispatch (dispatch.cpp).
+struct TenantView {
+  uint32_t idx;
+  TenantInfo* t;
+  TenantData* td;
+  bool active;
+  bool busy;     // launches outstanding or granted, or granted in this dispatch
+  bool blocked;  // LP tenant waiting with nothing running: it is not idle, it has no gap
+  uint64_t inactive_at;
+};
+
+// Memory dispatch reuses from call to call, so that it does not allocate.
+struct DispatchScratch {
+  std::vector<TenantView> views;
+  std::vector<TenantView*> level;
+  std::vector<GapRef> gaps;
+};
+
 struct FikitState {
   FikitState(const PolicyConfig& c, const FikitParams& p) : cfg(c), params(p) {}
 
@@ -138,6 +156,7 @@ struct FikitState {
   uint32_t last_fill_tenant = UINT32_MAX;                   // time-slicing: who holds the GPU
   uint64_t last_risky_ns = 0;  // last unknown kernel measured in a short gap
   bool oracle = false;  // gaps come from idle hints (the oracle policy), not from predictions
+  DispatchScratch scratch;
   uint64_t dispatches = 0;
   uint64_t wakeups_asked = 0;
 };
