@@ -65,12 +65,13 @@ class BpfObserver {
 
   // Readable (EPOLLIN) when events wait in the ring buffer.
   int event_fd() const;
-  // Apply every waiting event to the accounting table, then hand it to `cb` (may be empty).
-  // On a process exit, its final ioctl statistics are read before `cb` sees the event. Return
-  // the number of events or -errno.
+  // Apply every waiting event to the accounting table, then hand it to `cb` (may be empty; it
+  // may call this observer's other methods). On a process exit, its final ioctl statistics are
+  // read before `cb` sees the event. Never blocks. Return the number of events or -errno.
   int consume(const EventCallback& cb);
 
-  // Every process that used the driver, live or recently exited, with ioctl statistics.
+  // Every process that used the driver, live or recently exited, with ioctl statistics (one
+  // pass over the statistics map: for status, not for a hot path).
   std::vector<ProcessUsage> snapshot() const;
   // Stop keeping an exited process (the broker merged it); a live one stays.
   void forget(pid_t pid);
