@@ -2,7 +2,10 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fikit/util.h>
+#include <signal.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -110,8 +113,10 @@ int BpfObserver::on_sample(void* ctx, void* data, size_t size) {
 }
 
 void BpfObserver::handle(const GpuEvent& e) {
-  if (e.kind == GpuEventKind::kProcessExit) {
-    // Read what the process did before its entries go.
+  const ProcessUsage* known = accounting_.find(e.pid);
+  if (e.kind == GpuEventKind::kProcessExit && !(known && known->exited)) {
+    // Read what the process did before its entries go (a late exit event after reap_vanished()
+    // only brings the real exit status).
     std::vector<IoctlStat> ioctls = read_ioctls(e.pid, true);
     std::vector<LaunchCount> launches;
     if (auditor_ && auditor_->audited(e.pid)) {
@@ -196,6 +201,34 @@ std::vector<ProcessUsage> BpfObserver::snapshot() const {
     out.push_back(std::move(u));
   }
   return out;
+}
+
+int BpfObserver::reap_vanished(const EventCallback& cb) {
+  std::vector<pid_t> candidates = accounting_.live_pids();
+  const int fd = bpf_map__fd(skel_->maps.fikit_ioctls);
+  fikit_ioctl_key key{}, next{};
+  for (bool first = true; bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0;
+       first = false) {
+    key = next;
+    const ProcessUsage* u = accounting_.find(static_cast<pid_t>(key.pid));
+    if (!u || !u->exited) candidates.push_back(static_cast<pid_t>(key.pid));
+  }
+  std::sort(candidates.begin(), candidates.end());
+  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  int reaped = 0;
+  callback_ = &cb;
+  for (pid_t pid : candidates) {
+    if (kill(pid, 0) == 0 || errno != ESRCH) continue;  // still there (or not ours to probe)
+    GpuEvent e;
+    e.kind = GpuEventKind::kProcessExit;
+    e.pid = pid;
+    e.exit_status = -1;
+    e.ts_ns = now_ns();
+    handle(e);
+    reaped++;
+  }
+  callback_ = nullptr;
+  return reaped;
 }
 
 void BpfObserver::forget(pid_t pid) {

@@ -75,6 +75,10 @@ class BpfObserver {
   std::vector<ProcessUsage> snapshot() const;
   // Stop keeping an exited process (the broker merged it); a live one stays.
   void forget(pid_t pid);
+  // Reconcile after lost events (ring buffer full): processes that are gone without an exit
+  // event are marked exited (exit_status -1: unknown) and their map entries dropped. Call it now
+  // and then, e.g. from a timer; `cb` sees each synthesized exit. Return how many were reaped.
+  int reap_vanished(const EventCallback& cb = {});
 
   // Audit mode: count `pid`'s launches (uprobes). kFailedPrecondition if audit mode is off.
   Result<int> audit_process(pid_t pid);

@@ -195,6 +195,37 @@ TEST(BpfObserver, IgnoresIoctlsOnOtherDevices) {
   EXPECT_EQ(u->clients, 0u);
 }
 
+TEST(BpfObserver, ReapsProcessesWhoseExitEventWasNotSeen) {
+  t::TestDevice dev;
+  std::unique_ptr<BpfObserver> obs = open_observer(dev);
+  ASSERT_TRUE(obs);
+  t::Child child({t::build_file("tests/fikit_bpf_test_child"), "foreign", dev.path(), "/dev/zero"});
+  const pid_t pid = child.pid();
+  ASSERT_EQ(WEXITSTATUS(child.wait()), 0);
+  // The exit event still waits in the ring buffer: as if it had been lost.
+  std::vector<pid_t> reaped;
+  EXPECT_GE(obs->reap_vanished([&](const GpuEvent& e) { reaped.push_back(e.pid); }), 1);
+  ASSERT_NE(std::find(reaped.begin(), reaped.end(), pid), reaped.end());
+  std::vector<ProcessUsage> snap = obs->snapshot();
+  const ProcessUsage* u = t::find_usage(snap, pid);
+  ASSERT_NE(u, nullptr);
+  EXPECT_TRUE(u->exited);
+  EXPECT_EQ(u->exit_status, -1) << "unknown until the real exit event arrives";
+  EXPECT_EQ(calls(*u, FIKIT_DRIVER_NVIDIA, FIKIT_NV_ESC_RM_CONTROL), 1u);
+
+  // The late exit event brings the real status and keeps the final statistics.
+  ASSERT_TRUE(t::pump(*obs, [&] {
+    snap = obs->snapshot();
+    u = t::find_usage(snap, pid);
+    return u && u->exit_status != -1;
+  }));
+  EXPECT_TRUE(WIFEXITED(u->exit_status) && WEXITSTATUS(u->exit_status) == 0);
+  EXPECT_EQ(calls(*u, FIKIT_DRIVER_NVIDIA, FIKIT_NV_ESC_RM_CONTROL), 1u);
+  reaped.clear();
+  obs->reap_vanished([&](const GpuEvent& e) { reaped.push_back(e.pid); });
+  EXPECT_EQ(std::find(reaped.begin(), reaped.end(), pid), reaped.end()) << "reaped only once";
+}
+
 TEST(BpfObserver, MissingBtfFailsWithAClearMessage) {
   BpfConfig config;
   config.btf_path = "/nonexistent/vmlinux";
