@@ -101,7 +101,8 @@ void Control::on_message(int fd, const char* msg, int len) {
   Conn& c = it->second;
   if (len <= 0) return drop(fd, len == 0 ? "connection closed" : strerror(-len));
   if (c.kind != ConnKind::kNew) {
-    FIKIT_LOG_WARN("pid %d sent a message after registering: ignored", c.peer.pid);
+    if (!c.warned) FIKIT_LOG_WARN("pid %d sent messages after registering: ignored", c.peer.pid);
+    c.warned = true;
     return;
   }
   MsgHeader h{};

@@ -60,6 +60,7 @@ class Control {
     int pidfd = -1;
     int pidfd_op = 0;
     std::shared_ptr<const TenantDesc> tenant;
+    bool warned = false;  // logged once that it sends messages it should not
   };
 
   void on_accept(int fd);

@@ -2,6 +2,7 @@
 
 #include <fikit/util.h>
 #include <linux/futex.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -130,6 +131,8 @@ void Scheduler::wake() {
 }
 
 void Scheduler::loop() {
+  // Short sleeps (kPendingSleepNs) must not be stretched by the default 50 us timer slack.
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
   FIKIT_LOG_INFO("scheduler running (policy %s, spin %llu us)", core_.policy().name,
                  static_cast<unsigned long long>(spin_ns_ / 1000));
   uint64_t last_event = now_ns();

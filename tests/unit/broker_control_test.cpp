@@ -98,6 +98,8 @@ int t_run(const std::string& cmd, std::string* out) {
 class BrokerControlTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    ASSERT_EQ(access(t_broker_bin().c_str(), X_OK), 0)
+        << t_broker_bin() << " not found: build fikit-broker and set FIKIT_BUILD_DIR";
     char tmpl[] = "/tmp/fikit-ctl-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir = tmpl;
@@ -346,6 +348,32 @@ TEST_F(BrokerControlTest, SigtermStopsCleanly) {
   std::string out;
   EXPECT_EQ(t_run(t_broker_bin() + " status --socket " + sock, &out), 1);
   EXPECT_NE(out.find("no fikit-broker is running"), std::string::npos) << out;
+}
+
+TEST_F(BrokerControlTest, SighupReopensLogAndKeepsRunning) {
+  kill(pid, SIGHUP);
+  EXPECT_TRUE(t_wait_for([&] { return output().find("log reopened") != std::string::npos; }))
+      << output();
+  EXPECT_EQ(waitpid(pid, nullptr, WNOHANG), 0);
+  EXPECT_FALSE(status().is_discarded());
+}
+
+TEST_F(BrokerControlTest, StopFromAnotherUidIsRefused) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  pid_t child = fork();
+  if (child == 0) {
+    if (setuid(65534) != 0) _exit(2);
+    std::string bin = t_broker_bin();
+    int null_fd = open("/dev/null", O_WRONLY);
+    dup2(null_fd, 2);
+    execl(bin.c_str(), bin.c_str(), "stop", "--socket", sock.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int st = 0;
+  ASSERT_EQ(waitpid(child, &st, 0), child);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+  EXPECT_EQ(waitpid(pid, nullptr, WNOHANG), 0);
+  EXPECT_NE(output().find("stop refused"), std::string::npos) << output();
 }
 
 // `start` without --foreground returns once the broker listens; a stale socket is replaced.
