@@ -71,7 +71,8 @@ std::string Control::run() {
 
 void Control::on_accept(int fd) {
   if (fd < 0) {
-    FIKIT_LOG_WARN("failed to accept a connection: %s", strerror(-fd));
+    if (fd != -EAGAIN && fd != -EINTR)
+      FIKIT_LOG_WARN("failed to accept a connection: %s", strerror(-fd));
     return;
   }
   Conn c;

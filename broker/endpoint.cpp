@@ -101,7 +101,7 @@ Result<std::unique_ptr<Endpoint>> Endpoint::open(const std::string& socket_path)
     FIKIT_LOG_INFO("removing stale socket %s", socket_path.c_str());
     unlink(socket_path.c_str());
   }
-  ep->fd_ = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  ep->fd_ = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (ep->fd_ < 0) return Status::from_errno(errno, "create control socket");
   if (bind(ep->fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
     return Status::from_errno(errno, "bind control socket " + socket_path);

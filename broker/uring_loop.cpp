@@ -84,10 +84,16 @@ int UringLoop::arm(uint64_t id, Op& op) {
   if (!s) return -EBUSY;
   switch (op.kind) {
     case Kind::kPoll:
-      io_uring_prep_poll_multishot(s, op.fd, op.events);
+      if (op.multishot)
+        io_uring_prep_poll_multishot(s, op.fd, op.events);
+      else
+        io_uring_prep_poll_add(s, op.fd, op.events);
       break;
     case Kind::kAccept:
-      io_uring_prep_multishot_accept(s, op.fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (op.multishot)
+        io_uring_prep_multishot_accept(s, op.fd, nullptr, nullptr, SOCK_CLOEXEC);
+      else
+        io_uring_prep_accept(s, op.fd, nullptr, nullptr, SOCK_CLOEXEC);
       break;
     case Kind::kRecv:
       // MSG_TRUNC: the result is the message's real length, so a too long one is seen as such.
@@ -160,21 +166,23 @@ void UringLoop::complete(const io_uring_cqe& cqe) {
 }
 
 bool UringLoop::deliver(Op& op, int res) {
+  if (res == -ECANCELED) return false;
+  if (res == -EINVAL && op.multishot && (op.kind == Kind::kPoll || op.kind == Kind::kAccept)) {
+    op.multishot = false;  // multishot poll (Linux 5.13) or accept (5.19) missing: re-arm each time
+    return true;
+  }
   switch (op.kind) {
     case Kind::kPoll:
-      if (res == -ECANCELED) return false;
       op.poll(static_cast<uint32_t>(res));
       return res >= 0;
     case Kind::kAccept:
-      if (res == -ECANCELED) return false;
       op.accept(res);
       return true;
     case Kind::kRecv:
-      if (res == -ECANCELED) return false;
+      if (res == -EAGAIN || res == -EINTR) return true;  // nothing yet: wait again
       op.recv(op.buf.data(), res);
       return res > 0;
     case Kind::kTimer:
-      if (res == -ECANCELED) return false;
       op.timer();
       return true;
   }

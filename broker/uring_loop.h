@@ -38,7 +38,7 @@ class UringLoop {
 
   // Call fn each time fd is ready for `events` (POLLIN by default). Return an id > 0 or -errno.
   int add_poll(int fd, PollFn fn, uint32_t events = POLLIN);
-  // Call fn with each accepted connection (accept4 flags SOCK_CLOEXEC | SOCK_NONBLOCK).
+  // Call fn with each accepted connection (accept4 flag SOCK_CLOEXEC).
   int add_accept(int listen_fd, AcceptFn fn);
   // Call fn with each message received on fd (SOCK_SEQPACKET: one message per call).
   int add_recv(int fd, size_t max_len, RecvFn fn);
@@ -62,6 +62,7 @@ class UringLoop {
     TimerFn timer;
     std::vector<char> buf;
     __kernel_timespec period{};
+    bool multishot = true;   // poll and accept: cleared if the kernel lacks multishot
     bool pending = false;    // a request is in the kernel
     bool cancelled = false;  // remove() was called
   };

@@ -5,3 +5,4 @@ find_package(nlohmann_json 3 REQUIRED)
 fikit_cc_test(broker_control_test SRCS broker_control_test.cpp
   LIBS nlohmann_json::nlohmann_json rt TIMEOUT 180)
 add_dependencies(broker_control_test fikit-broker)
+fikit_cc_test(broker_uring_loop_test SRCS broker_uring_loop_test.cpp LIBS fikit_broker_core)
