@@ -45,8 +45,8 @@ CUresult CUDAAPI cuCtxCreate_v4(CUcontext* pctx, CUctxCreateParams*, unsigned in
   return CUDA_SUCCESS;
 }
 
-// Waits for the context's work, then frees it with its streams. The handle stays allocated but
-// invalid: other threads may still have it current.
+// Waits for the context's work, then frees it with its streams. The context's memory stays
+// (invalid as a handle): other threads may still have it current.
 CUresult CUDAAPI cuCtxDestroy_v2(CUcontext ctx) {
   Process* p = process();
   if (!p) return CUDA_ERROR_NOT_INITIALIZED;
@@ -57,9 +57,15 @@ CUresult CUDAAPI cuCtxDestroy_v2(CUcontext ctx) {
     fikit::sim::ctx_free(*p->g, ctx->slot);
     fikit::sim::bump_generation(*p->g);
   }
-  fikit::sim::retire(ctx->legacy);
-  fikit::sim::retire(ctx->per_thread);
-  ctx->magic = 0;
+  for (const void* h : p->handles.list(fikit::sim::HandleKind::kStream)) {
+    auto* s = static_cast<CUstream_st*>(const_cast<void*>(h));
+    if (s->ctx == ctx) fikit::sim::retire(p, s);
+  }
+  p->handles.remove(ctx);
+  {
+    std::lock_guard<std::mutex> l(p->mu);
+    p->dead_contexts.emplace_back(ctx);
+  }
   auto& stack = fikit::sim::ctx_stack();
   stack.erase(std::remove(stack.begin(), stack.end(), ctx), stack.end());
   return CUDA_SUCCESS;

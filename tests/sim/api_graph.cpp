@@ -20,18 +20,18 @@ CUresult begin_capture(CUstream stream, bool ptsz) {
   if (CUresult r = fikit::sim::resolve_stream(stream, ptsz, &s); r != CUDA_SUCCESS) return r;
   if (s == s->ctx->legacy) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
   if (s->capture) return CUDA_ERROR_ILLEGAL_STATE;
-  s->capture = new CUgraph_st();
+  s->capture = std::make_unique<CUgraph_st>();
   return CUDA_SUCCESS;
 }
 
 CUresult end_capture(CUstream stream, CUgraph* graph, bool ptsz) {
-  if (!process()) return CUDA_ERROR_NOT_INITIALIZED;
+  Process* p = process();
+  if (!p) return CUDA_ERROR_NOT_INITIALIZED;
   if (!graph) return CUDA_ERROR_INVALID_VALUE;
   CUstream_st* s;
   if (CUresult r = fikit::sim::resolve_stream(stream, ptsz, &s); r != CUDA_SUCCESS) return r;
   if (!s->capture) return CUDA_ERROR_ILLEGAL_STATE;
-  *graph = s->capture;
-  s->capture = nullptr;
+  *graph = fikit::sim::hand_out(p, std::move(s->capture));
   return CUDA_SUCCESS;
 }
 
@@ -84,12 +84,13 @@ CUresult CUDAAPI cuStreamIsCapturing_ptsz(CUstream s, CUstreamCaptureStatus* sta
 }
 
 CUresult CUDAAPI cuGraphInstantiateWithFlags(CUgraphExec* exec, CUgraph graph, unsigned long long) {
-  if (!process()) return CUDA_ERROR_NOT_INITIALIZED;
+  Process* p = process();
+  if (!p) return CUDA_ERROR_NOT_INITIALIZED;
   if (!exec) return CUDA_ERROR_INVALID_VALUE;
   if (!valid(graph)) return CUDA_ERROR_INVALID_HANDLE;
-  auto e = new CUgraphExec_st();
+  auto e = std::make_unique<CUgraphExec_st>();
   e->ops = graph->ops;
-  *exec = e;
+  *exec = fikit::sim::hand_out(p, std::move(e));
   return CUDA_SUCCESS;
 }
 
@@ -101,15 +102,17 @@ CUresult CUDAAPI cuGraphLaunch_ptsz(CUgraphExec exec, CUstream s) {
 }
 
 CUresult CUDAAPI cuGraphExecDestroy(CUgraphExec exec) {
-  if (!process()) return CUDA_ERROR_NOT_INITIALIZED;
+  Process* p = process();
+  if (!p) return CUDA_ERROR_NOT_INITIALIZED;
   if (!valid(exec)) return CUDA_ERROR_INVALID_HANDLE;
-  fikit::sim::retire(exec);
+  fikit::sim::retire(p, exec);
   return CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuGraphDestroy(CUgraph graph) {
-  if (!process()) return CUDA_ERROR_NOT_INITIALIZED;
+  Process* p = process();
+  if (!p) return CUDA_ERROR_NOT_INITIALIZED;
   if (!valid(graph)) return CUDA_ERROR_INVALID_HANDLE;
-  fikit::sim::retire(graph);
+  fikit::sim::retire(p, graph);
   return CUDA_SUCCESS;
 }

@@ -32,19 +32,21 @@ uint32_t intern_name(Process* p, const std::string& name) {
 }  // namespace
 
 CUresult CUDAAPI cuModuleLoadData(CUmodule* module, const void* image) {
-  if (!process()) return CUDA_ERROR_NOT_INITIALIZED;
+  Process* p = process();
+  if (!p) return CUDA_ERROR_NOT_INITIALIZED;
   if (!module || !image) return CUDA_ERROR_INVALID_VALUE;
   if (!valid(fikit::sim::current_ctx())) return CUDA_ERROR_INVALID_CONTEXT;
-  *module = new CUmod_st();
+  *module = fikit::sim::hand_out(p, std::make_unique<CUmod_st>());
   return CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuModuleLoad(CUmodule* module, const char* fname) {
-  if (!process()) return CUDA_ERROR_NOT_INITIALIZED;
+  Process* p = process();
+  if (!p) return CUDA_ERROR_NOT_INITIALIZED;
   if (!module || !fname) return CUDA_ERROR_INVALID_VALUE;
   if (!valid(fikit::sim::current_ctx())) return CUDA_ERROR_INVALID_CONTEXT;
   if (access(fname, R_OK) != 0) return CUDA_ERROR_FILE_NOT_FOUND;
-  *module = new CUmod_st();
+  *module = fikit::sim::hand_out(p, std::make_unique<CUmod_st>());
   return CUDA_SUCCESS;
 }
 
@@ -53,8 +55,8 @@ CUresult CUDAAPI cuModuleUnload(CUmodule module) {
   if (!p) return CUDA_ERROR_NOT_INITIALIZED;
   if (!valid(module)) return CUDA_ERROR_INVALID_HANDLE;
   std::lock_guard<std::mutex> l(p->mu);
-  for (auto& f : module->funcs) f->magic = 0;
-  fikit::sim::retire(module);
+  for (auto& f : module->funcs) p->handles.remove(f.get());
+  fikit::sim::retire(p, module);
   return CUDA_SUCCESS;
 }
 
@@ -74,6 +76,7 @@ CUresult CUDAAPI cuModuleGetFunction(CUfunction* hfunc, CUmodule module, const c
   f->name = name;
   f->kind = kind_of(name);
   f->name_index = intern_name(p, f->name);
+  p->handles.add(f.get(), CUfunc_st::kKind);  // owned by the module
   *hfunc = f.get();
   module->funcs.push_back(std::move(f));
   return CUDA_SUCCESS;

@@ -124,7 +124,7 @@ CUresult CUDAAPI cuStreamDestroy_v2(CUstream stream) {
     if (st.in_use && st.proc == p->slot) st.destroyed = 1;
     fikit::sim::stream_free_if_drained(*p->g, stream->slot);
   }
-  fikit::sim::retire(stream);
+  fikit::sim::retire(p, stream);
   return CUDA_SUCCESS;
 }
 
@@ -156,7 +156,7 @@ CUresult CUDAAPI cuEventCreate(CUevent* phevent, unsigned int flags) {
     if (e->slot < 0) return CUDA_ERROR_OUT_OF_MEMORY;
     e->serial = p->g->events[e->slot].serial;
   }
-  *phevent = e.release();
+  *phevent = fikit::sim::hand_out(p, std::move(e));
   return CUDA_SUCCESS;
 }
 
@@ -210,6 +210,6 @@ CUresult CUDAAPI cuEventDestroy_v2(CUevent event) {
     ShmLock lock(p->g);
     fikit::sim::event_free(*p->g, event->slot);
   }
-  fikit::sim::retire(event);
+  fikit::sim::retire(p, event);
   return CUDA_SUCCESS;
 }

@@ -23,6 +23,8 @@ constexpr size_t kTraceFlushBytes = 1 << 20;  // the engine flushes a trace buff
 constexpr uint64_t kEngineDeferNs = 200'000;  // re-check this often while the app is waiting
 
 std::atomic<Process*> g_process{nullptr};
+std::atomic<bool> g_exited{false};   // g_process stays set: another thread may still use it
+Process* g_forked_parent = nullptr;  // the parent's state in a forked child (never used again)
 std::mutex g_init_mu;
 
 // Timer slack makes futex timeouts late by 50 us by default: far more than the sim's events need.
@@ -121,25 +123,27 @@ void process_exit() {
     proc_free(*p->g, p->slot);
     bump_generation(*p->g);
   }
-  g_process.store(nullptr);
+  g_exited.store(true);
   if (p->trace_fd >= 0) close(p->trace_fd);
   // `p` and the mapping stay: another thread may still be inside an API call.
 }
 
 // A forked child starts without CUDA, as with the real driver: it may call cuInit again.
 void on_fork_child() {
-  Process* p = g_process.exchange(nullptr);
-  if (p) gpu_detach(p->g);  // `p` is leaked: its engine thread does not exist in the child
+  g_forked_parent = g_process.exchange(nullptr);  // its engine thread does not exist here
+  if (g_forked_parent) gpu_detach(g_forked_parent->g);
+  g_exited.store(false);
   new (&g_init_mu) std::mutex();
   ctx_stack().clear();
 }
 
 }  // namespace
 
-Process* process() { return g_process.load(std::memory_order_acquire); }
+Process* process() { return g_exited.load() ? nullptr : g_process.load(std::memory_order_acquire); }
 
 CUresult process_init() {
   std::lock_guard<std::mutex> l(g_init_mu);
+  if (g_exited.load()) return CUDA_ERROR_DEINITIALIZED;
   if (g_process.load()) return CUDA_SUCCESS;
   auto p = std::make_unique<Process>();
   std::string err;
@@ -321,9 +325,9 @@ CUctx_st* ctx_create(Process* p) {
   legacy->id = g.streams[legacy->slot].local_id;
   per_thread->id = g.streams[per_thread->slot].local_id;
   legacy->ctx = per_thread->ctx = ctx.get();
-  ctx->legacy = legacy.release();
-  ctx->per_thread = per_thread.release();
-  return ctx.release();
+  ctx->legacy = hand_out(p, std::move(legacy));
+  ctx->per_thread = hand_out(p, std::move(per_thread));
+  return hand_out(p, std::move(ctx));
 }
 
 CUstream_st* stream_create(Process* p, CUctx_st* ctx) {
@@ -333,7 +337,7 @@ CUstream_st* stream_create(Process* p, CUctx_st* ctx) {
   s->slot = stream_alloc(*p->g, p->slot, ctx->slot, s->id);
   if (s->slot < 0) return nullptr;
   s->ctx = ctx;
-  return s.release();
+  return hand_out(p, std::move(s));
 }
 
 }  // namespace fikit::sim

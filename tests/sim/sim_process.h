@@ -24,9 +24,13 @@ struct Process {
   int32_t slot = -1;  // process slot in the shared state
   int pid = 0;
 
-  std::mutex mu;  // modules' function tables and the primary context
+  HandleTable handles;  // every handle handed out and not destroyed
+
+  std::mutex mu;  // modules' function tables, the primary context, dead contexts
   CUctx_st* primary = nullptr;
   int primary_refs = 0;
+  // Destroyed contexts: other threads may still have them current (they are invalid handles).
+  std::vector<std::unique_ptr<CUctx_st>> dead_contexts;
   std::atomic<uint32_t> next_stream_id{0};
 
   std::mutex names_mu;                    // innermost lock (taken under the shm lock when reaping)
@@ -49,6 +53,27 @@ struct Process {
 Process* process();
 // cuInit: read the environment, attach the simulated GPU, start the engine thread.
 CUresult process_init();
+
+// Return true if `h` is a live handle of its type, handed out by this process.
+template <class T>
+bool valid(const T* h) {
+  Process* p = process();
+  return p && p->handles.has(h, T::kKind);
+}
+
+// Record a new handle and give it out.
+template <class T>
+T* hand_out(Process* p, std::unique_ptr<T> h) {
+  p->handles.add(h.get(), T::kKind);
+  return h.release();
+}
+
+// Forget a handle and delete it.
+template <class T>
+void retire(Process* p, T* h) {
+  p->handles.remove(h);
+  delete h;
+}
 
 // The calling thread's context stack (top = current context).
 std::vector<CUctx_st*>& ctx_stack();
