@@ -2,6 +2,7 @@
 // simulated driver (LD_LIBRARY_PATH=<build>/sim) or on a real GPU; results are one line of
 // key=value pairs on stdout. See usage() for the modes.
 #include <cuda.h>
+#include <signal.h>
 #include <time.h>
 
 #include <algorithm>
@@ -28,7 +29,8 @@ const char kUsage[] = R"(usage: fikit-chain MODE [OPTIONS]
       Prints jct_ms, request latency mean/p50/p90/p99/max in us and ideal_us = K*X + (K-1)*G.
   lp (--seconds S | --kernels N) --kernel-us X [--batch B] [--kernel spin|burn] [--grid N]
      [--block N]
-      Batches of B kernels (default 4), synchronized after each batch, for S seconds or N kernels.
+      Batches of B kernels (default 4), synchronized after each batch, for S seconds or N kernels,
+      or until SIGTERM/SIGINT (then it prints what it did).
       Prints kernels, elapsed_ms and busy = kernels*X/elapsed.
   order --kernels N --streams S [--graphs G] [--kernel-us X]
       N spin kernels round-robin over S streams, tagged with their per-stream sequence number
@@ -239,6 +241,10 @@ int run_hp(int argc, char** argv) {
   return 0;
 }
 
+// Set by SIGTERM/SIGINT: lp finishes its batch and prints what it did (scripts stop it when HP is done).
+volatile sig_atomic_t g_stop = 0;
+void on_stop(int) { g_stop = 1; }
+
 int run_lp(int argc, char** argv) {
   Options o(argc, argv, {"seconds", "kernels", "kernel-us", "batch", "kernel", "grid", "block"});
   if (o.has("seconds") == o.has("kernels")) usage_error("lp wants one of --seconds or --kernels");
@@ -251,8 +257,10 @@ int run_lp(int argc, char** argv) {
   CUstream s;
   CK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
   long done = 0;
+  signal(SIGTERM, on_stop);
+  signal(SIGINT, on_stop);
   auto t0 = Clock::now();
-  while (limit ? done < limit : us_since(t0) < seconds * 1e6) {
+  while (!g_stop && (limit ? done < limit : us_since(t0) < seconds * 1e6)) {
     int n = limit ? static_cast<int>(std::min<long>(batch, limit - done)) : batch;
     for (int i = 0; i < n; i++) launch(k, s, kus, static_cast<uint64_t>(done + i + 1));
     CK(cuStreamSynchronize(s));
