@@ -188,7 +188,7 @@ void SchedCore::lp_done(Tenant& t) {
 
 uint32_t SchedCore::expire_grants(Tenant& t, uint64_t now_ns) {
   uint32_t events = 0;
-  while (cfg_.grant_timeout_ns != 0 && !t.grants.empty() &&
+  while (cfg_.grant_timeout_ns != 0 && !t.grants.empty() && now_ns > t.grants.front().granted_ns &&
          now_ns - t.grants.front().granted_ns > cfg_.grant_timeout_ns) {
     FIKIT_LOG_WARN(
         "tenant %u (pid %d): grant of request %u not launched within %llu us: taken "
