@@ -8,6 +8,7 @@
 #include "endpoint.h"
 #include "log.h"
 #include "scheduler.h"
+#include "shm_region.h"
 
 namespace fikit::broker {
 namespace {
@@ -29,6 +30,9 @@ Status block_signals() {
 
 int run_broker(const Options& o, const std::function<void(const Status&)>& ready) {
   if (Status s = block_signals(); !s.ok()) return ready(s), 1;
+  // Before listening: a client that connects finds the leftovers already gone.
+  if (int n = shm_remove_stale(); n > 0)
+    FIKIT_LOG_INFO("removed %d segment(s) left by brokers that died", n);
   Result<std::unique_ptr<Endpoint>> ep = Endpoint::open(o.socket);
   if (!ep.ok()) return ready(ep.status()), 1;
   SchedulerConfig sc;

@@ -1,11 +1,15 @@
 #include "shm_region.h"
 
+#include <dirent.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 #include <cerrno>
+#include <cstdio>
 #include <new>
 
 namespace fikit::broker {
@@ -49,6 +53,22 @@ Result<ShmSegment> shm_create(const ShmSpec& spec) {
 
 int shm_remove(const std::string& name) {
   return bip::shared_memory_object::remove(name.c_str()) ? 0 : -ENOENT;
+}
+
+int shm_remove_stale() {
+  DIR* dir = opendir("/dev/shm");
+  if (!dir) return 0;
+  int removed = 0;
+  while (dirent* e = readdir(dir)) {
+    int pid = 0;
+    unsigned id = 0;
+    char rest = 0;
+    if (sscanf(e->d_name, "fikit-%d-%u%c", &pid, &id, &rest) != 2 || pid <= 0) continue;
+    if (kill(pid, 0) == 0 || errno != ESRCH) continue;  // its broker lives (or is not ours)
+    if (shm_unlink((std::string("/") + e->d_name).c_str()) == 0) removed++;
+  }
+  closedir(dir);
+  return removed;
 }
 
 }  // namespace fikit::broker

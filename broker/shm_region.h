@@ -30,5 +30,8 @@ struct ShmSegment {
 Result<ShmSegment> shm_create(const ShmSpec& spec);
 // Remove the name (existing mappings stay valid). Return 0 or -errno.
 int shm_remove(const std::string& name);
+// Remove the segments of brokers that died without cleaning up ("/fikit-<pid>-<id>" whose pid is
+// gone). Return how many were removed.
+int shm_remove_stale();
 
 }  // namespace fikit::broker

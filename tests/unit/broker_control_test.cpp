@@ -115,9 +115,12 @@ class BrokerControlTest : public ::testing::Test {
     ASSERT_EQ(waitpid(pid, nullptr, WNOHANG), 0) << "broker died: " << output();
   }
   void TearDown() override {
-    if (pid > 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
+    if (pid > 0) {  // SIGTERM, so that it removes its segments; SIGKILL if it hangs
+      kill(pid, SIGTERM);
+      if (!t_wait_for([&] { return waitpid(pid, nullptr, WNOHANG) == pid; })) {
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+      }
     }
     std::string out;
     t_run("rm -rf " + dir, &out);
@@ -139,8 +142,8 @@ class BrokerControlTest : public ::testing::Test {
     }
     return p;
   }
-  std::string output() const {
-    std::ifstream f(dir + "/broker.out");
+  std::string output(const char* file = "broker.out") const {
+    std::ifstream f(dir + "/" + file);
     std::stringstream s;
     s << f.rdbuf();
     return s.str();
@@ -348,6 +351,28 @@ TEST_F(BrokerControlTest, SigtermStopsCleanly) {
   std::string out;
   EXPECT_EQ(t_run(t_broker_bin() + " status --socket " + sock, &out), 1);
   EXPECT_NE(out.find("no fikit-broker is running"), std::string::npos) << out;
+}
+
+// Segments of a broker killed with SIGKILL are removed by the next broker.
+TEST_F(BrokerControlTest, SegmentsOfAKilledBrokerAreRemovedByTheNext) {
+  int conn = -1;
+  RegisterReply r = t_register(sock, t_request(kPriorityLow, "orphan"), &conn);
+  ASSERT_EQ(r.status, 0) << r.error;
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  int fd = shm_open(r.shm_name, O_RDONLY, 0);
+  EXPECT_GE(fd, 0);  // nobody cleaned up
+  if (fd >= 0) close(fd);
+  pid = start_foreground(sock, dir + "/broker2.out");
+  // Not "the socket accepts": the dead broker's listener lingers while the kernel tears down its
+  // io_uring, so wait for the new one to say it listens.
+  ASSERT_TRUE(t_wait_for([&] {
+    return output("broker2.out").find("listening on") != std::string::npos ||
+           waitpid(pid, nullptr, WNOHANG) != 0;
+  }));
+  EXPECT_LT(shm_open(r.shm_name, O_RDONLY, 0), 0) << output("broker2.out");
+  EXPECT_NE(output("broker2.out").find("removed"), std::string::npos) << output("broker2.out");
+  close(conn);
 }
 
 TEST_F(BrokerControlTest, SighupReopensLogAndKeepsRunning) {
