@@ -1,6 +1,7 @@
-// LP grant round trip: a tenant pushes a request, the broker (a real fikit-broker process, policy `none`)
-// grants it, the tenant sees the grant. Measured with the broker spinning (requests back to back) and with the
-// broker asleep (a pause longer than its spin window before each request: the doorbell wake-up path).
+// LP grant round trip: a tenant pushes a request, the broker (a real fikit-broker process, policy
+// `none`) grants it, the tenant sees the grant. Measured with the broker spinning (requests back to
+// back) and with the broker asleep (a pause longer than its spin window before each request: the
+// doorbell wake-up path).
 #include <benchmark/benchmark.h>
 #include <fikit/ring.h>
 #include <fikit/util.h>
@@ -74,7 +75,8 @@ uint64_t t_round_trip(Segment* seg) {
     seg->broker.doorbell.fetch_add(1);
     futex_wake(&seg->broker.doorbell, 1);
   }
-  while (!pos_at_or_after(seg->broker.granted.load(std::memory_order_acquire), pos + 1)) cpu_relax();
+  while (!pos_at_or_after(seg->broker.granted.load(std::memory_order_acquire), pos + 1))
+    cpu_relax();
   uint64_t dt = now_ns() - t0;
   ring__push(&seg->ring, EntryFields{EntryKind::kLpLaunched, 0, pos, 0, 7, now_ns()}, &pos);
   return dt;

@@ -1,6 +1,7 @@
-// HP hook path cost: cuLaunchKernel per call on the simulated driver. tools/run-benchmarks runs this binary
-// twice, plain and with libfikit.so preloaded as an HP tenant of a running broker (FIKIT_SIM_LAUNCH_NS=0 so
-// that the simulated launch costs only its bookkeeping); the difference is the hook's cost per launch.
+// HP hook path cost: cuLaunchKernel per call on the simulated driver. tools/run-benchmarks runs
+// this binary twice, plain and with libfikit.so preloaded as an HP tenant of a running broker
+// (FIKIT_SIM_LAUNCH_NS=0 so that the simulated launch costs only its bookkeeping); the difference
+// is the hook's cost per launch.
 #include <benchmark/benchmark.h>
 #include <cuda.h>
 
@@ -18,8 +19,8 @@ struct SimKernel {
     CUdevice dev;
     CUmodule mod;
     ok = cuInit(0) == CUDA_SUCCESS && cuDeviceGet(&dev, 0) == CUDA_SUCCESS &&
-         cuDevicePrimaryCtxRetain(&ctx, dev) == CUDA_SUCCESS && cuCtxSetCurrent(ctx) == CUDA_SUCCESS &&
-         cuModuleLoadData(&mod, "sim") == CUDA_SUCCESS &&
+         cuDevicePrimaryCtxRetain(&ctx, dev) == CUDA_SUCCESS &&
+         cuCtxSetCurrent(ctx) == CUDA_SUCCESS && cuModuleLoadData(&mod, "sim") == CUDA_SUCCESS &&
          cuModuleGetFunction(&fn, mod, "spin") == CUDA_SUCCESS &&
          cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING) == CUDA_SUCCESS;
   }

@@ -1,4 +1,5 @@
-// Ring push/pop cost: one thread pushing and popping (no contention), and a producer thread against a consumer.
+// Ring push/pop cost: one thread pushing and popping (no contention), and a producer thread against
+// a consumer.
 #include <benchmark/benchmark.h>
 #include <fikit/ring.h>
 

@@ -41,7 +41,8 @@ t_TempDir::~t_TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-t_Proc t_spawn(const std::vector<std::string>& argv, const Env& env, const std::string& log_prefix) {
+t_Proc t_spawn(const std::vector<std::string>& argv, const Env& env,
+               const std::string& log_prefix) {
   t_Proc p;
   p.out_path = log_prefix + ".out";
   p.err_path = log_prefix + ".err";
@@ -151,9 +152,8 @@ static bool t_socket_accepts(const std::string& path) {
 t_Broker::t_Broker(const t_TempDir& dir, const std::string& policy,
                    const std::vector<std::string>& extra) {
   socket_ = dir.file("broker.sock");
-  std::vector<std::string> argv = {t_bin("fikit-broker"), "start", "--foreground",
-                                   "--socket",            socket_, "--policy",
-                                   policy};
+  std::vector<std::string> argv = {
+      t_bin("fikit-broker"), "start", "--foreground", "--socket", socket_, "--policy", policy};
   argv.insert(argv.end(), extra.begin(), extra.end());
   static std::atomic<int> n{0};
   proc_ = t_spawn(argv, {}, dir.file("broker" + std::to_string(n++)));
@@ -178,7 +178,8 @@ t_Broker::~t_Broker() {
 
 std::string t_Broker::status_json() const {
   t_TempDir d;
-  t_Proc p = t_spawn({t_bin("fikit-broker"), "status", "--socket", socket_, "--json"}, {}, d.file("st"));
+  t_Proc p =
+      t_spawn({t_bin("fikit-broker"), "status", "--socket", socket_, "--json"}, {}, d.file("st"));
   if (!t_wait(p, std::chrono::seconds(10)) || t_exit_code(p) != 0) return "";
   return t_read_file(p.out_path);
 }

@@ -1,6 +1,6 @@
 // Integration-test harness: start real brokers and real client processes on the simulated driver.
-// Helpers are named t_* (liburing's test convention). Nothing here sleeps blindly: waits poll a condition
-// until a generous deadline.
+// Helpers are named t_* (liburing's test convention). Nothing here sleeps blindly: waits poll a
+// condition until a generous deadline.
 #pragma once
 
 #include <sys/types.h>
@@ -65,7 +65,8 @@ struct t_SimGpu {
 // A broker started in the foreground on a private socket; stopped (SIGTERM) on destruction.
 class t_Broker {
  public:
-  t_Broker(const t_TempDir& dir, const std::string& policy, const std::vector<std::string>& extra = {});
+  t_Broker(const t_TempDir& dir, const std::string& policy,
+           const std::vector<std::string>& extra = {});
   ~t_Broker();
   const std::string& socket() const { return socket_; }
   t_Proc& proc() { return proc_; }
@@ -80,7 +81,8 @@ class t_Broker {
 };
 
 // Per-stream kernel tags of one process's sim trace: stream id → tags in execution order.
-std::map<int, std::vector<uint64_t>> t_trace_tags(const std::string& trace_file, const std::string& kernel);
+std::map<int, std::vector<uint64_t>> t_trace_tags(const std::string& trace_file,
+                                                  const std::string& kernel);
 // All trace files written under a prefix (one per process).
 std::vector<std::string> t_trace_files(const std::string& prefix);
 

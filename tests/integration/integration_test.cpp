@@ -1,5 +1,6 @@
-// End to end on the simulated driver: a real fikit-broker, real client processes (fikit-run + libfikit.so +
-// the fikit-chain workload), checked through the simulated GPU's kernel traces and the broker's status.
+// End to end on the simulated driver: a real fikit-broker, real client processes (fikit-run +
+// libfikit.so + the fikit-chain workload), checked through the simulated GPU's kernel traces and
+// the broker's status.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -22,8 +23,9 @@ class Integration : public ::testing::Test {
   // Run the workload as a tenant: fikit-run --priority P --name N --socket S -- fikit-chain ARGS...
   t_Proc tenant(const std::string& socket, const std::string& priority, const std::string& name,
                 const std::vector<std::string>& args, Env extra = {}) {
-    std::vector<std::string> argv = {t_bin("fikit-run"), "--priority", priority, "--name", name,
-                                     "--socket",         socket,       "--",       t_bin("fikit-chain")};
+    std::vector<std::string> argv = {
+        t_bin("fikit-run"),  "--priority", priority, "--name", name, "--socket", socket, "--",
+        t_bin("fikit-chain")};
     argv.insert(argv.end(), args.begin(), args.end());
     Env env = gpu.env();
     env.insert(env.end(), extra.begin(), extra.end());
@@ -69,9 +71,9 @@ class Integration : public ::testing::Test {
 };
 
 const std::vector<std::string> kOrder = {"order", "--kernels", "3000", "--streams", "4"};
-const std::vector<std::string> kHp = {"hp",       "--requests",        "40", "--kernels", "5",
-                                      "--kernel-us", "200", "--gap-us", "100", "--request-gap-us",
-                                      "300"};
+const std::vector<std::string> kHp = {"hp",  "--requests",       "40",  "--kernels",
+                                      "5",   "--kernel-us",      "200", "--gap-us",
+                                      "100", "--request-gap-us", "300"};
 
 class IntegrationPolicy : public Integration, public ::testing::WithParamInterface<const char*> {};
 
@@ -130,9 +132,9 @@ TEST_F(Integration, UnknownPriorityIsRefusedBeforeRunning) {
 
 TEST_F(Integration, SecondBrokerOnTheSameSocketIsRefused) {
   t_Broker first(dir, "priority");
-  t_Proc second = t_spawn(
-      {t_bin("fikit-broker"), "start", "--foreground", "--socket", first.socket()}, {},
-      dir.file("second"));
+  t_Proc second =
+      t_spawn({t_bin("fikit-broker"), "start", "--foreground", "--socket", first.socket()}, {},
+              dir.file("second"));
   ASSERT_TRUE(t_wait(second, 10s));
   EXPECT_EQ(t_exit_code(second), 1);
   EXPECT_NE(t_read_file(second.err_path).find("is running"), std::string::npos)
@@ -156,8 +158,8 @@ TEST_F(Integration, CorruptRingEntryMakesOnlyThatTenantFaulty) {
   t_Proc rogue = t_spawn({t_build_dir() + "/tests/rogue_client", broker.socket(), "corrupt"}, {},
                          dir.file("rogue"));
   ASSERT_TRUE(t_wait(rogue, 20s));
-  EXPECT_EQ(t_exit_code(rogue), 0) << "the broker did not mark the corrupt tenant faulty: "
-                                   << t_read_file(rogue.err_path);
+  EXPECT_EQ(t_exit_code(rogue), 0)
+      << "the broker did not mark the corrupt tenant faulty: " << t_read_file(rogue.err_path);
   finish(lp);
   EXPECT_EQ(expect_exactly_once_in_order(lp_pid), 3000u);
   EXPECT_NE(broker.status_json(), "") << "the broker died of a tenant's mistake";
@@ -182,8 +184,8 @@ TEST_F(Integration, TenantKilledWhileHoldingAGrantIsReaped) {
 
 TEST_F(Integration, BrokerKilledClientsFailOpenThenReconnect) {
   auto broker = std::make_unique<t_Broker>(dir, "priority");
-  t_Proc lp = tenant(broker->socket(), "low", "lp",
-                     {"order", "--kernels", "20000", "--streams", "2"});
+  t_Proc lp =
+      tenant(broker->socket(), "low", "lp", {"order", "--kernels", "20000", "--streams", "2"});
   pid_t lp_pid = lp.pid;
   ASSERT_TRUE(t_eventually(
       [&] {

@@ -1,8 +1,11 @@
-// A misbehaving tenant for integration tests: speaks the control protocol by hand and breaks the rules.
-//   rogue_client SOCKET abi      register with another ABI major version; exit 0 if refused with a message
-//   rogue_client SOCKET corrupt  register, then scribble a corrupt ring entry; exit 0 once the broker marks
+// A misbehaving tenant for integration tests: speaks the control protocol by hand and breaks the
+// rules.
+//   rogue_client SOCKET abi      register with another ABI major version; exit 0 if refused with a
+//   message rogue_client SOCKET corrupt  register, then scribble a corrupt ring entry; exit 0 once
+//   the broker marks
 //                                this tenant faulty (within 10 s), 1 otherwise
-//   rogue_client SOCKET hold     register as LP, request one launch, print "granted" when granted, then wait
+//   rogue_client SOCKET hold     register as LP, request one launch, print "granted" when granted,
+//   then wait
 //                                to be killed (a tenant killed while holding a grant)
 #include <fikit/ring.h>
 #include <fikit/util.h>
@@ -20,7 +23,8 @@ constexpr uint64_t kTimeoutNs = 10'000'000'000ull;
 int corrupt(fikit::Segment* seg, const fikit::test::RawTenant& t) {
   uint32_t pos;
   if (!fikit::ring__reserve(&seg->ring, &pos)) return 1;
-  seg->ring.entries[pos & fikit::kRingMask].commit.store(pos + 77);  // neither this lap nor the last
+  seg->ring.entries[pos & fikit::kRingMask].commit.store(pos +
+                                                         77);  // neither this lap nor the last
   bool faulty = t.wait_state(fikit::TenantState::kFaulty, kTimeoutNs);
   printf("faulty=%d\n", faulty);
   return faulty ? 0 : 1;

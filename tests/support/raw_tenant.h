@@ -1,5 +1,5 @@
-// A tenant that speaks the control protocol by hand (no client library): for tests and benchmarks that need
-// to play the client side of a segment exactly.
+// A tenant that speaks the control protocol by hand (no client library): for tests and benchmarks
+// that need to play the client side of a segment exactly.
 #pragma once
 
 #include <fikit/protocol.h>
