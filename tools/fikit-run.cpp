@@ -1,6 +1,7 @@
 // fikit-run: start a program as a fikit tenant. Preloads libfikit.so and passes the priority, the
 // tenant name and the broker socket through the environment (FIKIT_PRIORITY, FIKIT_TENANT,
-// FIKIT_SOCKET), then execs the program. Nothing is run when an argument is invalid (exit 2).
+// FIKIT_SOCKET), joins the broker's MPS daemon if it runs one (CUDA_MPS_PIPE_DIRECTORY,
+// mps_join.h), then execs the program. Nothing is run when an argument is invalid (exit 2).
 #include <fikit/abi.h>
 #include <fikit/protocol.h>
 #include <fikit/util.h>
@@ -15,6 +16,8 @@
 #include <cstring>
 #include <string>
 
+#include "mps_join.h"
+
 namespace {
 
 constexpr int kExitUsage = 2;
@@ -22,11 +25,14 @@ constexpr int kExitExecFailed = 127;
 
 void usage(FILE* out) {
   fprintf(out,
-          "usage: fikit-run --priority LEVEL [--name NAME] [--socket PATH] [--lib PATH] -- CMD "
-          "[ARG...]\n"
+          "usage: fikit-run --priority LEVEL [--name NAME] [--socket PATH] [--lib PATH] "
+          "[--no-mps]\n"
+          "                 -- CMD [ARG...]\n"
           "\n"
           "Run CMD as a fikit tenant: preload libfikit.so and set FIKIT_PRIORITY, FIKIT_TENANT\n"
-          "and FIKIT_SOCKET. Without a running fikit-broker the program runs unmanaged.\n"
+          "and FIKIT_SOCKET. Without a running fikit-broker the program runs unmanaged. If the\n"
+          "broker runs MPS (--substrate mps), CMD joins it: CUDA_MPS_PIPE_DIRECTORY and\n"
+          "CUDA_MPS_LOG_DIRECTORY are set to the broker's (unless the pipe directory is set).\n"
           "\n"
           "  -p, --priority LEVEL  high, normal, low, or 0..%u (0 is the highest); required\n"
           "  -n, --name NAME       tenant name shown by the broker (default: program name),\n"
@@ -34,6 +40,7 @@ void usage(FILE* out) {
           "  -s, --socket PATH     broker socket (default: $FIKIT_SOCKET, else %s)\n"
           "  -l, --lib PATH        libfikit.so to preload (default: $FIKIT_LIB, else\n"
           "                        <dir of fikit-run>/../lib/libfikit.so)\n"
+          "      --no-mps          do not join the broker's MPS daemon\n"
           "  -h, --help            show this help\n"
           "\n"
           "EXAMPLES\n"
@@ -91,13 +98,17 @@ struct Options {
   const char* name = nullptr;
   const char* socket = nullptr;
   std::string lib;
+  bool no_mps = false;
 };
 
 Options parse(int argc, char** argv) {
-  static const option kLong[] = {
-      {"priority", required_argument, nullptr, 'p'}, {"name", required_argument, nullptr, 'n'},
-      {"socket", required_argument, nullptr, 's'},   {"lib", required_argument, nullptr, 'l'},
-      {"help", no_argument, nullptr, 'h'},           {nullptr, 0, nullptr, 0}};
+  static const option kLong[] = {{"priority", required_argument, nullptr, 'p'},
+                                 {"name", required_argument, nullptr, 'n'},
+                                 {"socket", required_argument, nullptr, 's'},
+                                 {"lib", required_argument, nullptr, 'l'},
+                                 {"help", no_argument, nullptr, 'h'},
+                                 {"no-mps", no_argument, nullptr, 'M'},
+                                 {nullptr, 0, nullptr, 0}};
   Options o;
   const char* env_lib = getenv("FIKIT_LIB");
   o.lib = env_lib && *env_lib ? env_lib : default_lib();
@@ -117,6 +128,9 @@ Options parse(int argc, char** argv) {
         break;
       case 'l':
         o.lib = optarg;
+        break;
+      case 'M':
+        o.no_mps = true;
         break;
       case 'h':
         usage(stdout);
@@ -152,6 +166,12 @@ int main(int argc, char** argv) {
   setenv("FIKIT_PRIORITY", o.priority, 1);
   if (o.name) setenv("FIKIT_TENANT", o.name, 1);
   if (o.socket) setenv("FIKIT_SOCKET", o.socket, 1);
+  if (!o.no_mps) {
+    const char* env = getenv("FIKIT_SOCKET");
+    std::string socket = env && *env ? env : fikit::kDefaultSocket;
+    std::string warning = fikit::run::join_mps(fikit::run::query_substrate(socket, 2000));
+    if (!warning.empty()) fprintf(stderr, "fikit-run: %s\n", warning.c_str());
+  }
   execvp(argv[optind], argv + optind);
   fprintf(stderr, "fikit-run: failed to run '%s': %s\n", argv[optind], strerror(errno));
   return kExitExecFailed;

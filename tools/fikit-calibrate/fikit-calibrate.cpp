@@ -1,0 +1,225 @@
+// fikit-calibrate: measure the time-slicing switch-back cost of the GPU, for fikit-broker.
+//
+// Two processes (two CUDA contexts) take turns: the second runs a short kernel, then the first
+// runs the same kernel twice, each launch followed by a synchronize. The first of the two pays for
+// getting the GPU back from the other context; the second does not. The switch-back cost is the
+// difference of their medians. Under MPS both processes share one context and the cost is ~0.
+// Host-side hand-offs (a pipe) happen outside the timed windows. Driver API only: it runs on the
+// simulated driver (LD_LIBRARY_PATH=<build>/sim) as on a real GPU.
+#include <cuda.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels_ptx.h"
+
+namespace {
+
+const char kUsage[] =
+    R"(usage: fikit-calibrate [--rounds N] [--warmup N] [--kernel-us X] [--budget-ms M]
+
+Measure the time-slicing switch-back cost: the extra time a kernel of one process takes when
+another process's kernel ran on the GPU just before it. fikit-broker runs this at start-up.
+
+  --rounds N      measured rounds (default 100)
+  --warmup N      rounds before measuring (default 5)
+  --kernel-us X   kernel duration in microseconds (default 20)
+  --budget-ms M   stop measuring after M ms, once 10 rounds are done (default 1000)
+
+Prints one line: switch_back_us (median after the other process minus median after itself),
+after_other_us, after_self_us, their p10/p90, rounds, kernel_us and the device name.
+Exit status: 0 measured, 1 CUDA error, 2 usage error, 3 the second process failed.
+)";
+
+using Clock = std::chrono::steady_clock;
+
+struct Args {
+  int rounds = 100;
+  int warmup = 5;
+  double kernel_us = 20;
+  double budget_ms = 1000;
+};
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  fprintf(stderr, "fikit-calibrate: %s\nTry 'fikit-calibrate --help'.\n", msg.c_str());
+  exit(2);
+}
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; i++) {
+    std::string k = argv[i];
+    if (k == "-h" || k == "--help") {
+      fputs(kUsage, stdout);
+      exit(0);
+    }
+    if (i + 1 >= argc) usage_error("unknown option or missing value: " + k);
+    char* end = nullptr;
+    double v = strtod(argv[++i], &end);
+    if (*end || !std::isfinite(v) || v < 0) usage_error(k + " wants a number >= 0");
+    if (k == "--rounds" && v >= 1)
+      a.rounds = static_cast<int>(v);
+    else if (k == "--warmup")
+      a.warmup = static_cast<int>(v);
+    else if (k == "--kernel-us" && v > 0)
+      a.kernel_us = v;
+    else if (k == "--budget-ms")
+      a.budget_ms = v;
+    else
+      usage_error("unknown option or bad value: " + k + " " + argv[i]);
+  }
+  return a;
+}
+
+// Print what failed and exit 1.
+void check(CUresult r, const char* what, const char* who) {
+  if (r == CUDA_SUCCESS) return;
+  const char* name = nullptr;
+  cuGetErrorName(r, &name);
+  fprintf(stderr, "fikit-calibrate (%s): %s failed: %s\n", who, what, name ? name : "unknown");
+  exit(1);
+}
+
+struct Gpu {
+  std::string name;
+  CUfunction spin = nullptr;
+  CUstream stream = nullptr;
+  const char* who = "";
+};
+
+Gpu open_gpu(const char* who) {
+  Gpu g;
+  g.who = who;
+  CUdevice dev;
+  CUcontext ctx;
+  CUmodule mod;
+  char name[256] = {};
+  check(cuInit(0), "cuInit", who);
+  check(cuDeviceGet(&dev, 0), "cuDeviceGet", who);
+  check(cuDeviceGetName(name, sizeof(name), dev), "cuDeviceGetName", who);
+  g.name = name;
+  check(cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain", who);
+  check(cuCtxSetCurrent(ctx), "cuCtxSetCurrent", who);
+  check(cuModuleLoadData(&mod, kKernelsPtx), "cuModuleLoadData (no PTX for a real GPU?)", who);
+  check(cuModuleGetFunction(&g.spin, mod, "spin"), "cuModuleGetFunction(spin)", who);
+  check(cuStreamCreate(&g.stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate", who);
+  return g;
+}
+
+// One small kernel (one block: the cost measured is the switch, not the kernel), synchronized.
+// Return its wall time in microseconds.
+double run_kernel(const Gpu& g, double us) {
+  unsigned long long ns = static_cast<unsigned long long>(us * 1000), tag = 0;
+  void* params[] = {&ns, &tag};
+  auto t0 = Clock::now();
+  check(cuLaunchKernel(g.spin, 1, 1, 1, 32, 1, 1, 0, g.stream, params, nullptr), "cuLaunchKernel",
+        g.who);
+  check(cuStreamSynchronize(g.stream), "cuStreamSynchronize", g.who);
+  return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+}
+
+// Read one byte within timeout_ms. Return it, or -1 on end of file, error or timeout.
+int read_byte(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  if (poll(&p, 1, timeout_ms) != 1) return -1;
+  char c;
+  return read(fd, &c, 1) == 1 ? c : -1;
+}
+
+bool write_byte(int fd, char c) { return write(fd, &c, 1) == 1; }
+
+// The second process: a kernel for every 'k', until 'q' or end of file.
+[[noreturn]] void other_main(int in, int out, double us) {
+  Gpu g = open_gpu("second process");
+  write_byte(out, 'r');
+  for (;;) {
+    int c = read_byte(in, -1);
+    if (c != 'k') _exit(0);
+    run_kernel(g, us);
+    if (!write_byte(out, 'd')) _exit(0);
+  }
+}
+
+double pct(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
+  return v[std::min(v.size() - 1, rank ? rank - 1 : 0)];
+}
+
+// The first process: rounds of (other's kernel, ours after it, ours after ours).
+int first_main(const Args& a, int in, int out) {
+  Gpu g = open_gpu("first process");
+  if (read_byte(in, 10000) != 'r') {
+    fprintf(stderr, "fikit-calibrate: the second process did not get ready\n");
+    return 3;
+  }
+  std::vector<double> after_other, after_self;
+  auto start = Clock::now();
+  for (int i = 0; i < a.warmup + a.rounds; i++) {
+    if (!write_byte(out, 'k') || read_byte(in, 5000) != 'd') {
+      fprintf(stderr, "fikit-calibrate: the second process stopped answering\n");
+      return 3;
+    }
+    double o = run_kernel(g, a.kernel_us);
+    double s = run_kernel(g, a.kernel_us);
+    if (i < a.warmup) {
+      start = Clock::now();
+      continue;
+    }
+    after_other.push_back(o);
+    after_self.push_back(s);
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    if (after_other.size() >= 10 && ms > a.budget_ms) break;
+  }
+  write_byte(out, 'q');
+  double mo = pct(after_other, 0.5), ms = pct(after_self, 0.5);
+  printf(
+      "switch_back_us=%.1f after_other_us=%.1f after_self_us=%.1f after_other_p10_us=%.1f "
+      "after_other_p90_us=%.1f after_self_p10_us=%.1f after_self_p90_us=%.1f rounds=%zu "
+      "kernel_us=%g device=\"%s\"\n",
+      mo - ms, mo, ms, pct(after_other, 0.1), pct(after_other, 0.9), pct(after_self, 0.1),
+      pct(after_self, 0.9), after_other.size(), a.kernel_us, g.name.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a = parse(argc, argv);
+  int to_other[2], from_other[2];
+  if (pipe2(to_other, O_CLOEXEC) != 0 || pipe2(from_other, O_CLOEXEC) != 0) {
+    fprintf(stderr, "fikit-calibrate: failed to create pipes: %s\n", strerror(errno));
+    return 1;
+  }
+  fflush(nullptr);
+  // Fork before any CUDA call: each process gets its own context.
+  pid_t child = fork();
+  if (child < 0) {
+    fprintf(stderr, "fikit-calibrate: failed to fork: %s\n", strerror(errno));
+    return 1;
+  }
+  if (child == 0) {
+    close(to_other[1]);
+    close(from_other[0]);
+    other_main(to_other[0], from_other[1], a.kernel_us);
+  }
+  close(to_other[0]);
+  close(from_other[1]);
+  int code = first_main(a, from_other[0], to_other[1]);
+  close(to_other[1]);  // the second process ends at end of file, if it did not get 'q'
+  int status = 0;
+  waitpid(child, &status, 0);
+  fflush(stdout);
+  return code;
+}
