@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine: the GPU tests and/or the quick benchmark, all output under OUT.
 #
-#   benchmarks/gpu/device-run.sh BUILD OUT [all|tests|bench] [BUDGET_S] [-- run_bench.py options]
+#   benchmarks/gpu/device-run.sh BUILD OUT [all|tests|bench|idle] [BUDGET_S] [-- run_bench.py options]
 #
-# OUT receives at most 6 files, one folder deep: device.log (GPU state before and after, what ran),
-# gpu-tests.log, bench/{results.csv,raw.jsonl,results.md,results.png}. BUDGET_S (default 540) bounds
-# the whole call: the tests get at most a third of it, the benchmark what is left minus 20 s.
+# OUT receives at most 7 files, one folder deep: device.log (GPU state before and after, what ran),
+# gpu-tests.log, idle.md (HP idleness accuracy, idle_accuracy.py), bench/{results.csv,raw.jsonl,
+# results.md,results.png}. BUDGET_S (default 540) bounds the whole call: `tests` runs the GPU tests
+# and then idle_accuracy.py (100 s of it); `all` gives the tests a third and idle 100 s, the
+# benchmark what is left minus 20 s.
 # FIKIT_COMMIT names the commit in the results where the machine has no .git.
 # GPU settings are only read (nvidia-smi queries), never changed.
 set -uo pipefail
-[ $# -ge 2 ] || { sed -n '2,11p' "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,12p' "$0"; exit 2; }
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "$1" && pwd) || exit 2
 out=$2
@@ -34,12 +36,20 @@ export PYTHONUNBUFFERED=1
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
 } >"$log" 2>&1
 
+idle_box=100
+[ "$what" = idle ] && idle_box=$((budget - 10))
 if [ "$what" = all ] || [ "$what" = tests ]; then
   box=$((budget / 3))
-  [ "$what" = tests ] && box=$((budget - 10))
+  [ "$what" = tests ] && box=$((budget - 10 - idle_box))
   echo "== GPU tests (box ${box}s) at $(elapsed)s" | tee -a "$log"
   timeout --kill-after=20 "$box" "$repo/tests/gpu/run-gpu-tests.sh" "$build" >"$out/gpu-tests.log" 2>&1
   echo "tests exit $?: $(tail -1 "$out/gpu-tests.log")" | tee -a "$log"
+fi
+
+if [ "$what" = all ] || [ "$what" = tests ] || [ "$what" = idle ]; then
+  echo "== HP idleness accuracy (box ${idle_box}s) at $(elapsed)s" | tee -a "$log"
+  timeout --kill-after=20 "$idle_box" python3 "$repo/benchmarks/gpu/idle_accuracy.py" \
+    --build "$build" --out "$out/idle.md" --budget-s $((idle_box - 15)) 2>&1 | tee -a "$log" | tail -8
 fi
 
 if [ "$what" = all ] || [ "$what" = bench ]; then

@@ -56,7 +56,11 @@ class Build:
 def broker(build, policy="fikit"):
     """A private broker in a temporary directory; yields it (its .socket is the path to use)."""
     with tempfile.TemporaryDirectory(prefix="fikit-gpu-test-") as d:
-        b = fikit_proc.Broker(build.broker_bin, d, policy=policy)
+        # Time-slicing as in phase 1 (a broker of this build would pick MPS on a GPU machine as
+        # root); substrate_test.py covers MPS run by the broker.
+        extra = ["--substrate", "timeslice"] if "--substrate" in fikit_proc.broker_help(
+            build.broker_bin) else []
+        b = fikit_proc.Broker(build.broker_bin, d, policy=policy, extra_args=extra)
         b.start()
         try:
             yield b

@@ -28,6 +28,7 @@ namespace {
 
 const char kUsage[] =
     R"(usage: fikit-calibrate [--rounds N] [--warmup N] [--kernel-us X] [--budget-ms M]
+                       [--kernel spin|burn] [--grid N] [--block N]
 
 Measure the time-slicing switch-back cost: the extra time a kernel of one process takes when
 another process's kernel ran on the GPU just before it. fikit-broker runs this at start-up.
@@ -36,6 +37,10 @@ another process's kernel ran on the GPU just before it. fikit-broker runs this a
   --warmup N      rounds before measuring (default 5)
   --kernel-us X   kernel duration in microseconds (default 20)
   --budget-ms M   stop measuring after M ms, once 10 rounds are done (default 1000)
+  --kernel K      spin (a timer busy-wait, default) or burn (FMA chains)
+  --grid N        blocks per kernel (default 1: the cost measured is the switch, not the
+                  kernel; e.g. --kernel burn --grid 132 --block 1024 fills an H100)
+  --block N       threads per block (default 32)
 
 Prints one line: switch_back_us (median after the other process minus median after itself),
 after_other_us, after_self_us, their p10/p90, rounds, kernel_us and the device name.
@@ -49,6 +54,8 @@ struct Args {
   int warmup = 5;
   double kernel_us = 20;
   double budget_ms = 1000;
+  std::string kernel = "spin";
+  unsigned grid = 1, block = 32;
 };
 
 [[noreturn]] void usage_error(const std::string& msg) {
@@ -65,6 +72,11 @@ Args parse(int argc, char** argv) {
       exit(0);
     }
     if (i + 1 >= argc) usage_error("unknown option or missing value: " + k);
+    if (k == "--kernel") {
+      a.kernel = argv[++i];
+      if (a.kernel != "spin" && a.kernel != "burn") usage_error("--kernel wants spin or burn");
+      continue;
+    }
     char* end = nullptr;
     double v = strtod(argv[++i], &end);
     if (*end || !std::isfinite(v) || v < 0) usage_error(k + " wants a number >= 0");
@@ -76,6 +88,10 @@ Args parse(int argc, char** argv) {
       a.kernel_us = v;
     else if (k == "--budget-ms")
       a.budget_ms = v;
+    else if (k == "--grid" && v >= 1)
+      a.grid = static_cast<unsigned>(v);
+    else if (k == "--block" && v >= 1 && v <= 1024)
+      a.block = static_cast<unsigned>(v);
     else
       usage_error("unknown option or bad value: " + k + " " + argv[i]);
   }
@@ -93,14 +109,17 @@ void check(CUresult r, const char* what, const char* who) {
 
 struct Gpu {
   std::string name;
-  CUfunction spin = nullptr;
+  CUfunction fn = nullptr;
+  unsigned grid = 1, block = 32;
   CUstream stream = nullptr;
   const char* who = "";
 };
 
-Gpu open_gpu(const char* who) {
+Gpu open_gpu(const char* who, const Args& a) {
   Gpu g;
   g.who = who;
+  g.grid = a.grid;
+  g.block = a.block;
   CUdevice dev;
   CUcontext ctx;
   CUmodule mod;
@@ -112,19 +131,18 @@ Gpu open_gpu(const char* who) {
   check(cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain", who);
   check(cuCtxSetCurrent(ctx), "cuCtxSetCurrent", who);
   check(cuModuleLoadData(&mod, kKernelsPtx), "cuModuleLoadData (no PTX for a real GPU?)", who);
-  check(cuModuleGetFunction(&g.spin, mod, "spin"), "cuModuleGetFunction(spin)", who);
+  check(cuModuleGetFunction(&g.fn, mod, a.kernel.c_str()), "cuModuleGetFunction", who);
   check(cuStreamCreate(&g.stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate", who);
   return g;
 }
 
-// One small kernel (one block: the cost measured is the switch, not the kernel), synchronized.
-// Return its wall time in microseconds.
+// One kernel, synchronized. Return its wall time in microseconds.
 double run_kernel(const Gpu& g, double us) {
   unsigned long long ns = static_cast<unsigned long long>(us * 1000), tag = 0;
   void* params[] = {&ns, &tag};
   auto t0 = Clock::now();
-  check(cuLaunchKernel(g.spin, 1, 1, 1, 32, 1, 1, 0, g.stream, params, nullptr), "cuLaunchKernel",
-        g.who);
+  check(cuLaunchKernel(g.fn, g.grid, 1, 1, g.block, 1, 1, 0, g.stream, params, nullptr),
+        "cuLaunchKernel", g.who);
   check(cuStreamSynchronize(g.stream), "cuStreamSynchronize", g.who);
   return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
 }
@@ -140,13 +158,13 @@ int read_byte(int fd, int timeout_ms) {
 bool write_byte(int fd, char c) { return write(fd, &c, 1) == 1; }
 
 // The second process: a kernel for every 'k', until 'q' or end of file.
-[[noreturn]] void other_main(int in, int out, double us) {
-  Gpu g = open_gpu("second process");
+[[noreturn]] void other_main(int in, int out, const Args& a) {
+  Gpu g = open_gpu("second process", a);
   write_byte(out, 'r');
   for (;;) {
     int c = read_byte(in, -1);
     if (c != 'k') _exit(0);
-    run_kernel(g, us);
+    run_kernel(g, a.kernel_us);
     if (!write_byte(out, 'd')) _exit(0);
   }
 }
@@ -159,7 +177,7 @@ double pct(std::vector<double> v, double q) {
 
 // The first process: rounds of (other's kernel, ours after it, ours after ours).
 int first_main(const Args& a, int in, int out) {
-  Gpu g = open_gpu("first process");
+  Gpu g = open_gpu("first process", a);
   if (read_byte(in, 10000) != 'r') {
     fprintf(stderr, "fikit-calibrate: the second process did not get ready\n");
     return 3;
@@ -187,9 +205,10 @@ int first_main(const Args& a, int in, int out) {
   printf(
       "switch_back_us=%.1f after_other_us=%.1f after_self_us=%.1f after_other_p10_us=%.1f "
       "after_other_p90_us=%.1f after_self_p10_us=%.1f after_self_p90_us=%.1f rounds=%zu "
-      "kernel_us=%g device=\"%s\"\n",
+      "kernel_us=%g kernel=%s grid=%u block=%u device=\"%s\"\n",
       mo - ms, mo, ms, pct(after_other, 0.1), pct(after_other, 0.9), pct(after_self, 0.1),
-      pct(after_self, 0.9), after_other.size(), a.kernel_us, g.name.c_str());
+      pct(after_self, 0.9), after_other.size(), a.kernel_us, a.kernel.c_str(), a.grid, a.block,
+      g.name.c_str());
   return 0;
 }
 
@@ -212,7 +231,7 @@ int main(int argc, char** argv) {
   if (child == 0) {
     close(to_other[1]);
     close(from_other[0]);
-    other_main(to_other[0], from_other[1], a.kernel_us);
+    other_main(to_other[0], from_other[1], a);
   }
   close(to_other[0]);
   close(from_other[1]);
