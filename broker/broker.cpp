@@ -6,6 +6,7 @@
 
 #include "control.h"
 #include "endpoint.h"
+#include "gpu_monitor.h"
 #include "log.h"
 #include "scheduler.h"
 #include "shm_region.h"
@@ -41,7 +42,12 @@ int run_broker(const Options& o, const std::function<void(const Status&)>& ready
   sc.spin_ns = o.spin_ns;
   Scheduler sched(sc);
   Control control(ControlConfig{(*ep)->fd(), o.socket, o.spin_ns}, sched);
+  // The eBPF GPU-driver observer: loaded before the broker reports ready; never fails the start.
+  GpuMonitor gpu(o.gpu, control.loop(),
+                 [&control](pid_t pid, const char* why) { control.reap_pid(pid, why); });
+  control.set_gpu(&gpu);
   Status s = control.init();
+  if (s.ok()) gpu.start();
   if (s.ok()) s = sched.start();
   if (!s.ok()) {
     (*ep)->remove();

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "gpu_monitor.h"
 #include "log.h"
 #include "shm_region.h"
 
@@ -161,6 +162,7 @@ void Control::on_register(Conn& c, const char* msg, int len) {
   // launches are queued for the scheduler rather than passed through.
   d.seg->broker.state.store(static_cast<uint32_t>(TenantState::kActive), std::memory_order_release);
   sched_.post_add(c.tenant);
+  if (gpu_) gpu_->tenant_joined(d);
   if (c.pidfd_op < 0 || send(fd, &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
     drop(fd, "failed to answer its registration");
 }
@@ -176,7 +178,10 @@ void Control::on_status(Conn& c) {
   info.scheduler_cpu_s = sched_.cpu_seconds();
   info.process_cpu_s = process_cpu_seconds();
   info.spin_us = cfg_.spin_ns / 1000;
-  std::string json = status_json(info, sched_.status(), now, kStatusMax - 1);
+  // The GPU observer's part takes at most half; the tenants get the rest.
+  std::string gpu = gpu_ ? gpu_->status_json(now, kStatusMax / 2) : "";
+  std::string json = status_json(info, sched_.status(), now, kStatusMax - 1 - gpu.size() - 16);
+  if (!gpu.empty()) json = add_json_member(json, "gpu", gpu);
   send_text(c, MsgType::kStatusReply, 0, json);
   drop(c.fd, nullptr);
 }
@@ -244,6 +249,7 @@ void Control::drop(int fd, const char* why) {
     FIKIT_LOG_INFO("tenant %u (pid %d, \"%s\") left: %s", d.id, d.pid, d.name.c_str(),
                    why ? why : "dropped");
     sched_.post_remove(d.id);
+    if (gpu_) gpu_->tenant_left(d);
     if (int err = shm_remove(d.shm_name); err < 0)
       FIKIT_LOG_WARN("failed to remove segment %s: %s", d.shm_name.c_str(), strerror(-err));
     loop_.remove(c.pidfd_op);
@@ -254,6 +260,13 @@ void Control::drop(int fd, const char* why) {
   loop_.remove(c.recv_op);
   close(fd);
   conns_.erase(it);
+}
+
+void Control::reap_pid(pid_t pid, const char* why) {
+  std::vector<int> fds;
+  for (const auto& [fd, c] : conns_)
+    if (c.kind == ConnKind::kTenant && c.tenant->pid == pid) fds.push_back(fd);
+  for (int fd : fds) drop(fd, why);
 }
 
 void Control::close_tenants() {

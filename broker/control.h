@@ -26,6 +26,8 @@
 
 namespace fikit::broker {
 
+class GpuMonitor;
+
 struct ControlConfig {
   int listen_fd = -1;
   std::string socket_path;
@@ -48,6 +50,10 @@ class Control {
   void close_tenants();
   // The loop, for other event sources (e.g. the BPF ring buffer through add_poll).
   UringLoop& loop() { return loop_; }
+  // The eBPF GPU-driver observer's side (gpu_monitor.h): told of tenants, asked for status.
+  void set_gpu(GpuMonitor* gpu) { gpu_ = gpu; }
+  // Reap the tenants of process `pid` (its exit was seen by other means than its pidfd).
+  void reap_pid(pid_t pid, const char* why);
 
  private:
   enum class ConnKind { kNew, kTenant, kDone };
@@ -83,6 +89,7 @@ class Control {
   std::unordered_map<int, Conn> conns_;  // by fd
   std::vector<int> stop_waiters_;        // kept open until the process exits
   std::string stop_reason_;
+  GpuMonitor* gpu_ = nullptr;
 };
 
 }  // namespace fikit::broker

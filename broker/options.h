@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "gpu_options.h"
 #include "policy/policy.h"
 #include "result.h"
 
@@ -21,6 +22,7 @@ struct Options {
   std::string run_dir;  // absolute
   PolicyConfig policy_cfg;
   uint64_t spin_ns = 200'000;
+  GpuOptions gpu;  // the eBPF GPU-driver observer: --no-bpf, --audit-launches, ...
 };
 
 // Parse argv and fill in every default. A usage error is kInvalidArgument with its message.

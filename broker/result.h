@@ -2,6 +2,8 @@
 // abseil's StatusCode; messages say what failed and what to do ("failed to <verb> <object>: ...").
 #pragma once
 
+#include <cerrno>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <utility>
@@ -23,7 +25,7 @@ class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
-  // "failed to <what>: <strerror(err)>", with a code derived from err.
+  // "failed to <what>: <strerror(err)>", with a code derived from err (positive or negative).
   static Status from_errno(int err, const std::string& what);
 
   bool ok() const { return code_ == StatusCode::kOk; }
@@ -52,5 +54,39 @@ class [[nodiscard]] Result {
   std::optional<T> value_;
   Status status_;
 };
+
+inline Status Status::from_errno(int err, const std::string& what) {
+  if (err < 0) err = -err;
+  StatusCode code = StatusCode::kInternal;
+  switch (err) {
+    case EINVAL:
+    case E2BIG:
+    case ENAMETOOLONG:
+      code = StatusCode::kInvalidArgument;
+      break;
+    case ENOENT:
+      code = StatusCode::kNotFound;
+      break;
+    case EEXIST:
+      code = StatusCode::kAlreadyExists;
+      break;
+    case EPERM:
+    case EACCES:
+      code = StatusCode::kPermissionDenied;
+      break;
+    case ECONNREFUSED:
+    case EAGAIN:
+    case ENOSYS:
+    case EOPNOTSUPP:
+    case ENODEV:
+      code = StatusCode::kUnavailable;
+      break;
+    default:
+      break;
+  }
+  char buf[128];
+  const char* text = strerror_r(err, buf, sizeof(buf));  // GNU: returns the text
+  return Status(code, "failed to " + what + ": " + text);
+}
 
 }  // namespace fikit::broker

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "gpu_status.h"
+
 namespace fikit::broker {
 namespace {
 
@@ -141,7 +143,7 @@ Result<std::string> status_text(const std::string& text) {
     std::string out = head;
     const json& tenants = doc.at("tenants");
     out += std::to_string(b.at("tenants").get<size_t>()) + " tenant(s)\n";
-    if (tenants.empty()) return out;
+    if (tenants.empty()) return out + gpu_status_text(doc);
     char cols[96];
     snprintf(cols, sizeof(cols), "\n%3s %7s %-14s %-7s %-6s %6s %6s %6s %6s %4s %4s\n", "ID", "PID",
              "NAME", "PRIO", "STATE", "LAUNCH", "GRANT", "PASS", "DROP", "WAIT", "INFL");
@@ -155,7 +157,7 @@ Result<std::string> status_text(const std::string& text) {
     }
     if (size_t n = b.at("tenants_omitted").get<size_t>(); n > 0)
       out += "(" + std::to_string(n) + " more not shown: use --json)\n";
-    return out + faults;
+    return out + faults + gpu_status_text(doc);
   } catch (const nlohmann::json::exception& e) {
     return Status(StatusCode::kInternal,
                   std::string("failed to parse the broker's status: ") + e.what());

@@ -1,6 +1,5 @@
 // The broker's Status and Result<T> (broker/result.h), used by the BPF observer's control-plane
-// calls, and errno_status() to build a Status from an errno value. (Status::from_errno lives in
-// fikit_broker_core, which this library does not link: the broker links this library.)
+// calls (header-only: this library does not link fikit_broker_core; the broker links it).
 #pragma once
 
 #include <string>
@@ -14,6 +13,8 @@ using broker::Status;
 using broker::StatusCode;
 
 // "failed to <what>: <strerror(err)>", with the code errno `err` (positive or negative) implies.
-Status errno_status(int err, const std::string& what);
+inline Status errno_status(int err, const std::string& what) {
+  return Status::from_errno(err, what);
+}
 
 }  // namespace fikit::bpf

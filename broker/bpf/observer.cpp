@@ -33,9 +33,15 @@ Status load_error(int err) {
     return errno_status(err,
                         "load the GPU observer BPF programs (run fikit-broker as root, or with "
                         "CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE)");
-  return errno_status(err,
-                      "load the GPU observer BPF programs (kernel too old or without BTF? "
-                      "libbpf's messages above say which step failed)");
+  const std::string hint =
+      " (kernel too old or without BTF? libbpf's messages above say which step failed)";
+  if (err >= __LIBBPF_ERRNO__START) {  // libbpf's own codes: strerror() does not know them
+    char text[128];
+    libbpf_strerror(err, text, sizeof(text));
+    return Status(StatusCode::kUnavailable,
+                  std::string("failed to load the GPU observer BPF programs: ") + text + hint);
+  }
+  return errno_status(err, "load the GPU observer BPF programs" + hint);
 }
 
 // Sum the per-CPU values of slot `key` of a per-CPU array of __u64.

@@ -1,0 +1,85 @@
+// The "gpu" member of the status document: the eBPF GPU-driver observer's state and every process
+// it saw use the NVIDIA driver (tenants, unmanaged GPU processes, other driver users), live or
+// recently exited, with contexts and device memory. Rendered as a second table by status_text().
+//
+//   "gpu": {"observer": "loaded"|"disabled"|"failed", "reason", "audit", "test_device",
+//           "nvidia_major", "uvm_major", "traced_ioctls", "events", "dropped", "impossible",
+//           "impossible_line", "unmanaged", "processes_omitted",
+//           "processes": [{"pid", "name", "kind": "tenant"|"unmanaged"|"other", "tenant",
+//                          "state": "running"|"exited", "exit_code", "exit_signal", "clients",
+//                          "contexts", "channels", "streams", "contexts_created",
+//                          "streams_created", "device_bytes", "mapped_bytes",
+//                          "peak_device_bytes", "peak_mapped_bytes", "ioctls", "ioctl_ms",
+//                          "audited", "launches", "age_s"}]}
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+namespace fikit::broker {
+
+enum class GpuObserverState { kDisabled, kLoaded, kFailed };
+
+// What a process is to the broker. kUnmanaged: a GPU process (it created an RM client, a context
+// or device memory, or used nvidia-uvm) that is not a tenant: its kernels cannot be scheduled.
+// kOther: it only queried the driver (nvidia-smi, or a process older than the observer).
+enum class GpuProcessKind { kTenant, kUnmanaged, kOther };
+
+struct GpuProcessInfo {
+  pid_t pid = 0;
+  std::string name;
+  GpuProcessKind kind = GpuProcessKind::kOther;
+  uint32_t tenant = 0;  // tenant id, kTenant only
+  bool exited = false;
+  int exit_status = 0;  // wait status once exited; -1: unknown (the exit event was lost)
+  uint64_t first_ns = 0;
+  uint32_t clients = 0;
+  uint32_t contexts = 0;
+  uint32_t channels = 0;
+  uint32_t streams = 0;
+  uint32_t contexts_created = 0;
+  uint32_t streams_created = 0;
+  uint64_t device_bytes = 0;
+  uint64_t mapped_bytes = 0;
+  uint64_t peak_device_bytes = 0;
+  uint64_t peak_mapped_bytes = 0;
+  uint64_t ioctls = 0;
+  uint64_t ioctl_ns = 0;
+  bool audited = false;  // audit mode counts its launches
+  uint64_t launches = 0;
+};
+
+struct GpuObserverInfo {
+  GpuObserverState state = GpuObserverState::kDisabled;
+  std::string reason;  // why disabled or failed
+  bool audit = false;
+  std::string test_device;  // "MAJ:MIN" or ""
+  uint32_t nvidia_major = 0;
+  uint32_t uvm_major = 0;  // 0: nvidia-uvm not loaded
+  uint64_t traced_ioctls = 0;
+  uint64_t events = 0;
+  uint64_t dropped = 0;     // events, statistics or objects lost (maps or ring buffer full)
+  uint64_t impossible = 0;  // impossible states met by the BPF programs
+  uint32_t impossible_line = 0;
+};
+
+const char* observer_state_name(GpuObserverState s);
+const char* process_kind_name(GpuProcessKind k);
+
+// The "gpu" member's value (JSON), at most max_len bytes: processes beyond it are counted in
+// processes_omitted.
+std::string gpu_status_json(const GpuObserverInfo& info, const std::vector<GpuProcessInfo>& procs,
+                            uint64_t now_ns, size_t max_len);
+
+// `doc` (a JSON object) with member `key` set to the JSON text `value` appended.
+std::string add_json_member(const std::string& doc, const char* key, const std::string& value);
+
+// The GPU part of `fikit-broker status` for people ("" if the document has no "gpu" member).
+std::string gpu_status_text(const nlohmann::json& doc);
+
+}  // namespace fikit::broker

@@ -1,0 +1,280 @@
+// A real fikit-broker with its GPU-driver observer pointed at a test device (the hidden
+// --bpf-test-device): a process that issues NVIDIA-shaped ioctls without registering is an
+// unmanaged tenant in `status --json` with its device memory, and its exit is seen; a registered
+// tenant that issues them is merged (not unmanaged) and gets its memory; audit mode counts an
+// unmanaged process's launches. Root and BPF are required (exit 77 otherwise).
+#include <fcntl.h>
+#include <linux/ioctl.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "gpu_observer.h"
+#include "integration/harness.h"
+#include "integration/status_query.h"
+#include "raw_tenant.h"
+#include "t_bpf.h"
+#include "t_driver.h"
+
+namespace fikit::test {
+namespace {
+
+using nlohmann::json;
+
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new t::BpfEnvironment);
+
+// A broker whose observer decodes the test device as the NVIDIA driver; up once the observer is
+// loaded (the socket listens before that).
+class ObservedBroker {
+ public:
+  explicit ObservedBroker(const t::TestDevice& dev, std::vector<std::string> extra = {}) {
+    const t::TestDevice& d = dev;
+    extra.insert(extra.begin(), {"--bpf-test-device", std::to_string(d.id().major) + ":" +
+                                                          std::to_string(d.id().minor)});
+    broker_ = std::make_unique<t_Broker>(dir_, "none", extra);
+    json doc;
+    loaded_ = t_eventually(
+        [&] {
+          doc = t_status(broker_->socket());
+          return doc.is_object() && doc.contains("gpu");
+        },
+        std::chrono::seconds(20));
+    EXPECT_TRUE(loaded_) << "no status from the broker: " << log();
+    if (loaded_) {
+      EXPECT_EQ(doc["gpu"]["observer"], "loaded") << doc["gpu"].dump();
+      loaded_ = doc["gpu"]["observer"] == "loaded";
+    }
+  }
+  bool loaded() const { return loaded_; }
+  const std::string& socket() const { return broker_->socket(); }
+  std::string log() const { return t_read_file(broker_->proc().err_path); }
+
+  // Poll the status until `pid`'s GPU entry satisfies `done`; return it (null json on timeout).
+  json wait_process(pid_t pid, const std::function<bool(const json&)>& done) {
+    json p;
+    bool ok = t_eventually(
+        [&] {
+          last_ = t_status(socket());
+          p = t_gpu_process(last_, pid);
+          return !p.is_null() && done(p);
+        },
+        std::chrono::seconds(20));
+    return ok ? p : json();
+  }
+  const json& last() const { return last_; }
+  bool log_has(const std::string& text) {
+    return t_eventually([&] { return log().find(text) != std::string::npos; },
+                        std::chrono::seconds(20));
+  }
+
+ private:
+  t_TempDir dir_;
+  std::unique_ptr<t_Broker> broker_;
+  bool loaded_ = false;
+  json last_;
+};
+
+TEST(BrokerObserver, UnmanagedProcessShownWithItsMemoryAndExit) {
+  t::TestDevice dev;
+  ObservedBroker broker(dev);
+  ASSERT_TRUE(broker.loaded());
+  t::Child child({t::build_file("tests/fikit_bpf_test_child"), "script", dev.path()});
+  const pid_t pid = child.pid();
+  ASSERT_EQ(child.read_line(), "phase1");
+  json p = broker.wait_process(pid, [](const json& p) {
+    return p["device_bytes"] == t::kVidmem1Bytes + t::kVidmem2Bytes && p["streams"] == 2 &&
+           p["mapped_bytes"] == t::kMap1Bytes + t::kMap2Bytes;
+  });
+  ASSERT_FALSE(p.is_null()) << broker.last().dump(1);
+  EXPECT_EQ(p["kind"], "unmanaged");
+  EXPECT_EQ(p["tenant"], 0);
+  EXPECT_EQ(p["state"], "running");
+  EXPECT_EQ(p["name"], "fikit_bpf_test_");
+  EXPECT_EQ(p["clients"], 1);
+  EXPECT_EQ(p["contexts"], 2);
+  EXPECT_EQ(p["channels"], 2);
+  EXPECT_GE(broker.last()["gpu"]["unmanaged"].get<int>(), 1);
+  EXPECT_TRUE(t_tenant(broker.last(), pid).is_null());
+  // The log names it once its grace period (libfikit registers at its first launch) is over.
+  EXPECT_TRUE(broker.log_has("unmanaged GPU process: pid " + std::to_string(pid))) << broker.log();
+
+  child.go();
+  ASSERT_EQ(child.read_line(), "phase2");
+  p = broker.wait_process(pid, [](const json& p) { return p["device_bytes"] == t::kVidmem2Bytes; });
+  ASSERT_FALSE(p.is_null()) << "the free was not seen: " << broker.last().dump(1);
+  EXPECT_EQ(p["contexts"], 1);
+  EXPECT_EQ(p["streams"], 1);
+
+  child.go();
+  const int status = child.wait();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == t::kScriptExitCode);
+  p = broker.wait_process(pid, [](const json& p) { return p["state"] == "exited"; });
+  ASSERT_FALSE(p.is_null()) << "the exit was not seen: " << broker.last().dump(1);
+  EXPECT_EQ(p["kind"], "unmanaged");
+  EXPECT_EQ(p["exit_code"], t::kScriptExitCode);
+  EXPECT_EQ(p["device_bytes"], 0);
+  EXPECT_EQ(p["peak_device_bytes"], t::kVidmem1Bytes + t::kVidmem2Bytes);
+  EXPECT_GE(p["ioctls"].get<uint64_t>(), t::kScriptRmAllocs);
+  EXPECT_TRUE(broker.log_has("unmanaged GPU process pid " + std::to_string(pid) + " (")) << "exit";
+}
+
+TEST(BrokerObserver, TableListsTheUnmanagedProcess) {
+  t::TestDevice dev;
+  ObservedBroker broker(dev);
+  ASSERT_TRUE(broker.loaded());
+  t::Child child({t::build_file("tests/fikit_bpf_test_child"), "script", dev.path()});
+  ASSERT_EQ(child.read_line(), "phase1");
+  ASSERT_FALSE(
+      broker
+          .wait_process(child.pid(),
+                        [](const json& p) { return p["device_bytes"].get<uint64_t>() > 0; })
+          .is_null());
+  t_TempDir d;
+  t_Proc st =
+      t_spawn({t_bin("fikit-broker"), "status", "--socket", broker.socket()}, {}, d.file("status"));
+  ASSERT_TRUE(t_wait(st, std::chrono::seconds(10)));
+  const std::string table = t_read_file(st.out_path);
+  EXPECT_EQ(t_exit_code(st), 0) << t_read_file(st.err_path);
+  EXPECT_NE(table.find("GPU observer: loaded (test device 1:3)"), std::string::npos) << table;
+  EXPECT_NE(table.find(std::to_string(child.pid()) + " fikit_bpf_test  UNMGD running"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("6.0M"), std::string::npos) << table;
+}
+
+// Issue the driver calls of a process with one context and 2 MiB of device memory.
+void gpu_calls(const std::string& dev) {
+  const int fd = open(dev.c_str(), O_RDWR | O_CLOEXEC);
+  auto nv = [](uint32_t nr, uint32_t size) {
+    return _IOC(_IOC_READ | _IOC_WRITE, FIKIT_NV_IOCTL_MAGIC, nr, size);
+  };
+  auto alloc = [&](uint32_t parent, uint32_t handle, uint32_t cls, void* params) {
+    t::Nvos64 p{t::kClient, parent, handle, cls, reinterpret_cast<uintptr_t>(params),
+                0,          0,      0,      0,   0};
+    (void)!ioctl(fd, nv(FIKIT_NV_ESC_RM_ALLOC, sizeof(p)), &p);
+  };
+  t::Nvos64 client{0, 0, t::kClient, FIKIT_CLASS_ROOT_CLIENT, 0, 0, 0, 0, 0, 0};
+  (void)!ioctl(fd, nv(FIKIT_NV_ESC_RM_ALLOC, sizeof(client)), &client);
+  alloc(t::kClient, t::kDevice, FIKIT_CLASS_DEVICE, nullptr);
+  alloc(t::kDevice, t::kTsg, FIKIT_CLASS_CHANNEL_GROUP, nullptr);
+  t::MemoryParams mem{};
+  mem.size = t::kVidmem1Bytes;
+  alloc(t::kDevice, t::kVidmem1, FIKIT_CLASS_MEMORY_LOCAL_USER, &mem);
+  close(fd);
+}
+
+// A forked process that registers as a tenant by hand, then makes GPU driver calls; it prints
+// its tenant id and exits with code 5 when told.
+class TenantChild {
+ public:
+  TenantChild(const std::string& socket, const std::string& dev) {
+    int up[2], down[2];
+    if (pipe(up) != 0 || pipe(down) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      close(up[0]);
+      close(down[1]);
+      RawTenant tenant;
+      if (!tenant.connect_and_register(socket, 0, "bpf-tenant")) _exit(2);
+      gpu_calls(dev);
+      dprintf(up[1], "%u\n", tenant.reply().tenant_id);
+      char c;
+      (void)!read(down[0], &c, 1);
+      _exit(5);
+    }
+    close(up[1]);
+    close(down[0]);
+    from_ = up[0];
+    to_ = down[1];
+  }
+  ~TenantChild() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    close(from_);
+    close(to_);
+  }
+  pid_t pid() const { return pid_; }
+  // The tenant id it printed, or 0 (it failed to register).
+  unsigned tenant_id() {
+    char buf[32] = {};
+    ssize_t n = read(from_, buf, sizeof(buf) - 1);
+    return n > 0 ? static_cast<unsigned>(std::stoul(buf)) : 0;
+  }
+  int exit_and_wait() {
+    (void)!write(to_, "x", 1);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int from_ = -1;
+  int to_ = -1;
+};
+
+TEST(BrokerObserver, RegisteredTenantIsMergedAndGetsItsMemory) {
+  t::TestDevice dev;
+  ObservedBroker broker(dev);
+  ASSERT_TRUE(broker.loaded());
+  TenantChild child(broker.socket(), dev.path());
+  const pid_t pid = child.pid();
+  const unsigned id = child.tenant_id();
+  ASSERT_NE(id, 0u) << "the child failed to register: " << broker.log();
+  json p = broker.wait_process(pid, [](const json& p) { return p["device_bytes"] > 0; });
+  ASSERT_FALSE(p.is_null()) << broker.last().dump(1);
+  EXPECT_EQ(p["kind"], "tenant");
+  EXPECT_EQ(p["tenant"], id);
+  EXPECT_EQ(p["device_bytes"], t::kVidmem1Bytes);
+  EXPECT_EQ(p["contexts"], 1);
+  EXPECT_FALSE(t_tenant(broker.last(), pid).is_null()) << "listed as a tenant too";
+
+  const int status = child.exit_and_wait();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 5);
+  p = broker.wait_process(pid, [](const json& p) { return p["state"] == "exited"; });
+  ASSERT_FALSE(p.is_null()) << broker.last().dump(1);
+  EXPECT_EQ(p["kind"], "tenant") << "still the tenant's, though it was reaped";
+  EXPECT_EQ(p["tenant"], id);
+  EXPECT_EQ(p["exit_code"], 5);
+  EXPECT_EQ(p["peak_device_bytes"], t::kVidmem1Bytes);
+  EXPECT_TRUE(t_tenant(broker.last(), pid).is_null()) << "reaped";
+  EXPECT_TRUE(broker.log_has("tenant " + std::to_string(id) + " (pid " + std::to_string(pid) +
+                             ", \"bpf-tenant\") exited (exit code 5)"))
+      << broker.log();
+  EXPECT_EQ(broker.log().find("unmanaged GPU process: pid " + std::to_string(pid)),
+            std::string::npos);
+}
+
+TEST(BrokerObserver, AuditModeCountsTheLaunchesOfAnUnmanagedProcess) {
+  t::TestDevice dev;
+  ObservedBroker broker(dev, {"--bpf-test-audit", t::build_file("tests/libfikit_bpf_testlib.so") +
+                                                      ":fikit_test_launch,fikit_test_launch_ex"});
+  ASSERT_TRUE(broker.loaded());
+  constexpr int kLaunches = 1000;
+  t::Child child({t::build_file("tests/fikit_bpf_test_child"), "launch", dev.path(),
+                  std::to_string(kLaunches)});
+  const pid_t pid = child.pid();
+  ASSERT_EQ(child.read_line(), "ready");
+  json p = broker.wait_process(pid, [](const json& p) { return p["audited"] == true; });
+  ASSERT_FALSE(p.is_null()) << broker.log();
+  child.go();
+  ASSERT_EQ(child.read_line(), "done");
+  p = broker.wait_process(pid, [](const json& p) { return p["launches"] == kLaunches * 3 / 2; });
+  EXPECT_FALSE(p.is_null()) << broker.last().dump(1);
+  child.go();
+  EXPECT_EQ(child.wait(), 0);
+  p = broker.wait_process(pid, [](const json& p) { return p["state"] == "exited"; });
+  ASSERT_FALSE(p.is_null());
+  EXPECT_EQ(p["launches"], kLaunches * 3 / 2) << "kept with its final statistics";
+  EXPECT_TRUE(broker.log_has("auditing the kernel launches of pid " + std::to_string(pid)));
+}
+
+}  // namespace
+}  // namespace fikit::test
