@@ -82,7 +82,8 @@ struct GpuMonitor::Impl {
   std::unordered_map<pid_t, Watched> watched;    // GPU processes not (yet) tenants, not warned
   std::unordered_set<pid_t> warned;              // unmanaged processes warned about
   std::unordered_set<pid_t> audited;
-  std::deque<GpuProcessInfo> exited;  // newest first
+  std::unordered_set<pid_t> audit_tried;  // once per process: a failure is not retried
+  std::deque<GpuProcessInfo> exited;      // newest first
   int poll_op = 0;
   int timer_op = 0;
   uint64_t last_reap_ns = 0;
@@ -238,20 +239,24 @@ void GpuMonitor::Impl::on_event(const bpf::GpuEvent& e) {
   }
 }
 
-// A process uses the GPU: unless it is a tenant, start its grace period (and audit it).
+// A process uses the GPU: unless it is a tenant, audit it (audit mode) and, from its first
+// context or device memory on, give it a grace period to register (not from cuInit alone: a
+// process may check for a GPU long before it uses one).
 void GpuMonitor::Impl::watch(const bpf::GpuEvent& e) {
-  if (tenants.count(e.pid) || warned.count(e.pid) || watched.count(e.pid)) return;
-  watched[e.pid] = Watched{e.ts_ns + kGraceNs, e.comm};
-  if (!info.audit || audited.count(e.pid)) return;
-  Result<int> r = obs->audit_process(e.pid);
-  if (r.ok()) {
-    audited.insert(e.pid);
-    FIKIT_LOG_INFO("auditing the kernel launches of pid %d (%s): %d entry point(s)", e.pid, e.comm,
-                   r.value());
-  } else {
-    FIKIT_LOG_WARN("failed to audit the kernel launches of pid %d (%s): %s", e.pid, e.comm,
-                   r.status().message().c_str());
+  if (tenants.count(e.pid) || warned.count(e.pid)) return;
+  if (info.audit && audit_tried.insert(e.pid).second) {
+    Result<int> r = obs->audit_process(e.pid);
+    if (r.ok()) {
+      audited.insert(e.pid);
+      FIKIT_LOG_INFO("auditing the kernel launches of pid %d (%s): %d entry point(s)", e.pid,
+                     e.comm, r.value());
+    } else {
+      FIKIT_LOG_WARN("failed to audit the kernel launches of pid %d (%s): %s", e.pid, e.comm,
+                     r.status().message().c_str());
+    }
   }
+  if (e.kind != bpf::GpuEventKind::kGpuClient && !watched.count(e.pid))
+    watched[e.pid] = Watched{e.ts_ns + kGraceNs, e.comm};
 }
 
 void GpuMonitor::Impl::on_exit(const bpf::GpuEvent& e) {
@@ -292,6 +297,7 @@ void GpuMonitor::Impl::on_exit(const bpf::GpuEvent& e) {
   watched.erase(e.pid);
   warned.erase(e.pid);
   audited.erase(e.pid);
+  audit_tried.erase(e.pid);
   obs->forget(e.pid);
 }
 
@@ -370,6 +376,7 @@ void GpuMonitor::tenant_joined(const TenantDesc& d) {
   Impl& m = *impl_;
   m.tenants[d.pid] = Impl::TenantRef{d.id, d.name, d.admitted_ns, 0};
   m.watched.erase(d.pid);
+  m.audit_tried.erase(d.pid);
   if (m.warned.erase(d.pid))
     FIKIT_LOG_INFO("unmanaged GPU process pid %d registered: now tenant %u", d.pid, d.id);
 #ifdef FIKIT_BROKER_BPF
