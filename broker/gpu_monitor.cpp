@@ -26,7 +26,7 @@ constexpr uint64_t kTimerNs = 1'000'000'000;
 constexpr uint64_t kGraceNs = 3'000'000'000;       // libfikit registers at its first launch
 constexpr uint64_t kReapEveryNs = 10'000'000'000;  // reconcile exits lost to a full ring buffer
 constexpr uint64_t kLeftKeepNs = 30'000'000'000;   // a reaped tenant's late BPF exit is its own
-constexpr size_t kKeepExited = 64;                 // exited processes listed by status
+constexpr size_t kKeepExited = 64;  // exited tenants and unmanaged processes listed by status
 constexpr size_t kKeepLeft = 1024;
 
 std::string mib(uint64_t bytes) {
@@ -41,6 +41,7 @@ std::string exit_text(int status) {
   return "exit code " + std::to_string(WEXITSTATUS(status));
 }
 
+#ifdef FIKIT_BROKER_BPF
 // Name of a process that made driver calls but no event yet (its /proc entry), or "".
 std::string proc_comm(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
@@ -48,6 +49,7 @@ std::string proc_comm(pid_t pid) {
   std::getline(f, name);
   return name;
 }
+#endif
 
 }  // namespace
 
@@ -292,8 +294,11 @@ void GpuMonitor::Impl::on_exit(const bpf::GpuEvent& e) {
     p.tenant = tenant.id;
   }
   log_exit(p, tenant.name, warned.count(e.pid) != 0);
-  exited.push_front(std::move(p));
-  if (exited.size() > kKeepExited) exited.pop_back();
+  if (p.kind !=
+      GpuProcessKind::kOther) {  // not every nvidia-smi run: they would crowd out the rest
+    exited.push_front(std::move(p));
+    if (exited.size() > kKeepExited) exited.pop_back();
+  }
   watched.erase(e.pid);
   warned.erase(e.pid);
   audited.erase(e.pid);
