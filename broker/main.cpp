@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "daemon.h"
 #include "options.h"
+#include "profile_command.h"
 
 int main(int argc, char** argv) {
   using namespace fikit::broker;
@@ -23,6 +24,8 @@ int main(int argc, char** argv) {
       return stop_command(*o);
     case Command::kStatus:
       return status_command(*o);
+    case Command::kProfile:
+      return profile_command(*o);
   }
   return 2;
 }

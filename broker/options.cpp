@@ -8,6 +8,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "policy/fikit/fikit.h"
+#include "profile_command.h"
+
 namespace fikit::broker {
 namespace {
 
@@ -16,8 +19,11 @@ constexpr const char kUsage[] =
                           [--log FILE] [--run-dir DIR] [--switch-cost-us N]
                           [--margin-us N] [--max-lp-in-flight N] [--spin-us N]
                           [--no-bpf] [--audit-launches] [--bpf-btf FILE]
+                          [--profile-dir DIR] [--policy-opts K=V,...]
        fikit-broker stop [--socket PATH]
        fikit-broker status [--socket PATH] [--json]
+       fikit-broker profile list|show|export|import [NAME] [--profile-dir DIR]
+                          [--file FILE]
 
 Share one NVIDIA GPU between tasks of different priority. The broker admits
 the processes that run with libfikit.so (tenants), sees their kernel launches
@@ -28,7 +34,11 @@ commands:
                          listens (or prints why it could not start)
   stop                   stop the running broker (root or the broker's uid);
                          its tenants carry on without it (fail open)
-  status                 show the broker and its tenants
+  status                 show the broker and its tenants (with the policy's
+                         statistics per tenant)
+  profile                kernel profiles the fikit policy learned, per tenant
+                         name: list; show NAME; export NAME (JSON to --file
+                         or stdout); import NAME (JSON from --file or stdin)
 
 options:
   -h, --help             show this help message and exit
@@ -60,6 +70,11 @@ options:
                          other processes pay nothing
   --bpf-btf FILE         start: BTF of the running kernel, for kernels
                          without /sys/kernel/btf/vmlinux
+  --profile-dir DIR      start, profile: where learned profiles are kept
+                         (default /var/lib/fikit/profiles; '' for none)
+  --policy-opts K=V,...  start: policy tunables, e.g. gap_quantile=0.05,
+                         measure_gap_us=500 (fikit, oracle: docs/POLICY.md)
+  --file FILE            profile export/import: the JSON file ('-': stdio)
   -j, --json             status: print JSON for machines
 
 )";
@@ -75,10 +90,16 @@ EXAMPLES:
                                    # also count unmanaged launches
   fikit-broker status              # list tenants
   fikit-broker status --json       # the same, for machines
+  fikit-broker profile list        # tenants with a saved profile
+  fikit-broker profile show resnet-serve
+                                   # its kernels: durations, gaps, misses
+  fikit-broker profile export resnet-serve --file resnet.json
+  fikit-broker profile import resnet-serve --file resnet.json
+                                   # move a profile to another machine
   sudo fikit-broker stop           # stop; tenants fail open
 )";
 
-enum LongOnly { kSwitchCost = 256, kMargin, kMaxLp, kSpin };
+enum LongOnly { kSwitchCost = 256, kMargin, kMaxLp, kSpin, kProfileDir, kPolicyOpts };
 
 // The GPU-driver observer's options (gpu_options.h); the test-only ones are not in --help.
 enum GpuLongOnly { kNoBpf = 320, kAuditLaunches, kBpfBtf, kBpfTestDevice, kBpfTestAudit };
@@ -95,6 +116,8 @@ const option kLongOptions[] = {
     {"margin-us", required_argument, nullptr, kMargin},
     {"max-lp-in-flight", required_argument, nullptr, kMaxLp},
     {"spin-us", required_argument, nullptr, kSpin},
+    {"profile-dir", required_argument, nullptr, kProfileDir},
+    {"policy-opts", required_argument, nullptr, kPolicyOpts},
     {"no-bpf", no_argument, nullptr, kNoBpf},
     {"audit-launches", no_argument, nullptr, kAuditLaunches},
     {"bpf-btf", required_argument, nullptr, kBpfBtf},
@@ -185,8 +208,25 @@ Status apply_option(int c, const char* arg, Options* o, bool* start_only) {
       return parse_test_device(arg, &o->gpu);
     case kBpfTestAudit:
       return parse_test_audit(arg, &o->gpu);
+    case kProfileDir:
+      o->policy_cfg.profile_dir = arg;
+      return Status();
+    case kPolicyOpts:
+      o->policy_cfg.opts = arg;
+      return Status();
   }
   return usage_error("unknown option");
+}
+
+// --policy-opts: only the fikit policies take options; check them now, not in the daemon.
+Status check_policy_opts(const std::string& policy, const std::string& opts) {
+  if (opts.empty()) return Status();
+  const PolicyOps* ops = policy_find(policy.c_str());
+  if (ops != &kFikitPolicy && ops != &kOraclePolicy)
+    return usage_error("--policy-opts: policy '" + policy + "' takes no options");
+  std::string err;
+  if (!fikit_policy_opts_check(opts, &err)) return usage_error("--policy-opts: " + err);
+  return Status();
 }
 
 // Fill in what was not given and check the policy name.
@@ -208,7 +248,8 @@ Status resolve_defaults(Options* o) {
       names += std::string(names.empty() ? "" : ", ") + (*p)->name;
     return usage_error("unknown policy '" + o->policy + "': choose one of " + names);
   }
-  return Status();
+  o->policy_cfg.profile_dir = absolute(o->policy_cfg.profile_dir);
+  return check_policy_opts(o->policy, o->policy_cfg.opts);
 }
 
 // Append "  name        description" to `out`, the description wrapped at 80 columns.
@@ -251,9 +292,11 @@ std::string usage_text() {
 
 Result<Options> parse_options(int argc, char** argv) {
   Options o;
-  if (argc < 2) return usage_error("no command given: start, stop or status");
+  o.policy_cfg.profile_dir = kFikitDefaultProfileDir;
+  if (argc < 2) return usage_error("no command given: start, stop, status or profile");
   std::string cmd = argv[1];
   if (cmd == "-h" || cmd == "--help" || cmd == "help") return o;
+  if (cmd == "profile") return parse_profile_options(argc, argv, std::move(o));
   if (cmd == "start")
     o.command = Command::kStart;
   else if (cmd == "stop")
@@ -261,7 +304,7 @@ Result<Options> parse_options(int argc, char** argv) {
   else if (cmd == "status")
     o.command = Command::kStatus;
   else
-    return usage_error("unknown command '" + cmd + "': use start, stop or status");
+    return usage_error("unknown command '" + cmd + "': use start, stop, status or profile");
   char** args = argv + 1;  // getopt sees the command as its argv[0]
   int nargs = argc - 1;
   optind = 1;

@@ -1,4 +1,4 @@
-// Command line of fikit-broker: start | stop | status, their options and the help text.
+// Command line of fikit-broker: start | stop | status | profile, their options and the help text.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +10,7 @@
 
 namespace fikit::broker {
 
-enum class Command { kHelp, kStart, kStop, kStatus };
+enum class Command { kHelp, kStart, kStop, kStatus, kProfile };
 
 struct Options {
   Command command = Command::kHelp;
@@ -20,9 +20,13 @@ struct Options {
   std::string policy;   // a name policy_find() knows
   std::string log;      // "" = stderr
   std::string run_dir;  // absolute
-  PolicyConfig policy_cfg;
+  PolicyConfig policy_cfg;  // profile_dir: also the `profile` command's directory
   uint64_t spin_ns = 200'000;
   GpuOptions gpu;  // the eBPF GPU-driver observer: --no-bpf, --audit-launches, ...
+  // `profile ACTION [NAME]` (profile_command.h).
+  std::string profile_action;  // list, show, export or import
+  std::string profile_name;
+  std::string profile_file;  // export: write here, import: read from here ("" or "-": std streams)
 };
 
 // Parse argv and fill in every default. A usage error is kInvalidArgument with its message.

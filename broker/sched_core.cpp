@@ -24,16 +24,39 @@ bool covers(uint32_t done, uint32_t position) {
   return done != 0 && pos_at_or_after(done, position + 1);
 }
 
+// PolicyConfig::log: the policy's lines go to the broker's log.
+void policy_log(int level, const char* text) {
+  log_msg(static_cast<LogLevel>(std::clamp(level, 0, 3)), "policy: %s", text);
+}
+
 }  // namespace
 
 SchedCore::SchedCore(const PolicyOps* ops, const PolicyConfig& cfg) : ops_(ops), cfg_(cfg) {
+  if (!cfg_.log) cfg_.log = policy_log;
   if (ops_->init) policy_state_ = ops_->init(cfg_);
 }
 
 SchedCore::~SchedCore() {
-  for (auto& t : active_)
+  for (auto& t : active_) {
+    log_policy_stats(*t);
     if (ops_->on_tenant_remove) ops_->on_tenant_remove(policy_state_, t->info);
+  }
   if (ops_->exit) ops_->exit(policy_state_);
+}
+
+// One line with what the policy learned of a tenant that leaves (scripts read it from the log).
+void SchedCore::log_policy_stats(const Tenant& t) const {
+  if (!ops_->tenant_stats) return;
+  std::string stats = ops_->tenant_stats(policy_state_, t.info.id, true);
+  if (stats.empty() || stats == "{}") return;
+  FIKIT_LOG_INFO("tenant %u (pid %d, \"%s\") policy stats: %s", t.info.id, t.info.pid, t.info.name,
+                 stats.c_str());
+}
+
+void SchedCore::set_marker_every(uint32_t i, uint32_t n) {
+  if (i >= active_.size()) return;
+  // Relaxed: the client samples the word at each HP launch; a late change costs nothing.
+  active_[i]->seg->broker.hp_marker_every.store(n, std::memory_order_relaxed);
 }
 
 void SchedCore::add(std::shared_ptr<const TenantDesc> desc, uint64_t now_ns) {
@@ -66,6 +89,7 @@ bool SchedCore::remove(uint32_t id) {
     Tenant& t = **it;
     if (list == &active_) {
       lp_in_flight_ -= t.info.lp_in_flight;
+      log_policy_stats(t);
       if (ops_->on_tenant_remove) ops_->on_tenant_remove(policy_state_, t.info);
       release(t, TenantState::kClosed);
     }
@@ -150,16 +174,21 @@ uint32_t SchedCore::reap_slots(Tenant& t, uint64_t now_ns) {
     uint32_t gpu = static_cast<uint32_t>(s.gpu_done.load(std::memory_order_acquire));
     uint32_t host = s.host_done.load(std::memory_order_acquire);
     Fifo<Launch>& q = t.slots[i];
+    // A marker is timed when it was seen: after the loads above, not at the round's start (a
+    // round preempted on a busy host would time it before it was written; policies measure
+    // kernel durations with it).
+    uint64_t seen_ns = 0;
     while (!q.empty()) {
       Launch l = q.front();
       bool by_gpu = covers(gpu, l.position);
       if (!by_gpu && !covers(host, l.position)) break;
       q.pop_front();
       bool exact = by_gpu && l.marker && gpu == l.position + 1;
-      uint64_t done = now_ns;
+      if (seen_ns == 0) seen_ns = std::max(now_ns, ::fikit::now_ns());
+      uint64_t done = seen_ns;
       if (!by_gpu) {
         uint64_t host_ns = s.host_done_ns.load(std::memory_order_relaxed);
-        if (host_ns >= l.issue_ns && host_ns <= now_ns) done = host_ns;
+        if (host_ns >= l.issue_ns && host_ns <= seen_ns) done = host_ns;
       }
       complete(t, l, done, exact);
       events++;
@@ -316,6 +345,10 @@ TenantStatus SchedCore::status_of(const Tenant& t) const {
   s.lp_waiting = static_cast<uint32_t>(t.waiting.size());
   s.lp_in_flight = t.info.lp_in_flight;
   s.outstanding = t.info.outstanding;
+  if (ops_->tenant_stats && t.fault.empty()) {
+    s.policy_json = ops_->tenant_stats(policy_state_, t.info.id, true);
+    s.policy_text = ops_->tenant_stats(policy_state_, t.info.id, false);
+  }
   return s;
 }
 

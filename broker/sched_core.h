@@ -60,6 +60,7 @@ class SchedCore final : public SchedulerApi {
   uint32_t lp_in_flight() const override { return lp_in_flight_; }
   bool busy_above(uint32_t priority) const override;
   void wake_at(uint64_t t_ns) override { wake_at_ns_ = t_ns; }
+  void set_marker_every(uint32_t i, uint32_t n) override;
 
  private:
   struct Launch {
@@ -112,6 +113,7 @@ class SchedCore final : public SchedulerApi {
   void lp_done(Tenant& t);
   void retire_faulty();
   TenantStatus status_of(const Tenant& t) const;
+  void log_policy_stats(const Tenant& t) const;
 
   const PolicyOps* ops_;
   PolicyConfig cfg_;

@@ -63,7 +63,8 @@ const char* SchedCore::handle_entry(Tenant& t, const EntryCopy& e) {
       if (hp) return "kLpLaunched/kLpAbort from a tenant of the highest priority";
       return handle_lp_end(t, e);
     case EntryKind::kHintIdle:
-      // No policy op takes hints yet (policy.h): accepted and ignored.
+      // kernel_key carries the idle time; policies without the op ignore hints.
+      if (ops_->on_hint_idle) ops_->on_hint_idle(policy_state_, t.info, e.kernel_key, e.t_ns);
       return nullptr;
   }
   return "unknown entry kind";

@@ -13,7 +13,7 @@ namespace {
 
 using nlohmann::json;
 
-json tenant_json(const TenantStatus& t, uint64_t now_ns) {
+json tenant_base_json(const TenantStatus& t, uint64_t now_ns) {
   return json{{"id", t.id},
               {"pid", t.pid},
               {"uid", t.uid},
@@ -31,6 +31,16 @@ json tenant_json(const TenantStatus& t, uint64_t now_ns) {
               {"lp_in_flight", t.lp_in_flight},
               {"outstanding", t.outstanding},
               {"age_s", static_cast<double>(now_ns - t.admitted_ns) * 1e-9}};
+}
+
+json tenant_json(const TenantStatus& t, uint64_t now_ns) {
+  json j = tenant_base_json(t, now_ns);
+  // The policy's statistics (PolicyOps::tenant_stats), if it keeps any.
+  json stats = json::parse(t.policy_json.empty() ? "{}" : t.policy_json, nullptr, false);
+  if (!stats.is_object()) stats = json::object();
+  j["policy"] = std::move(stats);
+  j["policy_text"] = t.policy_text;
+  return j;
 }
 
 // A count in at most 6 columns: exact below a million, then 12.3M / 123G.
@@ -151,6 +161,7 @@ Result<std::string> status_text(const std::string& text) {
     std::string faults;
     for (const json& t : tenants) {
       out += table_row(t);
+      out += t.value("policy_text", std::string());  // older brokers: none
       if (!t.at("fault").get<std::string>().empty())
         faults += "tenant " + std::to_string(t.at("id").get<unsigned>()) +
                   " faulty: " + t.at("fault").get<std::string>() + "\n";

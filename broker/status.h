@@ -5,7 +5,9 @@
 //               "spin_us", "abi", "tenants", "tenants_omitted"},
 //    "tenants": [{"id", "pid", "uid", "name", "priority", "priority_name", "state", "fault",
 //                 "launches", "granted", "passed_through", "dropped", "expired", "lp_waiting",
-//                 "lp_in_flight", "outstanding", "age_s"}]}
+//                 "lp_in_flight", "outstanding", "age_s", "policy", "policy_text"}]}
+//   policy: the policy's statistics of the tenant (an object, {} if none; fikit: see
+//   docs/POLICY.md), policy_text: the same as indented lines for the table.
 #pragma once
 
 #include <sys/types.h>

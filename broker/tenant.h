@@ -40,6 +40,8 @@ struct TenantStatus {
   uint32_t lp_in_flight = 0;
   uint32_t outstanding = 0;  // issued launches not yet known complete
   uint64_t admitted_ns = 0;
+  std::string policy_json;  // the policy's statistics of the tenant (PolicyOps::tenant_stats)
+  std::string policy_text;  // the same as indented lines ("" if the policy has none)
 };
 
 }  // namespace fikit::broker

@@ -16,12 +16,12 @@
 // levels above to go inactive; LP kernels are assumed to run one after another in a gap.
 #include "policy/fikit/fikit.h"
 
-#include <cstdio>
 #include <memory>
 
 #include "policy/fikit/dispatch.h"
 #include "policy/fikit/events.h"
 #include "policy/fikit/ops.h"
+#include "policy/fikit/plog.h"
 #include "policy/fikit/policy_state.h"
 #include "policy/fikit/profile.h"
 #include "policy/fikit/stats_format.h"
@@ -44,7 +44,8 @@ void save_profile(const FikitState& st, const TenantData& td) {
     return;
   std::string err;
   if (!profile_save(td, st.cfg.profile_dir, &err))
-    std::fprintf(stderr, "fikit: %s (the tenant's measurements are lost)\n", err.c_str());
+    plog(st.cfg, kLogError, "%s (the measurements of tenant '%s' are lost)", err.c_str(),
+         td.name.c_str());
 }
 
 void load_profile(const FikitState& st, TenantData& td) {
@@ -52,11 +53,13 @@ void load_profile(const FikitState& st, TenantData& td) {
   std::string err;
   if (profile_load(&td, st.cfg.profile_dir, &err)) {
     td.profile_note = "loaded " + std::to_string(td.keys.size()) + " keys";
+    plog(st.cfg, kLogInfo, "tenant '%s': profile loaded (%u kernel keys)", td.name.c_str(),
+         td.keys.size());
   } else if (!err.empty()) {
     td.profile_note = "rejected: " + err;
     td.profile_rejected = true;
-    std::fprintf(stderr, "fikit: %s; tenant '%s' starts without it\n", err.c_str(),
-                 td.name.c_str());
+    plog(st.cfg, kLogError, "%s; tenant '%s' starts without it (the file is left as it is)",
+         err.c_str(), td.name.c_str());
   } else {
     td.profile_note = "none yet";
   }
@@ -65,7 +68,7 @@ void load_profile(const FikitState& st, TenantData& td) {
 }  // namespace
 
 void* ops_init(const PolicyConfig& cfg, bool oracle) {
-  auto* st = new FikitState(cfg, params_from_env());
+  auto* st = new FikitState(cfg, params_for(cfg));
   st->oracle = oracle;
   if (oracle) st->cfg.profile_dir.clear();
   return st;
@@ -112,6 +115,10 @@ void ops_dispatch(void* s, SchedulerApi& sched, uint64_t now_ns) {
   fikit_dispatch(*state_of(s), sched, now_ns);
 }
 
+std::string ops_tenant_stats(void* s, uint32_t id, bool json) {
+  return json ? fikit_tenant_stats_json(s, id) : fikit_tenant_stats_text(s, id);
+}
+
 }  // namespace fikit_policy
 
 namespace {
@@ -129,7 +136,14 @@ const PolicyOps kFikitPolicy = {
     .on_complete = fp::ops_on_complete,
     .on_idle = fp::ops_on_idle,
     .dispatch = fp::ops_dispatch,
+    .tenant_stats = fp::ops_tenant_stats,
+    .on_hint_idle = nullptr,  // fikit predicts gaps; hints are the oracle's (oracle.cpp)
 };
+
+bool fikit_policy_opts_check(const std::string& spec, std::string* err) {
+  fp::FikitParams p;
+  return fp::params_parse(spec, &p, err);
+}
 
 std::string fikit_tenant_stats_text(const void* state, uint32_t tenant_id) {
   if (!state) return "";

@@ -29,6 +29,8 @@ extern const PolicyOps kNonePolicy = {
     .on_complete = nullptr,
     .on_idle = nullptr,
     .dispatch = none_dispatch,
+    .tenant_stats = nullptr,
+    .on_hint_idle = nullptr,
 };
 
 }  // namespace fikit::broker

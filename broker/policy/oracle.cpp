@@ -6,11 +6,9 @@
 // gap's end from the hint instead of predicting it; a gap without a hint is not filled. Profiles
 // are neither loaded nor saved, so benchmark runs do not feed each other.
 //
-// Needs a scheduler hook that policy.h does not have yet: a PolicyOps member
-//   void (*on_hint_idle)(void* state, TenantInfo& t, uint64_t idle_ns, uint64_t t_ns);
-// called for every kHintIdle entry (sched_ring.cpp), set below to oracle_hint_idle. Until then
-// the broker can call fikit_oracle_hint_idle() (fikit.h) for the oracle; without hints it never
-// fills (the levels still run as fikit's: full speed when nothing above is active).
+// The scheduler passes every kHintIdle entry to PolicyOps::on_hint_idle (sched_ring.cpp); without
+// hints the oracle never fills (the levels still run as fikit's: full speed when nothing above
+// is active).
 #include "policy/fikit/events.h"
 #include "policy/fikit/fikit.h"
 #include "policy/fikit/ops.h"
@@ -40,6 +38,8 @@ const PolicyOps kOraclePolicy = {
     .on_complete = fp::ops_on_complete,
     .on_idle = fp::ops_on_idle,
     .dispatch = fp::ops_dispatch,
+    .tenant_stats = fp::ops_tenant_stats,
+    .on_hint_idle = fikit_oracle_hint_idle,
 };
 
 }  // namespace fikit::broker

@@ -17,7 +17,12 @@ struct PolicyConfig {
   uint64_t margin_ns = 20000;     // safety margin added to every gap fit
   uint32_t max_lp_in_flight = 4;  // bound on granted, not yet completed LP launches (all tenants)
   uint64_t grant_timeout_ns = 100000000;  // a grant not launched within this is taken back
-  std::string profile_dir;                // where learned profiles are kept ("" = none)
+  std::string profile_dir;  // where learned profiles are kept ("" = none; the broker's default:
+                            // kFikitDefaultProfileDir, or --profile-dir)
+  std::string opts;         // policy-specific "name=value,..." (--policy-opts)
+  // Where the policy logs (the broker's log); level 0 debug, 1 info, 2 warn, 3 error. nullptr:
+  // stderr. Set by the scheduler core, so that the policy library needs no broker code.
+  void (*log)(int level, const char* text) = nullptr;
 };
 
 // A launch the scheduler saw: an HP record (already running) or an LP request (waiting for a
@@ -72,6 +77,10 @@ class SchedulerApi {
   virtual bool busy_above(uint32_t priority) const = 0;
   // Ask for a dispatch call no later than t_ns even if nothing happens (0 clears).
   virtual void wake_at(uint64_t t_ns) = 0;
+  // Ask highest-priority tenant i to put a completion marker after 1 in n of its launches (0:
+  // none), so that the policy measures HP kernels and sees a tenant that never synchronizes
+  // drain. Written to the tenant's segment (BrokerWords::hp_marker_every); the default ignores it.
+  virtual void set_marker_every(uint32_t /*i*/, uint32_t /*n*/) {}
 };
 
 struct PolicyOps {
@@ -90,6 +99,11 @@ struct PolicyOps {
   void (*on_idle)(void* state, TenantInfo& t, uint64_t t_ns);
   // Grant whatever may run now. Called after every batch of events and at wake_at times.
   void (*dispatch)(void* state, SchedulerApi& sched, uint64_t now_ns);
+  // Optional (nullptr: none). The policy's statistics of tenant `id` for `fikit-broker status`:
+  // json: one JSON object ("{}" if none); else indented text lines ("" if none).
+  std::string (*tenant_stats)(void* state, uint32_t id, bool json);
+  // Optional. t said it is idle for idle_ns from t_ns (fikit_hint_idle: a kHintIdle entry).
+  void (*on_hint_idle)(void* state, TenantInfo& t, uint64_t idle_ns, uint64_t t_ns);
 };
 
 // Every policy, in the order --help lists them. The first is the default.

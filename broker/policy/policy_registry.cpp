@@ -5,8 +5,10 @@
 #include "policy.h"
 
 #define FIKIT_POLICIES(X) \
+  X(kFikitPolicy)         \
   X(kPriorityPolicy)      \
-  X(kNonePolicy)
+  X(kNonePolicy)          \
+  X(kOraclePolicy)
 
 namespace fikit::broker {
 

@@ -36,6 +36,8 @@ extern const PolicyOps kPriorityPolicy = {
     .on_complete = nullptr,
     .on_idle = nullptr,
     .dispatch = priority_dispatch,
+    .tenant_stats = nullptr,
+    .on_hint_idle = nullptr,
 };
 
 }  // namespace fikit::broker

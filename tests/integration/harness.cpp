@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -155,6 +156,9 @@ t_Broker::t_Broker(const t_TempDir& dir, const std::string& policy,
   std::vector<std::string> argv = {
       t_bin("fikit-broker"), "start", "--foreground", "--socket", socket_, "--policy", policy};
   argv.insert(argv.end(), extra.begin(), extra.end());
+  // Learned profiles stay in the test's directory, never in the system's default.
+  if (std::find(extra.begin(), extra.end(), "--profile-dir") == extra.end())
+    argv.insert(argv.end(), {"--profile-dir", dir.file("profiles")});
   static std::atomic<int> n{0};
   proc_ = t_spawn(argv, {}, dir.file("broker" + std::to_string(n++)));
   bool up = t_eventually(

@@ -63,6 +63,7 @@ struct t_SimGpu {
 };
 
 // A broker started in the foreground on a private socket; stopped (SIGTERM) on destruction.
+// Profiles go to <dir>/profiles unless `extra` names a --profile-dir.
 class t_Broker {
  public:
   t_Broker(const t_TempDir& dir, const std::string& policy,

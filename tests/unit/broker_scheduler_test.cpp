@@ -42,6 +42,8 @@ const PolicyOps kRecordingPolicy = {
             while (n < g_calls.grant_limit && !s.busy_above(s.tenant(i).priority) && s.grant(i))
               n++;
         },
+    .tenant_stats = nullptr,
+    .on_hint_idle = nullptr,
 };
 
 // One tenant's segment in anonymous memory, described as the control thread would.

@@ -63,6 +63,9 @@ class t_FakeSched : public SchedulerApi {
     return false;
   }
   void wake_at(uint64_t t_ns) override { wake_ = t_ns; }
+  void set_marker_every(uint32_t i, uint32_t n) override {
+    markers_.push_back({tenants_[i]->info.id, n});
+  }
 
   // Test side.
   uint32_t add(const char* name, uint32_t priority) {
@@ -83,6 +86,8 @@ class t_FakeSched : public SchedulerApi {
   t_Tenant& t(uint32_t i) { return *tenants_[i]; }
   void* state() { return state_; }
   uint64_t wake() const { return wake_; }
+  // set_marker_every calls so far: (tenant id, 1 in n).
+  const std::vector<std::pair<uint32_t, uint32_t>>& markers() const { return markers_; }
 
   // An HP launch issued at t_ns; returns its position.
   uint32_t hp_launch(uint32_t i, uint64_t key, uint64_t t_ns) {
@@ -155,6 +160,7 @@ class t_FakeSched : public SchedulerApi {
   std::vector<uint32_t> grants_;
   uint32_t next_id_ = 1;
   uint64_t wake_ = 0;
+  std::vector<std::pair<uint32_t, uint32_t>> markers_;
 };
 
 }  // namespace fikit::broker

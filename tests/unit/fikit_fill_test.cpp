@@ -53,6 +53,19 @@ TEST(FikitFillDecision, SeveralPerGapAfterWhatIsCommitted) {
   EXPECT_EQ(decide_fill(w, LpCost{true, 30 * kUs}).verdict, FillVerdict::kNoRoom);
 }
 
+// The client launches while earlier LP work runs: a request's grant-to-launch delay overlaps it,
+// only its duration queues behind it.
+TEST(FikitFillDecision, DelayOverlapsTheLpWorkAlreadyGranted) {
+  FillWindow w = t_window(300 * kUs);
+  w.committed_end_ns = kNow + 100 * kUs;
+  auto d = decide_fill(w, LpCost{true, 80 * kUs, 60 * kUs});
+  ASSERT_EQ(d.verdict, FillVerdict::kGrant);
+  EXPECT_EQ(d.end_ns, kNow + 120 * kUs);  // after the committed work, its 20 us of run time
+  EXPECT_EQ(decide_fill(w, LpCost{true, 80 * kUs}).end_ns, kNow + 180 * kUs);  // no delay part
+  w.committed_end_ns = kNow + 10 * kUs;  // the delay outlasts the committed work
+  EXPECT_EQ(decide_fill(w, LpCost{true, 80 * kUs, 60 * kUs}).end_ns, kNow + 80 * kUs);
+}
+
 TEST(FikitFillDecision, UnknownKernelOnlyAloneInLongGaps) {
   EXPECT_EQ(decide_fill(t_window(500 * kUs), LpCost{}).verdict, FillVerdict::kNeedLongGap);
   auto d = decide_fill(t_window(5000 * kUs), LpCost{});
@@ -162,12 +175,28 @@ TEST(FikitFill, SwitchCostCounts) {
   for (uint64_t sw : {uint64_t{0}, 100 * kUs, 130 * kUs}) {
     PolicyConfig cfg;
     cfg.switch_cost_ns = sw;
+    cfg.opts = "switch_gap_factor=0";  // the fit rule alone (see GapsShorterThanSwitchFactor...)
     t_Setup x(cfg);
     uint64_t t = t_teach_lp(x.s, x.lp, kKeyLp, 50 * kUs, kNow);
     t = t_hp_cycles(x.s, x.hp, t, 5, 100 * kUs, 200 * kUs);
     uint64_t idle = t - 200 * kUs;
     x.s.lp_request(x.lp, kKeyLp, idle + 1 * kUs);
     EXPECT_EQ(x.s.dispatch(idle + 1 * kUs).size(), sw <= 100 * kUs ? 1u : 0u) << sw;
+  }
+}
+
+// Time-slicing: the level above pays the switch back whenever it returns, so a gap is filled
+// only if it is at least switch_gap_factor (8) switch costs long, however well the LP kernel fits.
+TEST(FikitFill, GapsShorterThanSwitchFactorAreNotFilled) {
+  for (uint64_t gap : {uint64_t{700}, uint64_t{900}}) {
+    PolicyConfig cfg;
+    cfg.switch_cost_ns = 100 * kUs;  // needs a gap of 800 us
+    t_Setup x(cfg);
+    uint64_t t = t_teach_lp(x.s, x.lp, kKeyLp, 50 * kUs, kNow);
+    t = t_hp_cycles(x.s, x.hp, t, 5, 100 * kUs, gap * kUs);
+    uint64_t idle = t - gap * kUs;
+    x.s.lp_request(x.lp, kKeyLp, idle + 1 * kUs);
+    EXPECT_EQ(x.s.dispatch(idle + 1 * kUs).size(), gap >= 800 ? 1u : 0u) << gap;
   }
 }
 
@@ -179,8 +208,9 @@ TEST(FikitFill, SeveralPerGapWhileTheyFit) {
   t = t_hp_cycles(x.s, x.hp, t, 5, 100 * kUs, 400 * kUs);
   uint64_t idle = t - 400 * kUs;
   for (int i = 0; i < 10; i++) x.s.lp_request(x.lp, kKeyLp, idle + 1 * kUs);
-  // Predicted gap ~393 us; each grant costs ~51 us (plus a tiny measured delay); 20 us margin.
-  EXPECT_EQ(x.s.dispatch(idle + 1 * kUs).size(), 7u);
+  // Predicted gap ~393 us, 20 us margin; the first grant ends after the default 20 us delay and
+  // ~51 us of run, each next one ~51 us later (its delay overlaps the one before): 6 fit.
+  EXPECT_EQ(x.s.dispatch(idle + 1 * kUs).size(), 6u);
 }
 
 TEST(FikitFill, InFlightBoundCapsGrants) {

@@ -59,9 +59,11 @@ void t_dispatch(const char* policy, t_FakeScheduler& sched) {
   if (ops->exit) ops->exit(state);
 }
 
-TEST(PolicyRegistry, ListsPriorityFirstAndFindsByName) {
+TEST(PolicyRegistry, ListsFikitFirstAndFindsByName) {
   const PolicyOps* const* list = policy_list();
   ASSERT_NE(list[0], nullptr);
+  EXPECT_STREQ(list[0]->name, "fikit");  // the default (issue 3)
+  EXPECT_NE(policy_find("oracle"), nullptr);
   EXPECT_EQ(policy_find(list[0]->name), list[0]);
   EXPECT_NE(policy_find("priority"), nullptr);
   EXPECT_NE(policy_find("none"), nullptr);

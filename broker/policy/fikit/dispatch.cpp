@@ -6,6 +6,7 @@
 
 #include "policy/fikit/events.h"
 #include "policy/fikit/fill_decision.h"
+#include "policy/fikit/markers.h"
 
 namespace fikit::broker::fikit_policy {
 
@@ -86,6 +87,15 @@ uint64_t committed_end(const Ctx& c) {
   return end;
 }
 
+// Return true if a gap predicted `gap_ns` long is worth its switch-back cost: with time-slicing
+// the level above pays the switch when it comes back however early the fill ended, so only gaps
+// of at least switch_gap_factor switch costs are filled (the level above then loses at most
+// 1/factor of its idle time to switches).
+bool worth_a_switch(const FikitState& st, uint64_t gap_ns) {
+  double need = static_cast<double>(st.cfg.switch_cost_ns) * st.params.switch_gap_factor;
+  return static_cast<double>(gap_ns) >= need;
+}
+
 // The window level L may fill: the earliest predicted end of the gaps of the active tenants
 // above it. Return false if one of them is busy (no gap at all, for L and every level below).
 bool window_for(Ctx& c, uint32_t level, Window* w) {
@@ -98,7 +108,9 @@ bool window_for(Ctx& c, uint32_t level, Window* w) {
     GapEstimate est =
         c.st.oracle ? hinted_gap(*v.td, start)
                     : predict_gap(v.td->keys.find(key), &v.td->all_gaps, elapsed, c.st.params);
-    w->end = std::min(w->end, est.end_ns > elapsed ? start + est.end_ns : c.now);
+    w->end = std::min(w->end, est.end_ns > elapsed && worth_a_switch(c.st, est.end_ns)
+                                  ? start + est.end_ns
+                                  : c.now);
     if (est.recheck_ns) c.wake = std::min(c.wake, start + est.recheck_ns);
     if (v.inactive_at) c.wake = std::min(c.wake, v.inactive_at);
     w->gaps.push_back({v.td->id, v.td->gap.open ? v.td->gap.epoch : 0, key, 0});
@@ -204,6 +216,7 @@ void fikit_dispatch(FikitState& st, SchedulerApi& sched, uint64_t now_ns) {
   st.dispatches++;
   Ctx c{st, sched, now_ns, st.scratch.views, sched.lp_in_flight()};
   classify(c);
+  update_markers(st, sched, now_ns);
   uint32_t top = kPriorityLevels;
   for (const View& v : c.views)
     if (v.active) top = std::min(top, v.t->priority);

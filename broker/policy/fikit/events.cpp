@@ -56,17 +56,20 @@ void close_gap(FikitState& st, TenantData& td, uint64_t t_ns) {
       if (r.tenant_id == td.id && r.epoch == g.epoch && !r.returned_ns) r.returned_ns = t_ns;
 }
 
-// Record the duration of a launch seen complete through its own marker. It started when it was
-// issued, or when the launch before it on its stream completed if that was later; without that
-// knowledge the sample is issue-to-done, an upper bound. Return the sample (0: none).
+// Record the duration of a launch seen complete through its own marker, from its issue. If the
+// launch before it on its stream was seen complete only after this one was issued, this one
+// queued behind it, and started at an unknown time between its issue and that completion (seen
+// late by as much as the broker's polling lags: on a busy host, starting it there made 50 us
+// kernels look 30 us long, issue-to-done made them look milliseconds long): no sample. A sample
+// is thus the kernel plus the lag of seeing its marker, never less than the kernel. Return it
+// (0: none).
 uint64_t measure(TenantData& td, const Completion& c, uint16_t slot) {
   uint64_t start = c.issue_ns;
   TenantData::StreamDone* ld = slot < kStreamSlots ? &td.last_done[slot] : nullptr;
-  if (ld && ld->valid && ld->exact && ld->position != c.position &&
-      pos_at_or_after(c.position, ld->position) && ld->done_ns <= c.done_ns)
-    start = std::max(start, ld->done_ns);
+  bool queued = ld && ld->valid && ld->position != c.position &&
+                pos_at_or_after(c.position, ld->position) && ld->done_ns > c.issue_ns;
   uint64_t sample = 0;
-  if (c.exact && c.done_ns > start) {
+  if (c.exact && !queued && c.done_ns > start) {
     sample = c.done_ns - start;
     KeyStats& ks = td.keys.touch(c.kernel_key);
     ks.duration.add(sample);
@@ -106,12 +109,16 @@ void ev_submit(FikitState& st, TenantData& td, const TenantInfo& t, const Submis
   td.n.kernels++;
   close_gap(st, td, s.t_ns);
   td.hint_end_ns = 0;  // a hint is about the gap after the launches before it
-  td.keys.touch(s.kernel_key).seen++;
+  KeyStats& ks = td.keys.touch(s.kernel_key);
+  ks.seen++;
   td.last_key = s.kernel_key;
-  if (t.priority == kPriorityHigh)
+  td.submits_since_idle++;
+  if (t.priority == kPriorityHigh) {
     remember_slot(td, s.position, s.stream_slot);
-  else
+    if (ks.duration_samples < st.params.hp_marker_learn_samples) td.unmeasured_ns = s.t_ns;
+  } else {
     td.waiting.push_back({s.position, true, s.kernel_key, s.t_ns, s.stream_slot});
+  }
 }
 
 void ev_complete(FikitState& st, TenantData& td, const Completion& c) {
@@ -119,14 +126,20 @@ void ev_complete(FikitState& st, TenantData& td, const Completion& c) {
   uint16_t slot = g != st.grants.end() ? g->stream_slot : slot_of(td, c.position);
   uint64_t sample = measure(td, c, slot);
   if (g == st.grants.end()) return;
-  if (c.issue_ns >= g->grant_ns) td.delays.add(c.issue_ns - g->grant_ns);
+  // Only a fill's delay predicts a fill's: at full speed the client launches back to back from
+  // a busy thread (measured: ms-long delays on a loaded host that fills never see).
+  if (g->fill && c.issue_ns >= g->grant_ns) td.delays.add(c.issue_ns - g->grant_ns);
   if (g->fill) td.n.fill_busy_ns += sample;
+  // The completion is seen up to the broker's polling lag late: within miss_slack of the return,
+  // the LP work may well have ended first.
   for (const GapRef& r : g->gaps)
-    if (r.returned_ns && c.done_ns > r.returned_ns) count_fill_miss(st, r);
+    if (r.returned_ns && c.done_ns > r.returned_ns + st.params.miss_slack_ns)
+      count_fill_miss(st, r);
   st.grants.erase(g);
 }
 
 void ev_idle(FikitState& st, TenantData& td, const TenantInfo& t, uint64_t t_ns) {
+  td.submits_since_idle = 0;
   // A tenant that already asked again (a LP request waiting or granted, not yet launched) has no
   // idle gap to measure.
   if (td.gap.open || t.waiting > 0 || t.lp_in_flight > 0) return;

@@ -15,7 +15,7 @@ extern const PolicyOps kFikitPolicy;
 extern const PolicyOps kOraclePolicy;
 
 // Feed the oracle a kHintIdle entry of tenant t (idle for idle_ns from t_ns). For the oracle's
-// state only (what kOraclePolicy.init returned); the intended hook is a PolicyOps::on_hint_idle.
+// state only (what kOraclePolicy.init returned): kOraclePolicy.on_hint_idle.
 void fikit_oracle_hint_idle(void* state, TenantInfo& t, uint64_t idle_ns, uint64_t t_ns);
 
 inline constexpr const char* kFikitDefaultProfileDir = "/var/lib/fikit/profiles";
@@ -26,6 +26,10 @@ inline constexpr const char* kFikitDefaultProfileDir = "/var/lib/fikit/profiles"
 // Call on the scheduler thread (the policy state has no locks).
 std::string fikit_tenant_stats_text(const void* state, uint32_t tenant_id);
 std::string fikit_tenant_stats_json(const void* state, uint32_t tenant_id);
+
+// Check a --policy-opts spec ("name=value,...", docs/POLICY.md) for the fikit and oracle
+// policies. Return false with *err naming the bad pair.
+bool fikit_policy_opts_check(const std::string& spec, std::string* err);
 
 // `fikit-broker profile ...`: each returns false with *err saying what failed.
 // show NAME: a human-readable summary of the saved profile of tenant NAME.

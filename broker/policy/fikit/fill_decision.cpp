@@ -13,8 +13,8 @@ LpCost lp_cost(const KeyStats* ks, const LogHistogram& delays, const FikitParams
   LpCost c;
   if (!ks || ks->duration.empty()) return c;
   c.known = true;
-  uint64_t delay = delays.empty() ? p.default_delay_ns : delays.quantile_high(p.delay_quantile);
-  c.ns = sat_add(delay, ks->duration.quantile_high(p.duration_quantile));
+  c.delay_ns = delays.empty() ? p.default_delay_ns : delays.quantile_high(p.delay_quantile);
+  c.ns = sat_add(c.delay_ns, ks->duration.quantile_high(p.duration_quantile));
   return c;
 }
 
@@ -33,7 +33,8 @@ FillDecision decide_fill(const FillWindow& w, const LpCost& cost) {
       return {FillVerdict::kGrantRisky, w.gap_end_ns};
     return {FillVerdict::kNeedLongGap, 0};
   }
-  uint64_t end = sat_add(start, cost.ns);
+  uint64_t run = cost.ns - std::min(cost.delay_ns, cost.ns);
+  uint64_t end = std::max(sat_add(w.now_ns, cost.ns), sat_add(w.committed_end_ns, run));
   if (sat_add(end, reserve) <= w.gap_end_ns) return {FillVerdict::kGrant, end};
   return {FillVerdict::kNoRoom, 0};
 }

@@ -1,7 +1,8 @@
 // The fill decision: may a waiting lower-priority request be granted into what is left of the
-// predicted gap of the levels above it? It fits if its predicted cost (grant-to-launch delay and
-// duration, both high quantiles), started after the LP work already granted into the gap, ends
-// at least switch cost + margin before the gap's predicted end. A kernel never measured is
+// predicted gap of the levels above it? It fits if it ends at least switch cost + margin before
+// the gap's predicted end, where it ends at max(now + delay, end of the LP work already granted
+// into the gap) + duration (delay: grant to launch; both high quantiles): the client launches
+// while earlier LP work runs, so its delay overlaps that work. A kernel never measured is
 // granted alone into a long gap, where it is measured; if the levels above never leave such a
 // gap, a request that has waited long enough is measured in a shorter one (a risk to the level
 // above that the caller rate-limits), so that a LP task cannot starve for want of a profile.
@@ -18,8 +19,9 @@ namespace fikit::broker::fikit_policy {
 inline constexpr uint64_t kNoEnd = UINT64_MAX;  // no gap end: nothing above to protect
 
 struct LpCost {
-  bool known = false;  // the kernel's duration was measured
-  uint64_t ns = 0;     // predicted GPU occupancy from the grant: delay + duration
+  bool known = false;     // the kernel's duration was measured
+  uint64_t ns = 0;        // predicted end from the grant: delay + duration
+  uint64_t delay_ns = 0;  // of which the grant-to-launch delay (may overlap earlier LP work)
 };
 
 // Predicted cost of granting a request for kernel `ks` (nullptr: never seen) of a tenant whose

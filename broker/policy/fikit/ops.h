@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "policy/fikit/policy_state.h"
 #include "policy/policy.h"
@@ -19,5 +20,6 @@ void ops_on_submit(void* state, TenantInfo& t, const Submission& s);
 void ops_on_complete(void* state, TenantInfo& t, const Completion& c);
 void ops_on_idle(void* state, TenantInfo& t, uint64_t t_ns);
 void ops_dispatch(void* state, SchedulerApi& sched, uint64_t now_ns);
+std::string ops_tenant_stats(void* state, uint32_t id, bool json);
 
 }  // namespace fikit::broker::fikit_policy

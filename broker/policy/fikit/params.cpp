@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "policy/fikit/plog.h"
+
 namespace fikit::broker::fikit_policy {
 
 namespace {
@@ -32,11 +34,18 @@ constexpr Field kFields[] = {
     {"measure_every", Kind::kNs, nullptr, &FikitParams::measure_every_ns, nullptr},
     {"inactive", Kind::kNs, nullptr, &FikitParams::inactive_ns, nullptr},
     {"miss_backoff", Kind::kQuantile, &FikitParams::miss_backoff, nullptr, nullptr},
+    {"miss_slack", Kind::kNs, nullptr, &FikitParams::miss_slack_ns, nullptr},
     {"min_factor", Kind::kFactor, &FikitParams::min_factor, nullptr, nullptr},
     {"recover_hits", Kind::kCount, nullptr, nullptr, &FikitParams::recover_hits},
     {"max_keys", Kind::kCount, nullptr, nullptr, &FikitParams::max_keys},
     {"window", Kind::kCount, nullptr, nullptr, &FikitParams::window},
     {"min_recheck", Kind::kNs, nullptr, &FikitParams::min_recheck_ns, nullptr},
+    {"switch_gap_factor", Kind::kFactor, &FikitParams::switch_gap_factor, nullptr, nullptr},
+    {"hp_marker_every", Kind::kCount, nullptr, nullptr, &FikitParams::hp_marker_every},
+    {"hp_marker_learn_every", Kind::kCount, nullptr, nullptr, &FikitParams::hp_marker_learn_every},
+    {"hp_marker_learn_samples", Kind::kCount, nullptr, nullptr,
+     &FikitParams::hp_marker_learn_samples},
+    {"hp_nosync_submits", Kind::kCount, nullptr, nullptr, &FikitParams::hp_nosync_submits},
 };
 
 // Split "measure_gap_us" into the field "measure_gap" and its unit multiplier.
@@ -100,6 +109,17 @@ bool params_parse(std::string_view spec, FikitParams* p, std::string* err) {
   }
   *p = out;
   return true;
+}
+
+FikitParams params_for(const PolicyConfig& cfg) {
+  FikitParams p;
+  std::string err;
+  const char* env = std::getenv("FIKIT_POLICY_OPTS");
+  if (env && !params_parse(env, &p, &err))
+    plog(cfg, kLogWarn, "ignoring FIKIT_POLICY_OPTS: %s", err.c_str());
+  if (!cfg.opts.empty() && !params_parse(cfg.opts, &p, &err))
+    plog(cfg, kLogWarn, "ignoring --policy-opts: %s", err.c_str());
+  return p;
 }
 
 FikitParams params_from_env() {

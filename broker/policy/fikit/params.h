@@ -1,18 +1,21 @@
 // Tunables of the fikit policy beyond PolicyConfig, with their defaults (docs/POLICY.md explains
-// each). The broker passes none today: init() reads overrides from the environment variable
-// FIKIT_POLICY_OPTS ("gap_quantile=0.05,measure_gap_us=500").
+// each). Overrides come from the environment variable FIKIT_POLICY_OPTS, then from
+// `fikit-broker start --policy-opts` (PolicyConfig::opts), both
+// "gap_quantile=0.05,measure_gap_us=500".
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "policy/policy.h"
+
 namespace fikit::broker::fikit_policy {
 
 struct FikitParams {
   double gap_quantile = 0.10;         // a gap is predicted as this low quantile of the key's gaps
-  double duration_quantile = 0.99;    // a LP kernel is predicted as this high quantile
-  double delay_quantile = 0.99;       // grant-to-launch delay of a LP tenant, high quantile
+  double duration_quantile = 0.9;     // a LP kernel is predicted as this high quantile
+  double delay_quantile = 0.9;        // grant-to-launch delay of a LP tenant, high quantile
   uint64_t default_delay_ns = 20000;  // that delay before any was measured
   uint32_t min_gap_samples = 3;       // gaps seen after a key before it predicts
   uint32_t min_tenant_gap_samples = 32;  // gaps of the tenant before they predict unknown keys
@@ -21,11 +24,21 @@ struct FikitParams {
   uint64_t measure_every_ns = 20000000;  // ... but at most one such risky measurement per this
   uint64_t inactive_ns = 100000000;      // idle this long (and past its gaps): no longer active
   double miss_backoff = 0.5;             // a missed prediction multiplies the key's factor by it
+  uint64_t miss_slack_ns = 50000;        // LP seen done this soon after the return is not a miss
   double min_factor = 1.0 / 16;          // below this factor the key is not filled at all
-  uint32_t recover_hits = 16;            // hits in a row that double the factor (up to 1)
-  uint32_t max_keys = 1024;              // kernel keys kept per tenant (least recently used out)
-  uint32_t window = 2048;                // samples per histogram before old ones are halved
-  uint64_t min_recheck_ns = 5000;        // shortest wake-up interval asked of the scheduler
+  uint32_t recover_hits = 16;      // raw-prediction hits since a fill miss that double the factor
+  uint32_t max_keys = 1024;        // kernel keys kept per tenant (least recently used out)
+  uint32_t window = 2048;          // samples per histogram before old ones are halved
+  uint64_t min_recheck_ns = 5000;  // shortest wake-up interval asked of the scheduler
+  double switch_gap_factor = 8;    // time-slicing: fill only gaps of >= this many switch costs
+  // HP completion markers (SchedulerApi::set_marker_every): 1 in hp_marker_every launches, 1 in
+  // hp_marker_learn_every while the tenant launches keys with fewer than hp_marker_learn_samples
+  // measured durations, every launch once it went hp_nosync_submits launches without draining
+  // (it never synchronizes: only markers show it idle). 0 turns markers off.
+  uint32_t hp_marker_every = 32;
+  uint32_t hp_marker_learn_every = 4;
+  uint32_t hp_marker_learn_samples = 8;
+  uint32_t hp_nosync_submits = 256;
 };
 
 // Apply "name=value" pairs separated by commas to *p. Durations take a unit suffix in the name
@@ -34,5 +47,9 @@ bool params_parse(std::string_view spec, FikitParams* p, std::string* err);
 
 // Defaults overridden from FIKIT_POLICY_OPTS; a bad value is reported on stderr and ignored.
 FikitParams params_from_env();
+
+// Defaults overridden from FIKIT_POLICY_OPTS, then from cfg.opts; a bad spec is logged
+// (PolicyConfig::log) and ignored as a whole.
+FikitParams params_for(const PolicyConfig& cfg);
 
 }  // namespace fikit::broker::fikit_policy

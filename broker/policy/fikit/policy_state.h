@@ -122,6 +122,10 @@ struct TenantData {
   uint64_t collided_epoch = 0;  // last gap already counted as a fill miss
   uint64_t hint_end_ns = 0;     // oracle: the tenant said it is idle until then
   uint64_t last_key = 0;
+  // HP completion-marker sampling (markers.cpp).
+  uint32_t marker_every = UINT32_MAX;  // 1 in N asked of the scheduler (UINT32_MAX: not yet)
+  uint64_t unmeasured_ns = 0;          // last submission of a key with too few durations
+  uint64_t submits_since_idle = 0;     // submissions since the tenant last drained
   TenantCounters n;
   std::string profile_note;       // what happened to its profile (loaded, not found, rejected: why)
   bool profile_rejected = false;  // the file there was refused: do not overwrite it

@@ -57,6 +57,9 @@ std::string tenant_stats_text(const FikitState& st, uint32_t id) {
                 into.c_str(), static_cast<unsigned long long>(n.grants_fill), busy.c_str(),
                 static_cast<unsigned long long>(n.grants_full));
   std::string out = std::string(l1) + l2;
+  if (td->priority == kPriorityHigh && td->marker_every != UINT32_MAX)
+    out += "    markers " + (td->marker_every ? "1/" + std::to_string(td->marker_every) : "off") +
+           "  durations measured " + std::to_string(n.durations) + "\n";
   if (!td->profile_note.empty()) out += "    profile: " + td->profile_note + "\n";
   return out;
 }
@@ -90,6 +93,7 @@ std::string tenant_stats_json(const FikitState& st, uint32_t id) {
       {"grants_risky", n.grants_risky},
       {"fill_busy_ns", n.fill_busy_ns},
       {"profile", td->profile_note},
+      {"hp_marker_every", td->marker_every == UINT32_MAX ? 0 : td->marker_every},
   };
   return j.dump();
 }

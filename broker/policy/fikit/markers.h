@@ -1,0 +1,24 @@
+// HP completion-marker sampling. The highest priority never waits for the broker, so the broker
+// sees its kernels end only through its synchronizing calls (drains) and through completion
+// markers the client puts after a share of its launches, a share the policy chooses here: few
+// (1 in hp_marker_every) once the tenant's kernels are measured, more (1 in
+// hp_marker_learn_every) while it launches keys with few measured durations, and one per launch
+// for a tenant that stopped draining (it never synchronizes: only a marker after its last
+// launch shows it idle, so that levels below can fill its gaps). A marker costs ~2 us of GPU time
+// on the HP stream on an H100 (reference/gpu-probe-results.md), hence sampling.
+#pragma once
+
+#include <cstdint>
+
+#include "policy/fikit/policy_state.h"
+#include "policy/policy.h"
+
+namespace fikit::broker::fikit_policy {
+
+// The marker share (1 in N, 0: none) that HP tenant td should use at now_ns.
+uint32_t marker_every_for(const TenantData& td, const FikitParams& p, uint64_t now_ns);
+
+// Ask the scheduler for each HP tenant's share where it changed (views: this dispatch's tenants).
+void update_markers(FikitState& st, SchedulerApi& sched, uint64_t now_ns);
+
+}  // namespace fikit::broker::fikit_policy
