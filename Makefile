@@ -37,6 +37,11 @@ demo: deps build
 bench: build
 	tools/run-benchmarks --build $(BUILD)
 
+# Policies on the simulated driver (a few minutes); the report goes to benchmarks/results/.
+bench-scenario: build
+	benchmarks/scenario/run_scenarios.py --build $(BUILD) \
+	  --out benchmarks/results/scenario-$$(date +%F).md
+
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h' '*.c' | grep -v '^bpf/include/')
 

@@ -2,7 +2,9 @@
 // simulated driver (LD_LIBRARY_PATH=<build>/sim) or on a real GPU; results are one line of
 // key=value pairs on stdout. See usage() for the modes.
 #include <cuda.h>
+#include <dlfcn.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include <algorithm>
@@ -12,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -24,14 +27,23 @@ const char kUsage[] = R"(usage: fikit-chain MODE [OPTIONS]
 
   hp --requests R --kernels K --kernel-us X --gap-us G --request-gap-us RG
      [--sync stream|ctx|event|query] [--kernel spin|burn] [--grid N] [--block N] [--warmup N]
+     [--gap-jitter F] [--gap-bimodal P:Y] [--seed S] [--hint-idle] [--gap-sleep]
       R requests of K kernels of X us; after each kernel the host synchronizes and works G us
       (an inference step reading back its results); RG us idle between requests.
-      Prints jct_ms, request latency mean/p50/p90/p99/max in us and ideal_us = K*X + (K-1)*G.
+      X and G may be lists (200,50 and 100,400): kernel i of a request is kernel key i mod N
+      (N: the longer list; keys differ in block size), of X[i mod |X|] us, followed by a gap of
+      G[i mod |G|] us. --gap-jitter F: each gap uniform in G*(1-F)..G*(1+F); --gap-bimodal P:Y:
+      with probability P a gap lasts Y us instead (seeded by --seed, default 1). --hint-idle:
+      tell the broker each gap's true length first (fikit_hint_idle, for the oracle policy).
+      --gap-sleep: sleep through the gaps instead of working (frees the CPU on small machines).
+      Prints jct_ms, request latency mean/p50/p90/p99/max in us, busy_us (kernel time),
+      gap_us (host gaps, requests' gaps excluded) and ideal_us (one request alone).
   lp (--seconds S | --kernels N) --kernel-us X [--batch B] [--kernel spin|burn] [--grid N]
      [--block N]
       Batches of B kernels (default 4), synchronized after each batch, for S seconds or N kernels,
-      or until SIGTERM/SIGINT (then it prints what it did).
-      Prints kernels, elapsed_ms and busy = kernels*X/elapsed.
+      or until SIGTERM/SIGINT (then it prints what it did). X may be a list (50,500): kernel n
+      runs X[n mod |X|] us, one kernel key per entry.
+      Prints kernels, elapsed_ms, busy_us (kernel time) and busy = busy_us/elapsed.
   order --kernels N --streams S [--graphs G] [--kernel-us X]
       N spin kernels round-robin over S streams, tagged with their per-stream sequence number
       from 1, X us each (default 2); with G > 0, half of them in G stretches captured into
@@ -46,6 +58,8 @@ Exit status: 0 success, 1 CUDA error, 2 usage error.
 
 examples:
   fikit-chain hp --requests 200 --kernels 10 --kernel-us 200 --gap-us 100 --request-gap-us 2000
+  fikit-chain hp --requests 100 --kernels 6 --kernel-us 100 --gap-us 50,400 --gap-jitter 0.2 \
+      --request-gap-us 2000
   fikit-chain lp --seconds 10 --kernel-us 500
   LD_LIBRARY_PATH=build/sim FIKIT_SIM_TRACE=/tmp/t fikit-chain order --kernels 3000 --streams 4
 )";
@@ -87,12 +101,18 @@ void sleep_us(double us) {
   }
 }
 
-// --key value options, checked against the keys a mode accepts.
+// --key value options (and --flag options without a value), checked against the keys a mode
+// accepts.
 class Options {
  public:
-  Options(int argc, char** argv, const std::set<std::string>& known) {
+  Options(int argc, char** argv, const std::set<std::string>& known,
+          const std::set<std::string>& flags = {}) {
     for (int i = 2; i < argc; i++) {
       std::string k = argv[i];
+      if (k.rfind("--", 0) == 0 && flags.count(k.substr(2))) {
+        kv_[k.substr(2)] = "1";
+        continue;
+      }
       if (k.rfind("--", 0) != 0 || !known.count(k.substr(2)))
         usage_error("unknown option " + k + " for " + argv[1]);
       if (i + 1 >= argc) usage_error(k + " needs a value");
@@ -113,6 +133,23 @@ class Options {
     double v = strtod(kv_.at(k).c_str(), &end);
     if (*end || v < 0 || !std::isfinite(v)) usage_error("--" + k + " wants a number >= 0");
     return v;
+  }
+  // A comma-separated list of numbers >= 0 (one number is a list of one); required.
+  std::vector<double> list(const std::string& k) const {
+    if (!has(k)) usage_error("--" + k + " is required");
+    std::vector<double> out;
+    const std::string& s = kv_.at(k);
+    for (size_t pos = 0; pos <= s.size();) {
+      size_t comma = std::min(s.find(',', pos), s.size());
+      std::string item = s.substr(pos, comma - pos);
+      char* end = nullptr;
+      double v = strtod(item.c_str(), &end);
+      if (item.empty() || *end || v < 0 || !std::isfinite(v))
+        usage_error("--" + k + " wants numbers >= 0 separated by commas");
+      out.push_back(v);
+      pos = comma + 1;
+    }
+    return out;
   }
 
  private:
@@ -165,12 +202,50 @@ Kernel pick_kernel(const Gpu& g, const Options& o) {
   return k;
 }
 
-void launch(const Kernel& k, CUstream s, double us, uint64_t tag) {
+// Launch kernel `k` for `us`; `key` > 0 makes it another kernel key (32 more threads per block
+// per key: same SM demand, another launch shape).
+void launch(const Kernel& k, CUstream s, double us, uint64_t tag, size_t key = 0) {
   unsigned long long ns = static_cast<unsigned long long>(us * 1000.0);
   unsigned long long t = tag;
   void* params[] = {&ns, &t};
-  CK(cuLaunchKernel(k.f, k.grid, 1, 1, k.block, 1, 1, 0, s, params, nullptr));
+  unsigned block = static_cast<unsigned>((k.block - 1 + 32 * key) % 1024 + 1);
+  CK(cuLaunchKernel(k.f, k.grid, 1, 1, block, 1, 1, 0, s, params, nullptr));
 }
+
+// The host gap after each kernel of an hp request: per key, jittered, sometimes long.
+class GapPlan {
+ public:
+  explicit GapPlan(const Options& o) : gaps_(o.list("gap-us")), rng_(o.num("seed", 1)) {
+    jitter_ = o.num("gap-jitter", 0);
+    if (jitter_ > 1) usage_error("--gap-jitter wants a fraction from 0 to 1");
+    if (o.has("gap-bimodal")) {
+      std::string b = o.str("gap-bimodal", "");
+      char* end = nullptr;
+      long_p_ = strtod(b.c_str(), &end);
+      if (*end != ':' || long_p_ < 0 || long_p_ > 1) usage_error("--gap-bimodal wants P:Y");
+      long_us_ = strtod(end + 1, &end);
+      if (*end || long_us_ < 0) usage_error("--gap-bimodal wants P:Y (Y in us)");
+    }
+  }
+  size_t keys() const { return gaps_.size(); }
+  // The gap after a kernel of key index `key`, in us.
+  double next(size_t key) {
+    std::uniform_real_distribution<double> u(0, 1);
+    if (long_p_ > 0 && u(rng_) < long_p_) return long_us_;
+    double g = gaps_[key % gaps_.size()];
+    return jitter_ > 0 ? g * (1 - jitter_ + 2 * jitter_ * u(rng_)) : g;
+  }
+
+ private:
+  std::vector<double> gaps_;
+  std::mt19937_64 rng_;
+  double jitter_ = 0, long_p_ = 0, long_us_ = 0;
+};
+
+// fikit_hint_idle of libfikit.so when the process runs with it (resolved at run time, so that the
+// program runs without the library), else nullptr.
+using HintFn = int (*)(uint64_t);
+HintFn find_hint_idle() { return reinterpret_cast<HintFn>(dlsym(RTLD_DEFAULT, "fikit_hint_idle")); }
 
 // Wait for the stream the way an application would: `mode` is stream, ctx, event or query.
 void sync(const std::string& mode, CUstream s, CUevent ev) {
@@ -198,15 +273,23 @@ double pct(const std::vector<double>& v, double q) {
 int run_hp(int argc, char** argv) {
   Options o(argc, argv,
             {"requests", "kernels", "kernel-us", "gap-us", "request-gap-us", "sync", "kernel",
-             "grid", "block", "warmup"});
+             "grid", "block", "warmup", "gap-jitter", "gap-bimodal", "seed"},
+            {"hint-idle", "gap-sleep"});
+  bool gap_sleep = o.has("gap-sleep");
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);  // sleeps of ~100 us: not 50 us late
   int requests = static_cast<int>(o.num("requests", -1));
   int kernels = static_cast<int>(o.num("kernels", -1));
-  double kus = o.num("kernel-us", -1), gap = o.num("gap-us", -1),
-         rgap = o.num("request-gap-us", -1);
+  std::vector<double> kus = o.list("kernel-us");
+  GapPlan gaps(o);
+  double rgap = o.num("request-gap-us", -1);
+  size_t nkeys = std::max(kus.size(), gaps.keys());
   std::string mode = o.str("sync", "stream");
   if (mode != "stream" && mode != "ctx" && mode != "event" && mode != "query")
     usage_error("--sync wants stream, ctx, event or query");
   if (requests < 1 || kernels < 1) usage_error("--requests and --kernels want at least 1");
+  HintFn hint = o.has("hint-idle") ? find_hint_idle() : nullptr;
+  if (o.has("hint-idle") && !hint)
+    fprintf(stderr, "fikit-chain: --hint-idle: not running with libfikit.so, no hints sent\n");
   Gpu g = open_gpu(true);
   Kernel k = pick_kernel(g, o);
   CUstream s;
@@ -218,37 +301,54 @@ int run_hp(int argc, char** argv) {
 
   std::vector<double> lat;
   uint64_t tag = 0;
+  double busy = 0, host = 0;
   auto start = Clock::now();
   for (int r = 0; r < requests; r++) {
     auto t0 = Clock::now();
     for (int i = 0; i < kernels; i++) {
-      launch(k, s, kus, ++tag);
+      size_t key = static_cast<size_t>(i) % nkeys;
+      double us = kus[key % kus.size()];
+      launch(k, s, us, ++tag, nkeys > 1 ? key : 0);
+      busy += us;
       sync(mode, s, ev);
-      if (i + 1 < kernels) busy_us(gap);
+      if (i + 1 == kernels) break;
+      double gap = gaps.next(key);
+      host += gap;
+      if (hint) hint(static_cast<uint64_t>(gap * 1000.0));
+      if (gap_sleep)
+        sleep_us(gap);
+      else
+        busy_us(gap);
     }
     lat.push_back(us_since(t0));
-    if (r + 1 < requests) sleep_us(rgap);
+    if (r + 1 == requests) break;
+    if (hint) hint(static_cast<uint64_t>(rgap * 1000.0));
+    sleep_us(rgap);
   }
   double jct_ms = us_since(start) / 1000.0;
   std::sort(lat.begin(), lat.end());
   double mean = 0;
   for (double x : lat) mean += x / static_cast<double>(lat.size());
   printf(
-      "mode=hp requests=%d kernels=%d kernel_us=%g gap_us=%g request_gap_us=%g sync=%s "
-      "jct_ms=%.3f mean_us=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f ideal_us=%.1f\n",
-      requests, kernels, kus, gap, rgap, mode.c_str(), jct_ms, mean, pct(lat, 0.5), pct(lat, 0.9),
-      pct(lat, 0.99), lat.back(), kernels * kus + (kernels - 1) * gap);
+      "mode=hp requests=%d kernels=%d kernel_us=%s gap_us=%s request_gap_us=%g sync=%s "
+      "jct_ms=%.3f mean_us=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f busy_us=%.1f "
+      "gap_us_total=%.1f ideal_us=%.1f\n",
+      requests, kernels, o.str("kernel-us", "").c_str(), o.str("gap-us", "").c_str(), rgap,
+      mode.c_str(), jct_ms, mean, pct(lat, 0.5), pct(lat, 0.9), pct(lat, 0.99), lat.back(), busy,
+      host, (busy + host) / requests);
   return 0;
 }
 
-// Set by SIGTERM/SIGINT: lp finishes its batch and prints what it did (scripts stop it when HP is done).
+// Set by SIGTERM/SIGINT: lp finishes its batch and prints what it did (scripts stop it when HP is
+// done).
 volatile sig_atomic_t g_stop = 0;
 void on_stop(int) { g_stop = 1; }
 
 int run_lp(int argc, char** argv) {
   Options o(argc, argv, {"seconds", "kernels", "kernel-us", "batch", "kernel", "grid", "block"});
   if (o.has("seconds") == o.has("kernels")) usage_error("lp wants one of --seconds or --kernels");
-  double seconds = o.num("seconds", 0), kus = o.num("kernel-us", -1);
+  double seconds = o.num("seconds", 0);
+  std::vector<double> kus = o.list("kernel-us");
   long limit = static_cast<long>(o.num("kernels", 0));
   int batch = static_cast<int>(o.num("batch", 4));
   if (batch < 1) usage_error("--batch wants at least 1");
@@ -257,18 +357,23 @@ int run_lp(int argc, char** argv) {
   CUstream s;
   CK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
   long done = 0;
+  double busy = 0;
   signal(SIGTERM, on_stop);
   signal(SIGINT, on_stop);
   auto t0 = Clock::now();
   while (!g_stop && (limit ? done < limit : us_since(t0) < seconds * 1e6)) {
     int n = limit ? static_cast<int>(std::min<long>(batch, limit - done)) : batch;
-    for (int i = 0; i < n; i++) launch(k, s, kus, static_cast<uint64_t>(done + i + 1));
+    for (int i = 0; i < n; i++) {
+      size_t key = static_cast<size_t>(done + i) % kus.size();
+      launch(k, s, kus[key], static_cast<uint64_t>(done + i + 1), key);
+      busy += kus[key];
+    }
     CK(cuStreamSynchronize(s));
     done += n;
   }
   double el = us_since(t0);
-  printf("mode=lp kernels=%ld kernel_us=%g batch=%d elapsed_ms=%.3f busy=%.3f\n", done, kus, batch,
-         el / 1000.0, static_cast<double>(done) * kus / el);
+  printf("mode=lp kernels=%ld kernel_us=%s batch=%d elapsed_ms=%.3f busy_us=%.1f busy=%.3f\n", done,
+         o.str("kernel-us", "").c_str(), batch, el / 1000.0, busy, busy / el);
   return 0;
 }
 

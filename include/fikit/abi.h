@@ -52,8 +52,9 @@ enum class EntryKind : uint16_t {
 inline constexpr uint16_t kEntryKindMax = 5;
 
 // Entry flags.
-inline constexpr uint32_t kFlagMarker = 1u
-                                        << 0;  // a completion marker writing this position follows
+// A completion marker follows, writing position + 1 (kHpLaunch: this entry's position;
+// kLpLaunched: ref, the request's).
+inline constexpr uint32_t kFlagMarker = 1u << 0;
 inline constexpr uint32_t kFlagGraph = 1u << 1;        // a graph launch (one unit, its own key)
 inline constexpr uint32_t kFlagCooperative = 1u << 2;  // cuLaunchCooperativeKernel
 inline constexpr uint32_t kFlagsKnown = kFlagMarker | kFlagGraph | kFlagCooperative;
