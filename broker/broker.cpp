@@ -7,9 +7,12 @@
 #include "control.h"
 #include "endpoint.h"
 #include "gpu_monitor.h"
+#include "idle_meter.h"
 #include "log.h"
 #include "scheduler.h"
 #include "shm_region.h"
+#include "substrate.h"
+#include "substrate_status.h"
 
 namespace fikit::broker {
 namespace {
@@ -36,12 +39,26 @@ int run_broker(const Options& o, const std::function<void(const Status&)>& ready
     FIKIT_LOG_INFO("removed %d segment(s) left by brokers that died", n);
   Result<std::unique_ptr<Endpoint>> ep = Endpoint::open(o.socket);
   if (!ep.ok()) return ready(ep.status()), 1;
+  // MPS daemon and switch-back cost before the policy starts; the daemon stops with `sub`.
+  Result<std::unique_ptr<Substrate>> sub =
+      Substrate::setup(o.substrate, o.run_dir, o.policy_cfg.switch_cost_ns);
+  if (!sub.ok()) return (*ep)->remove(), ready(sub.status()), 1;
+  IdleMeter meter(o.hp_marker_every);
   SchedulerConfig sc;
   sc.policy = policy_find(o.policy.c_str());
   sc.policy_cfg = o.policy_cfg;
+  sc.policy_cfg.switch_cost_ns = (*sub)->switch_cost_ns();
   sc.spin_ns = o.spin_ns;
+  sc.idle_meter = o.hp_marker_every ? &meter : nullptr;
   Scheduler sched(sc);
-  Control control(ControlConfig{(*ep)->fd(), o.socket, o.spin_ns}, sched);
+  ControlConfig cc;
+  cc.listen_fd = (*ep)->fd();
+  cc.socket_path = o.socket;
+  cc.spin_ns = o.spin_ns;
+  cc.add_status = [&](const std::string& doc) {
+    return add_substrate_status(doc, **sub, sc.idle_meter, kStatusMax - 1);
+  };
+  Control control(cc, sched);
   // The eBPF GPU-driver observer: loaded before the broker reports ready; never fails the start.
   GpuMonitor gpu(o.gpu, control.loop(),
                  [&control](pid_t pid, const char* why) { control.reap_pid(pid, why); });
@@ -59,8 +76,10 @@ int run_broker(const Options& o, const std::function<void(const Status&)>& ready
   std::string reason = control.run();
   FIKIT_LOG_INFO("stopping: %s", reason.c_str());
   sched.stop();
+  if (sc.idle_meter) FIKIT_LOG_INFO("HP idleness, all tenants: %s", meter.summary_line().c_str());
   control.close_tenants();
   (*ep)->remove();
+  sub->reset();  // stops the MPS daemon we run (its clients have been told to fail open)
   FIKIT_LOG_INFO("stopped");
   return 0;
 }

@@ -182,6 +182,7 @@ void Control::on_status(Conn& c) {
   std::string gpu = gpu_ ? gpu_->status_json(now, kStatusMax / 2) : "";
   std::string json = status_json(info, sched_.status(), now, kStatusMax - 1 - gpu.size() - 16);
   if (!gpu.empty()) json = add_json_member(json, "gpu", gpu);
+  if (cfg_.add_status) json = cfg_.add_status(json);
   send_text(c, MsgType::kStatusReply, 0, json);
   drop(c.fd, nullptr);
 }

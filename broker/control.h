@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -32,6 +33,8 @@ struct ControlConfig {
   int listen_fd = -1;
   std::string socket_path;
   uint64_t spin_ns = 0;  // shown by status
+  // Adds members to the status document (the substrate's, substrate_status.h); may be empty.
+  std::function<std::string(const std::string&)> add_status;
 };
 
 class Control {

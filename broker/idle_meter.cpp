@@ -82,6 +82,7 @@ std::string IdleAccount::json(uint32_t marker_every) const {
                    {"long_gaps", long_gaps_},
                    {"long_idle_ms", ms(long_idle_ns_)},
                    {"long_drained_gaps", long_drained_},
+                   {"long_recognized_ms", ms(long_recognized_ns_)},
                    {"long_recognized_share", share(long_recognized_ns_, long_idle_ns_)},
                    {"lost_records", lost_records_},
                    {"late_hist", hist_}};

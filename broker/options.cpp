@@ -20,6 +20,8 @@ constexpr const char kUsage[] =
                           [--margin-us N] [--max-lp-in-flight N] [--spin-us N]
                           [--no-bpf] [--audit-launches] [--bpf-btf FILE]
                           [--profile-dir DIR] [--policy-opts K=V,...]
+                          [--substrate mps|timeslice|auto] [--calibrate]
+                          [--hp-marker-every N]
        fikit-broker stop [--socket PATH]
        fikit-broker status [--socket PATH] [--json]
        fikit-broker profile list|show|export|import [NAME] [--profile-dir DIR]
@@ -48,10 +50,22 @@ options:
   -p, --policy NAME      start: scheduling policy (see below)
   -l, --log FILE         start: log file (default: RUN_DIR/broker.log when
                          daemonized, stderr with --foreground)
-  -r, --run-dir DIR      start: directory for the log (default: the
-                         socket's directory)
+  -r, --run-dir DIR      start: directory for the log and the MPS daemon's
+                         mps-pipe/ and mps-log/ (default: the socket's
+                         directory)
+  --substrate KIND       start: how tenants share the GPU: mps (the broker
+                         runs the MPS control daemon; fikit-run joins its
+                         tenants), timeslice (the driver's time-slicing) or
+                         auto (default: mps when nvidia-cuda-mps-control,
+                         /dev/nvidia0 and root are there, else timeslice)
   --switch-cost-us N     start: cost of giving the GPU back to a higher
-                         priority after LP work, time-slicing (default 0)
+                         priority after LP work (default: measured at
+                         start-up on timeslice, 200 if that fails; 0 on mps)
+  --calibrate            start: measure the switch-back cost on mps too
+  --hp-marker-every N    start: measure HP idleness: a completion marker
+                         after 1 in N HP launches (~2 us of GPU time each),
+                         compared with the host's drains (status --json:
+                         hp_idle); 1 for every gap; 0 (default): off
   --margin-us N          start: safety margin of every gap fit (default 20)
   --max-lp-in-flight N   start: bound on granted, unfinished LP launches, for
                          policies that use one (default 4)
@@ -86,6 +100,8 @@ EXAMPLES:
                                    # the default-sharing baseline
   fikit-broker start -f -s /tmp/fikit.sock
                                    # unprivileged, in the foreground
+  sudo fikit-broker start --substrate mps
+                                   # run MPS; tenants of fikit-run join it
   sudo fikit-broker start --audit-launches
                                    # also count unmanaged launches
   fikit-broker status              # list tenants
@@ -102,6 +118,9 @@ EXAMPLES:
 enum LongOnly { kSwitchCost = 256, kMargin, kMaxLp, kSpin, kProfileDir, kPolicyOpts };
 
 // The GPU-driver observer's options (gpu_options.h); the test-only ones are not in --help.
+// The substrate's options (substrate.h) and the HP idleness measurement (idle_meter.h).
+enum SubstrateLongOnly { kSubstrate = 352, kCalibrate, kHpMarkerEvery };
+
 enum GpuLongOnly { kNoBpf = 320, kAuditLaunches, kBpfBtf, kBpfTestDevice, kBpfTestAudit };
 
 const option kLongOptions[] = {
@@ -113,16 +132,19 @@ const option kLongOptions[] = {
     {"run-dir", required_argument, nullptr, 'r'},
     {"json", no_argument, nullptr, 'j'},
     {"switch-cost-us", required_argument, nullptr, kSwitchCost},
+    {"substrate", required_argument, nullptr, kSubstrate},
+    {"calibrate", no_argument, nullptr, kCalibrate},
+    {"hp-marker-every", required_argument, nullptr, kHpMarkerEvery},
     {"margin-us", required_argument, nullptr, kMargin},
     {"max-lp-in-flight", required_argument, nullptr, kMaxLp},
     {"spin-us", required_argument, nullptr, kSpin},
-    {"profile-dir", required_argument, nullptr, kProfileDir},
-    {"policy-opts", required_argument, nullptr, kPolicyOpts},
     {"no-bpf", no_argument, nullptr, kNoBpf},
     {"audit-launches", no_argument, nullptr, kAuditLaunches},
     {"bpf-btf", required_argument, nullptr, kBpfBtf},
     {"bpf-test-device", required_argument, nullptr, kBpfTestDevice},
     {"bpf-test-audit", required_argument, nullptr, kBpfTestAudit},
+    {"profile-dir", required_argument, nullptr, kProfileDir},
+    {"policy-opts", required_argument, nullptr, kPolicyOpts},
     {nullptr, 0, nullptr, 0},
 };
 
@@ -178,6 +200,17 @@ Status apply_option(int c, const char* arg, Options* o, bool* start_only) {
     case kSwitchCost: {
       Status s = parse_number("switch-cost-us", arg, 0, 10'000'000, &v);
       o->policy_cfg.switch_cost_ns = v * 1000;
+      o->substrate.switch_cost_given = true;
+      return s;
+    }
+    case kSubstrate:
+      return parse_substrate(arg, &o->substrate);
+    case kCalibrate:
+      o->substrate.calibrate = true;
+      return Status();
+    case kHpMarkerEvery: {
+      Status s = parse_number("hp-marker-every", arg, 0, 1'000'000, &v);
+      o->hp_marker_every = static_cast<uint32_t>(v);
       return s;
     }
     case kMargin: {
@@ -232,6 +265,8 @@ Status check_policy_opts(const std::string& policy, const std::string& opts) {
 // Fill in what was not given and check the policy name.
 Status resolve_defaults(Options* o) {
   if (Status s = check_gpu_options(o->gpu); !s.ok()) return s;
+  if (o->substrate.calibrate && o->substrate.switch_cost_given)
+    return usage_error("--calibrate measures what --switch-cost-us gives: choose one");
   if (o->socket.empty()) o->socket = default_socket();
   o->socket = absolute(o->socket);
   if (o->run_dir.empty()) {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "gpu_options.h"
+#include "substrate.h"
 #include "policy/policy.h"
 #include "result.h"
 
@@ -23,6 +24,8 @@ struct Options {
   PolicyConfig policy_cfg;  // profile_dir: also the `profile` command's directory
   uint64_t spin_ns = 200'000;
   GpuOptions gpu;  // the eBPF GPU-driver observer: --no-bpf, --audit-launches, ...
+  SubstrateConfig substrate;     // --substrate, --calibrate (switch cost: policy_cfg)
+  uint32_t hp_marker_every = 0;  // --hp-marker-every: HP idleness measurement (idle_meter.h)
   // `profile ACTION [NAME]` (profile_command.h).
   std::string profile_action;  // list, show, export or import
   std::string profile_name;

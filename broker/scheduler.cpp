@@ -32,7 +32,7 @@ int futex_waitv(struct futex_waitv* w, size_t n, uint64_t deadline_ns) {
 }  // namespace
 
 Scheduler::Scheduler(const SchedulerConfig& cfg)
-    : core_(cfg.policy, cfg.policy_cfg), spin_ns_(cfg.spin_ns) {}
+    : core_(cfg.policy, cfg.policy_cfg), spin_ns_(cfg.spin_ns), meter_(cfg.idle_meter) {}
 
 Scheduler::~Scheduler() { stop(); }
 
@@ -97,7 +97,9 @@ double Scheduler::cpu_seconds() const {
 
 uint32_t Scheduler::run_once(uint64_t now_ns) {
   if (has_work_.load(std::memory_order_acquire)) drain_commands(now_ns);
-  return core_.poll(now_ns);
+  uint32_t events = core_.poll(now_ns);
+  if (meter_) meter_->poll(now_ns);
+  return events;
 }
 
 void Scheduler::drain_commands(uint64_t now_ns) {
@@ -110,6 +112,7 @@ void Scheduler::drain_commands(uint64_t now_ns) {
     has_work_.store(false);
   }
   for (Command& c : commands) {
+    if (meter_) c.add ? meter_->add(c.add) : meter_->remove(c.id);
     if (c.add)
       core_.add(std::move(c.add), now_ns);
     else
@@ -139,7 +142,7 @@ void Scheduler::loop() {
   while (!stop_.load(std::memory_order_relaxed)) {
     uint64_t now = now_ns();
     if (run_once(now) > 0) last_event = now;
-    if (core_.busy() && now - last_event < spin_ns_) {
+    if ((core_.busy() && now - last_event < spin_ns_) || (meter_ && meter_->active())) {
       cpu_relax();
       continue;
     }

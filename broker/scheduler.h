@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "idle_meter.h"
 #include "result.h"
 #include "sched_core.h"
 #include "tenant.h"
@@ -31,6 +32,9 @@ struct SchedulerConfig {
   const PolicyOps* policy = nullptr;
   PolicyConfig policy_cfg;
   uint64_t spin_ns = 200'000;  // spin this long after the last event while work is pending
+  // --hp-marker-every: told of tenants, polled after each round; the thread never sleeps while
+  // it measures an HP tenant. Not owned; nullptr: off.
+  IdleMeter* idle_meter = nullptr;
 };
 
 class Scheduler {
@@ -71,6 +75,7 @@ class Scheduler {
 
   SchedCore core_;
   uint64_t spin_ns_;
+  IdleMeter* meter_;
   std::thread thread_;
   pthread_t thread_handle_{};
   std::atomic<bool> running_{false};

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gpu_status.h"
+#include "substrate_status.h"
 
 namespace fikit::broker {
 namespace {
@@ -150,7 +151,7 @@ Result<std::string> status_text(const std::string& text) {
              b.at("policy").get<std::string>().c_str(), b.at("abi").get<std::string>().c_str(),
              b.at("socket").get<std::string>().c_str(), cpu, up > 0 ? 100 * cpu / up : 0.0,
              b.at("process_cpu_s").get<double>());
-    std::string out = head;
+    std::string out = head + substrate_status_text(doc);
     const json& tenants = doc.at("tenants");
     out += std::to_string(b.at("tenants").get<size_t>()) + " tenant(s)\n";
     if (tenants.empty()) return out + gpu_status_text(doc);

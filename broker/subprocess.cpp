@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 extern char** environ;
@@ -42,6 +43,14 @@ std::vector<std::string> child_env(const ProcessSpec& spec) {
   return out;
 }
 
+// `name` as a path: itself if it holds a '/', else found on $PATH (or itself, so that exec fails
+// with ENOENT). Resolved before fork: the child only makes async-signal-safe calls.
+std::string resolve_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  std::string found = find_on_path(name);
+  return found.empty() ? name : found;
+}
+
 std::vector<char*> pointers(std::vector<std::string>& strings) {
   std::vector<char*> p;
   for (std::string& s : strings) p.push_back(s.data());
@@ -63,7 +72,7 @@ int memfd_with(const char* name, const std::string& text) {
 }
 
 // In the child after fork: only async-signal-safe calls until exec.
-[[noreturn]] void exec_child(int in, int out, char** argv, char** envp) {
+[[noreturn]] void exec_child(int in, int out, const char* program, char** argv, char** envp) {
   // The broker blocks the signals its signalfd reads and ignores SIGPIPE; a daemon started
   // from here must not inherit that (it could not be stopped with SIGTERM).
   sigset_t none;
@@ -75,7 +84,7 @@ int memfd_with(const char* name, const std::string& text) {
   dup2(out, STDOUT_FILENO);
   dup2(out, STDERR_FILENO);
   close_range(3, ~0U, 0);
-  execvpe(argv[0], argv, envp);
+  execve(program, argv, envp);
   const char* why = strerror(errno);
   const char head[] = "failed to run ";
   (void)!write(STDERR_FILENO, head, sizeof(head) - 1);
@@ -113,9 +122,23 @@ std::string read_all(int fd) {
 
 }  // namespace
 
+std::string find_on_path(const std::string& name) {
+  const char* path = getenv("PATH");
+  std::string dirs = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
+  for (size_t pos = 0; pos <= dirs.size();) {
+    size_t colon = dirs.find(':', pos);
+    if (colon == std::string::npos) colon = dirs.size();
+    std::string file = (colon > pos ? dirs.substr(pos, colon - pos) : ".") + "/" + name;
+    if (access(file.c_str(), X_OK) == 0) return file;
+    pos = colon + 1;
+  }
+  return "";
+}
+
 Result<ProcessResult> run_process(const ProcessSpec& spec) {
   if (spec.argv.empty()) return Status(StatusCode::kInvalidArgument, "no program to run");
   std::vector<std::string> env = child_env(spec), args = spec.argv;
+  std::string program = resolve_program(args[0]);
   std::vector<char*> envp = pointers(env), argv = pointers(args);
   int in = spec.stdin_text.empty() ? open("/dev/null", O_RDONLY | O_CLOEXEC)
                                    : memfd_with("fikit-stdin", spec.stdin_text);
@@ -128,7 +151,7 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
   }
   uint64_t deadline = now_ns() + spec.timeout_ms * 1'000'000;
   pid_t pid = fork();
-  if (pid == 0) exec_child(in, out, argv.data(), envp.data());
+  if (pid == 0) exec_child(in, out, program.c_str(), argv.data(), envp.data());
   close(in);
   if (pid < 0) {
     int err = errno;

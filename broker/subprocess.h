@@ -29,6 +29,9 @@ struct ProcessResult {
 // daemonizes (keeping our descriptors) cannot hold us. Fails only if the process cannot start.
 Result<ProcessResult> run_process(const ProcessSpec& spec);
 
+// The executable `name` in a directory of $PATH, or "" if none.
+std::string find_on_path(const std::string& name);
+
 // Return the last line of `text` that is not empty, at most 300 bytes (for log lines).
 std::string last_line(const std::string& text);
 

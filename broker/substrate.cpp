@@ -7,6 +7,7 @@
 
 #include "calibration.h"
 #include "log.h"
+#include "subprocess.h"
 
 namespace fikit::broker {
 namespace {
@@ -14,22 +15,9 @@ namespace {
 constexpr const char* kMpsControl = "nvidia-cuda-mps-control";
 constexpr const char* kGpuDevice = "/dev/nvidia0";
 constexpr const char* kSystemMpsPipeDir = "/tmp/nvidia-mps";  // MPS's default pipe directory
+// Two CUDA start-ups and 0.5 s of measuring; under MPS the first client also starts the server.
 constexpr uint64_t kCalibrationTimeoutMs = 3000;
-
-// `name` in a directory of $PATH, as an executable file; "" if none.
-std::string find_on_path(const char* name) {
-  const char* path = getenv("PATH");
-  std::string dirs = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
-  for (size_t pos = 0; pos <= dirs.size();) {
-    size_t colon = dirs.find(':', pos);
-    if (colon == std::string::npos) colon = dirs.size();
-    std::string dir = dirs.substr(pos, colon - pos);
-    std::string file = (dir.empty() ? "." : dir) + "/" + name;
-    if (access(file.c_str(), X_OK) == 0) return file;
-    pos = colon + 1;
-  }
-  return "";
-}
+constexpr uint64_t kMpsCalibrationTimeoutMs = 8000;
 
 }  // namespace
 
@@ -123,8 +111,9 @@ void Substrate::settle_switch_cost(const SubstrateConfig& cfg, uint64_t given_ns
     FIKIT_LOG_INFO("switch-back cost: 0 us (MPS: one shared context; --calibrate measures it)");
     return;
   }
-  Calibration c = run_calibration(
-      calibrate_program(), mps ? mps_->env() : std::vector<std::string>{}, kCalibrationTimeoutMs);
+  Calibration c =
+      run_calibration(calibrate_program(), mps ? mps_->env() : std::vector<std::string>{},
+                      mps ? kMpsCalibrationTimeoutMs : kCalibrationTimeoutMs);
   if (c.ok) {
     switch_ns_ = c.switch_us > 0 ? static_cast<uint64_t>(c.switch_us * 1000) : 0;
     switch_source_ = "measured";
