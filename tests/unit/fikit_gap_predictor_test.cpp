@@ -95,6 +95,19 @@ TEST(FikitGapPredictor, MissesMakeTheKeyConservativeAndHitsWinItBack) {
   EXPECT_EQ(predict_gap(&k.ks, nullptr, 0, k.p).end_ns, before);
 }
 
+// A bimodal gap whose short mode sometimes runs long: at first, once most of the short mode has
+// passed, the gap is taken for a long one; after a fill miss the key is judged by a lower quantile
+// and the short mode's tail keeps it short.
+TEST(FikitGapPredictor, FillMissLowersTheQuantileOfABimodalKey) {
+  t_Key k;
+  for (int i = 0; i < 90; i++) gap_observed(k.ks, 100000);
+  for (int i = 0; i < 3; i++) gap_observed(k.ks, 115000);
+  for (int i = 0; i < 40; i++) gap_observed(k.ks, 1500000);
+  EXPECT_GE(predict_gap(&k.ks, nullptr, 105000, k.p).end_ns, 1400000u);
+  fill_missed(k.ks, k.p);
+  EXPECT_LT(predict_gap(&k.ks, nullptr, 105000, k.p).end_ns, 120000u);
+}
+
 TEST(FikitGapPredictor, ScoringCountsHitsAndMisses) {
   t_Key k;
   for (int i = 0; i < 20; i++) gap_observed(k.ks, 100000);

@@ -20,7 +20,10 @@ GapEstimate predict_gap(const KeyStats* ks, const LogHistogram* tenant_gaps, uin
   } else {
     return est;
   }
-  uint64_t q = h->quantile_above(p.gap_quantile, elapsed_ns, &est.recheck_ns);
+  // After fill misses the key is also judged by a lower quantile: a bimodal gap whose short mode
+  // ran long enough to pass for the long one is then taken for long only later.
+  double quantile = std::max(p.gap_quantile * std::max(factor, p.min_factor), 0.001);
+  uint64_t q = h->quantile_above(quantile, elapsed_ns, &est.recheck_ns);
   est.raw_end_ns = q;
   // The factor scales the whole gap, not what is left of it: otherwise repeated predictions in
   // one gap would creep back up to the raw quantile.
