@@ -41,6 +41,10 @@ std::string exit_text(int status) {
   return "exit code " + std::to_string(WEXITSTATUS(status));
 }
 
+// The MPS server (nvidia-cuda-mps-server; comm keeps 15 bytes) creates its clients' contexts and
+// memory: it is no unmanaged GPU process, and under MPS the tenants' usage shows up as its.
+bool is_mps_server(const std::string& comm) { return comm.rfind("nvidia-cuda-mps", 0) == 0; }
+
 #ifdef FIKIT_BROKER_BPF
 // Name of a process that made driver calls but no event yet (its /proc entry), or "".
 std::string proc_comm(pid_t pid) {
@@ -149,6 +153,9 @@ void GpuMonitor::Impl::log_exit(const GpuProcessInfo& p, const std::string& tena
         "unmanaged GPU process pid %d (%s) used the GPU and exited (%s) without registering with "
         "the broker; its kernels could not be scheduled: peak device memory %s",
         p.pid, p.name.c_str(), how.c_str(), peak.c_str());
+  else if (p.kind == GpuProcessKind::kMpsServer)
+    FIKIT_LOG_INFO("MPS server pid %d exited (%s): peak device memory %s", p.pid, how.c_str(),
+                   peak.c_str());
   else
     FIKIT_LOG_DEBUG("driver user pid %d (%s) exited (%s)", p.pid, p.name.c_str(), how.c_str());
 }
@@ -245,7 +252,7 @@ void GpuMonitor::Impl::on_event(const bpf::GpuEvent& e) {
 // context or device memory on, give it a grace period to register (not from cuInit alone: a
 // process may check for a GPU long before it uses one).
 void GpuMonitor::Impl::watch(const bpf::GpuEvent& e) {
-  if (tenants.count(e.pid) || warned.count(e.pid)) return;
+  if (tenants.count(e.pid) || warned.count(e.pid) || is_mps_server(e.comm)) return;
   if (info.audit && audit_tried.insert(e.pid).second) {
     Result<int> r = obs->audit_process(e.pid);
     if (r.ok()) {
@@ -359,6 +366,8 @@ GpuProcessInfo GpuMonitor::Impl::describe(const bpf::ProcessUsage& u) const {
   if (auto t = tenants.find(u.pid); t != tenants.end()) {
     p.kind = GpuProcessKind::kTenant;
     p.tenant = t->second.id;
+  } else if (is_mps_server(p.name)) {
+    p.kind = GpuProcessKind::kMpsServer;
   } else if (u.clients_created || u.contexts_created || u.streams_created || u.peak_device_bytes ||
              u.peak_mapped_bytes || uvm) {
     p.kind = GpuProcessKind::kUnmanaged;

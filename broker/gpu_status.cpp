@@ -73,9 +73,10 @@ std::string state_text(const json& p) {
 
 std::string process_row(const json& p) {
   std::string kind = p.at("kind").get<std::string>();
-  std::string tenant = kind == "tenant"      ? std::to_string(p.at("tenant").get<unsigned>())
-                       : kind == "unmanaged" ? "UNMGD"
-                                             : "-";
+  std::string tenant = kind == "tenant"       ? std::to_string(p.at("tenant").get<unsigned>())
+                       : kind == "unmanaged"  ? "UNMGD"
+                       : kind == "mps-server" ? "MPS"
+                                              : "-";
   std::string name = p.at("name").get<std::string>().substr(0, 14);
   char buf[160];
   snprintf(buf, sizeof(buf), "%7d %-14s %6s %-9s %4u %4u %4u %8s %8s %6llu\n",
@@ -130,6 +131,8 @@ const char* process_kind_name(GpuProcessKind k) {
       return "tenant";
     case GpuProcessKind::kUnmanaged:
       return "unmanaged";
+    case GpuProcessKind::kMpsServer:
+      return "mps-server";
     case GpuProcessKind::kOther:
       return "other";
   }

@@ -5,7 +5,8 @@
 //   "gpu": {"observer": "loaded"|"disabled"|"failed", "reason", "audit", "test_device",
 //           "nvidia_major", "uvm_major", "traced_ioctls", "events", "dropped", "impossible",
 //           "impossible_line", "unmanaged", "processes_omitted",
-//           "processes": [{"pid", "name", "kind": "tenant"|"unmanaged"|"other", "tenant",
+//           "processes": [{"pid", "name", "kind": "tenant"|"unmanaged"|"mps-server"|"other",
+//           "tenant",
 //                          "state": "running"|"exited", "exit_code", "exit_signal", "clients",
 //                          "contexts", "channels", "streams", "contexts_created",
 //                          "streams_created", "device_bytes", "mapped_bytes",
@@ -27,8 +28,10 @@ enum class GpuObserverState { kDisabled, kLoaded, kFailed };
 
 // What a process is to the broker. kUnmanaged: a GPU process (it created an RM client, a context
 // or device memory, or used nvidia-uvm) that is not a tenant: its kernels cannot be scheduled.
-// kOther: it only queried the driver (nvidia-smi, or a process older than the observer).
-enum class GpuProcessKind { kTenant, kUnmanaged, kOther };
+// kMpsServer: the MPS server, which holds the GPU objects of its clients (tenants included, with
+// --substrate mps). kOther: it only queried the driver (nvidia-smi, or a process older than the
+// observer).
+enum class GpuProcessKind { kTenant, kUnmanaged, kMpsServer, kOther };
 
 struct GpuProcessInfo {
   pid_t pid = 0;

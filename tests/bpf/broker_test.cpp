@@ -82,6 +82,13 @@ TEST(BrokerObserver, UnmanagedProcessShownWithItsMemoryAndExit) {
   t::TestDevice dev;
   ObservedBroker broker(dev);
   ASSERT_TRUE(broker.loaded());
+  // The MPS server makes its clients' GPU objects: listed as such, never warned about. (Started
+  // first, so its grace period would end before the other's.)
+  t_TempDir bin;
+  const std::string mps = bin.file("nvidia-cuda-mps-server");
+  ASSERT_EQ(symlink(t::build_file("tests/fikit_bpf_test_child").c_str(), mps.c_str()), 0);
+  t::Child server({mps, "script", dev.path()});
+  ASSERT_EQ(server.read_line(), "phase1");
   t::Child child({t::build_file("tests/fikit_bpf_test_child"), "script", dev.path()});
   const pid_t pid = child.pid();
   ASSERT_EQ(child.read_line(), "phase1");
@@ -101,6 +108,11 @@ TEST(BrokerObserver, UnmanagedProcessShownWithItsMemoryAndExit) {
   EXPECT_TRUE(t_tenant(broker.last(), pid).is_null());
   // The log names it once its grace period (libfikit registers at its first launch) is over.
   EXPECT_TRUE(broker.log_has("unmanaged GPU process: pid " + std::to_string(pid))) << broker.log();
+  json s = broker.wait_process(server.pid(), [](const json& p) { return p["device_bytes"] > 0; });
+  EXPECT_EQ(s["kind"], "mps-server") << s.dump();
+  EXPECT_EQ(broker.log().find("unmanaged GPU process: pid " + std::to_string(server.pid())),
+            std::string::npos)
+      << broker.log();
 
   child.go();
   ASSERT_EQ(child.read_line(), "phase2");

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """GPU test: the broker's eBPF GPU-driver observer on a real GPU, through `fikit-broker status`.
 
-    bpf_broker_gpu_test.py [--build BUILD] [--policy P] [--swap] [--no-audit] [--selftest]
+    bpf_broker_gpu_test.py [--build BUILD] [--policy P] [--swap] [--no-audit]
+                           [--substrate timeslice|mps] [--selftest]
     (exit 0 pass, 1 fail, 77 skip: no GPU, or not root: BPF needs it)
 
 A private broker starts with its observer (the default) and --audit-launches. Two programs run
@@ -11,6 +12,11 @@ side by side and stop at "allocated" and "freed" (stdin handshakes):
 - a PyTorch program (512 MiB tensor, kernels, 2 streams) unregistered: an unmanaged tenant.
   Without PyTorch the CUDA program runs unregistered in its place.
 (--swap: PyTorch as the tenant, the CUDA program unregistered.)
+The broker runs with --substrate timeslice, so that each program owns its GPU objects. With
+--substrate mps the MPS server (which the broker runs, and the tenant joins) creates the tenant's
+contexts and memory: then the checks are that the server is listed as kind "mps-server" with the
+tenant's memory and is not taken for an unmanaged process, and that the tenant is no unmanaged
+process either (the unregistered program does not join MPS and is checked as above).
 Checks, from `status --json`: each program's contexts, channels and device memory while
 allocated (and less after the frees); the tenant is kind "tenant" with its tenant id and is not
 unmanaged; the unregistered one is kind "unmanaged", counted, named in the status table and
@@ -130,17 +136,24 @@ def wait_entry(b, pid, pred, what):
     return entry, status
 
 
-def log_has(b, text, timeout_s=15):
+def wait_until(pred, timeout_s=DEADLINE_S):
     end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
+    while True:
+        if pred():
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.2)
+
+
+def log_has(b, text, timeout_s=15):
+    def found():
         try:
             with open(b.log, errors="replace") as f:
-                if text in f.read():
-                    return True
+                return text in f.read()
         except OSError:
-            pass
-        time.sleep(0.2)
-    return False
+            return False
+    return wait_until(found, timeout_s)
 
 
 def describe(e):
@@ -173,6 +186,28 @@ def check_allocated(b, prog, kind, audit):
             check(e is not None and e["launches"] > 0,
                   f"{prog.label}: audit mode counted {e and e['launches']} launches")
     return e
+
+
+def check_allocated_mps(b, prog):
+    """Under MPS: the server holds the tenant's memory; the tenant is registered, not unmanaged."""
+    def server(status):
+        for p in ((status or {}).get("gpu") or {}).get("processes") or []:
+            if p["kind"] == "mps-server" and p["device_bytes"] >= prog.bytes:
+                return p
+        return None
+    end = time.monotonic() + DEADLINE_S
+    status = b.status()
+    while time.monotonic() < end and not server(status):
+        time.sleep(0.2)
+        status = b.status()
+    s = server(status)
+    if check(s is not None, f"an mps-server entry holds {prog.bytes // MIB} MiB or more"):
+        print(f"MPS server pid {s['pid']} ({s['name']}): {describe(s)}")
+    e = gpu_entry(status, prog.pid)
+    print(f"{prog.label} (an MPS client) in gpu.processes: {describe(e) if e else 'not listed'}")
+    check(e is None or e["kind"] == "tenant", f"{prog.label} is not unmanaged")
+    check(tenant_entry(status, prog.pid) is not None, f"{prog.label} is a tenant")
+    return s
 
 
 def check_exit(b, prog, kind, before):
@@ -236,6 +271,7 @@ def run(build, args, workload, d):
 def run_broker(build, args, d, extra, programs, audit):
     """Start the broker (socket d/broker.sock), then the programs ((label, argv, bytes): the
     tenant first), and check what status says of them."""
+    extra = ["--substrate", args.substrate] + extra
     b = fikit_proc.Broker(build.broker_bin, d, policy=args.policy, extra_args=extra)
     with b:
         gpu = (b.status() or {}).get("gpu") or {}
@@ -246,7 +282,7 @@ def run_broker(build, args, d, extra, programs, audit):
         tenant = Program(*programs[0])
         other = Program(*programs[1])
         try:
-            exercise(b, tenant, other, audit)
+            exercise(b, tenant, other, audit, mps=args.substrate == "mps")
         finally:
             tenant.kill()
             other.kill()
@@ -254,13 +290,17 @@ def run_broker(build, args, d, extra, programs, audit):
         check(False, f"broker exited with {b.returncode}:\n{b.output_tail()}")
 
 
-def exercise(b, tenant, other, audit):
+def exercise(b, tenant, other, audit, mps=False):
     if not (tenant.expect("allocated") and other.expect("allocated")):
         return
-    t_alloc = check_allocated(b, tenant, "tenant", audit)
+    server = check_allocated_mps(b, tenant) if mps else None
+    t_alloc = None if mps else check_allocated(b, tenant, "tenant", audit)
     o_alloc = check_allocated(b, other, "unmanaged", audit)
     check(log_has(b, f"unmanaged GPU process: pid {other.pid}"),
           "the log warns about the unmanaged process")
+    if server:  # its grace period is over too by now
+        check(not log_has(b, f"unmanaged GPU process: pid {server['pid']}", 0),
+              "the MPS server is not warned about")
     table = subprocess.run([b.bin, "status", "--socket", b.socket], capture_output=True,
                            text=True, timeout=20).stdout
     print(table)
@@ -276,7 +316,11 @@ def exercise(b, tenant, other, audit):
                 print(f"{prog.label} freed: {describe(e)}")
     check(tenant.finish() == 0, f"{tenant.label} exited 0")
     check(other.finish() == 0, f"{other.label} exited 0")
-    check_exit(b, tenant, "tenant", t_alloc)
+    if mps:
+        check(wait_until(lambda: tenant_entry(b.status(), tenant.pid) is None),
+              f"{tenant.label}: tenant reaped")
+    else:
+        check_exit(b, tenant, "tenant", t_alloc)
     check_exit(b, other, "unmanaged", o_alloc)
     gpu = (b.status() or {}).get("gpu") or {}
     check(gpu.get("dropped") == 0, f"no event lost (dropped {gpu.get('dropped')})")
@@ -292,6 +336,8 @@ def main():
     p.add_argument("--policy", default="fikit")
     p.add_argument("--swap", action="store_true", help="PyTorch as the tenant, CUDA unregistered")
     p.add_argument("--no-audit", action="store_true", help="start the broker without --audit-launches")
+    p.add_argument("--substrate", choices=("timeslice", "mps"), default="timeslice",
+                   help="the broker's substrate (mps: the MPS server holds the tenant's objects)")
     p.add_argument("--selftest", action="store_true", help="no GPU: a test device and fake programs")
     args = p.parse_args()
     if not args.selftest:

@@ -36,6 +36,7 @@ run gpu_runtime_launch_failopen python3 "$here/gpu_harness.py" --build "$build" 
   "$rt" --expect failopen
 run gpu_substrate_test python3 "$here/substrate_test.py" --build "$build"
 run gpu_bpf_broker_test python3 "$here/bpf_broker_gpu_test.py" --build "$build" "$@"
+run gpu_bpf_broker_mps_test python3 "$here/bpf_broker_gpu_test.py" --build "$build" --substrate mps "$@"
 run gpu_coverage_test python3 "$here/coverage_test.py" --build "$build" "$@"
 [ -n "$failures" ] && echo "failed:$failures"
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -116,7 +116,7 @@ TEST(GpuStatus, JsonListsProcessesWithKindMemoryAndExit) {
   GpuProcessInfo gone = process(12, GpuProcessKind::kUnmanaged, 0);
   gone.exited = true;
   gone.exit_status = 3 << 8;  // exit(3)
-  GpuProcessInfo killed = process(13, GpuProcessKind::kOther, 0);
+  GpuProcessInfo killed = process(13, GpuProcessKind::kMpsServer, 0);
   killed.exited = true;
   killed.exit_status = SIGKILL;
   json g = json::parse(
@@ -134,6 +134,7 @@ TEST(GpuStatus, JsonListsProcessesWithKindMemoryAndExit) {
   EXPECT_EQ(g["processes"][2]["exit_code"], 3);
   EXPECT_TRUE(g["processes"][2]["exit_signal"].is_null());
   EXPECT_EQ(g["processes"][3]["exit_signal"], SIGKILL);
+  EXPECT_EQ(g["processes"][3]["kind"], "mps-server");
   EXPECT_TRUE(g["processes"][3]["exit_code"].is_null());
 }
 
