@@ -96,9 +96,25 @@ bool worth_a_switch(const FikitState& st, uint64_t gap_ns) {
   return static_cast<double>(gap_ns) >= need;
 }
 
+// The least a waiting request of level `level` or below needs from a gap: its predicted cost
+// (an unknown kernel: the room to measure it) plus margin and switch cost.
+uint64_t least_need(const Ctx& c, uint32_t level) {
+  uint64_t least = kNoEnd;
+  for (const View& v : c.views) {
+    if (v.t->priority < level || v.td->waiting.empty()) continue;
+    LpCost cost = lp_cost(v.td->keys.find(v.td->waiting.front().key), v.td->delays, c.st.params);
+    least = std::min(least, cost.known ? cost.ns : c.st.params.measure_gap_ns);
+  }
+  return least == kNoEnd ? least : least + c.st.cfg.margin_ns + c.st.cfg.switch_cost_ns;
+}
+
 // The window level L may fill: the earliest predicted end of the gaps of the active tenants
 // above it. Return false if one of them is busy (no gap at all, for L and every level below).
+// A later look (wake_at) is asked for only where the prediction can still grow enough for a
+// waiting request: waking every few microseconds through gaps that can never hold one took CPU
+// from the tenants on a small host (measured: HP p50 +4% against the oracle).
 bool window_for(Ctx& c, uint32_t level, Window* w) {
+  uint64_t need = least_need(c, level);
   for (View& v : c.views) {
     if (!v.active || v.blocked || v.t->priority >= level) continue;
     if (v.busy) return false;
@@ -111,7 +127,8 @@ bool window_for(Ctx& c, uint32_t level, Window* w) {
     w->end = std::min(w->end, est.end_ns > elapsed && worth_a_switch(c.st, est.end_ns)
                                   ? start + est.end_ns
                                   : c.now);
-    if (est.recheck_ns) c.wake = std::min(c.wake, start + est.recheck_ns);
+    bool can_grow = need != kNoEnd && start + est.longest_ns >= c.now + need;
+    if (est.recheck_ns && can_grow) c.wake = std::min(c.wake, start + est.recheck_ns);
     if (v.inactive_at) c.wake = std::min(c.wake, v.inactive_at);
     w->gaps.push_back({v.td->id, v.td->gap.open ? v.td->gap.epoch : 0, key, 0});
   }

@@ -25,6 +25,7 @@ GapEstimate predict_gap(const KeyStats* ks, const LogHistogram* tenant_gaps, uin
   double quantile = std::max(p.gap_quantile * std::max(factor, p.min_factor), 0.001);
   uint64_t q = h->quantile_above(quantile, elapsed_ns, &est.recheck_ns);
   est.raw_end_ns = q;
+  est.longest_ns = h->quantile_high(1.0);
   // The factor scales the whole gap, not what is left of it: otherwise repeated predictions in
   // one gap would creep back up to the raw quantile.
   if (factor >= p.min_factor) est.end_ns = static_cast<uint64_t>(static_cast<double>(q) * factor);

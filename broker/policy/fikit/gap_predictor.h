@@ -24,6 +24,7 @@ struct GapEstimate {
   uint64_t end_ns = 0;      // predicted gap length, from the gap's start (0: no room)
   uint64_t raw_end_ns = 0;  // the same without the conservatism factor
   uint64_t recheck_ns = 0;  // elapsed idle time at which the prediction can grow (0: never)
+  uint64_t longest_ns = 0;  // the longest such gap seen: no prediction can end later
   bool known() const { return source != GapSource::kNone; }
 };
 
