@@ -41,11 +41,11 @@ std::string exit_text(int status) {
   return "exit code " + std::to_string(WEXITSTATUS(status));
 }
 
+#ifdef FIKIT_BROKER_BPF
 // The MPS server (nvidia-cuda-mps-server; comm keeps 15 bytes) creates its clients' contexts and
 // memory: it is no unmanaged GPU process, and under MPS the tenants' usage shows up as its.
 bool is_mps_server(const std::string& comm) { return comm.rfind("nvidia-cuda-mps", 0) == 0; }
 
-#ifdef FIKIT_BROKER_BPF
 // Name of a process that made driver calls but no event yet (its /proc entry), or "".
 std::string proc_comm(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
