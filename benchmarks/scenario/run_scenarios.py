@@ -125,6 +125,20 @@ class Runner:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, preexec_fn=self.renice)
 
+    def stop_tenants(self, lps, sock, tag):
+        """SIGTERM the LP tenants (each stops after its current batch); one still running after
+        20 s (a launch waiting for a grant that does not come) is reported and killed."""
+        for p, _, _ in lps:
+            p.send_signal(signal.SIGTERM)
+        for p, name, _ in lps:
+            try:
+                p.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                print("%s: LP tenant %s did not stop in 20 s; broker status: %s; killed" %
+                      (tag, name, self.status(sock)), file=sys.stderr, flush=True)
+                p.kill()
+                p.communicate()
+
     def run_coloc(self, mode, workload, policy, gpu):
         tag = self.tag(policy)
         broker, sock, log = self.start_broker(policy, mode, tag)
@@ -144,10 +158,7 @@ class Runner:
             if hp.returncode != 0:
                 raise RuntimeError("HP under %s failed: %s" % (policy, hp_err))
         finally:
-            for p, _, _ in lps:
-                p.send_signal(signal.SIGTERM)
-            for p, _, _ in lps:
-                p.communicate(timeout=60)
+            self.stop_tenants(lps, sock, tag)
             broker.send_signal(signal.SIGTERM)
             broker.wait(timeout=60)
         lp = [(sm.read_trace(self.path(tag + "-" + n)), us) for _, n, us in lps]
