@@ -5,9 +5,9 @@
 #include <string>
 
 #include "gpu_options.h"
-#include "substrate.h"
 #include "policy/policy.h"
 #include "result.h"
+#include "substrate.h"
 
 namespace fikit::broker {
 
@@ -17,13 +17,13 @@ struct Options {
   Command command = Command::kHelp;
   bool foreground = false;
   bool json = false;
-  std::string socket;   // absolute
-  std::string policy;   // a name policy_find() knows
-  std::string log;      // "" = stderr
-  std::string run_dir;  // absolute
+  std::string socket;       // absolute
+  std::string policy;       // a name policy_find() knows
+  std::string log;          // "" = stderr
+  std::string run_dir;      // absolute
   PolicyConfig policy_cfg;  // profile_dir: also the `profile` command's directory
   uint64_t spin_ns = 200'000;
-  GpuOptions gpu;  // the eBPF GPU-driver observer: --no-bpf, --audit-launches, ...
+  GpuOptions gpu;                // the eBPF GPU-driver observer: --no-bpf, --audit-launches, ...
   SubstrateConfig substrate;     // --substrate, --calibrate (switch cost: policy_cfg)
   uint32_t hp_marker_every = 0;  // --hp-marker-every: HP idleness measurement (idle_meter.h)
   // `profile ACTION [NAME]` (profile_command.h).
