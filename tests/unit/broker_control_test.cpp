@@ -370,8 +370,9 @@ TEST_F(BrokerControlTest, SegmentsOfAKilledBrokerAreRemovedByTheNext) {
     return output("broker2.out").find("listening on") != std::string::npos ||
            waitpid(pid, nullptr, WNOHANG) != 0;
   }));
+  // Gone. Not asserted through this broker's log: under `ctest -j` a broker of another test that
+  // starts meanwhile may be the one that removes it.
   EXPECT_LT(shm_open(r.shm_name, O_RDONLY, 0), 0) << output("broker2.out");
-  EXPECT_NE(output("broker2.out").find("removed"), std::string::npos) << output("broker2.out");
   close(conn);
 }
 
