@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "harness.h"
 
@@ -63,11 +62,14 @@ class FikitIntegration : public ::testing::Test {
   // The policy statistics the broker logged when tenant `name` left (null if none yet).
   static json logged_stats(t_Broker& b, const std::string& name) {
     std::string log = t_read_file(b.proc().err_path);
-    std::regex re("\"" + name + "\"\\) policy stats: (\\{.*\\})");
+    const std::string marker = "\"" + name + "\") policy stats: ";
     json found;
-    for (auto it = std::sregex_iterator(log.begin(), log.end(), re); it != std::sregex_iterator();
-         ++it)
-      found = json::parse((*it)[1].str(), nullptr, false);
+    for (size_t at = log.find(marker); at != std::string::npos; at = log.find(marker, at + 1)) {
+      size_t start = at + marker.size();
+      size_t end = log.find('\n', start);
+      found = json::parse(log.substr(start, end == std::string::npos ? end : end - start), nullptr,
+                          false);
+    }
     return found.is_discarded() ? json() : found;
   }
 
