@@ -14,6 +14,25 @@ endif()
 add_library(fikit_cuda_headers INTERFACE)
 target_include_directories(fikit_cuda_headers SYSTEM INTERFACE ${CUDA_DRIVER_INCLUDE_DIR})
 
+# The stub libcuda.so (SONAME libcuda.so.1) of the toolkit that provided cuda.h.
+get_filename_component(fikit_cuda_root ${CUDA_DRIVER_INCLUDE_DIR} DIRECTORY)
+find_library(FIKIT_CUDA_STUB NAMES cuda NO_DEFAULT_PATH
+  PATHS ${fikit_cuda_root} ${fikit_cuda_root}/targets/x86_64-linux ${fikit_cuda_root}/targets/sbsa-linux
+  PATH_SUFFIXES lib64/stubs lib/stubs)
+
+# Link a driver-API program so that LD_LIBRARY_PATH picks the driver at run time (the real one or the
+# simulated one): against the toolkit's stub, else the simulated driver (same SONAME), no build RPATH.
+function(fikit_link_cuda_driver target)
+  target_link_libraries(${target} PRIVATE fikit_cuda_headers)
+  if(FIKIT_CUDA_STUB)
+    target_link_libraries(${target} PRIVATE ${FIKIT_CUDA_STUB})
+  else()
+    message(STATUS "CUDA stub library not found: ${target} links against the simulated driver")
+    target_link_libraries(${target} PRIVATE fikit_simcuda)
+  endif()
+  set_target_properties(${target} PROPERTIES SKIP_BUILD_RPATH ON)
+endfunction()
+
 # Return in VAR the static archive lib<name>.a if present, else the shared library.
 function(fikit_find_static VAR name)
   find_library(${VAR}_PATH NAMES lib${name}.a ${name})
