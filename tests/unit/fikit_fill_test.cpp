@@ -4,6 +4,7 @@
 
 #include "fikit_fake_sched.h"
 #include "policy/fikit/fill_decision.h"
+#include "policy/fikit/policy_state.h"
 
 namespace fikit::broker {
 namespace {
@@ -89,6 +90,23 @@ TEST(FikitFillDecision, UnknownKernelThatWaitedTooLongIsMeasuredInAShortGap) {
   EXPECT_EQ(decide_fill(w, LpCost{}).verdict, FillVerdict::kNeedLongGap);
 }
 
+// A known kernel longer than what any gap leaves would wait for ever (memoryless gaps never leave
+// more): once it has waited long enough it goes alone into a gap with room for the margin.
+TEST(FikitFillDecision, KernelTooLongForTheGapThatWaitedTooLongGoesAlone) {
+  FillWindow w = t_window(100 * kUs);
+  EXPECT_EQ(decide_fill(w, LpCost{true, 500 * kUs}).verdict, FillVerdict::kNoRoom);
+  w.risky_ok = true;
+  auto d = decide_fill(w, LpCost{true, 500 * kUs});
+  EXPECT_EQ(d.verdict, FillVerdict::kGrantRisky);
+  EXPECT_EQ(d.end_ns, kNow + 500 * kUs);        // its own predicted end, past the gap's
+  w = t_window(100 * kUs, 0, kNow + 10 * kUs);  // not alone
+  w.risky_ok = true;
+  EXPECT_EQ(decide_fill(w, LpCost{true, 500 * kUs}).verdict, FillVerdict::kNoRoom);
+  w = t_window(20 * kUs);  // not even the margin left
+  w.risky_ok = true;
+  EXPECT_EQ(decide_fill(w, LpCost{true, 500 * kUs}).verdict, FillVerdict::kNoRoom);
+}
+
 TEST(FikitFillDecision, NoGapEndMeansFullSpeed) {
   FillWindow w = t_window(0);
   w.gap_end_ns = kNoEnd;
@@ -168,6 +186,29 @@ TEST(FikitFill, LongKernelDoesNotFit) {
   x.s.lp_request(x.lp, kKeyLong, idle + 1 * kUs);
   EXPECT_TRUE(x.s.dispatch(idle + 1 * kUs).empty()) << "300 us kernel in a 200 us gap";
   EXPECT_NE(x.s.wake(), 0u);  // asks to look again (at the latest when HP goes inactive)
+}
+
+// The long kernel waits starve_wait, then goes alone into a gap (one risky grant per
+// risky_every); meanwhile its waiting time is charged to "no room".
+TEST(FikitFill, LongKernelThatWaitedTooLongGoesAloneIntoAGap) {
+  t_Setup x;
+  uint64_t t = t_teach_lp(x.s, x.lp, kKeyLong, 300 * kUs, kNow);
+  t = t_hp_cycles(x.s, x.hp, t, 5, 100 * kUs, 200 * kUs);
+  uint64_t asked = t - 200 * kUs + 1 * kUs;
+  x.s.lp_request(x.lp, kKeyLong, asked);
+  uint64_t granted_at = 0;
+  // HP keeps serving: 100 us kernels, 200 us gaps, for 30 ms.
+  for (int i = 0; i < 100 && !granted_at; i++) {
+    if (!x.s.dispatch(t - 199 * kUs).empty()) granted_at = t - 199 * kUs;
+    t = t_hp_cycles(x.s, x.hp, t, 1, 100 * kUs, 200 * kUs);
+  }
+  ASSERT_NE(granted_at, 0u) << "a kernel longer than every gap starved";
+  EXPECT_GE(granted_at, asked + 10000 * kUs);  // starve_wait (10 ms)
+  auto* td = static_cast<fikit_policy::TenantData*>(x.s.t(x.lp).info.policy_data);
+  EXPECT_EQ(td->n.grants_risky, 1u);
+  EXPECT_EQ(td->n.grants_measure, 0u);  // it was known: nothing to measure
+  EXPECT_GE(td->n.held_ns[static_cast<size_t>(fikit_policy::HeldReason::kNoRoom)], 1000 * kUs);
+  EXPECT_GE(td->n.wait_max_ns, 10000 * kUs);
 }
 
 TEST(FikitFill, SwitchCostCounts) {

@@ -1,6 +1,7 @@
 // Gap prediction: fixed, jittered and bimodal gaps; too little known; misses and recovery.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 
 #include "policy/fikit/gap_predictor.h"
@@ -93,6 +94,23 @@ TEST(FikitGapPredictor, MissesMakeTheKeyConservativeAndHitsWinItBack) {
     for (uint32_t i = 0; i < k.p.recover_hits; i++) gap_scored(k.ks, at_start, 100000, k.p);
   EXPECT_EQ(k.ks.factor, 1.0);
   EXPECT_EQ(predict_gap(&k.ks, nullptr, 0, k.p).end_ns, before);
+}
+
+// Memoryless gaps (Poisson arrivals): what is left of a gap does not grow with its age. A fill
+// miss shrinks what the prediction leaves beyond the elapsed time, not the elapsed part, so a
+// conservative key still leaves room however long the gap has lasted.
+TEST(FikitGapPredictor, FillMissShrinksWhatIsLeftNotTheTimeElapsed) {
+  t_Key k;
+  for (int i = 1; i <= 400; i++)  // exponential quantiles, mean 3 ms
+    gap_observed(k.ks, static_cast<uint64_t>(-3e6 * std::log(1.0 - (i - 0.5) / 400.0)));
+  uint64_t left = predict_gap(&k.ks, nullptr, 2000000, k.p).end_ns - 2000000;
+  EXPECT_GT(left, 150000u);  // ~10% of 3 ms ahead
+  fill_missed(k.ks, k.p);
+  GapEstimate e = predict_gap(&k.ks, nullptr, 2000000, k.p);
+  ASSERT_GT(e.end_ns, 2000000u);
+  EXPECT_LT(e.end_ns - 2000000, left);      // more conservative ...
+  EXPECT_GT(e.end_ns - 2000000, left / 8);  // ... but not shut
+  EXPECT_LE(e.end_ns, e.raw_end_ns);
 }
 
 // A bimodal gap whose short mode sometimes runs long: at first, once most of the short mode has

@@ -62,6 +62,15 @@ void reconcile(FikitState& st, const TenantInfo& t, TenantData& td) {
   }
 }
 
+// Charge the time since the last dispatch to the reason td's oldest request was held for then;
+// until this dispatch finds better, a request still waiting is held by the levels above.
+void charge_held(TenantData& td, uint64_t now) {
+  if (td.held != HeldReason::kNone && now > td.held_since_ns)
+    td.n.held_ns[static_cast<size_t>(td.held)] += now - td.held_since_ns;
+  td.held = td.waiting.empty() ? HeldReason::kNone : HeldReason::kAboveBusy;
+  td.held_since_ns = now;
+}
+
 void classify(Ctx& c) {
   c.views.clear();
   uint32_t n = c.s.tenant_count();
@@ -70,6 +79,7 @@ void classify(Ctx& c) {
     auto* td = static_cast<TenantData*>(t.policy_data);
     if (!td) continue;
     reconcile(c.st, t, *td);
+    charge_held(*td, c.now);
     // A granted LP request not yet launched is not outstanding yet, but it is about to run.
     View v{i, &t, td, false, t.outstanding > 0 || t.lp_in_flight > 0, false, 0};
     v.blocked = t.priority != kPriorityHigh && !v.busy && t.waiting > 0;
@@ -136,6 +146,9 @@ bool window_for(Ctx& c, uint32_t level, Window* w) {
 }
 
 void note_grant(Ctx& c, View& v, const Window& w, const FillDecision& d, const LpCost& cost) {
+  uint64_t waited = c.now - std::min(c.now, v.td->waiting.front().t_ns);
+  v.td->n.wait_sum_ns += waited;
+  v.td->n.wait_max_ns = std::max(v.td->n.wait_max_ns, waited);
   Grant& g = ev_granted(c.st, *v.td, c.now);
   g.end_ns = d.end_ns;
   g.fill = w.end != kNoEnd;
@@ -148,8 +161,7 @@ void note_grant(Ctx& c, View& v, const Window& w, const FillDecision& d, const L
   }
   g.gaps = w.gaps;
   v.td->n.grants_fill++;
-  if (d.verdict == FillVerdict::kGrantToMeasure || d.verdict == FillVerdict::kGrantRisky)
-    v.td->n.grants_measure++;
+  if (!cost.known) v.td->n.grants_measure++;
   if (d.verdict == FillVerdict::kGrantRisky) {
     v.td->n.grants_risky++;
     c.st.last_risky_ns = c.now;
@@ -168,27 +180,36 @@ void note_grant(Ctx& c, View& v, const Window& w, const FillDecision& d, const L
 // Grant v's requests, oldest first, while they fit. Return true if v still waits.
 bool grant_tenant(Ctx& c, View& v, const Window& w, uint64_t* committed) {
   const PolicyConfig& cfg = c.st.cfg;
-  while (!v.td->waiting.empty() && c.in_flight < cfg.max_lp_in_flight) {
+  while (!v.td->waiting.empty()) {
+    if (c.in_flight >= cfg.max_lp_in_flight) {
+      v.td->held = HeldReason::kInFlight;
+      return true;
+    }
     LpCost cost = lp_cost(v.td->keys.find(v.td->waiting.front().key), v.td->delays, c.st.params);
     // Time-slicing also switches between two LP contexts.
     if (cost.known && *committed > c.now && c.st.last_fill_tenant != v.td->id)
       cost.ns += cfg.switch_cost_ns;
     const FikitParams& p = c.st.params;
     const Pending& head = v.td->waiting.front();
-    bool risky_ok = c.now >= head.t_ns + p.unknown_wait_ns &&
-                    (c.st.last_risky_ns == 0 || c.now >= c.st.last_risky_ns + p.measure_every_ns);
+    bool risky_ok = c.now >= head.t_ns + p.starve_wait_ns &&
+                    (c.st.last_risky_ns == 0 || c.now >= c.st.last_risky_ns + p.risky_every_ns);
     FillWindow fw{c.now,   w.end, *committed, cfg.switch_cost_ns, cfg.margin_ns, p.measure_gap_ns,
                   risky_ok};
     FillDecision d = decide_fill(fw, cost);
-    if (!fill_grants(d.verdict)) return true;
+    if (!fill_grants(d.verdict)) {
+      v.td->held = d.verdict == FillVerdict::kNoRoom ? HeldReason::kNoRoom : HeldReason::kUnknown;
+      return true;
+    }
     if (!c.s.grant(v.idx)) {
       v.td->waiting.clear();
+      v.td->held = HeldReason::kNone;
       return false;
     }
     note_grant(c, v, w, d, cost);
     if (w.end != kNoEnd) *committed = d.end_ns;
   }
-  return !v.td->waiting.empty();
+  v.td->held = HeldReason::kNone;
+  return false;
 }
 
 // Grant what level `level` may run. Return false if no level below it may run either.

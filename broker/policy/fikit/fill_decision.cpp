@@ -36,6 +36,11 @@ FillDecision decide_fill(const FillWindow& w, const LpCost& cost) {
   uint64_t run = cost.ns - std::min(cost.delay_ns, cost.ns);
   uint64_t end = std::max(sat_add(w.now_ns, cost.ns), sat_add(w.committed_end_ns, run));
   if (sat_add(end, reserve) <= w.gap_end_ns) return {FillVerdict::kGrant, end};
+  // Longer than any gap the levels above are predicted to leave: it would wait for ever (with
+  // memoryless gaps what is left never grows), and every request behind it with it.
+  bool empty = w.committed_end_ns <= w.now_ns;
+  if (empty && w.risky_ok && w.gap_end_ns > sat_add(w.now_ns, reserve))
+    return {FillVerdict::kGrantRisky, end};
   return {FillVerdict::kNoRoom, 0};
 }
 

@@ -5,7 +5,9 @@
 // while earlier LP work runs, so its delay overlaps that work. A kernel never measured is
 // granted alone into a long gap, where it is measured; if the levels above never leave such a
 // gap, a request that has waited long enough is measured in a shorter one (a risk to the level
-// above that the caller rate-limits), so that a LP task cannot starve for want of a profile.
+// above that the caller rate-limits), so that a LP task cannot starve for want of a profile. A
+// known kernel longer than any gap left (memoryless gaps never leave more) is granted the same
+// way once it has waited that long, alone in a gap: else it, and its task, would wait for ever.
 #pragma once
 
 #include <cstdint>
@@ -41,7 +43,7 @@ struct FillWindow {
 enum class FillVerdict : uint8_t {
   kGrant,           // fits
   kGrantToMeasure,  // unknown kernel, long empty gap: grant it and measure it
-  kGrantRisky,      // unknown kernel that waited too long, shorter empty gap: measure it
+  kGrantRisky,      // waited too long (unknown, or longer than the gap): alone in a short gap
   kNoRoom,          // known kernel that does not fit
   kNeedLongGap,     // unknown kernel, gap too short or already in use
 };

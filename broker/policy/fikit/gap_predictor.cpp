@@ -26,9 +26,14 @@ GapEstimate predict_gap(const KeyStats* ks, const LogHistogram* tenant_gaps, uin
   uint64_t q = h->quantile_above(quantile, elapsed_ns, &est.recheck_ns);
   est.raw_end_ns = q;
   est.longest_ns = h->quantile_high(1.0);
-  // The factor scales the whole gap, not what is left of it: otherwise repeated predictions in
-  // one gap would creep back up to the raw quantile.
-  if (factor >= p.min_factor) est.end_ns = static_cast<uint64_t>(static_cast<double>(q) * factor);
+  // The factor scales what is left of the gap beyond the elapsed idle time. Scaling the whole gap
+  // starved LP work behind a HP task whose gaps are memoryless (Poisson request arrivals on the
+  // H100: each fill miss halved the factor, and at factor f nothing fit once the gap had lasted
+  // f/(1-f) of its quantile); scaled this way a prediction still never passes the raw quantile.
+  if (factor >= p.min_factor && q > 0) {
+    uint64_t from = std::min(elapsed_ns, q);
+    est.end_ns = from + static_cast<uint64_t>(static_cast<double>(q - from) * factor);
+  }
   return est;
 }
 

@@ -1,8 +1,8 @@
 // Gap prediction: how long a tenant that has nothing in flight will stay idle, from the gaps
 // seen after its last kernel key. The prediction is a low quantile of those gaps, conditioned on
 // the idle time already elapsed (a bimodal gap whose short mode has passed predicts its long
-// mode), scaled by the key's conservatism factor, which missed predictions lower (the factor also
-// lowers the quantile).
+// mode), with what is left of it beyond the elapsed time scaled by the key's conservatism factor,
+// which missed predictions lower (the factor also lowers the quantile).
 #pragma once
 
 #include <cstdint>

@@ -20,17 +20,20 @@ struct FikitParams {
   uint32_t min_gap_samples = 3;       // gaps seen after a key before it predicts
   uint32_t min_tenant_gap_samples = 32;  // gaps of the tenant before they predict unknown keys
   uint64_t measure_gap_ns = 1000000;     // an unmeasured kernel goes into gaps this long, or:
-  uint64_t unknown_wait_ns = 10000000;   // ... into any gap once it has waited this long,
-  uint64_t measure_every_ns = 20000000;  // ... but at most one such risky measurement per this
-  uint64_t inactive_ns = 100000000;      // idle this long (and past its gaps): no longer active
-  double miss_backoff = 0.5;             // a missed prediction multiplies the key's factor by it
-  uint64_t miss_slack_ns = 50000;        // LP seen done this soon after the return is not a miss
-  double min_factor = 1.0 / 16;          // below this factor the key is not filled at all
-  uint32_t recover_hits = 16;      // raw-prediction hits since a fill miss that double the factor
-  uint32_t max_keys = 1024;        // kernel keys kept per tenant (least recently used out)
-  uint32_t window = 2048;          // samples per histogram before old ones are halved
-  uint64_t min_recheck_ns = 5000;  // shortest wake-up interval asked of the scheduler
-  double switch_gap_factor = 8;    // time-slicing: fill only gaps of >= this many switch costs
+  // A request that has waited starve_wait (an unmeasured kernel, or one longer than any gap left)
+  // goes alone into any gap with room for the margin: at most one such risky grant per
+  // risky_every, over all tenants.
+  uint64_t starve_wait_ns = 10000000;
+  uint64_t risky_every_ns = 20000000;
+  uint64_t inactive_ns = 100000000;  // idle this long (and past its gaps): no longer active
+  double miss_backoff = 0.5;         // a missed prediction multiplies the key's factor by it
+  uint64_t miss_slack_ns = 50000;    // LP seen done this soon after the return is not a miss
+  double min_factor = 1.0 / 16;      // below this factor the key is not filled at all
+  uint32_t recover_hits = 16;        // raw-prediction hits since a fill miss that double the factor
+  uint32_t max_keys = 1024;          // kernel keys kept per tenant (least recently used out)
+  uint32_t window = 2048;            // samples per histogram before old ones are halved
+  uint64_t min_recheck_ns = 5000;    // shortest wake-up interval asked of the scheduler
+  double switch_gap_factor = 8;      // time-slicing: fill only gaps of >= this many switch costs
   // HP completion markers (SchedulerApi::set_marker_every): 1 in hp_marker_every launches, 1 in
   // hp_marker_learn_every while the tenant launches keys with fewer than hp_marker_learn_samples
   // measured durations, every launch once it went hp_nosync_submits launches without draining

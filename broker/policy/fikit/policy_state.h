@@ -79,11 +79,24 @@ struct TenantCounters {
   uint64_t lp_into_gaps = 0;     // LP grants into own gaps
   uint64_t lp_into_gaps_ns = 0;  // their predicted GPU time
   // As a lower-priority tenant:
-  uint64_t grants_fill = 0;     // grants into gaps of higher levels
-  uint64_t grants_full = 0;     // grants while no higher level was active
-  uint64_t grants_measure = 0;  // unknown kernels granted to measure them
-  uint64_t grants_risky = 0;    // of which into a gap shorter than measure_gap (waited too long)
-  uint64_t fill_busy_ns = 0;    // measured GPU time of completed fill grants
+  uint64_t grants_fill = 0;           // grants into gaps of higher levels
+  uint64_t grants_full = 0;           // grants while no higher level was active
+  uint64_t grants_measure = 0;        // unknown kernels granted to measure them
+  uint64_t grants_risky = 0;          // waited too long: unknown or too long, alone in a short gap
+  uint64_t fill_busy_ns = 0;          // measured GPU time of completed fill grants
+  uint64_t wait_sum_ns = 0;           // request to grant, summed over grants
+  uint64_t wait_max_ns = 0;           // the longest such wait
+  std::array<uint64_t, 4> held_ns{};  // time spent with a request waiting, by HeldReason
+};
+
+// Why a LP tenant's oldest request was not granted in a dispatch (time is charged to the reason
+// until the next dispatch, so that an operator sees where a starving task's time goes).
+enum class HeldReason : uint8_t {
+  kAboveBusy = 0,  // a level above has work on the GPU: no gap at all
+  kNoRoom = 1,     // a known kernel longer than what is left of the gap
+  kUnknown = 2,    // an unmeasured kernel waiting for a gap long enough to measure it
+  kInFlight = 3,   // max_lp_in_flight grants are still running
+  kNone = 4,       // nothing waiting, or granted
 };
 
 struct TenantData {
@@ -127,6 +140,8 @@ struct TenantData {
   uint64_t unmeasured_ns = 0;          // last submission of a key with too few durations
   uint64_t submits_since_idle = 0;     // submissions since the tenant last drained
   TenantCounters n;
+  HeldReason held = HeldReason::kNone;  // why its oldest request waits, since held_since_ns
+  uint64_t held_since_ns = 0;
   std::string profile_note;       // what happened to its profile (loaded, not found, rejected: why)
   bool profile_rejected = false;  // the file there was refused: do not overwrite it
 };
@@ -158,7 +173,7 @@ struct FikitState {
   std::vector<Grant> grants;                                // in flight, oldest first
   std::array<uint32_t, kPriorityLevels> rr{};               // round-robin cursor per level
   uint32_t last_fill_tenant = UINT32_MAX;                   // time-slicing: who holds the GPU
-  uint64_t last_risky_ns = 0;  // last unknown kernel measured in a short gap
+  uint64_t last_risky_ns = 0;  // last risky grant (a kernel that waited too long, short gap)
   bool oracle = false;  // gaps come from idle hints (the oracle policy), not from predictions
   DispatchScratch scratch;
   uint64_t dispatches = 0;

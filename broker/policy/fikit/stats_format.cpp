@@ -2,7 +2,9 @@
 #include "policy/fikit/stats_format.h"
 
 #include <cstdio>
+#include <iterator>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 namespace fikit::broker::fikit_policy {
 
@@ -28,6 +30,26 @@ const TenantData* find_tenant(const FikitState& st, uint32_t id) {
 }
 
 uint64_t mean(uint64_t sum, uint64_t n) { return n ? sum / n : 0; }
+
+constexpr const char* kHeldNames[] = {"above-busy", "no-room", "unknown", "in-flight"};
+static_assert(std::size(kHeldNames) == std::tuple_size_v<decltype(TenantCounters::held_ns)>);
+
+// "    wait mean 12.0us max 1.20ms  held above-busy 60% no-room 30% unknown 0% in-flight 10%"
+std::string held_line(const TenantCounters& n) {
+  uint64_t grants = n.grants_fill + n.grants_full;
+  uint64_t held = 0;
+  for (uint64_t v : n.held_ns) held += v;
+  if (!grants && !held) return "";
+  std::string out = "    wait mean " + format_ns(mean(n.wait_sum_ns, grants)) + " max " +
+                    format_ns(n.wait_max_ns) + "  held " + format_ns(held);
+  for (size_t i = 0; held && i < n.held_ns.size(); i++) {
+    double pct = 100.0 * static_cast<double>(n.held_ns[i]) / static_cast<double>(held);
+    char buf[48];
+    std::snprintf(buf, sizeof buf, " %s %.0f%%", kHeldNames[i], pct);
+    out += buf;
+  }
+  return out + "\n";
+}
 
 }  // namespace
 
@@ -57,6 +79,7 @@ std::string tenant_stats_text(const FikitState& st, uint32_t id) {
                 into.c_str(), static_cast<unsigned long long>(n.grants_fill), busy.c_str(),
                 static_cast<unsigned long long>(n.grants_full));
   std::string out = std::string(l1) + l2;
+  if (td->priority != kPriorityHigh) out += held_line(n);
   if (td->priority == kPriorityHigh && td->marker_every != UINT32_MAX)
     out += "    markers " + (td->marker_every ? "1/" + std::to_string(td->marker_every) : "off") +
            "  durations measured " + std::to_string(n.durations) + "\n";
@@ -92,6 +115,13 @@ std::string tenant_stats_json(const FikitState& st, uint32_t id) {
       {"grants_measure", n.grants_measure},
       {"grants_risky", n.grants_risky},
       {"fill_busy_ns", n.fill_busy_ns},
+      {"wait_mean_ns", mean(n.wait_sum_ns, n.grants_fill + n.grants_full)},
+      {"wait_max_ns", n.wait_max_ns},
+      {"held_ns",
+       {{"above_busy", n.held_ns[0]},
+        {"no_room", n.held_ns[1]},
+        {"unknown", n.held_ns[2]},
+        {"in_flight", n.held_ns[3]}}},
       {"profile", td->profile_note},
       {"hp_marker_every", td->marker_every == UINT32_MAX ? 0 : td->marker_every},
   };
