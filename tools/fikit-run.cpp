@@ -32,7 +32,8 @@ void usage(FILE* out) {
           "Run CMD as a fikit tenant: preload libfikit.so and set FIKIT_PRIORITY, FIKIT_TENANT\n"
           "and FIKIT_SOCKET. Without a running fikit-broker the program runs unmanaged. If the\n"
           "broker runs MPS (--substrate mps), CMD joins it: CUDA_MPS_PIPE_DIRECTORY and\n"
-          "CUDA_MPS_LOG_DIRECTORY are set to the broker's (unless the pipe directory is set).\n"
+          "CUDA_MPS_LOG_DIRECTORY are set to the broker's (unless the pipe directory is set),\n"
+          "and CUDA_MPS_CLIENT_PRIORITY to 1 below priority high, 0 at it (unless set).\n"
           "\n"
           "  -p, --priority LEVEL  high, normal, low, or 0..%u (0 is the highest); required\n"
           "  -n, --name NAME       tenant name shown by the broker (default: program name),\n"
@@ -169,7 +170,8 @@ int main(int argc, char** argv) {
   if (!o.no_mps) {
     const char* env = getenv("FIKIT_SOCKET");
     std::string socket = env && *env ? env : fikit::kDefaultSocket;
-    std::string warning = fikit::run::join_mps(fikit::run::query_substrate(socket, 2000));
+    std::string warning = fikit::run::join_mps(fikit::run::query_substrate(socket, 2000),
+                                               fikit::priority_parse(o.priority));
     if (!warning.empty()) fprintf(stderr, "fikit-run: %s\n", warning.c_str());
   }
   execvp(argv[optind], argv + optind);

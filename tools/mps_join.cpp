@@ -56,7 +56,7 @@ BrokerSubstrate query_substrate(const std::string& socket, int timeout_ms) {
   return b;
 }
 
-std::string join_mps(const BrokerSubstrate& b) {
+std::string join_mps(const BrokerSubstrate& b, int priority) {
   if (b.kind != "mps" || b.pipe_dir.empty()) return "";
   const char* pipe = getenv("CUDA_MPS_PIPE_DIRECTORY");
   if (pipe && *pipe) {
@@ -67,6 +67,8 @@ std::string join_mps(const BrokerSubstrate& b) {
   }
   setenv("CUDA_MPS_PIPE_DIRECTORY", b.pipe_dir.c_str(), 1);
   if (!b.log_dir.empty()) setenv("CUDA_MPS_LOG_DIRECTORY", b.log_dir.c_str(), 0);
+  // MPS knows two client priorities: 0 (normal) and 1 (below normal).
+  setenv("CUDA_MPS_CLIENT_PRIORITY", priority > 0 ? "1" : "0", 0);
   return "";
 }
 

@@ -18,7 +18,10 @@ struct BrokerSubstrate {
 BrokerSubstrate query_substrate(const std::string& socket, int timeout_ms);
 
 // Set the MPS variables for the broker's daemon unless the environment already names a pipe
-// directory (then warn if it is another). Return a warning for stderr, or "".
-std::string join_mps(const BrokerSubstrate& b);
+// directory (then warn if it is another). A tenant below the highest priority also gets
+// CUDA_MPS_CLIENT_PRIORITY=1 (unless set): where its work overlaps the highest level's (a
+// prediction missed), the GPU then dispatches the higher level's thread blocks first. Return a
+// warning for stderr, or "".
+std::string join_mps(const BrokerSubstrate& b, int priority);
 
 }  // namespace fikit::run

@@ -259,6 +259,12 @@ TEST(BrokerMps, RunsTheDaemonTenantsJoinItAndItStopsWithTheBroker) {
   std::string out = run_env({}, {});
   EXPECT_NE(out.find("CUDA_MPS_PIPE_DIRECTORY=" + dirs.pipe_dir + "\n"), std::string::npos) << out;
   EXPECT_NE(out.find("CUDA_MPS_LOG_DIRECTORY=" + dirs.log_dir + "\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("CUDA_MPS_CLIENT_PRIORITY=0\n"), std::string::npos) << out;
+  // Below the highest priority the tenant's thread blocks yield to the highest level's.
+  out = run_env({}, {"--priority", "low"});
+  EXPECT_NE(out.find("CUDA_MPS_CLIENT_PRIORITY=1\n"), std::string::npos) << out;
+  out = run_env({{"CUDA_MPS_CLIENT_PRIORITY", "0"}}, {"--priority", "low"});  // the user's wins
+  EXPECT_NE(out.find("CUDA_MPS_CLIENT_PRIORITY=0\n"), std::string::npos) << out;
   out = run_env({}, {"--no-mps"});
   EXPECT_EQ(out.find("CUDA_MPS_PIPE_DIRECTORY=" + dirs.pipe_dir), std::string::npos) << out;
   out = run_env({{"CUDA_MPS_PIPE_DIRECTORY", "/elsewhere"}}, {});
