@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine: the GPU tests and/or the quick benchmark, all output under OUT.
+# One call on a lent GPU machine: the GPU tests, the HP hook path micro-benchmark and/or the quick
+# benchmark, all output under OUT.
 #
-#   benchmarks/gpu/device-run.sh BUILD OUT [all|tests|bench|idle] [BUDGET_S] [-- run_bench.py options]
+#   benchmarks/gpu/device-run.sh BUILD OUT [all|tests|bench|idle|micro] [BUDGET_S]
+#                                [-- run_bench.py options]
 #
-# OUT receives at most 7 files, one folder deep: device.log (GPU state before and after, what ran),
-# gpu-tests.log, idle.md (HP idleness accuracy, idle_accuracy.py), bench/{results.csv,raw.jsonl,
-# results.md,results.png}. BUDGET_S (default 540) bounds the whole call: `tests` runs the GPU tests
-# and then idle_accuracy.py (100 s of it); `all` gives the tests a third and idle 100 s, the
-# benchmark what is left minus 20 s.
+# OUT receives at most 8 files, one folder deep: device.log (GPU state before and after, what
+# ran), gpu-tests.log, idle.md (HP idleness accuracy, idle_accuracy.py), micro.txt (the HP hook
+# path on the simulated and the real driver, benchmarks/micro/run_hook_bench.py: its whole stdout
+# and stderr), bench/{results.csv,raw.jsonl,results.md,results.png}. BUDGET_S (default 540) bounds
+# the whole call: `tests` runs the GPU tests and then idle_accuracy.py (100 s of it); `all` gives
+# the tests a third, idle 100 s, micro 60 s, the benchmark what is left minus 20 s.
 # FIKIT_COMMIT names the commit in the results where the machine has no .git.
 # GPU settings are only read (nvidia-smi queries), never changed.
 set -uo pipefail
-[ $# -ge 2 ] || { sed -n '2,12p' "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,15p' "$0"; exit 2; }
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "$1" && pwd) || exit 2
 out=$2
@@ -50,6 +53,18 @@ if [ "$what" = all ] || [ "$what" = tests ] || [ "$what" = idle ]; then
   echo "== HP idleness accuracy (box ${idle_box}s) at $(elapsed)s" | tee -a "$log"
   timeout --kill-after=20 "$idle_box" python3 "$repo/benchmarks/gpu/idle_accuracy.py" \
     --build "$build" --out "$out/idle.md" --budget-s $((idle_box - 15)) 2>&1 | tee -a "$log" | tail -8
+fi
+
+if [ "$what" = all ] || [ "$what" = micro ]; then
+  micro_box=60
+  [ "$what" = micro ] && micro_box=$((budget - 10))
+  echo "== HP hook path micro-benchmark (box ${micro_box}s) at $(elapsed)s" | tee -a "$log"
+  # Its stdout and stderr both go to micro.txt: the 2026-11-21 run kept stdout alone, and its
+  # preloaded runs vanished without a word.
+  timeout --kill-after=10 "$micro_box" python3 "$repo/benchmarks/micro/run_hook_bench.py" \
+    --build "$build" >"$out/micro.txt" 2>&1
+  echo "micro exit $?:" | tee -a "$log"
+  sed -n '/^## HP hook path/,$p' "$out/micro.txt" | tee -a "$log"
 fi
 
 if [ "$what" = all ] || [ "$what" = bench ]; then
