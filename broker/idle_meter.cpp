@@ -121,6 +121,8 @@ void IdleMeter::remove(uint32_t id) {
   auto it = std::find_if(tenants_.begin(), tenants_.end(),
                          [id](const auto& t) { return t->desc->id == id; });
   if (it == tenants_.end()) return;
+  // Records it pushed since the last round still end its open gap (the core drains them next).
+  read_records(**it);
   const TenantDesc& d = *(*it)->desc;
   FIKIT_LOG_INFO("tenant %u (pid %d, \"%s\") HP idleness: %s", d.id, d.pid, d.name.c_str(),
                  (*it)->account.line().c_str());

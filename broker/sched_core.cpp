@@ -38,7 +38,8 @@ SchedCore::SchedCore(const PolicyOps* ops, const PolicyConfig& cfg) : ops_(ops),
 
 SchedCore::~SchedCore() {
   for (auto& t : active_) {
-    log_policy_stats(*t);
+    drain(*t);
+    if (t->fault.empty()) log_policy_stats(*t);
     if (ops_->on_tenant_remove) ops_->on_tenant_remove(policy_state_, t->info);
   }
   if (ops_->exit) ops_->exit(policy_state_);
@@ -88,15 +89,26 @@ bool SchedCore::remove(uint32_t id) {
     if (it == list->end()) continue;
     Tenant& t = **it;
     if (list == &active_) {
+      drain(t);
       lp_in_flight_ -= t.info.lp_in_flight;
-      log_policy_stats(t);
+      if (t.fault.empty()) log_policy_stats(t);
       if (ops_->on_tenant_remove) ops_->on_tenant_remove(policy_state_, t.info);
-      release(t, TenantState::kClosed);
+      if (t.fault.empty()) release(t, TenantState::kClosed);
     }
     list->erase(it);
     return true;
   }
   return false;
+}
+
+// A tenant that leaves (exit, closed connection) may have committed records the rounds have not
+// consumed yet: they are still its launches, so the policy sees them, in order, before the tenant
+// is forgotten. One consume() takes them all: the client cannot reserve beyond one lap past the
+// head, and consume() publishes the head only at its end. A bad entry makes the tenant faulty, as
+// in a round (its segment says kFaulty, its waiters are released).
+void SchedCore::drain(Tenant& t) {
+  consume(t);
+  if (!t.fault.empty()) make_faulty(t);
 }
 
 uint32_t SchedCore::poll(uint64_t now_ns) {

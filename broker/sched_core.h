@@ -32,8 +32,9 @@ class SchedCore final : public SchedulerApi {
 
   // Take over a tenant: its segment becomes kActive.
   void add(std::shared_ptr<const TenantDesc> desc, uint64_t now_ns);
-  // Forget tenant `id`: its grants and LP in flight are freed and its segment is set kClosed (a
-  // live client then fails open). Return false if unknown.
+  // Forget tenant `id`: the records left in its ring are consumed first (the policy sees them as
+  // in a round), then its grants and LP in flight are freed and its segment is set kClosed (a live
+  // client then fails open; kFaulty if one of those records was bad). Return false if unknown.
   bool remove(uint32_t id);
   // One round. Return the number of events (entries consumed, launches completed, grants expired
   // or made).
@@ -108,6 +109,7 @@ class SchedCore final : public SchedulerApi {
   uint32_t expire_grants(Tenant& t, uint64_t now_ns);
   void publish_grants();
   void heartbeat(uint64_t now_ns);
+  void drain(Tenant& t);
   void make_faulty(Tenant& t);
   void release(Tenant& t, TenantState state);
   void lp_done(Tenant& t);

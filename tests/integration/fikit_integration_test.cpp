@@ -107,10 +107,8 @@ TEST_F(FikitIntegration, HpProtectedWhileLpFillsItsGaps) {
   json hs;
   ASSERT_TRUE(t_eventually([&] { return !(hs = logged_stats(broker, "serve")).is_null(); }, 20s))
       << t_read_file(broker.proc().err_path);
-  // Known bug: a tenant reaped on exit loses the records still in its ring, so the policy may have
-  // seen fewer than the 500 kernels that ran (exactly once, checked above). Seen: 445 of 500.
-  EXPECT_GT(hs.value("kernels", 0), 0);
-  EXPECT_LE(hs.value("kernels", 0), 500);
+  // Every kernel that ran, including those still in its ring when it exited (drained at removal).
+  EXPECT_EQ(hs.value("kernels", 0), 500) << hs.dump();
   EXPECT_EQ(hs.value("keys", 0), 1);
   EXPECT_GT(hs.value("gaps", 0), 100) << hs.dump();
   EXPECT_GT(hs.value("gap_hits", 0), hs.value("gap_misses", 0)) << hs.dump();

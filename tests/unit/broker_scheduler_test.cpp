@@ -21,6 +21,7 @@ struct t_Calls {
   std::vector<Submission> submits;
   std::vector<Completion> completes;
   std::vector<uint32_t> idles;        // tenant ids
+  std::vector<size_t> removed_after;  // per on_tenant_remove: how many submits were seen before it
   uint32_t grant_limit = UINT32_MAX;  // grants per dispatch call
 };
 t_Calls g_calls;
@@ -31,7 +32,8 @@ const PolicyOps kRecordingPolicy = {
     .init = nullptr,
     .exit = nullptr,
     .on_tenant_add = nullptr,
-    .on_tenant_remove = nullptr,
+    .on_tenant_remove =
+        [](void*, TenantInfo&) { g_calls.removed_after.push_back(g_calls.submits.size()); },
     .on_submit = [](void*, TenantInfo&, const Submission& s) { g_calls.submits.push_back(s); },
     .on_complete = [](void*, TenantInfo&, const Completion& c) { g_calls.completes.push_back(c); },
     .on_idle = [](void*, TenantInfo& t, uint64_t) { g_calls.idles.push_back(t.id); },
@@ -315,6 +317,58 @@ TEST_F(SchedulerTest, RemovalFreesGrantsAndClosesSegment) {
   round();
   EXPECT_EQ(sched->core().lp_in_flight(), 0u);
   EXPECT_EQ(lp.state(), TenantState::kClosed);
+  EXPECT_TRUE(sched->status().empty());
+}
+
+// A tenant that exits right after pushing: what it committed reaches the policy, in order, before
+// the tenant is removed (a full lap of the ring, none of it consumed by a round yet).
+TEST_F(SchedulerTest, RemovalConsumesTheRecordsLeftInTheRing) {
+  make(nullptr);
+  t_Tenant& hp = add(kPriorityHigh);
+  t_Tenant& lp = add(kPriorityLow);
+  round();
+  std::vector<uint32_t> pushed;
+  for (uint32_t i = 0; i < kRingEntries; i++) pushed.push_back(hp.push(EntryKind::kHpLaunch, 1));
+  lp.push(EntryKind::kLpRequest);
+  sched->post_remove(hp.desc->id);
+  round();
+  ASSERT_EQ(g_calls.submits.size(), kRingEntries + 1u);
+  for (uint32_t i = 0; i < kRingEntries; i++) EXPECT_EQ(g_calls.submits[i].position, pushed[i]);
+  ASSERT_EQ(g_calls.removed_after.size(), 1u);
+  EXPECT_EQ(g_calls.removed_after[0], kRingEntries);  // every record came before the removal
+  EXPECT_EQ(hp.state(), TenantState::kClosed);
+  EXPECT_EQ(hp.seg->ring.head.load(), hp.seg->ring.tail.load());
+  EXPECT_EQ(status_of(lp).launches, 1u);
+  EXPECT_EQ(lp.granted(), 1u);  // its request is granted: the HP launches left with their tenant
+}
+
+// Stopping the broker (the scheduler destroyed with tenants still in it) loses none either.
+TEST_F(SchedulerTest, DestructionConsumesTheRecordsLeftInTheRing) {
+  make(nullptr);
+  t_Tenant& hp = add(kPriorityHigh);
+  round();
+  for (int i = 0; i < 10; i++) hp.push(EntryKind::kHpLaunch);
+  sched.reset();
+  EXPECT_EQ(g_calls.submits.size(), 10u);
+  ASSERT_EQ(g_calls.removed_after.size(), 1u);
+  EXPECT_EQ(g_calls.removed_after[0], 10u);
+}
+
+// A bad record among those left makes the tenant faulty, as in a round; the ones before it count.
+TEST_F(SchedulerTest, RemovalWithABadRecordLeftIsFaulty) {
+  make(nullptr);
+  t_Tenant& lp = add(kPriorityLow);
+  round();
+  lp.push(EntryKind::kLpRequest);
+  uint32_t r = lp.push(EntryKind::kLpRequest);
+  lp.push(EntryKind::kLpLaunched, 0, 12345);
+  lp.push(EntryKind::kLpRequest);
+  sched->post_remove(lp.desc->id);
+  round();
+  EXPECT_EQ(g_calls.submits.size(), 2u);
+  EXPECT_EQ(lp.state(), TenantState::kFaulty);
+  EXPECT_EQ(lp.granted(), r + 1);  // its waiting requests were released
+  EXPECT_EQ(sched->core().lp_in_flight(), 0u);
   EXPECT_TRUE(sched->status().empty());
 }
 
