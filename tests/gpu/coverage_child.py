@@ -7,10 +7,14 @@ For each mode in turn it warms up, then runs the mode's measured region under to
 prints one JSON line: kernels the GPU ran (profiler events of category "kernel"), their distinct
 names, launches the library saw over the same region (fikit_get_stats; null without the library),
 and where the outputs were saved (OUT_DIR/MODE.pt) with their SHA-256; or the error that stopped
-the mode. Deterministic algorithms are asked for, so that runs with and without the library can be
-compared bit for bit. One process runs all modes: PyTorch's start-up is paid once.
+the mode. The graph mode also reports its capture ("capture"): the library's counters over the
+capture window and over a one-kernel capture measured the same way ("baseline"), and the kernel
+nodes of both captured graphs where PyTorch exposes them (null otherwise, "note" says why).
+Deterministic algorithms are asked for, so that runs with and without the library can be compared
+bit for bit. One process runs all modes: PyTorch's start-up is paid once.
 """
 
+import ctypes
 import hashlib
 import json
 import os
@@ -26,6 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "benchma
 
 import fikit_stats  # noqa: E402
 
+CU_GRAPH_NODE_TYPE_KERNEL, CU_GRAPH_NODE_TYPE_GRAPH = 0, 4  # cuda.h CUgraphNodeType
 REPEATS = {"eager-infer": 5, "eager-train": 3, "bert-eager": 5, "graph": 10, "triton": 20}
 EXTRA = {}  # what a builder reports besides the region: the capture's counters, Triton's reference
 
@@ -75,8 +80,84 @@ def bert_eager():
     return run
 
 
+def new_graph():
+    """A CUDAGraph that keeps its cudaGraph_t when this PyTorch can (keep_graph, for counting its
+    kernel nodes); return (graph, kept)."""
+    try:
+        return torch.cuda.CUDAGraph(keep_graph=True), True
+    except TypeError:  # an older PyTorch
+        return torch.cuda.CUDAGraph(), False
+
+
+def _driver():
+    """libcuda.so.1 (already loaded by PyTorch) with the graph-inspection functions typed."""
+    cu = ctypes.CDLL("libcuda.so.1")
+    cu.cuGraphGetNodes.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
+                                   ctypes.POINTER(ctypes.c_size_t)]
+    cu.cuGraphNodeGetType.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
+    cu.cuGraphChildGraphNodeGetGraph.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]
+    for fn in (cu.cuGraphGetNodes, cu.cuGraphNodeGetType, cu.cuGraphChildGraphNodeGetGraph):
+        fn.restype = ctypes.c_int
+    return cu
+
+
+def _cu_check(r, call):
+    if r != 0:
+        raise OSError(f"{call} failed: CUresult {r}")
+
+
+def count_kernel_nodes(cu, graph):
+    """Kernel nodes of a CUgraph (a cudaGraph_t is one), child graphs included."""
+    n = ctypes.c_size_t(0)
+    _cu_check(cu.cuGraphGetNodes(graph, None, ctypes.byref(n)), "cuGraphGetNodes")
+    nodes = (ctypes.c_void_p * n.value)()
+    _cu_check(cu.cuGraphGetNodes(graph, nodes, ctypes.byref(n)), "cuGraphGetNodes")
+    total = 0
+    for node in nodes[:n.value]:
+        kind = ctypes.c_int(-1)
+        _cu_check(cu.cuGraphNodeGetType(node, ctypes.byref(kind)), "cuGraphNodeGetType")
+        if kind.value == CU_GRAPH_NODE_TYPE_KERNEL:
+            total += 1
+        elif kind.value == CU_GRAPH_NODE_TYPE_GRAPH:
+            child = ctypes.c_void_p()
+            _cu_check(cu.cuGraphChildGraphNodeGetGraph(node, ctypes.byref(child)),
+                      "cuGraphChildGraphNodeGetGraph")
+            total += count_kernel_nodes(cu, child)
+    return total
+
+
+def capture(body):
+    """Capture body() as the graph mode does (inference mode, torch.cuda.graph on its side stream)
+    and instantiate it. Return (graph, body's output, the library's counters over the capture window
+    (null without the library), the captured graph's kernel nodes or null, why they are null)."""
+    torch.cuda.synchronize()
+    before = fikit_stats.read()
+    g, kept = new_graph()
+    with torch.inference_mode(), torch.cuda.graph(g):
+        out = body()
+    torch.cuda.synchronize()
+    window = fikit_stats.delta(before, fikit_stats.read())
+    nodes, why = None, "this PyTorch has no CUDAGraph(keep_graph=True).raw_cuda_graph()"
+    if kept and hasattr(g, "raw_cuda_graph"):
+        try:
+            raw = ctypes.c_void_p(int(g.raw_cuda_graph()))
+            nodes, why = count_kernel_nodes(_driver(), raw), None
+        except (RuntimeError, OSError, AttributeError, TypeError, ValueError) as e:
+            why = f"failed to count the captured graph's kernel nodes: {type(e).__name__}: {e}"
+    if kept and hasattr(g, "instantiate"):
+        g.instantiate()  # capture_end left that to us; outside the window, as replay would do it
+    return g, out, window, nodes, why
+
+
 def graph():
-    """A captured ResNet-50: the library sees one launch per replay (cuGraphLaunch)."""
+    """A captured ResNet-50: the library sees one launch per replay (cuGraphLaunch).
+
+    The capture window (counters read before torch.cuda.graph and after it) also holds launches
+    PyTorch makes outside the capture itself (before cudaStreamBeginCapture or after
+    cudaStreamEndCapture, e.g. the CUDA generator's seed/offset fills): the library rightly gates
+    them. A one-kernel capture, measured the same way after a warm-up capture, gives their number;
+    the captured graph's kernel nodes, where PyTorch exposes the graph, give the captured
+    launches."""
     import torchvision
 
     torch.manual_seed(0)
@@ -89,16 +170,18 @@ def graph():
             m(x)
     torch.cuda.current_stream().wait_stream(s)
     torch.cuda.synchronize()
-    before = fikit_stats.read()
-    g = torch.cuda.CUDAGraph()
-    with torch.inference_mode(), torch.cuda.graph(g):
-        out = m(x)
-    torch.cuda.synchronize()
-    EXTRA["capture"] = fikit_stats.delta(before, fikit_stats.read())
+    small = torch.ones(1024, device="cuda")
+    warm = capture(lambda: small * 2)  # the first capture of the process may do one-time work
+    base = capture(lambda: small * 2)
+    g, out, window, nodes, why = capture(lambda: m(x))
+    EXTRA["capture"] = {"window": window, "kernel_nodes": nodes, "baseline": base[2],
+                        "baseline_kernel_nodes": base[3], "baseline_kernels": 1,
+                        "note": why or base[4]}
 
     def run():
         g.replay()  # one cudaGraphLaunch; `out` is rewritten in place
         return out
+    run.keep = (warm, base)  # the small graphs live as long as the mode
     return run
 
 
