@@ -150,6 +150,19 @@ TEST(FikitPolicy, MissedPredictionsMakeTheKeyConservative) {
   EXPECT_EQ(t_stats(x.s, x.hp)["fill_misses"], 1);
 }
 
+// The gap lasted as long as predicted (~200 us) but the LP kernel ran far longer than its 50 us:
+// the kernel's fault (an overrun of the LP tenant), not the gap key's.
+TEST(FikitPolicy, FillThatOutlastsAGapThatLastedAsPredictedIsAnOverrun) {
+  t_MissSetup x;
+  EXPECT_EQ(x.gap(250 * kUs, 400 * kUs), 1u);
+  EXPECT_EQ(t_stats(x.s, x.hp)["fill_misses"], 0);
+  EXPECT_EQ(t_stats(x.s, x.lp)["fill_overruns"], 1);
+  EXPECT_EQ(t_data(x.s, x.hp).keys.find(kKeyHp)->factor, 1.0);
+  EXPECT_EQ(x.gap(40 * kUs, 60 * kUs), 1u);  // back before the predicted end: a fill miss
+  EXPECT_EQ(t_stats(x.s, x.hp)["fill_misses"], 1);
+  EXPECT_EQ(t_stats(x.s, x.lp)["fill_overruns"], 1);
+}
+
 // A LP completion is seen up to the broker's polling lag late: seen within miss_slack (50 us)
 // after HP came back, it is no miss.
 TEST(FikitPolicy, CompletionSeenWithinTheSlackIsNoMiss) {

@@ -140,7 +140,7 @@ bool window_for(Ctx& c, uint32_t level, Window* w) {
     bool can_grow = need != kNoEnd && start + est.longest_ns >= c.now + need;
     if (est.recheck_ns && can_grow) c.wake = std::min(c.wake, start + est.recheck_ns);
     if (v.inactive_at) c.wake = std::min(c.wake, v.inactive_at);
-    w->gaps.push_back({v.td->id, v.td->gap.open ? v.td->gap.epoch : 0, key, 0});
+    w->gaps.push_back({v.td->id, v.td->gap.open ? v.td->gap.epoch : 0, key, 0, start + est.end_ns});
   }
   return true;
 }
@@ -152,6 +152,7 @@ void note_grant(Ctx& c, View& v, const Window& w, const FillDecision& d, const L
   Grant& g = ev_granted(c.st, *v.td, c.now);
   g.end_ns = d.end_ns;
   g.fill = w.end != kNoEnd;
+  g.risky = d.verdict == FillVerdict::kGrantRisky;
   v.busy = true;
   v.blocked = false;
   c.in_flight++;

@@ -131,10 +131,18 @@ void ev_complete(FikitState& st, TenantData& td, const Completion& c) {
   if (g->fill && c.issue_ns >= g->grant_ns) td.delays.add(c.issue_ns - g->grant_ns);
   if (g->fill) td.n.fill_busy_ns += sample;
   // The completion is seen up to the broker's polling lag late: within miss_slack of the return,
-  // the LP work may well have ended first.
-  for (const GapRef& r : g->gaps)
-    if (r.returned_ns && c.done_ns > r.returned_ns + st.params.miss_slack_ns)
+  // the LP work may well have ended first. Only a gap that ended before its predicted end is the
+  // key's fault: a risky grant was known to risk it, and a fill that outlasted a gap that lasted
+  // as predicted ran longer than its kernel was predicted to (counting those against the key
+  // starved LP work behind memoryless HP gaps on the H100).
+  for (const GapRef& r : g->gaps) {
+    if (g->risky || !r.returned_ns || c.done_ns <= r.returned_ns + st.params.miss_slack_ns)
+      continue;
+    if (r.returned_ns < r.end_ns)
       count_fill_miss(st, r);
+    else
+      td.n.fill_overruns++;
+  }
   st.grants.erase(g);
 }
 

@@ -14,7 +14,7 @@ namespace fikit::broker::fikit_policy {
 
 struct FikitParams {
   double gap_quantile = 0.10;         // a gap is predicted as this low quantile of the key's gaps
-  double duration_quantile = 0.9;     // a LP kernel is predicted as this high quantile
+  double duration_quantile = 0.5;     // a LP kernel is predicted as this quantile (noise adds)
   double delay_quantile = 0.9;        // grant-to-launch delay of a LP tenant, high quantile
   uint64_t default_delay_ns = 20000;  // that delay before any was measured
   uint32_t min_gap_samples = 3;       // gaps seen after a key before it predicts

@@ -50,6 +50,7 @@ struct GapRef {
   uint64_t epoch;
   uint64_t key;
   uint64_t returned_ns;  // when that tenant came back (0: not yet)
+  uint64_t end_ns;       // the gap's predicted end the grant relied on (absolute)
 };
 
 // A grant this policy made that has not completed.
@@ -62,6 +63,7 @@ struct Grant {
   uint64_t grant_ns;
   uint64_t end_ns;  // predicted end (kNoEnd if unknown)
   bool fill;        // granted into a gap (false: its level ran at full speed)
+  bool risky;       // granted knowing it may outlast the gap (FillVerdict::kGrantRisky)
   std::vector<GapRef> gaps;
 };
 
@@ -84,6 +86,7 @@ struct TenantCounters {
   uint64_t grants_measure = 0;        // unknown kernels granted to measure them
   uint64_t grants_risky = 0;          // waited too long: unknown or too long, alone in a short gap
   uint64_t fill_busy_ns = 0;          // measured GPU time of completed fill grants
+  uint64_t fill_overruns = 0;         // fills that outlasted a gap that lasted as predicted
   uint64_t wait_sum_ns = 0;           // request to grant, summed over grants
   uint64_t wait_max_ns = 0;           // the longest such wait
   std::array<uint64_t, 4> held_ns{};  // time spent with a request waiting, by HeldReason

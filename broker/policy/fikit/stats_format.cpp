@@ -34,14 +34,15 @@ uint64_t mean(uint64_t sum, uint64_t n) { return n ? sum / n : 0; }
 constexpr const char* kHeldNames[] = {"above-busy", "no-room", "unknown", "in-flight"};
 static_assert(std::size(kHeldNames) == std::tuple_size_v<decltype(TenantCounters::held_ns)>);
 
-// "    wait mean 12.0us max 1.20ms  held above-busy 60% no-room 30% unknown 0% in-flight 10%"
+// "    overruns 2  wait mean 12.0us max 1.20ms  held 3.2s above-busy 60% no-room 30% ..."
 std::string held_line(const TenantCounters& n) {
   uint64_t grants = n.grants_fill + n.grants_full;
   uint64_t held = 0;
   for (uint64_t v : n.held_ns) held += v;
   if (!grants && !held) return "";
-  std::string out = "    wait mean " + format_ns(mean(n.wait_sum_ns, grants)) + " max " +
-                    format_ns(n.wait_max_ns) + "  held " + format_ns(held);
+  std::string out = "    overruns " + std::to_string(n.fill_overruns) + "  wait mean " +
+                    format_ns(mean(n.wait_sum_ns, grants)) + " max " + format_ns(n.wait_max_ns) +
+                    "  held " + format_ns(held);
   for (size_t i = 0; held && i < n.held_ns.size(); i++) {
     double pct = 100.0 * static_cast<double>(n.held_ns[i]) / static_cast<double>(held);
     char buf[48];
@@ -115,6 +116,7 @@ std::string tenant_stats_json(const FikitState& st, uint32_t id) {
       {"grants_measure", n.grants_measure},
       {"grants_risky", n.grants_risky},
       {"fill_busy_ns", n.fill_busy_ns},
+      {"fill_overruns", n.fill_overruns},
       {"wait_mean_ns", mean(n.wait_sum_ns, n.grants_fill + n.grants_full)},
       {"wait_max_ns", n.wait_max_ns},
       {"held_ns",
