@@ -68,7 +68,7 @@ options:
                          hp_idle); 1 for every gap; 0 (default): off
   --margin-us N          start: safety margin of every gap fit (default 20)
   --max-lp-in-flight N   start: bound on granted, unfinished LP launches, for
-                         policies that use one (default 4)
+                         policies that use one (default 16)
   --spin-us N            start: keep polling this long after the last event
                          while work is pending, then sleep (default 200)
   --no-bpf               start: do not load the eBPF GPU-driver observer. By

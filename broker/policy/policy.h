@@ -14,8 +14,8 @@ namespace fikit::broker {
 struct PolicyConfig {
   uint64_t switch_cost_ns =
       0;  // time-slicing: cost of returning the GPU to a higher level after LP work
-  uint64_t margin_ns = 20000;     // safety margin added to every gap fit
-  uint32_t max_lp_in_flight = 4;  // bound on granted, not yet completed LP launches (all tenants)
+  uint64_t margin_ns = 20000;      // safety margin added to every gap fit
+  uint32_t max_lp_in_flight = 16;  // bound on granted, not yet completed LP launches (all tenants)
   uint64_t grant_timeout_ns = 100000000;  // a grant not launched within this is taken back
   std::string profile_dir;  // where learned profiles are kept ("" = none; the broker's default:
                             // kFikitDefaultProfileDir, or --profile-dir)
