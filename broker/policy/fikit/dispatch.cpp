@@ -178,6 +178,23 @@ void note_grant(Ctx& c, View& v, const Window& w, const FillDecision& d, const L
   }
 }
 
+// Count why a request that did not fit was not granted as a risky one (see no_room_why).
+void count_no_room(const Ctx& c, TenantData& td, const FillWindow& fw, const LpCost& cost) {
+  const FikitParams& p = c.st.params;
+  uint64_t from = std::max(c.now, fw.committed_end_ns);
+  td.n.no_room_cost_ns += cost.ns;
+  td.n.no_room_left_ns +=
+      fw.gap_end_ns > from && fw.gap_end_ns != kNoEnd ? fw.gap_end_ns - from : 0;
+  size_t why = 3;
+  if (c.now < td.waiting.front().t_ns + p.starve_wait_ns)
+    why = 0;
+  else if (!fw.risky_ok)
+    why = 1;
+  else if (fw.committed_end_ns > c.now)
+    why = 2;
+  td.n.no_room_why[why]++;
+}
+
 // Grant v's requests, oldest first, while they fit. Return true if v still waits.
 bool grant_tenant(Ctx& c, View& v, const Window& w, uint64_t* committed) {
   const PolicyConfig& cfg = c.st.cfg;
@@ -199,6 +216,7 @@ bool grant_tenant(Ctx& c, View& v, const Window& w, uint64_t* committed) {
     FillDecision d = decide_fill(fw, cost);
     if (!fill_grants(d.verdict)) {
       v.td->held = d.verdict == FillVerdict::kNoRoom ? HeldReason::kNoRoom : HeldReason::kUnknown;
+      if (d.verdict == FillVerdict::kNoRoom) count_no_room(c, *v.td, fw, cost);
       return true;
     }
     if (!c.s.grant(v.idx)) {

@@ -90,6 +90,12 @@ struct TenantCounters {
   uint64_t wait_sum_ns = 0;           // request to grant, summed over grants
   uint64_t wait_max_ns = 0;           // the longest such wait
   std::array<uint64_t, 4> held_ns{};  // time spent with a request waiting, by HeldReason
+  // Why a known kernel that did not fit was not granted as a risky one either (dispatches):
+  // it had not waited starve_wait, another risky grant was too recent, other LP work was still
+  // in the gap, or the gap had no room left for the margin.
+  std::array<uint64_t, 4> no_room_why{};
+  uint64_t no_room_cost_ns = 0;  // summed over those dispatches: the request's predicted cost
+  uint64_t no_room_left_ns = 0;  // ... and the room the gap had left after the LP work in it
 };
 
 // Why a LP tenant's oldest request was not granted in a dispatch (time is charged to the reason

@@ -124,6 +124,15 @@ std::string tenant_stats_json(const FikitState& st, uint32_t id) {
         {"no_room", n.held_ns[1]},
         {"unknown", n.held_ns[2]},
         {"in_flight", n.held_ns[3]}}},
+      {"no_room_why",
+       {{"young", n.no_room_why[0]},
+        {"rate", n.no_room_why[1]},
+        {"not_alone", n.no_room_why[2]},
+        {"gap_over", n.no_room_why[3]}}},
+      {"no_room_cost_mean_ns", mean(n.no_room_cost_ns, n.no_room_why[0] + n.no_room_why[1] +
+                                                           n.no_room_why[2] + n.no_room_why[3])},
+      {"no_room_left_mean_ns", mean(n.no_room_left_ns, n.no_room_why[0] + n.no_room_why[1] +
+                                                           n.no_room_why[2] + n.no_room_why[3])},
       {"profile", td->profile_note},
       {"hp_marker_every", td->marker_every == UINT32_MAX ? 0 : td->marker_every},
   };
