@@ -179,18 +179,18 @@ void note_grant(Ctx& c, View& v, const Window& w, const FillDecision& d, const L
 }
 
 // Count why a request that did not fit was not granted as a risky one (see no_room_why).
-void count_no_room(const Ctx& c, TenantData& td, const FillWindow& fw, const LpCost& cost) {
-  const FikitParams& p = c.st.params;
-  uint64_t from = std::max(c.now, fw.committed_end_ns);
+// `waited`: the request has waited starve_wait (fw.risky_ok is that and the rate limit).
+void count_no_room(TenantData& td, const FillWindow& fw, const LpCost& cost, bool waited) {
+  uint64_t from = std::max(fw.now_ns, fw.committed_end_ns);
   td.n.no_room_cost_ns += cost.ns;
   td.n.no_room_left_ns +=
       fw.gap_end_ns > from && fw.gap_end_ns != kNoEnd ? fw.gap_end_ns - from : 0;
   size_t why = 3;
-  if (c.now < td.waiting.front().t_ns + p.starve_wait_ns)
+  if (!waited)
     why = 0;
   else if (!fw.risky_ok)
     why = 1;
-  else if (fw.committed_end_ns > c.now)
+  else if (fw.committed_end_ns > fw.now_ns)
     why = 2;
   td.n.no_room_why[why]++;
 }
@@ -209,14 +209,19 @@ bool grant_tenant(Ctx& c, View& v, const Window& w, uint64_t* committed) {
       cost.ns += cfg.switch_cost_ns;
     const FikitParams& p = c.st.params;
     const Pending& head = v.td->waiting.front();
-    bool risky_ok = c.now >= head.t_ns + p.starve_wait_ns &&
-                    (c.st.last_risky_ns == 0 || c.now >= c.st.last_risky_ns + p.risky_every_ns);
-    FillWindow fw{c.now,   w.end, *committed, cfg.switch_cost_ns, cfg.margin_ns, p.measure_gap_ns,
-                  risky_ok};
+    bool waited = c.now >= head.t_ns + p.starve_wait_ns;
+    bool rate_ok = c.st.last_risky_ns == 0 || c.now >= c.st.last_risky_ns + p.risky_every_ns;
+    FillWindow fw{c.now,
+                  w.end,
+                  *committed,
+                  cfg.switch_cost_ns,
+                  cfg.margin_ns,
+                  p.measure_gap_ns,
+                  waited && rate_ok};
     FillDecision d = decide_fill(fw, cost);
     if (!fill_grants(d.verdict)) {
       v.td->held = d.verdict == FillVerdict::kNoRoom ? HeldReason::kNoRoom : HeldReason::kUnknown;
-      if (d.verdict == FillVerdict::kNoRoom) count_no_room(c, *v.td, fw, cost);
+      if (d.verdict == FillVerdict::kNoRoom) count_no_room(*v.td, fw, cost, waited);
       return true;
     }
     if (!c.s.grant(v.idx)) {

@@ -23,14 +23,15 @@ FillDecision decide_fill(const FillWindow& w, const LpCost& cost) {
   if (w.gap_end_ns == kNoEnd)
     return {FillVerdict::kGrant, cost.known ? sat_add(start, cost.ns) : kNoEnd};
   uint64_t reserve = sat_add(w.switch_cost_ns, w.margin_ns);
+  // Alone in the gap (nothing else granted into it), with room for the reserve.
+  bool empty = w.committed_end_ns <= w.now_ns;
+  bool may_risk = empty && w.risky_ok && w.gap_end_ns > sat_add(w.now_ns, reserve);
   if (!cost.known) {
     // Alone in the gap, so that its measurement is not inflated by other LP work, and the gap
     // is closed to others until it completes: its length is unknown.
-    bool empty = w.committed_end_ns <= w.now_ns;
     bool long_gap = w.gap_end_ns >= sat_add(w.now_ns, sat_add(w.measure_gap_ns, reserve));
     if (empty && long_gap) return {FillVerdict::kGrantToMeasure, w.gap_end_ns};
-    if (empty && w.risky_ok && w.gap_end_ns > sat_add(w.now_ns, reserve))
-      return {FillVerdict::kGrantRisky, w.gap_end_ns};
+    if (may_risk) return {FillVerdict::kGrantRisky, w.gap_end_ns};
     return {FillVerdict::kNeedLongGap, 0};
   }
   uint64_t run = cost.ns - std::min(cost.delay_ns, cost.ns);
@@ -38,9 +39,7 @@ FillDecision decide_fill(const FillWindow& w, const LpCost& cost) {
   if (sat_add(end, reserve) <= w.gap_end_ns) return {FillVerdict::kGrant, end};
   // Longer than any gap the levels above are predicted to leave: it would wait for ever (with
   // memoryless gaps what is left never grows), and every request behind it with it.
-  bool empty = w.committed_end_ns <= w.now_ns;
-  if (empty && w.risky_ok && w.gap_end_ns > sat_add(w.now_ns, reserve))
-    return {FillVerdict::kGrantRisky, end};
+  if (may_risk) return {FillVerdict::kGrantRisky, end};
   return {FillVerdict::kNoRoom, 0};
 }
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <tuple>
 
 namespace fikit::broker::fikit_policy {
@@ -37,8 +38,7 @@ static_assert(std::size(kHeldNames) == std::tuple_size_v<decltype(TenantCounters
 // "    overruns 2  wait mean 12.0us max 1.20ms  held 3.2s above-busy 60% no-room 30% ..."
 std::string held_line(const TenantCounters& n) {
   uint64_t grants = n.grants_fill + n.grants_full;
-  uint64_t held = 0;
-  for (uint64_t v : n.held_ns) held += v;
+  uint64_t held = std::accumulate(n.held_ns.begin(), n.held_ns.end(), uint64_t{0});
   if (!grants && !held) return "";
   std::string out = "    overruns " + std::to_string(n.fill_overruns) + "  wait mean " +
                     format_ns(mean(n.wait_sum_ns, grants)) + " max " + format_ns(n.wait_max_ns) +
@@ -93,6 +93,7 @@ std::string tenant_stats_json(const FikitState& st, uint32_t id) {
   if (!td) return "{}";
   const TenantCounters& n = td->n;
   uint64_t scored = n.gap_hits + n.gap_misses;
+  uint64_t no_room = std::accumulate(n.no_room_why.begin(), n.no_room_why.end(), uint64_t{0});
   nlohmann::json j = {
       {"tenant", td->name},
       {"priority", td->priority},
@@ -129,10 +130,8 @@ std::string tenant_stats_json(const FikitState& st, uint32_t id) {
         {"rate", n.no_room_why[1]},
         {"not_alone", n.no_room_why[2]},
         {"gap_over", n.no_room_why[3]}}},
-      {"no_room_cost_mean_ns", mean(n.no_room_cost_ns, n.no_room_why[0] + n.no_room_why[1] +
-                                                           n.no_room_why[2] + n.no_room_why[3])},
-      {"no_room_left_mean_ns", mean(n.no_room_left_ns, n.no_room_why[0] + n.no_room_why[1] +
-                                                           n.no_room_why[2] + n.no_room_why[3])},
+      {"no_room_cost_mean_ns", mean(n.no_room_cost_ns, no_room)},
+      {"no_room_left_mean_ns", mean(n.no_room_left_ns, no_room)},
       {"profile", td->profile_note},
       {"hp_marker_every", td->marker_every == UINT32_MAX ? 0 : td->marker_every},
   };
