@@ -71,12 +71,15 @@ void* ops_init(const PolicyConfig& cfg, bool oracle) {
   auto* st = new FikitState(cfg, params_for(cfg));
   st->oracle = oracle;
   if (oracle) st->cfg.profile_dir.clear();
+  st->trace.open_from_env();
   return st;
 }
 
 void ops_exit(void* s) {
   FikitState* st = state_of(s);
   for (const auto& [id, td] : st->tenants) save_profile(*st, *td);
+  if (std::string err = st->trace.write(); !err.empty())
+    plog(st->cfg, kLogError, "%s", err.c_str());
   delete st;
 }
 

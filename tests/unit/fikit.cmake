@@ -5,6 +5,6 @@ if(NOT TARGET fikit_policy_fikit)
                    ${CMAKE_BINARY_DIR}/broker/policy/fikit)
 endif()
 
-foreach(t histogram kernel_stats gap_predictor fill policy profile oracle harvest wiring)
+foreach(t histogram kernel_stats gap_predictor fill policy profile oracle harvest wiring trace)
   fikit_cc_test(fikit_${t}_test SRCS fikit_${t}_test.cpp LIBS fikit_policy_fikit)
 endforeach()

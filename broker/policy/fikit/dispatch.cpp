@@ -149,6 +149,8 @@ void note_grant(Ctx& c, View& v, const Window& w, const FillDecision& d, const L
   uint64_t waited = c.now - std::min(c.now, v.td->waiting.front().t_ns);
   v.td->n.wait_sum_ns += waited;
   v.td->n.wait_max_ns = std::max(v.td->n.wait_max_ns, waited);
+  c.st.trace.add(TraceKind::kGrant, c.now, v.td->id, v.td->waiting.front().key, d.end_ns, w.end,
+                 static_cast<uint8_t>(d.verdict));
   Grant& g = ev_granted(c.st, *v.td, c.now);
   g.end_ns = d.end_ns;
   g.fill = w.end != kNoEnd;
@@ -195,12 +197,23 @@ void count_no_room(TenantData& td, const FillWindow& fw, const LpCost& cost, boo
   td.n.no_room_why[why]++;
 }
 
+// Trace why v's oldest request was not granted, once per request and reason.
+void trace_deny(Ctx& c, TenantData& td, uint8_t why, uint64_t cost_ns, uint64_t room_ns) {
+  if (!c.st.trace.on()) return;
+  const Pending& head = td.waiting.front();
+  if (td.traced_deny_t_ns == head.t_ns && td.traced_deny_verdict == why) return;
+  td.traced_deny_t_ns = head.t_ns;
+  td.traced_deny_verdict = why;
+  c.st.trace.add(TraceKind::kDeny, c.now, td.id, head.key, cost_ns, room_ns, why);
+}
+
 // Grant v's requests, oldest first, while they fit. Return true if v still waits.
 bool grant_tenant(Ctx& c, View& v, const Window& w, uint64_t* committed) {
   const PolicyConfig& cfg = c.st.cfg;
   while (!v.td->waiting.empty()) {
     if (c.in_flight >= cfg.max_lp_in_flight) {
       v.td->held = HeldReason::kInFlight;
+      trace_deny(c, *v.td, kHeldInFlight, 0, 0);
       return true;
     }
     LpCost cost = lp_cost(v.td->keys.find(v.td->waiting.front().key), v.td->delays, c.st.params);
@@ -222,6 +235,9 @@ bool grant_tenant(Ctx& c, View& v, const Window& w, uint64_t* committed) {
     if (!fill_grants(d.verdict)) {
       v.td->held = d.verdict == FillVerdict::kNoRoom ? HeldReason::kNoRoom : HeldReason::kUnknown;
       if (d.verdict == FillVerdict::kNoRoom) count_no_room(*v.td, fw, cost, waited);
+      uint64_t from = std::max(c.now, *committed);
+      trace_deny(c, *v.td, static_cast<uint8_t>(d.verdict), cost.ns,
+                 w.end != kNoEnd && w.end > from ? w.end - from : 0);
       return true;
     }
     if (!c.s.grant(v.idx)) {
@@ -246,6 +262,7 @@ bool dispatch_level(Ctx& c, uint32_t level, uint32_t top, bool* still_waiting) {
   Window w{kNoEnd, c.st.scratch.gaps};
   w.gaps.clear();
   if (level != top && !window_for(c, level, &w)) {
+    for (View* v : mine) trace_deny(c, *v->td, kHeldAboveBusy, 0, 0);
     *still_waiting = true;
     return false;
   }

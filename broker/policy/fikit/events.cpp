@@ -107,6 +107,7 @@ GapEstimate hinted_gap(const TenantData& td, uint64_t start_ns) {
 
 void ev_submit(FikitState& st, TenantData& td, const TenantInfo& t, const Submission& s) {
   td.n.kernels++;
+  st.trace.add(TraceKind::kSubmit, s.t_ns, td.id, s.kernel_key, s.position);
   close_gap(st, td, s.t_ns);
   td.hint_end_ns = 0;  // a hint is about the gap after the launches before it
   KeyStats& ks = td.keys.touch(s.kernel_key);
@@ -125,6 +126,7 @@ void ev_complete(FikitState& st, TenantData& td, const Completion& c) {
   auto g = td.priority == kPriorityHigh ? st.grants.end() : grant_of(st, td, c);
   uint16_t slot = g != st.grants.end() ? g->stream_slot : slot_of(td, c.position);
   uint64_t sample = measure(td, c, slot);
+  st.trace.add(TraceKind::kComplete, c.done_ns, td.id, c.kernel_key, c.issue_ns, c.done_ns);
   if (g == st.grants.end()) return;
   // Only a fill's delay predicts a fill's: at full speed the client launches back to back from
   // a busy thread (measured: ms-long delays on a loaded host that fills never see).
@@ -160,6 +162,7 @@ void ev_idle(FikitState& st, TenantData& td, const TenantInfo& t, uint64_t t_ns)
   g.returned_ns = 0;
   g.at_start = predict_gap(td.keys.find(g.key), &td.all_gaps, 0, st.params);
   if (st.oracle) g.at_start = hinted_gap(td, t_ns);
+  st.trace.add(TraceKind::kIdle, t_ns, td.id, g.key, g.at_start.known() ? g.at_start.end_ns : 0);
 }
 
 void ev_hint_idle(FikitState& st, TenantData& td, uint64_t idle_ns, uint64_t t_ns) {

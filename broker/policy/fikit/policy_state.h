@@ -18,6 +18,7 @@
 #include "policy/fikit/kernel_stats.h"
 #include "policy/fikit/log_histogram.h"
 #include "policy/fikit/params.h"
+#include "policy/fikit/trace.h"
 #include "policy/policy.h"
 
 namespace fikit::broker::fikit_policy {
@@ -151,6 +152,8 @@ struct TenantData {
   TenantCounters n;
   HeldReason held = HeldReason::kNone;  // why its oldest request waits, since held_since_ns
   uint64_t held_since_ns = 0;
+  uint64_t traced_deny_t_ns = 0;  // the request and verdict of the last deny traced (one each)
+  uint8_t traced_deny_verdict = 0;
   std::string profile_note;       // what happened to its profile (loaded, not found, rejected: why)
   bool profile_rejected = false;  // the file there was refused: do not overwrite it
 };
@@ -187,6 +190,7 @@ struct FikitState {
   DispatchScratch scratch;
   uint64_t dispatches = 0;
   uint64_t wakeups_asked = 0;
+  Trace trace;  // off unless FIKIT_TRACE is set
 };
 
 }  // namespace fikit::broker::fikit_policy

@@ -1,0 +1,58 @@
+// Decision trace of the fikit policy: what it saw and decided, kept in memory and written as CSV
+// when the policy exits. Off unless FIKIT_TRACE names a file. It answers the question the status
+// counters cannot: within the idle gaps of the levels above, was a LP task waiting and denied
+// (and why), running, or not asking at all? (benchmarks/gpu/trace_report.py reads it.)
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fikit::broker::fikit_policy {
+
+enum class TraceKind : char {
+  kSubmit = 'S',    // a = ring position
+  kComplete = 'C',  // a = issue time, b = done time (t = done)
+  kIdle = 'I',      // the tenant drained: its gap opens; a = predicted length at start (0: none)
+  kGrant = 'G',     // verdict; a = predicted end of the grant, b = the gap's predicted end
+  kDeny = 'D',      // verdict (or kHeldInFlight); a = predicted cost, b = room left in the gap
+};
+
+// A deny's "verdict" beyond FillVerdict's: max_lp_in_flight reached, or a level above is busy.
+inline constexpr uint8_t kHeldInFlight = 100;
+inline constexpr uint8_t kHeldAboveBusy = 101;
+
+struct TraceRecord {
+  uint64_t t_ns;
+  uint64_t key;
+  uint64_t a;
+  uint64_t b;
+  uint32_t tenant;
+  TraceKind kind;
+  uint8_t verdict;
+};
+
+class Trace {
+ public:
+  // Enable if FIKIT_TRACE is set: keep up to FIKIT_TRACE_RECORDS (default 4M) records.
+  void open_from_env();
+  bool on() const { return !path_.empty(); }
+  void add(TraceKind kind, uint64_t t_ns, uint32_t tenant, uint64_t key, uint64_t a = 0,
+           uint64_t b = 0, uint8_t verdict = 0) noexcept {
+    if (path_.empty()) return;
+    if (records_.size() == records_.capacity()) {
+      dropped_++;
+      return;
+    }
+    records_.push_back({t_ns, key, a, b, tenant, kind, verdict});
+  }
+  // Write the CSV; return an error message, or "" on success (or when off).
+  std::string write() const;
+
+ private:
+  std::string path_;
+  std::vector<TraceRecord> records_;
+  uint64_t dropped_ = 0;
+};
+
+}  // namespace fikit::broker::fikit_policy
