@@ -14,6 +14,7 @@ import subprocess
 import time
 import traceback
 
+import trace_report
 from fikit_proc import Broker, MpsDaemon, compute_apps
 
 _STRIPPED_ENV = ("LD_PRELOAD", "FIKIT_", "CUDA_MPS_")
@@ -108,6 +109,25 @@ def _drive(plan, step, cmds, deadline, raw, procs):
                 stop_group(procs["lp"])
 
 
+def trace_env(step):
+    """With FIKIT_BENCH_TRACE_DIR set, the broker of each step writes its decision trace there."""
+    d = os.environ.get("FIKIT_BENCH_TRACE_DIR")
+    return {"FIKIT_TRACE": os.path.join(d, f"{step.key}.csv")} if d else {}
+
+
+def report_trace(step, raw):
+    """Summarize the step's decision trace (trace_report.py) beside it and in the raw record."""
+    path = trace_env(step).get("FIKIT_TRACE")
+    if not path or not os.path.exists(path):
+        return
+    try:
+        raw["trace_report"] = trace_report.report(path)
+        with open(path[:-len(".csv")] + ".md", "w") as f:
+            f.write(raw["trace_report"] + "\n")
+    except Exception as e:  # a diagnostic: never lose the step for it
+        raw["trace_report"] = f"trace_report failed: {type(e).__name__}: {e}"
+
+
 def run_step(plan, step, cmds, timebox_s):
     """Run a step; return (rows for results.csv, raw record for raw.jsonl)."""
     os.makedirs(cmds.dir, exist_ok=True)
@@ -121,7 +141,8 @@ def run_step(plan, step, cmds, timebox_s):
         if cmds.mps_root:
             mps = MpsDaemon(cmds.mps_root).start()
         if cmds.broker:
-            broker = Broker(**cmds.broker, extra_env=mps.env() if mps else None).start()
+            env = dict(mps.env() if mps else {}, **trace_env(step))
+            broker = Broker(**cmds.broker, extra_env=env).start()
             raw["broker_argv"] = broker.argv()
         _drive(plan, step, cmds, t0 + timebox_s, raw, procs)
     except Exception as e:  # record it; the step's rows say what is missing
@@ -132,6 +153,7 @@ def run_step(plan, step, cmds, timebox_s):
             stop_group(p, signal.SIGKILL, 5)
         if broker:
             broker.stop()
+            report_trace(step, raw)
             raw["broker"] = {"status": broker.last_status, "returncode": broker.returncode,
                              "output_tail": broker.output_tail(3000)}
         if mps:

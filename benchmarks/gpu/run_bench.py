@@ -52,6 +52,8 @@ def parse_args(argv=None):
     p.add_argument("--budget-s", type=float, default=0, help="wall-time budget; 0: none")
     p.add_argument("--repeats", type=int, help="override the preset's repeats")
     p.add_argument("--requests", type=int, help="override requests per HP workload")
+    p.add_argument("--gap-dist", choices=("exp", "fixed"),
+                   help="HP think time between requests: exponential (the preset's) or fixed")
     p.add_argument("--settings", help="comma-separated subset of: " + ",".join(SETTINGS))
     p.add_argument("--lps", help="comma-separated subset of the preset's LP names")
     p.add_argument("--workloads", help="comma-separated PyTorch HP workloads (MODEL:MODE:BATCH)")
@@ -76,6 +78,8 @@ def build_plan(args):
         plan.repeats = args.repeats
     if args.requests:
         plan.requests = args.requests
+    if args.gap_dist:
+        plan.gap_dist = args.gap_dist
     plan.policy = args.policy
     if args.settings:
         wanted = args.settings.split(",")
