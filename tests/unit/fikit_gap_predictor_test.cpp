@@ -15,6 +15,12 @@ struct t_Key {
   FikitParams p;
 };
 
+// A key whose every fill miss backs off (no tolerated miss rate): for the tests of what a backoff
+// does, rather than of when it happens.
+struct t_StrictKey : t_Key {
+  t_StrictKey() { p.miss_tolerance = 0; }
+};
+
 TEST(FikitGapPredictor, UnknownUntilEnoughGaps) {
   t_Key k;
   EXPECT_FALSE(predict_gap(&k.ks, nullptr, 0, k.p).known());
@@ -77,7 +83,7 @@ TEST(FikitGapPredictor, TenantGapsStandInForAnUnknownKey) {
 }
 
 TEST(FikitGapPredictor, MissesMakeTheKeyConservativeAndHitsWinItBack) {
-  t_Key k;
+  t_StrictKey k;
   for (int i = 0; i < 20; i++) gap_observed(k.ks, 100000);
   uint64_t before = predict_gap(&k.ks, nullptr, 0, k.p).end_ns;
   fill_missed(k.ks, k.p);
@@ -100,7 +106,7 @@ TEST(FikitGapPredictor, MissesMakeTheKeyConservativeAndHitsWinItBack) {
 // miss shrinks what the prediction leaves beyond the elapsed time, not the elapsed part, so a
 // conservative key still leaves room however long the gap has lasted.
 TEST(FikitGapPredictor, FillMissShrinksWhatIsLeftNotTheTimeElapsed) {
-  t_Key k;
+  t_StrictKey k;
   for (int i = 1; i <= 400; i++)  // exponential quantiles, mean 3 ms
     gap_observed(k.ks, static_cast<uint64_t>(-3e6 * std::log(1.0 - (i - 0.5) / 400.0)));
   uint64_t left = predict_gap(&k.ks, nullptr, 2000000, k.p).end_ns - 2000000;
@@ -117,7 +123,7 @@ TEST(FikitGapPredictor, FillMissShrinksWhatIsLeftNotTheTimeElapsed) {
 // passed, the gap is taken for a long one; after a fill miss the key is judged by a lower quantile
 // and the short mode's tail keeps it short.
 TEST(FikitGapPredictor, FillMissLowersTheQuantileOfABimodalKey) {
-  t_Key k;
+  t_StrictKey k;
   for (int i = 0; i < 90; i++) gap_observed(k.ks, 100000);
   for (int i = 0; i < 3; i++) gap_observed(k.ks, 115000);
   for (int i = 0; i < 40; i++) gap_observed(k.ks, 1500000);
@@ -126,8 +132,30 @@ TEST(FikitGapPredictor, FillMissLowersTheQuantileOfABimodalKey) {
   EXPECT_LT(predict_gap(&k.ks, nullptr, 105000, k.p).end_ns, 120000u);
 }
 
-TEST(FikitGapPredictor, ScoringCountsHitsAndMisses) {
+// Fill misses at about the rate the gap quantile takes by design (1 filled gap in 10) never back
+// off; misses in a row (the key's gaps changed) do, after a few.
+TEST(FikitGapPredictor, FillMissesAtTheQuantilesRateAreTolerated) {
   t_Key k;
+  for (int i = 0; i < 20; i++) gap_observed(k.ks, 100000);
+  for (int i = 0; i < 200; i++) {
+    filled_gap_closed(k.ks, k.p);
+    if (i % 10 == 9) fill_missed(k.ks, k.p);
+  }
+  EXPECT_EQ(k.ks.fill_misses, 20u);
+  EXPECT_EQ(k.ks.factor, 1.0);
+  int closed = 0;
+  while (k.ks.factor == 1.0 && closed < 20) {
+    filled_gap_closed(k.ks, k.p);
+    fill_missed(k.ks, k.p);
+    closed++;
+  }
+  EXPECT_EQ(k.ks.factor, 0.5);
+  EXPECT_GE(closed, 2);
+  EXPECT_LE(closed, 6);
+}
+
+TEST(FikitGapPredictor, ScoringCountsHitsAndMisses) {
+  t_StrictKey k;
   for (int i = 0; i < 20; i++) gap_observed(k.ks, 100000);
   GapEstimate e = predict_gap(&k.ks, nullptr, 0, k.p);
   gap_scored(k.ks, e, 120000, k.p);

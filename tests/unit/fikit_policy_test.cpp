@@ -94,7 +94,8 @@ TEST(FikitPolicy, LearnsGapsPerKeyAndScoresPredictions) {
 // granted into the gap either finishes before HP returns (hit) or not (fill miss).
 PolicyConfig t_no_slack() {
   PolicyConfig cfg;
-  cfg.opts = "miss_slack_us=0";  // every LP completion after HP's return is a miss
+  // Every LP completion after HP's return is a miss, and every miss backs off.
+  cfg.opts = "miss_slack_us=0,miss_tolerance=0";
   return cfg;
 }
 

@@ -50,7 +50,10 @@ void close_gap(FikitState& st, TenantData& td, uint64_t t_ns) {
   } else {
     td.n.gap_unpredicted++;
   }
-  if (g.filled) td.n.gaps_filled++;
+  if (g.filled) {
+    td.n.gaps_filled++;
+    filled_gap_closed(ks, st.params);
+  }
   for (Grant& gr : st.grants)
     for (GapRef& r : gr.gaps)
       if (r.tenant_id == td.id && r.epoch == g.epoch && !r.returned_ns) r.returned_ns = t_ns;

@@ -61,8 +61,19 @@ void gap_scored(KeyStats& ks, const GapEstimate& at_start, uint64_t actual_ns,
   }
 }
 
+void filled_gap_closed(KeyStats& ks, const FikitParams& p) {
+  ks.fill_miss_rate *= 1.0 - 1.0 / std::max(p.miss_window, 1u);
+}
+
 void fill_missed(KeyStats& ks, const FikitParams& p) {
   ks.fill_misses++;
+  // Its gap was already counted a hit by filled_gap_closed: make it a miss.
+  ks.fill_miss_rate += 1.0 / std::max(p.miss_window, 1u);
+  // A low quantile is undershot by gap_quantile of the gaps by design: misses at that rate are
+  // the risk the quantile takes, not a sign that the key's gaps changed. Backing off on each one
+  // collapsed the factor to its floor (with 10% misses a key sees ~9 hits between misses, fewer
+  // than the 16 that win a halving back) and starved the LP on the GPU, periodic HP gaps included.
+  if (ks.fill_miss_rate <= p.miss_tolerance * p.gap_quantile) return;
   ks.streak = 0;
   ks.factor *= p.miss_backoff;
   // Below min_factor the key is not filled; keep it just below so that recovery takes

@@ -42,8 +42,12 @@ void gap_observed(KeyStats& ks, uint64_t actual_ns);
 void gap_scored(KeyStats& ks, const GapEstimate& at_start, uint64_t actual_ns,
                 const FikitParams& p);
 
-// The tenant came back while LP work granted into its gap was still running: make the key's
-// predictions more conservative.
+// A gap after the key that LP work was granted into has closed (a fill miss, if it was one, is
+// seen later, when that work completes).
+void filled_gap_closed(KeyStats& ks, const FikitParams& p);
+
+// The tenant came back while LP work granted into its gap was still running: if that happens
+// more often than the gap quantile allows, make the key's predictions more conservative.
 void fill_missed(KeyStats& ks, const FikitParams& p);
 
 }  // namespace fikit::broker::fikit_policy

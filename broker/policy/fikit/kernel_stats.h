@@ -33,6 +33,9 @@ struct KeyStats {
   uint64_t actual_sum_ns = 0;
   uint32_t streak = 0;  // raw-prediction hits in a row since the last miss
   double factor = 1.0;  // conservatism: predictions are scaled by it (misses lower it)
+  // Share of the key's recent filled gaps that were fill misses (a moving average over
+  // miss_window filled gaps): gap_quantile of them miss by design.
+  double fill_miss_rate = 0;
 };
 
 class KernelTable {

@@ -34,6 +34,8 @@ constexpr Field kFields[] = {
     {"risky_every", Kind::kNs, nullptr, &FikitParams::risky_every_ns, nullptr},
     {"inactive", Kind::kNs, nullptr, &FikitParams::inactive_ns, nullptr},
     {"miss_backoff", Kind::kQuantile, &FikitParams::miss_backoff, nullptr, nullptr},
+    {"miss_tolerance", Kind::kFactor, &FikitParams::miss_tolerance, nullptr, nullptr},
+    {"miss_window", Kind::kCount, nullptr, nullptr, &FikitParams::miss_window},
     {"miss_slack", Kind::kNs, nullptr, &FikitParams::miss_slack_ns, nullptr},
     {"min_factor", Kind::kFactor, &FikitParams::min_factor, nullptr, nullptr},
     {"recover_hits", Kind::kCount, nullptr, nullptr, &FikitParams::recover_hits},

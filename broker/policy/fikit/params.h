@@ -26,7 +26,10 @@ struct FikitParams {
   uint64_t starve_wait_ns = 10000000;
   uint64_t risky_every_ns = 20000000;
   uint64_t inactive_ns = 100000000;  // idle this long (and past its gaps): no longer active
-  double miss_backoff = 0.5;         // a missed prediction multiplies the key's factor by it
+  double miss_backoff = 0.5;         // a fill miss beyond the tolerated rate multiplies the
+                                     // key's factor by it; tolerated: more than miss_tolerance x
+  double miss_tolerance = 2.5;       // gap_quantile of the key's last ~miss_window filled gaps
+  uint32_t miss_window = 16;         // missed (a low quantile misses gap_quantile of them anyway)
   uint64_t miss_slack_ns = 50000;    // LP seen done this soon after the return is not a miss
   double min_factor = 1.0 / 16;      // below this factor the key is not filled at all
   uint32_t recover_hits = 16;        // raw-prediction hits since a fill miss that double the factor
