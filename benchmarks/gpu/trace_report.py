@@ -176,7 +176,26 @@ def report(path):
             "- grants: " + ", ".join(f"{VERDICTS.get(k, k)} {n}" for k, n in gv.most_common()),
             "- denials (one per request and reason): " +
             ", ".join(f"{VERDICTS.get(k, k)} {n}" for k, n in dv.most_common())]
+    out.append(collisions(gaps, busy))
     return "\n".join(out)
+
+
+def collisions(gaps, busy):
+    """How often the HP came back to LP work still on the GPU (granted into the gap it ended, or
+    earlier), and how long that work ran on past its return."""
+    busy = sorted((a, b) for a, b in busy if b > a)
+    starts = [a for a, _ in busy]
+    over = []
+    for _, end in gaps:
+        i = bisect.bisect_left(starts, end)
+        # Launches issued before the return that were seen done after it (LP launches queue on
+        # their stream: the last ones issued end last, so a window of recent ones suffices).
+        late = [b - end for _, b in busy[max(0, i - 256):i] if b > end]
+        if late:
+            over.append(max(late))
+    share = 100 * len(over) / len(gaps) if gaps else 0
+    return (f"- HP returns to LP work still running: {len(over)} of {len(gaps)} ({share:.0f}%); "
+            f"it ran on for us p50/p90/p99: {'/'.join(quantiles(over))}")
 
 
 def main():
