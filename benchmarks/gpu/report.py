@@ -202,9 +202,11 @@ def targets(agg):
             ok = all(v is not None for v in (a.get("slow_p50"), a.get("slow_p99"), a.get("lp_vs_ts")))
             ok = ok and a["slow_p50"] <= TARGETS["p50"] and a["slow_p99"] <= TARGETS["p99"] and \
                 a["lp_vs_ts"] >= TARGETS["lp_vs_ts"]
+            floor = agg.get(("", hp, "alone-mps"), {}).get("slow_p50")
+            floor = f"; HP alone on MPS: p50 {_x(floor)}" if floor is not None else ""
             out.append((ok, f"fikit on MPS, {hp} with {lp}: p50 {_x(a.get('slow_p50'))} (<= 1.05), "
                             f"p99 {_x(a.get('slow_p99'))} (<= 1.10), LP {_pct(a.get('lp_vs_ts'))} of "
-                            f"time-sliced (>= 50%)"))
+                            f"time-sliced (>= 50%){floor}"))
         if s == "fikit-ts":
             ts = agg.get((lp, hp, "timeslice"), {})
             mine, theirs = a.get("slow_jct"), ts.get("slow_jct")
@@ -233,6 +235,14 @@ def _pct(v):
     return "—" if v is None else f"{100 * v:.0f}%"
 
 
+def _think(meta):
+    t = meta.get("hp_think")
+    if not t:
+        return "?"
+    kind = {"exp": "exponential (Poisson arrivals)", "fixed": "fixed (periodic arrivals)"}
+    return f"{kind.get(t['dist'], t['dist'])}, mean {t['mean_ms']} ms"
+
+
 def _meta_lines(raw):
     metas = [r for r in raw if r.get("type") == "meta"]
     m = metas[-1] if metas else {}
@@ -240,6 +250,7 @@ def _meta_lines(raw):
              f"(driver), {m.get('cuda_torch', '?')} (PyTorch {m.get('torch', '?')})",
              f"- commit: {m.get('commit', '?')}; date: {m.get('date', '?')}; preset: {m.get('preset', '?')}; "
              f"host: {m.get('host', '?')}",
+             f"- HP think time between requests: {_think(m)}",
              f"- compute mode: {m.get('compute_mode', '?')} (left as found); command: `{m.get('argv', '?')}`"]
     notes = [r["text"] for r in raw if r.get("type") == "note"]
     lines += [f"- note: {n}" for n in notes]

@@ -128,6 +128,7 @@ def collect_meta(args, plan):
     """GPU, driver, CUDA, PyTorch, commit, date: read only, nothing is changed."""
     m = {"type": "meta", "date": datetime.datetime.now().isoformat(timespec="seconds"),
          "preset": plan.preset, "repeats": plan.repeats, "budget_s": args.budget_s,
+         "hp_think": {"dist": plan.gap_dist, "mean_ms": plan.gap_ms},
          "argv": " ".join(sys.argv), "host": socket.gethostname()}
     q = _run(["nvidia-smi", "--query-gpu=name,driver_version,compute_mode,memory.total",
               "--format=csv,noheader"]).splitlines()
