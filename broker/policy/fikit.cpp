@@ -69,6 +69,7 @@ void load_profile(const FikitState& st, TenantData& td) {
 
 void* ops_init(const PolicyConfig& cfg, bool oracle) {
   auto* st = new FikitState(cfg, params_for(cfg));
+  if (cfg.switch_cost_ns > 0) st->params.miss_tolerance = st->params.miss_tolerance_ts;
   st->oracle = oracle;
   if (oracle) st->cfg.profile_dir.clear();
   st->trace.open_from_env();

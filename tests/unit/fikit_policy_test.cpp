@@ -151,6 +151,23 @@ TEST(FikitPolicy, MissedPredictionsMakeTheKeyConservative) {
   EXPECT_EQ(t_stats(x.s, x.hp)["fill_misses"], 1);
 }
 
+// On MPS a key's fill misses at about its gap quantile's rate are tolerated; on time-slicing,
+// where each costs the HP a switch and a time slice of LP work, every one backs off.
+TEST(FikitPolicy, FillMissesAreToleratedOnMpsOnly) {
+  PolicyConfig mps;
+  mps.opts = "miss_slack_us=0";
+  t_MissSetup x(mps);
+  EXPECT_EQ(x.gap(40 * kUs, 60 * kUs), 1u);
+  EXPECT_EQ(t_stats(x.s, x.hp)["fill_misses"], 1);
+  EXPECT_EQ(t_data(x.s, x.hp).keys.find(kKeyHp)->factor, 1.0);
+  PolicyConfig ts = mps;
+  ts.switch_cost_ns = 1 * kUs;
+  t_MissSetup y(ts);
+  EXPECT_EQ(y.gap(40 * kUs, 60 * kUs), 1u);
+  EXPECT_EQ(t_stats(y.s, y.hp)["fill_misses"], 1);
+  EXPECT_EQ(t_data(y.s, y.hp).keys.find(kKeyHp)->factor, 0.5);
+}
+
 // The gap lasted as long as predicted (~200 us) but the LP kernel ran far longer than its 50 us:
 // the kernel's fault (an overrun of the LP tenant), not the gap key's.
 TEST(FikitPolicy, FillThatOutlastsAGapThatLastedAsPredictedIsAnOverrun) {

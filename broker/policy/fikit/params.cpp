@@ -36,6 +36,7 @@ constexpr Field kFields[] = {
     {"miss_backoff", Kind::kQuantile, &FikitParams::miss_backoff, nullptr, nullptr},
     {"miss_tolerance", Kind::kFactor, &FikitParams::miss_tolerance, nullptr, nullptr},
     {"miss_window", Kind::kCount, nullptr, nullptr, &FikitParams::miss_window},
+    {"miss_tolerance_ts", Kind::kFactor, &FikitParams::miss_tolerance_ts, nullptr, nullptr},
     {"miss_slack", Kind::kNs, nullptr, &FikitParams::miss_slack_ns, nullptr},
     {"min_factor", Kind::kFactor, &FikitParams::min_factor, nullptr, nullptr},
     {"recover_hits", Kind::kCount, nullptr, nullptr, &FikitParams::recover_hits},
