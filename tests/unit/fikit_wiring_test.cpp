@@ -128,31 +128,6 @@ TEST(FikitWiring, HpThatNeverDrainsGetsAMarkerOnEveryLaunch) {
   EXPECT_EQ(s.markers().back().second, 1u);
 }
 
-// A task that synchronizes every 342 launches (eager ResNet-50) is not taken for one that never
-// does: no marker after each launch past 256 of its requests. Runs that ended through markers
-// (no drain) teach nothing, or a task that never synchronizes would lose its markers.
-TEST(FikitWiring, LongSyncRunsAreLearnedFromDrainsOnly) {
-  t_FakeSched s;
-  uint32_t hp = s.add("serve", kPriorityHigh);
-  const fp::FikitParams& p = t_state(s).params;
-  uint64_t t = kNow;
-  auto request = [&](uint32_t launches, bool drained) {
-    for (uint32_t i = 0; i < launches; i++) s.hp_launch(hp, kKeyHp, t + i * kUs);
-    s.dispatch(t + launches * kUs);
-    uint32_t every = s.markers().empty() ? 0 : s.markers().back().second;
-    for (uint32_t i = 0; i < launches; i++) s.hp_complete(hp, t + (launches + i) * kUs, !drained);
-    t += 10 * kMs;
-    return every;
-  };
-  EXPECT_EQ(request(300, /*drained=*/false), 1u);  // past 256 with nothing known: markers
-  EXPECT_EQ(t_data(s, hp).usual_sync_run, 0u);
-  EXPECT_EQ(request(342, /*drained=*/true), 1u);  // still nothing known from drains
-  EXPECT_EQ(t_data(s, hp).usual_sync_run, 342u);
-  EXPECT_NE(request(342, /*drained=*/true), 1u);
-  EXPECT_EQ(request(2 * 342, /*drained=*/true), 1u) << "twice its usual run: markers again";
-  EXPECT_GE(p.hp_nosync_submits, 1u);
-}
-
 // LP kernels queued on one stream and seen complete together (one marker covering both): the
 // second one's issue-to-done counts the first one's run, so it gives no sample.
 TEST(FikitWiring, QueuedLaunchBehindAnUnmeasuredOneGivesNoSample) {

@@ -129,7 +129,6 @@ void ev_complete(FikitState& st, TenantData& td, const Completion& c) {
   auto g = td.priority == kPriorityHigh ? st.grants.end() : grant_of(st, td, c);
   uint16_t slot = g != st.grants.end() ? g->stream_slot : slot_of(td, c.position);
   uint64_t sample = measure(td, c, slot);
-  td.last_done_by_drain = !c.exact;
   st.trace.add(TraceKind::kComplete, c.done_ns, td.id, c.kernel_key, c.issue_ns, c.done_ns);
   if (g == st.grants.end()) return;
   // Only a fill's delay predicts a fill's: at full speed the client launches back to back from
@@ -153,11 +152,6 @@ void ev_complete(FikitState& st, TenantData& td, const Completion& c) {
 }
 
 void ev_idle(FikitState& st, TenantData& td, const TenantInfo& t, uint64_t t_ns) {
-  // Learn how many launches the tenant makes between the drains of its synchronizing calls (not
-  // of markers: those of a task that never synchronizes would raise it without end); it fades
-  // slowly, so that one long run does not keep a task without markers for good.
-  if (td.last_done_by_drain)
-    td.usual_sync_run = std::max(td.submits_since_idle, td.usual_sync_run - td.usual_sync_run / 64);
   td.submits_since_idle = 0;
   // A tenant that already asked again (a LP request waiting or granted, not yet launched) has no
   // idle gap to measure.

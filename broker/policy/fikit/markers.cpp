@@ -1,16 +1,11 @@
 // HP completion-marker sampling: choose each HP tenant's share, tell the scheduler on change.
 #include "policy/fikit/markers.h"
 
-#include <algorithm>
-
 namespace fikit::broker::fikit_policy {
 
 uint32_t marker_every_for(const TenantData& td, const FikitParams& p, uint64_t now_ns) {
   if (p.hp_marker_every == 0) return 0;
-  // A task that synchronizes every N launches is not one that never does until well past N: a
-  // marker after each of the launches 257..342 of every eager ResNet-50 request cost its latency.
-  uint64_t nosync = std::max<uint64_t>(p.hp_nosync_submits, 2 * td.usual_sync_run);
-  if (p.hp_nosync_submits && td.submits_since_idle >= nosync) return 1;
+  if (p.hp_nosync_submits && td.submits_since_idle >= p.hp_nosync_submits) return 1;
   if (td.unmeasured_ns && now_ns < td.unmeasured_ns + p.inactive_ns && p.hp_marker_learn_every)
     return p.hp_marker_learn_every;
   return p.hp_marker_every;

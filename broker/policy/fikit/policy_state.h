@@ -149,8 +149,6 @@ struct TenantData {
   uint32_t marker_every = UINT32_MAX;  // 1 in N asked of the scheduler (UINT32_MAX: not yet)
   uint64_t unmeasured_ns = 0;          // last submission of a key with too few durations
   uint64_t submits_since_idle = 0;     // submissions since the tenant last drained
-  uint64_t usual_sync_run = 0;         // the most submissions between drains it synchronized after
-  bool last_done_by_drain = false;     // its latest completion was seen through a drain
   TenantCounters n;
   HeldReason held = HeldReason::kNone;  // why its oldest request waits, since held_since_ns
   uint64_t held_since_ns = 0;
