@@ -36,8 +36,7 @@ std::vector<std::string> t_rows(const std::vector<std::string>& lines, char kind
   std::vector<std::string> out;
   for (const std::string& l : lines) {
     size_t comma = l.find(',');
-    if (comma != std::string::npos && comma + 1 < l.size() && l[comma + 1] == kind &&
-        l[0] != '#')
+    if (comma != std::string::npos && comma + 1 < l.size() && l[comma + 1] == kind && l[0] != '#')
       out.push_back(l);
   }
   return out;
