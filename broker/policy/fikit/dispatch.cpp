@@ -180,13 +180,17 @@ void note_grant(Ctx& c, View& v, const Window& w, const FillDecision& d, const L
   }
 }
 
+// What is left of the gap after the LP work already granted into it (0: none, or no gap end).
+uint64_t room_left(const FillWindow& fw) {
+  uint64_t from = std::max(fw.now_ns, fw.committed_end_ns);
+  return fw.gap_end_ns > from && fw.gap_end_ns != kNoEnd ? fw.gap_end_ns - from : 0;
+}
+
 // Count why a request that did not fit was not granted as a risky one (see no_room_why).
 // `waited`: the request has waited starve_wait (fw.risky_ok is that and the rate limit).
 void count_no_room(TenantData& td, const FillWindow& fw, const LpCost& cost, bool waited) {
-  uint64_t from = std::max(fw.now_ns, fw.committed_end_ns);
   td.n.no_room_cost_ns += cost.ns;
-  td.n.no_room_left_ns +=
-      fw.gap_end_ns > from && fw.gap_end_ns != kNoEnd ? fw.gap_end_ns - from : 0;
+  td.n.no_room_left_ns += room_left(fw);
   size_t why = 3;
   if (!waited)
     why = 0;
@@ -235,9 +239,7 @@ bool grant_tenant(Ctx& c, View& v, const Window& w, uint64_t* committed) {
     if (!fill_grants(d.verdict)) {
       v.td->held = d.verdict == FillVerdict::kNoRoom ? HeldReason::kNoRoom : HeldReason::kUnknown;
       if (d.verdict == FillVerdict::kNoRoom) count_no_room(*v.td, fw, cost, waited);
-      uint64_t from = std::max(c.now, *committed);
-      trace_deny(c, *v.td, static_cast<uint8_t>(d.verdict), cost.ns,
-                 w.end != kNoEnd && w.end > from ? w.end - from : 0);
+      trace_deny(c, *v.td, static_cast<uint8_t>(d.verdict), cost.ns, room_left(fw));
       return true;
     }
     if (!c.s.grant(v.idx)) {

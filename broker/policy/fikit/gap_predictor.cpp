@@ -61,14 +61,19 @@ void gap_scored(KeyStats& ks, const GapEstimate& at_start, uint64_t actual_ns,
   }
 }
 
+namespace {
+// Weight of one filled gap in a key's fill_miss_rate: a moving average over miss_window of them.
+double miss_weight(const FikitParams& p) { return 1.0 / std::max(p.miss_window, 1u); }
+}  // namespace
+
 void filled_gap_closed(KeyStats& ks, const FikitParams& p) {
-  ks.fill_miss_rate *= 1.0 - 1.0 / std::max(p.miss_window, 1u);
+  ks.fill_miss_rate *= 1.0 - miss_weight(p);
 }
 
 void fill_missed(KeyStats& ks, const FikitParams& p) {
   ks.fill_misses++;
   // Its gap was already counted a hit by filled_gap_closed: make it a miss.
-  ks.fill_miss_rate += 1.0 / std::max(p.miss_window, 1u);
+  ks.fill_miss_rate += miss_weight(p);
   // A low quantile is undershot by gap_quantile of the gaps by design: misses at that rate are
   // the risk the quantile takes, not a sign that the key's gaps changed. Backing off on each one
   // collapsed the factor to its floor (with 10% misses a key sees ~9 hits between misses, fewer

@@ -26,12 +26,14 @@ struct FikitParams {
   uint64_t starve_wait_ns = 10000000;
   uint64_t risky_every_ns = 20000000;
   uint64_t inactive_ns = 100000000;  // idle this long (and past its gaps): no longer active
-  double miss_backoff = 0.5;         // a fill miss beyond the tolerated rate multiplies the
-                                     // key's factor by it; tolerated: more than miss_tolerance x
-  double miss_tolerance = 2.5;       // gap_quantile of the key's last ~miss_window filled gaps
-  uint32_t miss_window = 16;         // missed (a low quantile misses gap_quantile of them anyway)
-  // The same on time-slicing, where every miss costs the level above a switch and up to a time
-  // slice of LP work (tolerating misses raised eager ResNet-50's p99 to 2.86x of alone there).
+  // A fill miss multiplies the key's factor by miss_backoff only while more than miss_tolerance x
+  // gap_quantile of its last ~miss_window filled gaps missed (a low quantile misses gap_quantile
+  // of them anyway).
+  double miss_backoff = 0.5;
+  double miss_tolerance = 2.5;
+  uint32_t miss_window = 16;
+  // miss_tolerance on time-slicing, where every miss costs the level above a switch and up to a
+  // time slice of LP work (tolerating misses raised eager ResNet-50's p99 to 2.86x of alone there).
   double miss_tolerance_ts = 0;
   uint64_t miss_slack_ns = 50000;  // LP seen done this soon after the return is not a miss
   double min_factor = 1.0 / 16;    // below this factor the key is not filled at all
