@@ -16,6 +16,8 @@ import bisect
 import collections
 import sys
 
+from report import nearest_rank
+
 VERDICTS = {0: "granted", 1: "granted to measure", 2: "granted risky", 3: "no room",
             4: "needs a long gap (unknown kernel)", 100: "max LP in flight",
             101: "a level above busy"}
@@ -37,10 +39,9 @@ def load(path):
 
 
 def quantiles(xs, qs=(0.5, 0.9, 0.99)):
-    if not xs:
-        return ["—"] * len(qs)
+    """Nearest-rank quantiles of durations in ns, as us strings."""
     xs = sorted(xs)
-    return [f"{xs[min(len(xs) - 1, int(q * len(xs)))] / 1e3:.1f}" for q in qs]
+    return [f"{nearest_rank(xs, q) / 1e3:.1f}" if xs else "—" for q in qs]
 
 
 def hp_gaps(rows, hp):
@@ -52,10 +53,9 @@ def hp_gaps(rows, hp):
             open_at[tenant] = t
         elif kind == "S" and tenant in open_at:
             gaps.append((open_at.pop(tenant), t))
-    # Several HP tenants: the LP may fill only while all are idle. Intersect per tenant lists.
-    if len(hp) > 1:
-        return []  # not needed for the benchmark pairs (one HP); say so in the report
-    return gaps
+    # With several HP tenants the LP may fill only while all are idle: not handled (the benchmark
+    # pairs have one HP); the report says so.
+    return gaps if len(hp) == 1 else []
 
 
 def lp_segments(rows, lp):
@@ -165,9 +165,9 @@ def report(path):
         if i >= 0 and t < gaps[i][1]:
             per_gap[i] += 1
             first.setdefault(i, t - gaps[i][0])
-    n_filled = len(per_gap)
-    out += ["", f"- gaps with a grant: {n_filled} of {len(gaps)}; grants per such gap p50/p90: "
-            f"{'/'.join(str(sorted(per_gap.values())[int(q * n_filled)]) for q in (0.5, 0.9)) if n_filled else '—'}",
+    counts = sorted(per_gap.values())
+    out += ["", f"- gaps with a grant: {len(counts)} of {len(gaps)}; grants per such gap p50/p90: "
+            f"{'/'.join(str(nearest_rank(counts, q)) for q in (0.5, 0.9)) if counts else '—'}",
             f"- first grant into a gap, after us p50/p90/p99: {'/'.join(quantiles(list(first.values())))}",
             f"- LP request to grant, us p50/p90/p99: {'/'.join(quantiles(req_wait))}",
             f"- LP grant to issue, us p50/p90/p99: {'/'.join(quantiles(delay))}",
