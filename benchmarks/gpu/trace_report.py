@@ -24,6 +24,8 @@ VERDICTS = {0: "granted", 1: "granted to measure", 2: "granted risky", 3: "no ro
 
 
 def load(path):
+    """The rows in record order: the order the policy saw things in. A submission's time is the
+    client's, a grant's the broker's, so sorting by time can put a grant before its request."""
     rows, header = [], ""
     with open(path) as f:
         for line in f:
@@ -34,7 +36,6 @@ def load(path):
                 continue
             t, kind, tenant, key, verdict, a, b = line.rstrip("\n").split(",")
             rows.append((int(t), kind, int(tenant), key, int(verdict), int(a), int(b)))
-    rows.sort(key=lambda r: r[0])
     return rows, header
 
 
@@ -82,7 +83,7 @@ def lp_segments(rows, lp):
             grant_t.append(t)
             if queue:
                 req = queue.popleft()
-                req_wait.append(t - req)
+                req_wait.append(max(0, t - req))  # a grant stamped before it: none
                 waits.append((since, t, reason))
                 reason, since = ("undecided", max(t, queue[0])) if queue else (None, 0)
             last_grant.append(t)
@@ -141,7 +142,7 @@ def report(path):
         out.append("- needs one LP tenant and at least one HP tenant: nothing more to say")
         return "\n".join(out)
     lp = next(iter(granted))
-    gaps = hp_gaps(rows, hp)
+    gaps = hp_gaps(sorted(rows, key=lambda r: r[0]), hp)
     if not gaps:
         out.append("- no HP gaps (or several HP tenants: not handled)")
         return "\n".join(out)
