@@ -42,8 +42,8 @@ std::string exit_text(int status) {
 }
 
 #ifdef FIKIT_BROKER_BPF
-// The MPS server (nvidia-cuda-mps-server; comm keeps 15 bytes) creates its clients' contexts and
-// memory: it is no unmanaged GPU process, and under MPS the tenants' usage shows up as its.
+// The MPS server (nvidia-cuda-mps-server; comm keeps 15 bytes) holds the context its clients
+// share: it is no unmanaged GPU process (their memory, on driver 580, is still their own).
 bool is_mps_server(const std::string& comm) { return comm.rfind("nvidia-cuda-mps", 0) == 0; }
 
 // Name of a process that made driver calls but no event yet (its /proc entry), or "".
@@ -254,11 +254,12 @@ void GpuMonitor::Impl::on_event(const bpf::GpuEvent& e) {
 void GpuMonitor::Impl::watch(const bpf::GpuEvent& e) {
   if (tenants.count(e.pid) || warned.count(e.pid) || is_mps_server(e.comm)) return;
   if (info.audit && audit_tried.insert(e.pid).second) {
+    const uint64_t t0 = now_ns();  // attaching blocks this thread: registrations wait on it
     Result<int> r = obs->audit_process(e.pid);
     if (r.ok()) {
       audited.insert(e.pid);
-      FIKIT_LOG_INFO("auditing the kernel launches of pid %d (%s): %d entry point(s)", e.pid,
-                     e.comm, r.value());
+      FIKIT_LOG_INFO("auditing the kernel launches of pid %d (%s): %d entry point(s) in %.1f ms",
+                     e.pid, e.comm, r.value(), (now_ns() - t0) / 1e6);
     } else {
       FIKIT_LOG_WARN("failed to audit the kernel launches of pid %d (%s): %s", e.pid, e.comm,
                      r.status().message().c_str());

@@ -13,10 +13,10 @@ side by side and stop at "allocated" and "freed" (stdin handshakes):
   Without PyTorch the CUDA program runs unregistered in its place.
 (--swap: PyTorch as the tenant, the CUDA program unregistered.)
 The broker runs with --substrate timeslice, so that each program owns its GPU objects. With
---substrate mps the MPS server (which the broker runs, and the tenant joins) creates the tenant's
-contexts and memory: then the checks are that the server is listed as kind "mps-server" with the
-tenant's memory and is not taken for an unmanaged process, and that the tenant is no unmanaged
-process either (the unregistered program does not join MPS and is checked as above).
+--substrate mps the tenant joins the MPS server the broker runs: then the checks are that the server
+is listed as kind "mps-server" and is not taken for an unmanaged process, that the tenant's memory
+is counted (at the tenant, or at the server if the driver allocates it there), and that the tenant
+is no unmanaged process either (the unregistered program does not join MPS: checked as above).
 Checks, from `status --json`: each program's contexts, channels and device memory while
 allocated (and less after the frees); the tenant is kind "tenant" with its tenant id and is not
 unmanaged; the unregistered one is kind "unmanaged", counted, named in the status table and
@@ -189,20 +189,29 @@ def check_allocated(b, prog, kind, audit):
 
 
 def check_allocated_mps(b, prog):
-    """Under MPS: the server holds the tenant's memory; the tenant is registered, not unmanaged."""
-    def server(status):
+    """Under MPS: the server is listed as such; the tenant's memory is counted, at the tenant or
+    at the server (on driver 580 the client's own ioctls allocate it: 774 MiB at the tenant, 66 at
+    the server); the tenant is registered, not unmanaged."""
+    def found(status):
+        server = holder = None
         for p in ((status or {}).get("gpu") or {}).get("processes") or []:
-            if p["kind"] == "mps-server" and p["device_bytes"] >= prog.bytes:
-                return p
-        return None
+            if p["kind"] == "mps-server":
+                server = server or p
+            if p["pid"] == prog.pid or p["kind"] == "mps-server":
+                if p["device_bytes"] >= prog.bytes:
+                    holder = p
+        return server, holder
     end = time.monotonic() + DEADLINE_S
     status = b.status()
-    while time.monotonic() < end and not server(status):
+    while time.monotonic() < end and None in found(status):
         time.sleep(0.2)
         status = b.status()
-    s = server(status)
-    if check(s is not None, f"an mps-server entry holds {prog.bytes // MIB} MiB or more"):
+    s, holder = found(status)
+    if check(s is not None, "the MPS server is listed as kind mps-server"):
         print(f"MPS server pid {s['pid']} ({s['name']}): {describe(s)}")
+    if check(holder is not None, f"the tenant's {prog.bytes // MIB} MiB are counted (at the "
+             "tenant or the MPS server)"):
+        print(f"held by pid {holder['pid']} ({holder['kind']})")
     e = gpu_entry(status, prog.pid)
     print(f"{prog.label} (an MPS client) in gpu.processes: {describe(e) if e else 'not listed'}")
     check(e is None or e["kind"] == "tenant", f"{prog.label} is not unmanaged")
@@ -288,6 +297,19 @@ def run_broker(build, args, d, extra, programs, audit):
             other.kill()
     if b.returncode not in (0, None):
         check(False, f"broker exited with {b.returncode}:\n{b.output_tail()}")
+    print_log_lines(b, ("registered", "auditing", "audit", "MPS"))
+
+
+def print_log_lines(b, words):
+    """For the record: when tenants registered and what attaching the audit cost."""
+    try:
+        with open(b.log, errors="replace") as f:
+            lines = [line.rstrip() for line in f if any(w in line for w in words)]
+    except OSError:
+        return
+    print("broker log (" + ", ".join(words) + "):")
+    for line in lines[:40]:
+        print("  " + line)
 
 
 def exercise(b, tenant, other, audit, mps=False):
