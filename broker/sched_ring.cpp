@@ -111,6 +111,8 @@ const char* SchedCore::handle_lp_end(Tenant& t, const EntryCopy& e) {
 void SchedCore::submit(Tenant& t, const EntryCopy& e) {
   t.launches++;
   t.info.last_submit_ns = e.t_ns;
+  // Read after the entry (acquired): a sync the client made before this launch is counted.
+  t.info.host_syncs = t.seg->client.syncs.load(std::memory_order_relaxed);
   if (ops_->on_submit)
     ops_->on_submit(policy_state_, t.info,
                     Submission{e.position, e.kernel_key, e.t_ns, e.stream_slot, e.flags});

@@ -58,7 +58,8 @@ struct TenantInfo {
   uint64_t last_key;        // kernel key of the latest issued launch
   uint64_t head_key;        // kernel key of the oldest waiting request (0 if none)
   uint64_t head_t_ns;       // when that request was made
-  void* policy_data;        // owned by the policy (set in on_tenant_add, freed in on_tenant_remove)
+  uint64_t host_syncs;  // its synchronizing calls that published a drain (as of its last submit)
+  void* policy_data;    // owned by the policy (set in on_tenant_add, freed in on_tenant_remove)
 };
 
 // What a policy may ask of the scheduler during dispatch.

@@ -1,7 +1,8 @@
 // What the broker gives policies beyond grants, and its command line for them: idle hints
 // (PolicyOps::on_hint_idle), per-tenant statistics in status (PolicyOps::tenant_stats) and in the
-// log when a tenant leaves, HP marker sampling (SchedulerApi::set_marker_every), the policy's log
-// line, --profile-dir, --policy-opts and `fikit-broker profile ...`.
+// log when a tenant leaves, HP marker sampling (SchedulerApi::set_marker_every), the client's sync
+// count (TenantInfo::host_syncs), the policy's log line, --profile-dir, --policy-opts and
+// `fikit-broker profile ...`.
 #include <fikit/protocol.h>
 #include <fikit/ring.h>
 #include <fikit/util.h>
@@ -29,6 +30,7 @@ namespace {
 struct t_Seen {
   std::vector<std::pair<uint64_t, uint64_t>> hints;  // (idle_ns, t_ns)
   uint32_t marker_every = 0;
+  std::vector<uint64_t> host_syncs;  // TenantInfo::host_syncs at each submission
   void* state = nullptr;
 };
 t_Seen g_seen;
@@ -44,7 +46,8 @@ const PolicyOps kHookPolicy = {
     .exit = nullptr,
     .on_tenant_add = nullptr,
     .on_tenant_remove = nullptr,
-    .on_submit = nullptr,
+    .on_submit = [](void*, TenantInfo& t,
+                    const Submission&) { g_seen.host_syncs.push_back(t.host_syncs); },
     .on_complete = nullptr,
     .on_idle = nullptr,
     .dispatch = [](void*, SchedulerApi& s, uint64_t) { s.set_marker_every(0, 7); },
@@ -103,6 +106,18 @@ TEST_F(PolicyHooks, MarkerShareIsWrittenToTheSegment) {
   ASSERT_TRUE(ring__push(&hp.seg->ring, {EntryKind::kHpLaunch, 0, 0, 0, 1, now_ns()}, &pos));
   core.poll(now_ns());
   EXPECT_EQ(hp.seg->broker.hp_marker_every.load(), 7u);
+}
+
+TEST_F(PolicyHooks, SubmissionsCarryTheClientsSyncCount) {
+  SchedCore core(&kHookPolicy, PolicyConfig{});
+  core.add(hp.desc, now_ns());
+  uint32_t pos;
+  ASSERT_TRUE(ring__push(&hp.seg->ring, {EntryKind::kHpLaunch, 0, 0, 0, 1, now_ns()}, &pos));
+  core.poll(now_ns());
+  hp.seg->client.syncs.store(3);  // the client synchronized (three drains) before its next launch
+  ASSERT_TRUE(ring__push(&hp.seg->ring, {EntryKind::kHpLaunch, 0, 0, 0, 1, now_ns()}, &pos));
+  core.poll(now_ns());
+  EXPECT_EQ(g_seen.host_syncs, (std::vector<uint64_t>{0, 3}));
 }
 
 TEST_F(PolicyHooks, StatusCarriesPolicyStatsAsJsonAndTable) {

@@ -128,6 +128,45 @@ TEST(FikitWiring, HpThatNeverDrainsGetsAMarkerOnEveryLaunch) {
   EXPECT_EQ(s.markers().back().second, 1u);
 }
 
+// `launches` HP launches, all complete, then a synchronizing call (seen at the next launch).
+uint64_t t_request_then_sync(t_FakeSched& s, uint32_t hp, uint32_t launches, uint64_t t_ns) {
+  for (uint32_t i = 0; i < launches; i++) s.hp_launch(hp, kKeyHp, t_ns + i * kUs);
+  for (uint32_t i = 0; i < launches; i++) s.hp_complete(hp, t_ns + (launches + i) * kUs, false);
+  s.t(hp).info.host_syncs++;
+  return t_ns + 3 * launches * kUs;
+}
+
+// Eager ResNet-50 makes 342 launches per request, then synchronizes: markers on its last 86
+// would only repeat what its sync says.
+TEST(FikitWiring, HpThatSynchronizesGetsMarkersOnEveryLaunchOnlyPastTwiceItsRuns) {
+  t_FakeSched s;
+  uint32_t hp = s.add("serve", kPriorityHigh);
+  const fp::FikitParams& p = t_state(s).params;
+  fp::TenantData& td = t_data(s, hp);
+  EXPECT_EQ(fp::nosync_limit(td, p), p.hp_nosync_submits) << "nothing learned yet";
+  uint64_t t = kNow;
+  for (int r = 0; r < 3; r++) t = t_request_then_sync(s, hp, 342, t);
+  s.hp_launch(hp, kKeyHp, t);  // the first launch after the last sync counts it
+  EXPECT_EQ(fp::nosync_limit(td, p), 2 * 342u);
+  for (uint32_t i = 1; i < 342; i++) s.hp_launch(hp, kKeyHp, t + i * kUs);
+  EXPECT_NE(fp::marker_every_for(td, p, t + 1 * kMs), 1u) << "342 launches: within its runs";
+  for (uint32_t i = 342; i < 2 * 342; i++) s.hp_launch(hp, kKeyHp, t + i * kUs);
+  EXPECT_EQ(fp::marker_every_for(td, p, t + 1 * kMs), 1u) << "twice its runs: it stopped syncing";
+}
+
+TEST(FikitWiring, LearnedNosyncLimitIsCappedAndDecays) {
+  t_FakeSched s;
+  uint32_t hp = s.add("serve", kPriorityHigh);
+  const fp::FikitParams& p = t_state(s).params;
+  fp::TenantData& td = t_data(s, hp);
+  uint64_t t = t_request_then_sync(s, hp, 20000, kNow);
+  s.hp_launch(hp, kKeyHp, t);
+  EXPECT_EQ(fp::nosync_limit(td, p), fp::kNosyncLearnedMax * p.hp_nosync_submits) << "capped";
+  for (int r = 0; r < 100; r++) t = t_request_then_sync(s, hp, 10, t + 1 * kMs);
+  s.hp_launch(hp, kKeyHp, t);
+  EXPECT_EQ(fp::nosync_limit(td, p), p.hp_nosync_submits) << "short runs since: back to the floor";
+}
+
 // LP kernels queued on one stream and seen complete together (one marker covering both): the
 // second one's issue-to-done counts the first one's run, so it gives no sample.
 TEST(FikitWiring, QueuedLaunchBehindAnUnmeasuredOneGivesNoSample) {

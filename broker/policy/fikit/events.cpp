@@ -98,6 +98,18 @@ std::vector<Grant>::iterator grant_of(FikitState& st, const TenantData& td, cons
   return it;
 }
 
+// How many launches an HP tenant makes between its synchronizing calls: one that synchronizes
+// is seen idle at its syncs, so markers on every launch (markers.cpp) wait until well past that.
+void note_host_syncs(TenantData& td, const TenantInfo& t) {
+  if (t.host_syncs != td.host_syncs_seen) {
+    td.host_syncs_seen = t.host_syncs;
+    td.launches_per_sync =
+        std::max(td.submits_since_sync, td.launches_per_sync - td.launches_per_sync / 16);
+    td.submits_since_sync = 0;
+  }
+  td.submits_since_sync++;
+}
+
 }  // namespace
 
 GapEstimate hinted_gap(const TenantData& td, uint64_t start_ns) {
@@ -118,6 +130,7 @@ void ev_submit(FikitState& st, TenantData& td, const TenantInfo& t, const Submis
   td.last_key = s.kernel_key;
   td.submits_since_idle++;
   if (t.priority == kPriorityHigh) {
+    note_host_syncs(td, t);
     remember_slot(td, s.position, s.stream_slot);
     if (ks.duration_samples < st.params.hp_marker_learn_samples) td.unmeasured_ns = s.t_ns;
   } else {

@@ -45,7 +45,8 @@ struct FikitParams {
   // HP completion markers (SchedulerApi::set_marker_every): 1 in hp_marker_every launches, 1 in
   // hp_marker_learn_every while the tenant launches keys with fewer than hp_marker_learn_samples
   // measured durations, every launch once it went hp_nosync_submits launches without draining
-  // (it never synchronizes: only markers show it idle). 0 turns markers off.
+  // (it never synchronizes: only markers show it idle; twice its launches between syncs where
+  // that is more, markers.h). 0 turns markers off.
   uint32_t hp_marker_every = 32;
   uint32_t hp_marker_learn_every = 4;
   uint32_t hp_marker_learn_samples = 8;

@@ -149,6 +149,9 @@ struct TenantData {
   uint32_t marker_every = UINT32_MAX;  // 1 in N asked of the scheduler (UINT32_MAX: not yet)
   uint64_t unmeasured_ns = 0;          // last submission of a key with too few durations
   uint64_t submits_since_idle = 0;     // submissions since the tenant last drained
+  uint64_t host_syncs_seen = 0;        // TenantInfo::host_syncs at its previous submission
+  uint64_t submits_since_sync = 0;     // submissions since its last synchronizing call
+  uint64_t launches_per_sync = 0;      // recent most, decaying by 1/16 per sync (0: never synced)
   TenantCounters n;
   HeldReason held = HeldReason::kNone;  // why its oldest request waits, since held_since_ns
   uint64_t held_since_ns = 0;
