@@ -162,9 +162,11 @@ void Control::on_register(Conn& c, const char* msg, int len) {
   // launches are queued for the scheduler rather than passed through.
   d.seg->broker.state.store(static_cast<uint32_t>(TenantState::kActive), std::memory_order_release);
   sched_.post_add(c.tenant);
+  // Answer first: the client's first launch waits for this reply (FIKIT_BROKER_TIMEOUT_MS).
+  const bool answered =
+      c.pidfd_op >= 0 && send(fd, &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT) >= 0;
   if (gpu_) gpu_->tenant_joined(d);
-  if (c.pidfd_op < 0 || send(fd, &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-    drop(fd, "failed to answer its registration");
+  if (!answered) drop(fd, "failed to answer its registration");
 }
 
 void Control::on_status(Conn& c) {

@@ -4,6 +4,8 @@
 #include <bpf/libbpf.h>
 
 #include <cerrno>
+#include <chrono>
+#include <system_error>
 
 #include "bpf_env.h"
 #include "fikit_bpf_common.h"  // before the skeleton: it names the struct types
@@ -68,7 +70,27 @@ Result<int> LaunchAuditor::audit(pid_t pid) {
 }
 
 void LaunchAuditor::end(pid_t pid) {
-  links_.erase(pid);
+  forget_counts(pid);
+  auto it = links_.find(pid);
+  if (it == links_.end()) return;
+  std::vector<LinkPtr> links = std::move(it->second);
+  links_.erase(it);
+  std::erase_if(detaching_, [](const std::future<void>& f) {
+    return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  });
+  // Launches made while the uprobes come off count again: forget those too once they are off.
+  auto detach = [this, pid, l = std::move(links)]() mutable {
+    l.clear();
+    forget_counts(pid);
+  };
+  try {
+    detaching_.push_back(std::async(std::launch::async, std::move(detach)));
+  } catch (const std::system_error&) {
+    detach();  // no thread: detach here (slow, not wrong)
+  }
+}
+
+void LaunchAuditor::forget_counts(pid_t pid) const {
   const int fd = bpf_map__fd(skel_->maps.fikit_launches);
   for (size_t i = 0; i < config_.functions.size(); i++) {
     fikit_launch_key key{static_cast<__u32>(pid), static_cast<__u32>(i)};
