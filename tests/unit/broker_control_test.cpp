@@ -25,15 +25,12 @@
 #include <string>
 #include <vector>
 
+#include "t_command.h"
+
 namespace fikit {
 namespace {
 
 constexpr uint64_t kDeadlineNs = 20'000'000'000;  // generous: the machine is shared
-
-std::string t_broker_bin() {
-  const char* dir = getenv("FIKIT_BUILD_DIR");
-  return std::string(dir ? dir : ".") + "/bin/fikit-broker";
-}
 
 // Wait until pred() holds or the deadline passes; check every millisecond.
 template <typename Pred>
@@ -80,18 +77,6 @@ RegisterReply t_register(const std::string& sock, const RegisterRequest& req,
   else
     close(fd);
   return reply;
-}
-
-// Run a command, return its exit code and its stdout+stderr.
-int t_run(const std::string& cmd, std::string* out) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return -1;
-  char buf[4096];
-  size_t n;
-  out->clear();
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out->append(buf, n);
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 // A broker in the foreground on <tmpdir>/b.sock, its output in <tmpdir>/broker.out.

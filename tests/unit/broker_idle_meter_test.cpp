@@ -9,30 +9,16 @@
 #include <nlohmann/json.hpp>
 
 #include "idle_meter.h"
+#include "t_segment.h"
 
 namespace fikit::broker {
 namespace {
 
 using nlohmann::json;
 
-struct t_Tenant {
-  std::shared_ptr<TenantDesc> desc;
-  Segment* seg;
-
-  explicit t_Tenant(uint32_t priority, uint32_t id = 1) {
-    void* p =
-        mmap(nullptr, sizeof(Segment), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    EXPECT_NE(p, MAP_FAILED);
-    seg = static_cast<Segment*>(p);
-    segment_init(seg, id, getpid(), priority, "t");
-    desc = std::make_shared<TenantDesc>();
-    desc->id = id;
-    desc->pid = getpid();
-    desc->priority = priority;
-    desc->name = "t";
-    desc->seg = seg;
-  }
-  ~t_Tenant() { munmap(seg, sizeof(Segment)); }
+// One tenant's segment (t_broker.h), with ring and completion helpers.
+struct t_Tenant : t_Segment {
+  explicit t_Tenant(uint32_t priority, uint32_t id = 1) : t_Segment(id, priority, "t") {}
 
   // An HP launch record at t_ns on `slot`; returns its position.
   uint32_t launch(uint64_t t_ns, uint16_t slot = 0) {

@@ -23,6 +23,8 @@
 #include "options.h"
 #include "sched_core.h"
 #include "status.h"
+#include "t_command.h"
+#include "t_segment.h"
 
 namespace fikit::broker {
 namespace {
@@ -59,26 +61,6 @@ const PolicyOps kHookPolicy = {
         [](void*, TenantInfo&, uint64_t idle_ns, uint64_t t_ns) {
           g_seen.hints.push_back({idle_ns, t_ns});
         },
-};
-
-// One tenant's segment in anonymous memory.
-struct t_Segment {
-  std::shared_ptr<TenantDesc> desc;
-  Segment* seg;
-  explicit t_Segment(uint32_t id, uint32_t priority) {
-    void* p =
-        mmap(nullptr, sizeof(Segment), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    EXPECT_NE(p, MAP_FAILED);
-    seg = static_cast<Segment*>(p);
-    segment_init(seg, id, getpid(), priority, "t");
-    desc = std::make_shared<TenantDesc>();
-    desc->id = id;
-    desc->pid = getpid();
-    desc->priority = priority;
-    desc->name = "tenant-" + std::to_string(id);
-    desc->seg = seg;
-    desc->keep = std::shared_ptr<void>(p, [](void* q) { munmap(q, sizeof(Segment)); });
-  }
 };
 
 class PolicyHooks : public ::testing::Test {
@@ -216,24 +198,8 @@ TEST(BrokerOptions, ProfileCommandLine) {
 }
 
 // The real binary: import, list, show and export round trip; errors are clear and exit 1.
-std::string t_bin() {
-  const char* dir = getenv("FIKIT_BUILD_DIR");
-  return std::string(dir ? dir : ".") + "/bin/fikit-broker";
-}
-
-int t_run(const std::string& cmd, std::string* out) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return -1;
-  char buf[4096];
-  size_t n;
-  out->clear();
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out->append(buf, n);
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 TEST(BrokerProfileCli, ImportListShowExport) {
-  if (access(t_bin().c_str(), X_OK) != 0) GTEST_SKIP() << t_bin() << " not built";
+  if (access(t_broker_bin().c_str(), X_OK) != 0) GTEST_SKIP() << t_broker_bin() << " not built";
   char tmpl[] = "/tmp/fikit-profile-cli-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   std::string dir = tmpl, src = dir + "/in.json", out;
@@ -243,7 +209,7 @@ TEST(BrokerProfileCli, ImportListShowExport) {
     "keys": [{"key": "0x00000000000000ab", "seen": 12, "duration_samples": 3, "gap_samples": 40,
     "duration": [[180, 3]], "gap": [[212, 40]], "pred_hits": 30, "pred_misses": 2,
     "fill_misses": 0, "pred_sum_ns": 0, "actual_sum_ns": 0, "factor": 1.0}]})";
-  std::string b = t_bin() + " profile ", d = " --profile-dir " + dir + "/p";
+  std::string b = t_broker_bin() + " profile ", d = " --profile-dir " + dir + "/p";
   ASSERT_EQ(t_run(b + "import serve --file " + src + d, &out), 0) << out;
   ASSERT_EQ(t_run(b + "list" + d, &out), 0) << out;
   EXPECT_EQ(out, "serve\n");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "scheduler.h"
+#include "t_segment.h"
 
 namespace fikit::broker {
 namespace {
@@ -48,25 +49,9 @@ const PolicyOps kRecordingPolicy = {
     .on_hint_idle = nullptr,
 };
 
-// One tenant's segment in anonymous memory, described as the control thread would.
-struct t_Tenant {
-  std::shared_ptr<TenantDesc> desc;
-  Segment* seg;
-
-  t_Tenant(uint32_t id, uint32_t priority) {
-    void* p =
-        mmap(nullptr, sizeof(Segment), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    EXPECT_NE(p, MAP_FAILED);
-    seg = static_cast<Segment*>(p);
-    segment_init(seg, id, getpid(), priority, "t");
-    desc = std::make_shared<TenantDesc>();
-    desc->id = id;
-    desc->pid = getpid();
-    desc->priority = priority;
-    desc->name = "tenant-" + std::to_string(id);
-    desc->seg = seg;
-    desc->keep = std::shared_ptr<void>(p, [](void* q) { munmap(q, sizeof(Segment)); });
-  }
+// One tenant's segment (t_broker.h), with ring helpers.
+struct t_Tenant : t_Segment {
+  using t_Segment::t_Segment;
   uint32_t push(EntryKind kind, uint16_t slot = 0, uint32_t ref = 0, uint32_t flags = 0) {
     uint32_t pos = 0;
     EXPECT_TRUE(
