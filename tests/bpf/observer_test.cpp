@@ -3,6 +3,7 @@
 // the broker would get. Root and BPF are required (exit 77 otherwise).
 #include "observer.h"
 
+#include <fikit/util.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -104,7 +105,10 @@ class ScriptTest : public ::testing::Test {
         EXPECT_NE(e.tid, pid_) << "the client was allocated in a worker thread";
       }
       if (e.kind == GpuEventKind::kProcessExit) {
-        EXPECT_NE(e.tid, pid_) << "the last thread to exit was not the leader";
+        // The leader called pthread_exit long before; the process ends with the finisher. Which
+        // thread passes the last exit tracepoint is not asserted: in 2 of about 100 runs here it
+        // was the leader's (the test used to assert the finisher's, and failed then).
+        EXPECT_GE(e.ts_ns, released_ns_) << "reported when the leader exited, not at the end";
       }
       if (e.kind == GpuEventKind::kChannelCreate) {
         EXPECT_EQ(e.rm_class, t::kClassGpfifoHopper);
@@ -116,6 +120,7 @@ class ScriptTest : public ::testing::Test {
   std::unique_ptr<BpfObserver> obs_;
   std::unique_ptr<t::Child> child_;
   pid_t pid_ = 0;
+  uint64_t released_ns_ = 0;  // when the finisher thread was told to exit (CLOCK_MONOTONIC)
   std::vector<GpuEvent> events_;
   std::vector<ProcessUsage> snap_;
 };
@@ -147,6 +152,7 @@ TEST_F(ScriptTest, DriverTrafficBecomesEventsAndAccounting) {
   EXPECT_EQ(u->mapped_bytes, t::kMap2Bytes);
 
   // Exit: the process is reported once, with its final statistics.
+  released_ns_ = fikit::now_ns();
   child_->go();
   const int status = child_->wait();
   ASSERT_TRUE(WIFEXITED(status));
