@@ -68,6 +68,15 @@ class PolicyHooks : public ::testing::Test {
   void SetUp() override { g_seen = t_Seen{}; }
   t_Segment hp{1, kPriorityHigh};
   t_Segment lp{2, kPriorityLow};
+
+  // An HP launch record from tenant `hp`, then a scheduler round; false if the ring refused it.
+  bool hp_launch(SchedCore& core) {
+    uint32_t pos;
+    if (!ring__push(&hp.seg->ring, {EntryKind::kHpLaunch, 0, 0, 0, 1, now_ns()}, &pos))
+      return false;
+    core.poll(now_ns());
+    return true;
+  }
 };
 
 TEST_F(PolicyHooks, HintIdleEntriesReachThePolicy) {
@@ -84,21 +93,16 @@ TEST_F(PolicyHooks, HintIdleEntriesReachThePolicy) {
 TEST_F(PolicyHooks, MarkerShareIsWrittenToTheSegment) {
   SchedCore core(&kHookPolicy, PolicyConfig{});
   core.add(hp.desc, now_ns());
-  uint32_t pos;
-  ASSERT_TRUE(ring__push(&hp.seg->ring, {EntryKind::kHpLaunch, 0, 0, 0, 1, now_ns()}, &pos));
-  core.poll(now_ns());
+  ASSERT_TRUE(hp_launch(core));
   EXPECT_EQ(hp.seg->broker.hp_marker_every.load(), 7u);
 }
 
 TEST_F(PolicyHooks, SubmissionsCarryTheClientsSyncCount) {
   SchedCore core(&kHookPolicy, PolicyConfig{});
   core.add(hp.desc, now_ns());
-  uint32_t pos;
-  ASSERT_TRUE(ring__push(&hp.seg->ring, {EntryKind::kHpLaunch, 0, 0, 0, 1, now_ns()}, &pos));
-  core.poll(now_ns());
+  ASSERT_TRUE(hp_launch(core));
   hp.seg->client.syncs.store(3);  // the client synchronized (three drains) before its next launch
-  ASSERT_TRUE(ring__push(&hp.seg->ring, {EntryKind::kHpLaunch, 0, 0, 0, 1, now_ns()}, &pos));
-  core.poll(now_ns());
+  ASSERT_TRUE(hp_launch(core));
   EXPECT_EQ(g_seen.host_syncs, (std::vector<uint64_t>{0, 3}));
 }
 

@@ -153,19 +153,22 @@ TEST(FikitPolicy, MissedPredictionsMakeTheKeyConservative) {
 
 // On MPS a key's fill misses at about its gap quantile's rate are tolerated; on time-slicing,
 // where each costs the HP a switch and a time slice of LP work, every one backs off.
+// One fill miss under cfg (HP back after 40 us, the LP kernel runs until 60 us): the HP key's
+// factor after it.
+double t_factor_after_one_miss(const PolicyConfig& cfg) {
+  t_MissSetup x(cfg);
+  EXPECT_EQ(x.gap(40 * kUs, 60 * kUs), 1u);
+  EXPECT_EQ(t_stats(x.s, x.hp)["fill_misses"], 1);
+  return t_data(x.s, x.hp).keys.find(kKeyHp)->factor;
+}
+
 TEST(FikitPolicy, FillMissesAreToleratedOnMpsOnly) {
   PolicyConfig mps;
   mps.opts = "miss_slack_us=0";
-  t_MissSetup x(mps);
-  EXPECT_EQ(x.gap(40 * kUs, 60 * kUs), 1u);
-  EXPECT_EQ(t_stats(x.s, x.hp)["fill_misses"], 1);
-  EXPECT_EQ(t_data(x.s, x.hp).keys.find(kKeyHp)->factor, 1.0);
+  EXPECT_EQ(t_factor_after_one_miss(mps), 1.0);
   PolicyConfig ts = mps;
   ts.switch_cost_ns = 1 * kUs;
-  t_MissSetup y(ts);
-  EXPECT_EQ(y.gap(40 * kUs, 60 * kUs), 1u);
-  EXPECT_EQ(t_stats(y.s, y.hp)["fill_misses"], 1);
-  EXPECT_EQ(t_data(y.s, y.hp).keys.find(kKeyHp)->factor, 0.5);
+  EXPECT_EQ(t_factor_after_one_miss(ts), 0.5);
 }
 
 // The gap lasted as long as predicted (~200 us) but the LP kernel ran far longer than its 50 us:
