@@ -42,10 +42,10 @@ class LaunchAuditor {
   // Count the launches of process `pid`. Return how many entry points were attached; an error
   // when the library is not found or none of the functions could be attached.
   Result<int> audit(pid_t pid);
-  // Detach from `pid` and drop its counts. Detaching a uprobe waits for an RCU grace period
-  // (the 8 default entry points took 1.1 s together on an H200 host, kernel 6.18), so the links
-  // are destroyed on a thread of their own: the caller (the broker's control loop, answering a
-  // registration) does not wait.
+  // Detach from `pid` and drop its counts. Detaching is slow (the 8 default entry points held a
+  // registration reply past 1 s on an H200 host, kernel 6.18; likely an RCU grace period each), so
+  // the links are destroyed on a thread of their own: the caller (the broker's control loop,
+  // answering a registration) does not wait.
   void end(pid_t pid);
   bool audited(pid_t pid) const { return links_.count(pid) != 0; }
 
