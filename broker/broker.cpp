@@ -4,15 +4,15 @@
 
 #include <cstring>
 
-#include "control.h"
-#include "endpoint.h"
-#include "gpu_monitor.h"
-#include "idle_meter.h"
+#include "control/control.h"
+#include "control/endpoint.h"
+#include "control/shm_region.h"
+#include "gpu/gpu_monitor.h"
 #include "log.h"
-#include "scheduler.h"
-#include "shm_region.h"
-#include "substrate.h"
-#include "substrate_status.h"
+#include "sched/idle_meter.h"
+#include "sched/scheduler.h"
+#include "substrate/substrate.h"
+#include "substrate/substrate_status.h"
 
 namespace fikit::broker {
 namespace {

@@ -1,10 +1,11 @@
 // The broker process: endpoint (socket + lock), scheduler thread, control loop, orderly stop.
 #pragma once
 
+#include <fikit/result.h>
+
 #include <functional>
 
 #include "options.h"
-#include "result.h"
 
 namespace fikit::broker {
 

@@ -8,7 +8,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "policy/fikit/fikit.h"
 #include "profile_command.h"
 
 namespace fikit::broker {
@@ -251,14 +250,14 @@ Status apply_option(int c, const char* arg, Options* o, bool* start_only) {
   return usage_error("unknown option");
 }
 
-// --policy-opts: only the fikit policies take options; check them now, not in the daemon.
+// --policy-opts: the policy checks its own options (PolicyOps::check_opts), now, not in the daemon.
 Status check_policy_opts(const std::string& policy, const std::string& opts) {
   if (opts.empty()) return Status();
   const PolicyOps* ops = policy_find(policy.c_str());
-  if (ops != &kFikitPolicy && ops != &kOraclePolicy)
+  if (!ops->check_opts)
     return usage_error("--policy-opts: policy '" + policy + "' takes no options");
   std::string err;
-  if (!fikit_policy_opts_check(opts, &err)) return usage_error("--policy-opts: " + err);
+  if (!ops->check_opts(opts, &err)) return usage_error("--policy-opts: " + err);
   return Status();
 }
 
@@ -327,7 +326,7 @@ std::string usage_text() {
 
 Result<Options> parse_options(int argc, char** argv) {
   Options o;
-  o.policy_cfg.profile_dir = kFikitDefaultProfileDir;
+  o.policy_cfg.profile_dir = kDefaultProfileDir;
   if (argc < 2) return usage_error("no command given: start, stop, status or profile");
   std::string cmd = argv[1];
   if (cmd == "-h" || cmd == "--help" || cmd == "help") return o;

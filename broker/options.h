@@ -1,15 +1,19 @@
 // Command line of fikit-broker: start | stop | status | profile, their options and the help text.
 #pragma once
 
+#include <fikit/result.h>
+
 #include <cstdint>
 #include <string>
 
-#include "gpu_options.h"
+#include "gpu/gpu_options.h"
 #include "policy/policy.h"
-#include "result.h"
-#include "substrate.h"
+#include "substrate/substrate.h"
 
 namespace fikit::broker {
+
+// Where learned kernel profiles are kept unless --profile-dir says otherwise.
+inline constexpr const char* kDefaultProfileDir = "/var/lib/fikit/profiles";
 
 enum class Command { kHelp, kStart, kStop, kStatus, kProfile };
 

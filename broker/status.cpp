@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include "gpu_status.h"
-#include "substrate_status.h"
+#include "gpu/gpu_status.h"
+#include "substrate/substrate_status.h"
 
 namespace fikit::broker {
 namespace {

@@ -10,13 +10,13 @@
 //   docs/POLICY.md), policy_text: the same as indented lines for the table.
 #pragma once
 
+#include <fikit/result.h>
 #include <sys/types.h>
 
 #include <string>
 #include <vector>
 
-#include "result.h"
-#include "tenant.h"
+#include "sched/tenant.h"
 
 namespace fikit::broker {
 

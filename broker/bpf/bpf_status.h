@@ -1,10 +1,10 @@
-// The broker's Status and Result<T> (broker/result.h), used by the BPF observer's control-plane
+// The broker's Status and Result<T> (fikit/result.h), used by the BPF observer's control-plane
 // calls (header-only: this library does not link fikit_broker_core; the broker links it).
 #pragma once
 
-#include <string>
+#include <fikit/result.h>
 
-#include "result.h"
+#include <string>
 
 namespace fikit::bpf {
 

@@ -5,7 +5,7 @@
 // comparison isolates the decision, not the machinery. It ignores priorities and every bound,
 // PolicyConfig.max_lp_in_flight included: LP launches reach the driver as soon as they are asked
 // for, as they would without fikit.
-#include "policy.h"
+#include "policy/policy.h"
 
 namespace fikit::broker {
 namespace {

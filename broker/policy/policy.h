@@ -17,9 +17,10 @@ struct PolicyConfig {
   uint64_t margin_ns = 20000;      // safety margin added to every gap fit
   uint32_t max_lp_in_flight = 16;  // bound on granted, not yet completed LP launches (all tenants)
   uint64_t grant_timeout_ns = 100000000;  // a grant not launched within this is taken back
-  std::string profile_dir;  // where learned profiles are kept ("" = none; the broker's default:
-                            // kFikitDefaultProfileDir, or --profile-dir)
-  std::string opts;         // policy-specific "name=value,..." (--policy-opts)
+  // Where learned profiles are kept ("" = none; the broker's default kDefaultProfileDir in
+  // options.h, or --profile-dir).
+  std::string profile_dir;
+  std::string opts;  // policy-specific "name=value,..." (--policy-opts)
   // Where the policy logs (the broker's log); level 0 debug, 1 info, 2 warn, 3 error. nullptr:
   // stderr. Set by the scheduler core, so that the policy library needs no broker code.
   void (*log)(int level, const char* text) = nullptr;
@@ -85,26 +86,29 @@ class SchedulerApi {
 };
 
 struct PolicyOps {
-  const char* name;
-  const char* description;  // one line, shown by --help
+  const char* name = nullptr;
+  const char* description = nullptr;  // one line, shown by --help
   // Create the policy's state; nullptr is allowed for stateless policies.
-  void* (*init)(const PolicyConfig& cfg);
-  void (*exit)(void* state);
-  void (*on_tenant_add)(void* state, TenantInfo& t);
-  void (*on_tenant_remove)(void* state, TenantInfo& t);
+  void* (*init)(const PolicyConfig& cfg) = nullptr;
+  void (*exit)(void* state) = nullptr;
+  void (*on_tenant_add)(void* state, TenantInfo& t) = nullptr;
+  void (*on_tenant_remove)(void* state, TenantInfo& t) = nullptr;
   // An HP launch record or an LP request was consumed from t's ring.
-  void (*on_submit)(void* state, TenantInfo& t, const Submission& s);
+  void (*on_submit)(void* state, TenantInfo& t, const Submission& s) = nullptr;
   // A launch of t completed.
-  void (*on_complete)(void* state, TenantInfo& t, const Completion& c);
+  void (*on_complete)(void* state, TenantInfo& t, const Completion& c) = nullptr;
   // t has nothing outstanding any more (drained) at t_ns.
-  void (*on_idle)(void* state, TenantInfo& t, uint64_t t_ns);
+  void (*on_idle)(void* state, TenantInfo& t, uint64_t t_ns) = nullptr;
   // Grant whatever may run now. Called after every batch of events and at wake_at times.
-  void (*dispatch)(void* state, SchedulerApi& sched, uint64_t now_ns);
+  void (*dispatch)(void* state, SchedulerApi& sched, uint64_t now_ns) = nullptr;
   // Optional (nullptr: none). The policy's statistics of tenant `id` for `fikit-broker status`:
   // json: one JSON object ("{}" if none); else indented text lines ("" if none).
-  std::string (*tenant_stats)(void* state, uint32_t id, bool json);
+  std::string (*tenant_stats)(void* state, uint32_t id, bool json) = nullptr;
   // Optional. t said it is idle for idle_ns from t_ns (fikit_hint_idle: a kHintIdle entry).
-  void (*on_hint_idle)(void* state, TenantInfo& t, uint64_t idle_ns, uint64_t t_ns);
+  void (*on_hint_idle)(void* state, TenantInfo& t, uint64_t idle_ns, uint64_t t_ns) = nullptr;
+  // Optional (nullptr: the policy takes no options). Return true if `opts` (--policy-opts,
+  // "name=value,...") is valid for this policy, else false with *err naming the bad pair.
+  bool (*check_opts)(const std::string& opts, std::string* err) = nullptr;
 };
 
 // Every policy, in the order --help lists them. The first is the default.

@@ -2,7 +2,7 @@
 // `const PolicyOps k<Name>Policy`) plus one X(...) row below; the first row is the default.
 #include <cstring>
 
-#include "policy.h"
+#include "policy/policy.h"
 
 #define FIKIT_POLICIES(X) \
   X(kFikitPolicy)         \

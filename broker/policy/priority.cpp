@@ -9,7 +9,7 @@
 // while the levels above were idle. Known limit: an HP tenant that launches and never
 // synchronizes (and has no markers) stays "outstanding" and holds LP back; the `fikit` policy
 // handles such tenants with measured durations.
-#include "policy.h"
+#include "policy/policy.h"
 
 namespace fikit::broker {
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "gpu_status.h"
+#include "gpu/gpu_status.h"
 #include "options.h"
 #include "status.h"
 

@@ -8,7 +8,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "idle_meter.h"
+#include "sched/idle_meter.h"
 #include "t_segment.h"
 
 namespace fikit::broker {

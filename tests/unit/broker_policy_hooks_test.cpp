@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "options.h"
-#include "sched_core.h"
+#include "sched/sched_core.h"
 #include "status.h"
 #include "t_command.h"
 #include "t_segment.h"

@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "scheduler.h"
+#include "sched/scheduler.h"
 #include "t_segment.h"
 
 namespace fikit::broker {

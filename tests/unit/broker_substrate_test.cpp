@@ -13,10 +13,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "calibration.h"
 #include "harness.h"
-#include "mps_daemon.h"
-#include "substrate.h"
+#include "substrate/calibration.h"
+#include "substrate/mps_daemon.h"
+#include "substrate/substrate.h"
 
 namespace fikit::broker {
 namespace {

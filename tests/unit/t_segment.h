@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "tenant.h"
+#include "sched/tenant.h"
 
 namespace fikit::broker {
 

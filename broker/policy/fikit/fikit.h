@@ -11,14 +11,12 @@
 namespace fikit::broker {
 
 extern const PolicyOps kFikitPolicy;
-// fikit given the true gaps through idle hints (broker/policy/oracle.cpp), for benchmarks.
+// fikit given the true gaps through idle hints (oracle.cpp), for benchmarks.
 extern const PolicyOps kOraclePolicy;
 
 // Feed the oracle a kHintIdle entry of tenant t (idle for idle_ns from t_ns). For the oracle's
 // state only (what kOraclePolicy.init returned): kOraclePolicy.on_hint_idle.
 void fikit_oracle_hint_idle(void* state, TenantInfo& t, uint64_t idle_ns, uint64_t t_ns);
-
-inline constexpr const char* kFikitDefaultProfileDir = "/var/lib/fikit/profiles";
 
 // Statistics of tenant `tenant_id` held by a fikit policy state (what kFikitPolicy.init
 // returned): kernels seen, keys known, predicted vs actual gaps, LP work granted into gaps. Text:

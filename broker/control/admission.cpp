@@ -1,0 +1,149 @@
+#include "control/admission.h"
+
+#include <fikit/util.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "control/shm_region.h"
+
+namespace fikit::broker {
+namespace {
+
+std::string printf_string(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+std::string printf_string(const char* fmt, ...) {
+  char buf[kErrorLen];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  return buf;
+}
+
+// The process's command name, for tenants that did not name themselves.
+std::string comm_of(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  std::getline(f, name);
+  if (name.empty()) name = "pid-" + std::to_string(pid);
+  return name.substr(0, kNameLen - 1);
+}
+
+// Return a refusal if the tenant name is not a NUL-terminated printable string.
+Status check_name(const char (&name)[kNameLen]) {
+  const char* end = static_cast<const char*>(memchr(name, '\0', kNameLen));
+  if (!end)
+    return Status(StatusCode::kInvalidArgument,
+                  "tenant name is not NUL-terminated within 32 bytes: use a shorter name");
+  for (const char* p = name; p < end; p++)
+    if (static_cast<unsigned char>(*p) < 0x20 || *p == 0x7f)
+      return Status(StatusCode::kInvalidArgument,
+                    "tenant name contains control characters: use printable characters");
+  return Status();
+}
+
+Status check_request(const RegisterRequest& req, uint32_t len, const Peer& peer) {
+  if (req.hdr.size != len || len < sizeof(RegisterRequest))
+    return Status(StatusCode::kInvalidArgument,
+                  printf_string("register request of %u bytes (size field %u), expected %zu: "
+                                "client and broker builds disagree",
+                                len, req.hdr.size, sizeof(RegisterRequest)));
+  if (req.priority >= kPriorityLevels)
+    return Status(StatusCode::kInvalidArgument,
+                  printf_string("priority %u out of range: use 0 (highest) to %u, or "
+                                "FIKIT_PRIORITY=high|normal|low",
+                                req.priority, kPriorityLevels - 1));
+  if (req.flags != 0)
+    return Status(StatusCode::kInvalidArgument,
+                  printf_string("unknown register flags 0x%x (broker ABI %u.%u defines none): "
+                                "upgrade fikit-broker",
+                                req.flags, kAbiMajor, kAbiMinor));
+  if (Status s = check_name(req.name); !s.ok()) return s;
+  uid_t self = geteuid();
+  if (self != 0 && peer.uid != self)
+    return Status(StatusCode::kPermissionDenied,
+                  printf_string("the broker runs as uid %u, not root, and cannot give its "
+                                "segment to uid %u: start it as root (sudo fikit-broker start)",
+                                self, peer.uid));
+  return Status();
+}
+
+}  // namespace
+
+Status check_header(const char* msg, int len) {
+  if (len < static_cast<int>(sizeof(MsgHeader)))
+    return Status(StatusCode::kInvalidArgument, "message shorter than its header");
+  MsgHeader h;
+  memcpy(&h, msg, sizeof(h));
+  if (h.magic != kMsgMagic)
+    return Status(StatusCode::kInvalidArgument, "bad message magic: not a fikit client");
+  if (h.abi_major != kAbiMajor)
+    return Status(StatusCode::kFailedPrecondition,
+                  printf_string("client speaks fikit ABI %u.%u, this broker ABI %u.%u: use "
+                                "libfikit.so and fikit-broker from the same fikit release",
+                                h.abi_major, h.abi_minor, kAbiMajor, kAbiMinor));
+  return Status();
+}
+
+Result<std::shared_ptr<TenantDesc>> admit(const char* msg, int len, const Peer& peer, uint32_t id) {
+  if (Status s = check_header(msg, len); !s.ok()) return s;
+  RegisterRequest req{};
+  memcpy(&req, msg, std::min(sizeof(req), static_cast<size_t>(len)));
+  if (Status s = check_request(req, static_cast<uint32_t>(len), peer); !s.ok()) return s;
+  auto desc = std::make_shared<TenantDesc>();
+  desc->id = id;
+  desc->pid = peer.pid;
+  desc->uid = peer.uid;
+  desc->priority = req.priority;
+  desc->name = req.name[0] ? std::string(req.name) : comm_of(peer.pid);
+  desc->shm_name = "/fikit-" + std::to_string(getpid()) + "-" + std::to_string(id);
+  desc->admitted_ns = now_ns();
+  Result<ShmSegment> shm =
+      shm_create(ShmSpec{desc->shm_name, id, peer.pid, peer.uid, req.priority, desc->name});
+  if (!shm.ok()) return shm.status();
+  desc->seg = shm->seg;
+  desc->keep = shm->keep;
+  return desc;
+}
+
+RegisterReply register_reply(const Result<std::shared_ptr<TenantDesc>>& r) {
+  RegisterReply reply{};
+  reply.hdr = msg_header(MsgType::kRegisterReply, sizeof(reply));
+  if (r.ok()) {
+    reply.tenant_id = r.value()->id;
+    snprintf(reply.shm_name, sizeof(reply.shm_name), "%s", r.value()->shm_name.c_str());
+  } else {
+    reply.status = status_errno(r.status());
+    snprintf(reply.error, sizeof(reply.error), "%s", r.status().message().c_str());
+  }
+  return reply;
+}
+
+int status_errno(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kOk:
+      return 0;
+    case StatusCode::kInvalidArgument:
+      return -EINVAL;
+    case StatusCode::kNotFound:
+      return -ESRCH;
+    case StatusCode::kAlreadyExists:
+      return -EALREADY;
+    case StatusCode::kPermissionDenied:
+      return -EPERM;
+    case StatusCode::kFailedPrecondition:
+      return -EPROTONOSUPPORT;
+    case StatusCode::kUnavailable:
+      return -EAGAIN;
+    case StatusCode::kInternal:
+      return -EIO;
+  }
+  return -EIO;
+}
+
+}  // namespace fikit::broker

@@ -1,0 +1,33 @@
+// Admission of a tenant: validate its RegisterRequest completely, then create its segment. Every
+// refusal carries a text for the client that says what is wrong and what to do.
+#pragma once
+
+#include <fikit/protocol.h>
+#include <fikit/result.h>
+#include <sys/types.h>
+
+#include <memory>
+
+#include "sched/tenant.h"
+
+namespace fikit::broker {
+
+struct Peer {  // SO_PEERCRED of the connection
+  pid_t pid = 0;
+  uid_t uid = 0;
+};
+
+// Check the common header of any request (`len` bytes received). Return a refusal naming both ABI
+// versions when the majors differ.
+Status check_header(const char* msg, int len);
+
+// Validate a kRegister message from `peer` and create the tenant's segment as tenant `id`.
+Result<std::shared_ptr<TenantDesc>> admit(const char* msg, int len, const Peer& peer, uint32_t id);
+
+// The reply to `admit`'s result.
+RegisterReply register_reply(const Result<std::shared_ptr<TenantDesc>>& r);
+
+// -errno for a refusal's code (for the replies' status fields).
+int status_errno(const Status& s);
+
+}  // namespace fikit::broker

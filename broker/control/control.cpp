@@ -1,0 +1,291 @@
+#include "control/control.h"
+
+#include <fikit/protocol.h>
+#include <fikit/util.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstddef>
+#include <cstring>
+
+#include "control/shm_region.h"
+#include "gpu/gpu_monitor.h"
+#include "log.h"
+
+namespace fikit::broker {
+namespace {
+
+constexpr size_t kMaxMessage = 512;  // every request is far smaller
+constexpr size_t kMaxTenants = 1024;
+constexpr uint64_t kTimerNs = 1'000'000'000;       // periodic housekeeping
+constexpr uint64_t kSilentConnNs = 5'000'000'000;  // a connection must speak within this
+
+int pidfd_open(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+
+double process_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+}  // namespace
+
+Control::Control(const ControlConfig& cfg, Scheduler& sched) : cfg_(cfg), sched_(sched) {}
+
+Control::~Control() {
+  for (auto& [fd, c] : conns_) {
+    if (c.pidfd >= 0) close(c.pidfd);
+    close(fd);
+  }
+  if (signal_fd_ >= 0) close(signal_fd_);
+}
+
+Status Control::init() {
+  start_ns_ = now_ns();
+  if (int err = loop_.init(256); err < 0) return Status::from_errno(-err, "set up io_uring");
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  signal_fd_ = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (signal_fd_ < 0) return Status::from_errno(errno, "create signalfd");
+  if (int err = loop_.add_poll(signal_fd_, [this](uint32_t) { on_signal(); }); err < 0)
+    return Status::from_errno(-err, "watch signals");
+  if (int err = loop_.add_accept(cfg_.listen_fd, [this](int fd) { on_accept(fd); }); err < 0)
+    return Status::from_errno(-err, "accept on the control socket");
+  if (int err = loop_.add_timer(kTimerNs, [this] { on_timer(); }); err < 0)
+    return Status::from_errno(-err, "arm the housekeeping timer");
+  return Status();
+}
+
+std::string Control::run() {
+  if (int err = loop_.run(); err < 0)
+    stop_reason_ = std::string("event loop failed: ") + strerror(-err);
+  return stop_reason_;
+}
+
+void Control::on_accept(int fd) {
+  if (fd < 0) {
+    if (fd != -EAGAIN && fd != -EINTR)
+      FIKIT_LOG_WARN("failed to accept a connection: %s", strerror(-fd));
+    return;
+  }
+  Conn c;
+  c.fd = fd;
+  c.opened_ns = now_ns();
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    FIKIT_LOG_WARN("failed to read peer credentials: %s", strerror(errno));
+    close(fd);
+    return;
+  }
+  c.peer = Peer{cred.pid, cred.uid};
+  c.recv_op = loop_.add_recv(fd, kMaxMessage,
+                             [this, fd](const char* msg, int n) { on_message(fd, msg, n); });
+  if (c.recv_op < 0) {
+    FIKIT_LOG_WARN("failed to receive on a connection: %s", strerror(-c.recv_op));
+    close(fd);
+    return;
+  }
+  conns_.emplace(fd, std::move(c));
+}
+
+void Control::on_message(int fd, const char* msg, int len) {
+  auto it = conns_.find(fd);
+  if (it == conns_.end()) return;
+  Conn& c = it->second;
+  if (len <= 0) return drop(fd, len == 0 ? "connection closed" : strerror(-len));
+  if (c.kind != ConnKind::kNew) {
+    if (!c.warned) FIKIT_LOG_WARN("pid %d sent messages after registering: ignored", c.peer.pid);
+    c.warned = true;
+    return;
+  }
+  MsgHeader h{};
+  memcpy(&h, msg, std::min(sizeof(h), static_cast<size_t>(len)));
+  auto type = static_cast<MsgType>(h.type);
+  Status s = static_cast<size_t>(len) > kMaxMessage
+                 ? Status(StatusCode::kInvalidArgument, "message too long")
+                 : check_header(msg, len);
+  if (s.ok() && type == MsgType::kRegister) return on_register(c, msg, len);
+  if (s.ok() && type == MsgType::kStatus) return on_status(c);
+  if (s.ok() && type == MsgType::kStop) return on_stop(c);
+  if (s.ok()) s = Status(StatusCode::kInvalidArgument, "unknown message type");
+  FIKIT_LOG_WARN("bad request from pid %d (uid %u): %s", c.peer.pid, c.peer.uid,
+                 s.message().c_str());
+  if (type == MsgType::kStatus || type == MsgType::kStop) {
+    send_text(c, type == MsgType::kStatus ? MsgType::kStatusReply : MsgType::kStopReply,
+              status_errno(s), s.message());
+  } else {
+    RegisterReply reply = register_reply(s);
+    send(fd, &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+  drop(fd, nullptr);
+}
+
+void Control::on_register(Conn& c, const char* msg, int len) {
+  int fd = c.fd;
+  int pidfd = -1;
+  Result<std::shared_ptr<TenantDesc>> r =
+      Status(StatusCode::kUnavailable,
+             "too many tenants (" + std::to_string(kMaxTenants) + "): stop some, then retry");
+  size_t tenants = 0;
+  for (const auto& [_, other] : conns_) tenants += other.kind == ConnKind::kTenant;
+  if (tenants < kMaxTenants) {
+    pidfd = pidfd_open(c.peer.pid);
+    r = pidfd >= 0 ? admit(msg, len, c.peer, next_tenant_id_++)
+                   : Result<std::shared_ptr<TenantDesc>>(
+                         Status::from_errno(errno, "watch process " + std::to_string(c.peer.pid)));
+  }
+  RegisterReply reply = register_reply(r);
+  if (!r.ok()) {
+    FIKIT_LOG_INFO("refused pid %d (uid %u): %s", c.peer.pid, c.peer.uid,
+                   r.status().message().c_str());
+    if (pidfd >= 0) close(pidfd);
+    send(fd, &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
+    return drop(fd, nullptr);
+  }
+  c.kind = ConnKind::kTenant;
+  c.tenant = r.value();
+  c.pidfd = pidfd;
+  c.pidfd_op = loop_.add_poll(pidfd, [this, fd](uint32_t) { drop(fd, "process exited"); });
+  const TenantDesc& d = *c.tenant;
+  FIKIT_LOG_INFO("tenant %u registered: pid %d, uid %u, \"%s\", priority %s, segment %s", d.id,
+                 d.pid, d.uid, d.name.c_str(), priority_name(d.priority), d.shm_name.c_str());
+  // Active before the client maps it (the scheduler has not seen the segment yet): its first
+  // launches are queued for the scheduler rather than passed through.
+  d.seg->broker.state.store(static_cast<uint32_t>(TenantState::kActive), std::memory_order_release);
+  sched_.post_add(c.tenant);
+  // Answer first: the client's first launch waits for this reply (FIKIT_BROKER_TIMEOUT_MS).
+  const bool answered =
+      c.pidfd_op >= 0 && send(fd, &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT) >= 0;
+  if (gpu_) gpu_->tenant_joined(d);
+  if (!answered) drop(fd, "failed to answer its registration");
+}
+
+void Control::on_status(Conn& c) {
+  BrokerInfo info;
+  info.pid = getpid();
+  info.uid = geteuid();
+  info.socket = cfg_.socket_path;
+  info.policy = sched_.policy().name;
+  uint64_t now = now_ns();
+  info.uptime_ns = now - start_ns_;
+  info.scheduler_cpu_s = sched_.cpu_seconds();
+  info.process_cpu_s = process_cpu_seconds();
+  info.spin_us = cfg_.spin_ns / 1000;
+  // The GPU observer's part takes at most half; the tenants get the rest.
+  std::string gpu = gpu_ ? gpu_->status_json(now, kStatusMax / 2) : "";
+  std::string json = status_json(info, sched_.status(), now, kStatusMax - 1 - gpu.size() - 16);
+  if (!gpu.empty()) json = add_json_member(json, "gpu", gpu);
+  if (cfg_.add_status) json = cfg_.add_status(json);
+  send_text(c, MsgType::kStatusReply, 0, json);
+  drop(c.fd, nullptr);
+}
+
+void Control::on_stop(Conn& c) {
+  uid_t self = geteuid();
+  if (c.peer.uid != 0 && c.peer.uid != self) {
+    std::string why = "stop refused: uid " + std::to_string(c.peer.uid) +
+                      " is neither root nor the broker's uid " + std::to_string(self);
+    FIKIT_LOG_WARN("%s (pid %d)", why.c_str(), c.peer.pid);
+    send_text(c, MsgType::kStopReply, -EPERM, why);
+    return drop(c.fd, nullptr);
+  }
+  send_text(c, MsgType::kStopReply, 0, "");
+  stop_reason_ = "stop requested by pid " + std::to_string(c.peer.pid) + " (uid " +
+                 std::to_string(c.peer.uid) + ")";
+  loop_.remove(c.recv_op);
+  stop_waiters_.push_back(c.fd);
+  conns_.erase(c.fd);
+  loop_.stop();
+}
+
+void Control::on_signal() {
+  signalfd_siginfo si;
+  while (read(signal_fd_, &si, sizeof(si)) == sizeof(si)) {
+    if (si.ssi_signo == SIGHUP) {
+      int err = log_reopen();
+      if (err < 0) FIKIT_LOG_ERROR("failed to reopen the log: %s", strerror(-err));
+      FIKIT_LOG_INFO("log reopened (SIGHUP)");
+      continue;
+    }
+    stop_reason_ = std::string("signal ") + sigabbrev_np(static_cast<int>(si.ssi_signo));
+    loop_.stop();
+  }
+}
+
+void Control::on_timer() {
+  uint64_t now = now_ns();
+  std::vector<int> silent;
+  for (const auto& [fd, c] : conns_)
+    if (c.kind == ConnKind::kNew && now - c.opened_ns > kSilentConnNs) silent.push_back(fd);
+  for (int fd : silent) drop(fd, "sent nothing within 5 s");
+}
+
+bool Control::send_text(Conn& c, MsgType type, int status, const std::string& text) {
+  size_t n = std::min(text.size(), static_cast<size_t>(kStatusMax - 1));
+  size_t size = offsetof(TextReply, text) + n + 1;
+  std::vector<char> buf(size, 0);
+  TextReply* r = reinterpret_cast<TextReply*>(buf.data());
+  r->hdr = msg_header(type, static_cast<uint32_t>(size));
+  r->status = status;
+  r->text_len = static_cast<uint32_t>(n);
+  memcpy(buf.data() + offsetof(TextReply, text), text.data(), n);
+  if (send(c.fd, buf.data(), size, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0) return true;
+  FIKIT_LOG_WARN("failed to answer pid %d: %s", c.peer.pid, strerror(errno));
+  return false;
+}
+
+void Control::drop(int fd, const char* why) {
+  auto it = conns_.find(fd);
+  if (it == conns_.end()) return;
+  Conn& c = it->second;
+  if (c.kind == ConnKind::kTenant) {
+    const TenantDesc& d = *c.tenant;
+    FIKIT_LOG_INFO("tenant %u (pid %d, \"%s\") left: %s", d.id, d.pid, d.name.c_str(),
+                   why ? why : "dropped");
+    sched_.post_remove(d.id);
+    if (gpu_) gpu_->tenant_left(d);
+    if (int err = shm_remove(d.shm_name); err < 0)
+      FIKIT_LOG_WARN("failed to remove segment %s: %s", d.shm_name.c_str(), strerror(-err));
+    loop_.remove(c.pidfd_op);
+    close(c.pidfd);
+  } else if (why) {
+    FIKIT_LOG_DEBUG("connection of pid %d closed: %s", c.peer.pid, why);
+  }
+  loop_.remove(c.recv_op);
+  close(fd);
+  conns_.erase(it);
+}
+
+void Control::reap_pid(pid_t pid, const char* why) {
+  std::vector<int> fds;
+  for (const auto& [fd, c] : conns_)
+    if (c.kind == ConnKind::kTenant && c.tenant->pid == pid) fds.push_back(fd);
+  for (int fd : fds) drop(fd, why);
+}
+
+void Control::close_tenants() {
+  for (auto& [fd, c] : conns_) {
+    if (c.kind == ConnKind::kTenant) {
+      BrokerWords& w = c.tenant->seg->broker;
+      w.state.store(static_cast<uint32_t>(TenantState::kClosed), std::memory_order_release);
+      // Full fence: pairs with the client's fence before it sleeps on `granted`.
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      futex_wake(&w.granted, INT_MAX);
+      shm_remove(c.tenant->shm_name);
+      close(c.pidfd);
+    }
+    close(fd);
+  }
+  conns_.clear();
+}
+
+}  // namespace fikit::broker

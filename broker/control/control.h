@@ -1,0 +1,98 @@
+// The control thread: an io_uring loop (UringLoop) over the control socket, each connection, the
+// pidfd of each tenant, a signalfd and a periodic timer.
+//
+// A connection's first message decides what it is. kRegister: the tenant is admitted (admission.h)
+// and handed to the scheduler; the connection then stays open for the tenant's life, and its end
+// (EOF or error) or the tenant's pidfd firing reaps the tenant at once: segment name removed,
+// scheduler told (it frees the grants and LP in flight). kStatus: answered and closed. kStop
+// (root or the broker's uid): answered, then the loop ends; the connection is left open so that
+// the caller sees EOF only when the broker process is gone. SIGTERM/SIGINT end the loop too;
+// SIGHUP reopens the log. No message from a client can end the broker except an allowed kStop.
+#pragma once
+
+#include <fikit/result.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "control/admission.h"
+#include "sched/scheduler.h"
+#include "status.h"
+#include "uring_loop.h"
+
+namespace fikit::broker {
+
+class GpuMonitor;
+
+struct ControlConfig {
+  int listen_fd = -1;
+  std::string socket_path;
+  uint64_t spin_ns = 0;  // shown by status
+  // Adds members to the status document (the substrate's, substrate_status.h); may be empty.
+  std::function<std::string(const std::string&)> add_status;
+};
+
+class Control {
+ public:
+  Control(const ControlConfig& cfg, Scheduler& sched);
+  ~Control();
+  Control(const Control&) = delete;
+  Control& operator=(const Control&) = delete;
+
+  // Set up the loop: signalfd (the caller blocked the signals in every thread), accept, timer.
+  Status init();
+  // Run until a stop request or signal. Return the reason.
+  std::string run();
+  // After the scheduler stopped: set every segment kClosed, wake its waiters, remove its name,
+  // close the tenants' connections.
+  void close_tenants();
+  // The loop, for other event sources (e.g. the BPF ring buffer through add_poll).
+  UringLoop& loop() { return loop_; }
+  // The eBPF GPU-driver observer's side (gpu_monitor.h): told of tenants, asked for status.
+  void set_gpu(GpuMonitor* gpu) { gpu_ = gpu; }
+  // Reap the tenants of process `pid` (its exit was seen by other means than its pidfd).
+  void reap_pid(pid_t pid, const char* why);
+
+ private:
+  enum class ConnKind { kNew, kTenant, kDone };
+  struct Conn {
+    int fd = -1;
+    int recv_op = 0;
+    Peer peer;
+    uint64_t opened_ns = 0;
+    ConnKind kind = ConnKind::kNew;
+    int pidfd = -1;
+    int pidfd_op = 0;
+    std::shared_ptr<const TenantDesc> tenant;
+    bool warned = false;  // logged once that it sends messages it should not
+  };
+
+  void on_accept(int fd);
+  void on_message(int fd, const char* msg, int len);
+  void on_register(Conn& c, const char* msg, int len);
+  void on_status(Conn& c);
+  void on_stop(Conn& c);
+  void on_signal();
+  void on_timer();
+  bool send_text(Conn& c, MsgType type, int status, const std::string& text);
+  // End connection fd; if it is a tenant, reap it (`why` goes to the log).
+  void drop(int fd, const char* why);
+
+  ControlConfig cfg_;
+  Scheduler& sched_;
+  UringLoop loop_;
+  int signal_fd_ = -1;
+  uint64_t start_ns_ = 0;
+  uint32_t next_tenant_id_ = 1;
+  std::unordered_map<int, Conn> conns_;  // by fd
+  std::vector<int> stop_waiters_;        // kept open until the process exits
+  std::string stop_reason_;
+  GpuMonitor* gpu_ = nullptr;
+};
+
+}  // namespace fikit::broker

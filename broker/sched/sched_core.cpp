@@ -1,0 +1,378 @@
+// SchedCore: tenant set, completion tracking, grants and the SchedulerApi the policy sees. Ring
+// consumption and validation are in sched_ring.cpp.
+#include "sched/sched_core.h"
+
+#include <fikit/util.h>
+
+#include <algorithm>
+#include <climits>
+
+#include "log.h"
+
+namespace fikit::broker {
+namespace {
+
+// Launches tracked per stream slot. A tenant that never synchronizes and has no markers would grow
+// the queue forever: beyond this the oldest are forgotten (still "outstanding" by count of the
+// newer ones, so the tenant stays busy).
+constexpr size_t kMaxTrackedPerSlot = 8192;
+constexpr size_t kMaxExpiredRemembered = 256;
+constexpr uint64_t kHeartbeatNs = 50'000'000;  // published at least every 100 ms: refresh at 50
+
+// Return true if completion word `done` (position + 1, 0: nothing yet) covers `position`.
+bool covers(uint32_t done, uint32_t position) {
+  return done != 0 && pos_at_or_after(done, position + 1);
+}
+
+// PolicyConfig::log: the policy's lines go to the broker's log.
+void policy_log(int level, const char* text) {
+  log_msg(static_cast<LogLevel>(std::clamp(level, 0, 3)), "policy: %s", text);
+}
+
+}  // namespace
+
+SchedCore::SchedCore(const PolicyOps* ops, const PolicyConfig& cfg) : ops_(ops), cfg_(cfg) {
+  if (!cfg_.log) cfg_.log = policy_log;
+  if (ops_->init) policy_state_ = ops_->init(cfg_);
+}
+
+SchedCore::~SchedCore() {
+  for (auto& t : active_) {
+    drain(*t);
+    if (t->fault.empty()) log_policy_stats(*t);
+    if (ops_->on_tenant_remove) ops_->on_tenant_remove(policy_state_, t->info);
+  }
+  if (ops_->exit) ops_->exit(policy_state_);
+}
+
+// One line with what the policy learned of a tenant that leaves (scripts read it from the log).
+void SchedCore::log_policy_stats(const Tenant& t) const {
+  if (!ops_->tenant_stats) return;
+  std::string stats = ops_->tenant_stats(policy_state_, t.info.id, true);
+  if (stats.empty() || stats == "{}") return;
+  FIKIT_LOG_INFO("tenant %u (pid %d, \"%s\") policy stats: %s", t.info.id, t.info.pid, t.info.name,
+                 stats.c_str());
+}
+
+void SchedCore::set_marker_every(uint32_t i, uint32_t n) {
+  if (i >= active_.size()) return;
+  // Relaxed: the client samples the word at each HP launch; a late change costs nothing.
+  active_[i]->seg->broker.hp_marker_every.store(n, std::memory_order_relaxed);
+}
+
+void SchedCore::add(std::shared_ptr<const TenantDesc> desc, uint64_t now_ns) {
+  auto t = std::make_unique<Tenant>();
+  t->seg = desc->seg;
+  t->desc = std::move(desc);
+  t->head = t->seg->ring.head.load(std::memory_order_relaxed);
+  t->granted_word = t->seg->broker.granted.load(std::memory_order_relaxed);
+  TenantInfo& info = t->info;
+  info.id = t->desc->id;
+  info.priority = t->desc->priority;
+  info.pid = t->desc->pid;
+  info.name = t->desc->name.c_str();
+  info.idle_since_ns = now_ns;
+  t->seg->broker.heartbeat_ns.store(now_ns, std::memory_order_relaxed);
+  // Release: the client that sees kActive also sees the words above.
+  t->seg->broker.state.store(static_cast<uint32_t>(TenantState::kActive),
+                             std::memory_order_release);
+  if (ops_->on_tenant_add) ops_->on_tenant_add(policy_state_, info);
+  FIKIT_LOG_INFO("tenant %u (pid %d, \"%s\", priority %s) scheduled", info.id, info.pid, info.name,
+                 priority_name(info.priority));
+  active_.push_back(std::move(t));
+}
+
+bool SchedCore::remove(uint32_t id) {
+  for (auto* list : {&active_, &faulty_}) {
+    auto it =
+        std::find_if(list->begin(), list->end(), [id](const auto& t) { return t->info.id == id; });
+    if (it == list->end()) continue;
+    Tenant& t = **it;
+    if (list == &active_) {
+      drain(t);
+      lp_in_flight_ -= t.info.lp_in_flight;
+      if (t.fault.empty()) log_policy_stats(t);
+      if (ops_->on_tenant_remove) ops_->on_tenant_remove(policy_state_, t.info);
+      if (t.fault.empty()) release(t, TenantState::kClosed);
+    }
+    list->erase(it);
+    return true;
+  }
+  return false;
+}
+
+// A tenant that leaves (exit, closed connection) may have committed records the rounds have not
+// consumed yet: they are still its launches, so the policy sees them, in order, before the tenant
+// is forgotten. One consume() takes them all: the client cannot reserve beyond one lap past the
+// head, and consume() publishes the head only at its end. A bad entry makes the tenant faulty, as
+// in a round (its segment says kFaulty, its waiters are released).
+void SchedCore::drain(Tenant& t) {
+  consume(t);
+  if (!t.fault.empty()) make_faulty(t);
+}
+
+uint32_t SchedCore::poll(uint64_t now_ns) {
+  uint32_t events = 0;
+  for (auto& t : active_) {
+    // Completions first: a drain and the next launch seen in one round are then a gap (idle at
+    // the drain, busy at the launch), not one long busy stretch (with short host gaps, the other
+    // order hid most of them from the policy: 68 of 590 measured).
+    events += reap_slots(*t, now_ns) + expire_grants(*t, now_ns);
+    events += consume(*t);
+  }
+  retire_faulty();
+  if (events > 0 || (wake_at_ns_ != 0 && now_ns >= wake_at_ns_)) {
+    wake_at_ns_ = 0;
+    ops_->dispatch(policy_state_, *this, now_ns);
+  }
+  publish_grants();
+  if (now_ns - last_heartbeat_ns_ >= kHeartbeatNs) heartbeat(now_ns);
+  return events;
+}
+
+bool SchedCore::busy() const {
+  if (lp_in_flight_ > 0) return true;
+  return std::any_of(active_.begin(), active_.end(),
+                     [](const auto& t) { return t->info.waiting > 0; });
+}
+
+bool SchedCore::grant(uint32_t i) {
+  Tenant& t = *active_[i];
+  if (t.waiting.empty()) return false;
+  Request r = t.waiting.front();
+  t.waiting.pop_front();
+  t.grants.push_back(Grant{r.position, r.key, now_ns()});
+  // Requests leave `waiting` in ring order, so `granted` only moves forward.
+  t.granted_word = r.position + 1;
+  t.grant_dirty = true;
+  t.granted++;
+  t.info.waiting--;
+  t.info.lp_in_flight++;
+  lp_in_flight_++;
+  t.info.head_key = t.waiting.empty() ? 0 : t.waiting.front().key;
+  t.info.head_t_ns = t.waiting.empty() ? 0 : t.waiting.front().t_ns;
+  return true;
+}
+
+// A granted launch counts as busy too: it is about to be issued, and a level below must not be
+// granted into the same instant.
+bool SchedCore::busy_above(uint32_t priority) const {
+  return std::any_of(active_.begin(), active_.end(), [priority](const auto& t) {
+    return t->info.priority < priority && (t->info.outstanding > 0 || !t->grants.empty());
+  });
+}
+
+void SchedCore::track(Tenant& t, uint16_t slot, const Launch& l) {
+  Fifo<Launch>& q = t.slots[slot];
+  if (q.size() >= kMaxTrackedPerSlot) {
+    if (q.front().lp) lp_done(t);
+    q.pop_front();
+    t.info.outstanding--;
+  }
+  q.push_back(l);
+  // Keep each queue in position order: LP launches of several threads may be reported out of
+  // request order, and completion words cover every position below them.
+  for (size_t i = q.size() - 1; i > 0 && pos_at_or_after(q[i - 1].position, q[i].position + 1); i--)
+    std::swap(q[i - 1], q[i]);
+  t.busy_slots |= uint64_t{1} << slot;
+  t.info.outstanding++;
+  t.info.idle_since_ns = 0;
+}
+
+uint32_t SchedCore::reap_slots(Tenant& t, uint64_t now_ns) {
+  uint32_t events = 0;
+  for (uint64_t bits = t.busy_slots; bits != 0; bits &= bits - 1) {
+    uint32_t i = static_cast<uint32_t>(__builtin_ctzll(bits));
+    StreamSlot& s = t.seg->slots[i];
+    // Acquire pairs with the client's release stores of the words (gpu_done: the GPU's write,
+    // made visible by the driver); truncation to 32 bits keeps free-running position order.
+    uint32_t gpu = static_cast<uint32_t>(s.gpu_done.load(std::memory_order_acquire));
+    uint32_t host = s.host_done.load(std::memory_order_acquire);
+    Fifo<Launch>& q = t.slots[i];
+    // A marker is timed when it was seen: after the loads above, not at the round's start (a
+    // round preempted on a busy host would time it before it was written; policies measure
+    // kernel durations with it).
+    uint64_t seen_ns = 0;
+    while (!q.empty()) {
+      Launch l = q.front();
+      bool by_gpu = covers(gpu, l.position);
+      if (!by_gpu && !covers(host, l.position)) break;
+      q.pop_front();
+      bool exact = by_gpu && l.marker && gpu == l.position + 1;
+      if (seen_ns == 0) seen_ns = std::max(now_ns, ::fikit::now_ns());
+      uint64_t done = seen_ns;
+      if (!by_gpu) {
+        uint64_t host_ns = s.host_done_ns.load(std::memory_order_relaxed);
+        if (host_ns >= l.issue_ns && host_ns <= seen_ns) done = host_ns;
+      }
+      complete(t, l, done, exact);
+      events++;
+    }
+    if (q.empty()) t.busy_slots &= ~(uint64_t{1} << i);
+  }
+  return events;
+}
+
+void SchedCore::complete(Tenant& t, const Launch& l, uint64_t done_ns, bool exact) {
+  t.info.outstanding--;
+  if (l.lp) lp_done(t);
+  if (ops_->on_complete)
+    ops_->on_complete(policy_state_, t.info,
+                      Completion{l.position, l.key, l.issue_ns, done_ns, exact});
+  if (t.info.outstanding == 0) {
+    t.info.idle_since_ns = done_ns;
+    if (ops_->on_idle) ops_->on_idle(policy_state_, t.info, done_ns);
+  }
+}
+
+void SchedCore::lp_done(Tenant& t) {
+  t.info.lp_in_flight--;
+  lp_in_flight_--;
+}
+
+uint32_t SchedCore::expire_grants(Tenant& t, uint64_t now_ns) {
+  uint32_t events = 0;
+  while (cfg_.grant_timeout_ns != 0 && !t.grants.empty() && now_ns > t.grants.front().granted_ns &&
+         now_ns - t.grants.front().granted_ns > cfg_.grant_timeout_ns) {
+    FIKIT_LOG_WARN(
+        "tenant %u (pid %d): grant of request %u not launched within %llu us: taken "
+        "back",
+        t.info.id, t.info.pid, t.grants.front().position,
+        static_cast<unsigned long long>(cfg_.grant_timeout_ns / 1000));
+    t.expired.push_back(t.grants.front().position);
+    if (t.expired.size() > kMaxExpiredRemembered) t.expired.pop_front();
+    t.grants.pop_front();
+    t.expired_count++;
+    lp_done(t);
+    events++;
+  }
+  return events;
+}
+
+void SchedCore::publish_grants() {
+  bool any = false;
+  for (auto& t : active_) {
+    if (!t->grant_dirty) continue;
+    // Release pairs with the client's acquire load of granted: nothing else is published with it,
+    // but it keeps the word's updates ordered after our reads of the ring.
+    t->seg->broker.granted.store(t->granted_word, std::memory_order_release);
+    any = true;
+  }
+  if (!any) return;
+  // Full fence between the stores of `granted` and the loads of `waiters`: pairs with the client's
+  // fence between incrementing waiters and re-reading granted, so either it sees the new grant or
+  // we see it waiting (no lost wake-up).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (auto& t : active_) {
+    if (!t->grant_dirty) continue;
+    t->grant_dirty = false;
+    if (t->seg->broker.waiters.load(std::memory_order_relaxed) != 0)
+      futex_wake(&t->seg->broker.granted, INT_MAX);
+  }
+}
+
+void SchedCore::heartbeat(uint64_t now_ns) {
+  last_heartbeat_ns_ = now_ns;
+  for (auto* list : {&active_, &faulty_})
+    for (auto& t : *list) t->seg->broker.heartbeat_ns.store(now_ns, std::memory_order_relaxed);
+}
+
+// Mark t faulty in its segment and let every waiting client thread go (it fails open).
+void SchedCore::make_faulty(Tenant& t) {
+  FIKIT_LOG_WARN("tenant %u (pid %d, \"%s\") is faulty: %s; its launches now bypass the broker",
+                 t.info.id, t.info.pid, t.info.name, t.fault.c_str());
+  release(t, TenantState::kFaulty);
+}
+
+// Let every waiting request go, publish `state` and wake every waiter (its client fails open).
+void SchedCore::release(Tenant& t, TenantState state) {
+  if (!t.waiting.empty()) t.granted_word = t.waiting.back().position + 1;
+  t.waiting.clear();
+  t.info.waiting = 0;
+  Segment* seg = t.seg;
+  seg->broker.granted.store(t.granted_word, std::memory_order_release);
+  seg->broker.state.store(static_cast<uint32_t>(state), std::memory_order_release);
+  // Full fence: pairs with the client's fence before it sleeps (see publish_grants).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  futex_wake(&seg->broker.granted, INT_MAX);
+}
+
+// Move tenants that became faulty this round out of scheduling (kept for status until reaped).
+void SchedCore::retire_faulty() {
+  for (size_t i = 0; i < active_.size();) {
+    Tenant& t = *active_[i];
+    if (t.fault.empty()) {
+      i++;
+      continue;
+    }
+    make_faulty(t);
+    lp_in_flight_ -= t.info.lp_in_flight;
+    if (ops_->on_tenant_remove) ops_->on_tenant_remove(policy_state_, t.info);
+    faulty_.push_back(std::move(active_[i]));
+    active_.erase(active_.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+}
+
+void SchedCore::set_sleeping(bool sleeping) {
+  for (auto& t : active_)
+    t->seg->broker.broker_sleeping.store(sleeping ? 1 : 0, std::memory_order_relaxed);
+}
+
+size_t SchedCore::doorbells(struct futex_waitv* out, size_t max) const {
+  size_t n = 0;
+  for (const auto& t : active_) {
+    if (n == max) break;
+    std::atomic<uint32_t>* word = &t->seg->broker.doorbell;
+    out[n].val = word->load(std::memory_order_relaxed);
+    out[n].uaddr = reinterpret_cast<uintptr_t>(word);
+    out[n].flags = FUTEX_32;
+    out[n].__reserved = 0;
+    n++;
+  }
+  return n;
+}
+
+bool SchedCore::rings_ready() const {
+  for (const auto& t : active_) {
+    const SubmitEntry& e = t->seg->ring.entries[t->head & kRingMask];
+    // Acquire pairs with the producer's release store of commit (ring__commit).
+    if (e.commit.load(std::memory_order_acquire) != t->head + 1 - kRingEntries) return true;
+  }
+  return false;
+}
+
+TenantStatus SchedCore::status_of(const Tenant& t) const {
+  TenantStatus s;
+  const TenantDesc& d = *t.desc;
+  s.id = d.id;
+  s.pid = d.pid;
+  s.uid = d.uid;
+  s.priority = d.priority;
+  s.name = d.name;
+  s.admitted_ns = d.admitted_ns;
+  s.state = t.fault.empty() ? TenantState::kActive : TenantState::kFaulty;
+  s.fault = t.fault;
+  s.launches = t.launches;
+  s.granted = t.granted;
+  s.expired = t.expired_count;
+  s.passed_through = t.seg->client.passed_through.load(std::memory_order_relaxed);
+  s.dropped = t.seg->client.dropped.load(std::memory_order_relaxed);
+  s.lp_waiting = static_cast<uint32_t>(t.waiting.size());
+  s.lp_in_flight = t.info.lp_in_flight;
+  s.outstanding = t.info.outstanding;
+  if (ops_->tenant_stats && t.fault.empty()) {
+    s.policy_json = ops_->tenant_stats(policy_state_, t.info.id, true);
+    s.policy_text = ops_->tenant_stats(policy_state_, t.info.id, false);
+  }
+  return s;
+}
+
+std::vector<TenantStatus> SchedCore::status() const {
+  std::vector<TenantStatus> out;
+  for (const auto* list : {&active_, &faulty_})
+    for (const auto& t : *list) out.push_back(status_of(*t));
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  return out;
+}
+
+}  // namespace fikit::broker

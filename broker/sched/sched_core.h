@@ -1,0 +1,130 @@
+// SchedCore: the scheduling state of every tenant, driven one round at a time by the scheduler
+// thread (scheduler.h) or directly by tests.
+//
+// A round (poll) consumes every tenant's submission ring (copy, validate, sequence-check), tracks
+// launches outstanding per stream slot until the slot's completion words pass them, takes back
+// grants that were never launched, calls the policy, and publishes grants and heartbeats into the
+// segments. A tenant whose entries break the protocol is marked faulty (its client then fails
+// open) and leaves scheduling; the others are not affected. Not thread-safe: one thread drives it.
+#pragma once
+
+#include <fikit/abi.h>
+#include <fikit/ring.h>
+#include <linux/futex.h>
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "policy/policy.h"
+#include "sched/fifo.h"
+#include "sched/tenant.h"
+
+namespace fikit::broker {
+
+class SchedCore final : public SchedulerApi {
+ public:
+  SchedCore(const PolicyOps* ops, const PolicyConfig& cfg);
+  ~SchedCore() override;
+  SchedCore(const SchedCore&) = delete;
+  SchedCore& operator=(const SchedCore&) = delete;
+
+  // Take over a tenant: its segment becomes kActive.
+  void add(std::shared_ptr<const TenantDesc> desc, uint64_t now_ns);
+  // Forget tenant `id`: the records left in its ring are consumed first (the policy sees them as
+  // in a round), then its grants and LP in flight are freed and its segment is set kClosed (a live
+  // client then fails open; kFaulty if one of those records was bad). Return false if unknown.
+  bool remove(uint32_t id);
+  // One round. Return the number of events (entries consumed, launches completed, grants expired
+  // or made).
+  uint32_t poll(uint64_t now_ns);
+
+  // Return true if a request waits or LP work is in flight: worth spinning for.
+  bool busy() const;
+  // The time the policy asked to be called at (0: none).
+  uint64_t wake_at_ns() const { return wake_at_ns_; }
+  // Sleep protocol (scheduler.cpp): set broker_sleeping in every active segment; fill `out` with
+  // the doorbell words to wait on (at most `max`); return true if any ring has an entry ready.
+  void set_sleeping(bool sleeping);
+  size_t doorbells(struct futex_waitv* out, size_t max) const;
+  bool rings_ready() const;
+  size_t active_count() const { return active_.size(); }
+
+  std::vector<TenantStatus> status() const;
+  const PolicyOps& policy() const { return *ops_; }
+
+  // SchedulerApi, for the policy during dispatch.
+  uint32_t tenant_count() const override { return static_cast<uint32_t>(active_.size()); }
+  TenantInfo& tenant(uint32_t i) override { return active_[i]->info; }
+  bool grant(uint32_t i) override;
+  uint32_t lp_in_flight() const override { return lp_in_flight_; }
+  bool busy_above(uint32_t priority) const override;
+  void wake_at(uint64_t t_ns) override { wake_at_ns_ = t_ns; }
+  void set_marker_every(uint32_t i, uint32_t n) override;
+
+ private:
+  struct Launch {
+    uint32_t position;  // ring position of the HP record, or of the LP launch's request
+    bool marker;        // a completion marker writing position + 1 follows it
+    bool lp;            // counted in LP in flight until complete
+    uint64_t key;
+    uint64_t issue_ns;
+  };
+  struct Request {
+    uint32_t position;
+    uint64_t key;
+    uint64_t t_ns;
+  };
+  struct Grant {
+    uint32_t position;
+    uint64_t key;
+    uint64_t granted_ns;
+  };
+  struct Tenant {
+    std::shared_ptr<const TenantDesc> desc;
+    Segment* seg = nullptr;
+    TenantInfo info{};
+    uint32_t head = 0;          // next ring position to consume
+    uint32_t granted_word = 0;  // value of seg->broker.granted we publish
+    bool grant_dirty = false;
+    Fifo<Request> waiting;   // LP requests not yet granted, in ring order
+    Fifo<Grant> grants;      // granted, not yet launched or aborted, in ring order
+    Fifo<uint32_t> expired;  // grants taken back: a late launch of one is accepted
+    std::array<Fifo<Launch>, kStreamSlots> slots;  // issued, not yet complete, per stream slot
+    uint64_t busy_slots = 0;                       // bit i: slots[i] is not empty
+    uint64_t launches = 0, granted = 0, expired_count = 0;
+    std::string fault;  // non-empty once faulty
+  };
+
+  // sched_ring.cpp: consume t's ring; a bad entry sets t.fault.
+  uint32_t consume(Tenant& t);
+  const char* handle_entry(Tenant& t, const EntryCopy& e);
+  const char* handle_lp_end(Tenant& t, const EntryCopy& e);
+  void submit(Tenant& t, const EntryCopy& e);
+
+  void track(Tenant& t, uint16_t slot, const Launch& l);
+  uint32_t reap_slots(Tenant& t, uint64_t now_ns);
+  void complete(Tenant& t, const Launch& l, uint64_t done_ns, bool exact);
+  uint32_t expire_grants(Tenant& t, uint64_t now_ns);
+  void publish_grants();
+  void heartbeat(uint64_t now_ns);
+  void drain(Tenant& t);
+  void make_faulty(Tenant& t);
+  void release(Tenant& t, TenantState state);
+  void lp_done(Tenant& t);
+  void retire_faulty();
+  TenantStatus status_of(const Tenant& t) const;
+  void log_policy_stats(const Tenant& t) const;
+
+  const PolicyOps* ops_;
+  PolicyConfig cfg_;
+  void* policy_state_ = nullptr;
+  std::vector<std::unique_ptr<Tenant>> active_;
+  std::vector<std::unique_ptr<Tenant>> faulty_;
+  uint32_t lp_in_flight_ = 0;
+  uint64_t wake_at_ns_ = 0;
+  uint64_t last_heartbeat_ns_ = 0;
+};
+
+}  // namespace fikit::broker

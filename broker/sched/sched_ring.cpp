@@ -1,0 +1,121 @@
+// SchedCore: consuming a tenant's submission ring. Every entry is copied out of shared memory
+// (ring__peek), checked for shape (entry__check) and then for sequence: who may send which kind,
+// and that kLpLaunched/kLpAbort name a granted request of this tenant not yet launched. The first
+// bad entry makes the tenant faulty; nothing a tenant writes can crash the broker.
+#include <cstdio>
+
+#include "sched/sched_core.h"
+
+namespace fikit::broker {
+namespace {
+
+std::string fault_text(uint32_t position, const char* why) {
+  char buf[160];
+  snprintf(buf, sizeof(buf), "ring position %u: %s", position, why);
+  return buf;
+}
+
+}  // namespace
+
+uint32_t SchedCore::consume(Tenant& t) {
+  uint32_t n = 0;
+  EntryCopy e;
+  // At most one lap per round, so that one busy tenant cannot starve the others.
+  while (n < kRingEntries) {
+    PeekResult r = ring__peek(&t.seg->ring, t.head, &e);
+    if (r == PeekResult::kEmpty) break;
+    const char* why = r == PeekResult::kCorrupt ? "corrupt commit word" : entry__check(e);
+    if (!why) why = handle_entry(t, e);
+    if (why) {
+      t.fault = fault_text(t.head, why);
+      break;
+    }
+    t.head++;
+    n++;
+  }
+  if (n > 0) ring__consume(&t.seg->ring, t.head);
+  return n;
+}
+
+// Apply one well-formed entry. Return why it breaks the protocol, or nullptr.
+const char* SchedCore::handle_entry(Tenant& t, const EntryCopy& e) {
+  bool hp = t.info.priority == kPriorityHigh;
+  switch (static_cast<EntryKind>(e.kind)) {
+    case EntryKind::kHpLaunch:
+      if (!hp) return "kHpLaunch from a tenant below the highest priority";
+      track(t, e.stream_slot,
+            Launch{e.position, (e.flags & kFlagMarker) != 0, false, e.kernel_key, e.t_ns});
+      t.info.last_key = e.kernel_key;
+      submit(t, e);
+      return nullptr;
+    case EntryKind::kLpRequest:
+      if (hp) return "kLpRequest from a tenant of the highest priority (it never waits)";
+      if (t.waiting.empty()) {
+        t.info.head_key = e.kernel_key;
+        t.info.head_t_ns = e.t_ns;
+      }
+      t.waiting.push_back(Request{e.position, e.kernel_key, e.t_ns});
+      t.info.waiting++;
+      submit(t, e);
+      return nullptr;
+    case EntryKind::kLpLaunched:
+    case EntryKind::kLpAbort:
+      if (hp) return "kLpLaunched/kLpAbort from a tenant of the highest priority";
+      return handle_lp_end(t, e);
+    case EntryKind::kHintIdle:
+      // kernel_key carries the idle time; policies without the op ignore hints.
+      if (ops_->on_hint_idle) ops_->on_hint_idle(policy_state_, t.info, e.kernel_key, e.t_ns);
+      return nullptr;
+  }
+  return "unknown entry kind";
+}
+
+// kLpLaunched / kLpAbort: `ref` must be a granted request not yet launched (or one whose grant
+// expired: the client was slow, not wrong).
+const char* SchedCore::handle_lp_end(Tenant& t, const EntryCopy& e) {
+  bool launched = static_cast<EntryKind>(e.kind) == EntryKind::kLpLaunched;
+  bool counted = false;
+  uint64_t key = e.kernel_key;
+  size_t i = 0;
+  for (; i < t.grants.size(); i++)
+    if (t.grants[i].position == e.ref) break;
+  if (i < t.grants.size()) {
+    key = t.grants[i].key;
+    t.grants.erase_at(i);
+    counted = true;
+  } else {
+    size_t j = 0;
+    while (j < t.expired.size() && t.expired[j] != e.ref) j++;
+    if (j == t.expired.size()) return "ref names no granted, unlaunched request";
+    t.expired.erase_at(j);
+  }
+  if (!launched) {
+    if (counted) lp_done(t);
+    return nullptr;
+  }
+  t.info.last_key = key;
+  // An LP launch is known by its request's position: its marker and the client's drains write
+  // ref + 1.
+  if (e.flags & kFlagMarker) {
+    track(t, e.stream_slot, Launch{e.ref, true, counted, key, e.t_ns});
+    return nullptr;
+  }
+  // No marker: nothing will say when it ends, so it counts as complete once issued.
+  if (counted) lp_done(t);
+  if (ops_->on_complete)
+    ops_->on_complete(policy_state_, t.info, Completion{e.ref, key, e.t_ns, e.t_ns, false});
+  return nullptr;
+}
+
+// Count an HP record or LP request and tell the policy.
+void SchedCore::submit(Tenant& t, const EntryCopy& e) {
+  t.launches++;
+  t.info.last_submit_ns = e.t_ns;
+  // Read after the entry (acquired): a sync the client made before this launch is counted.
+  t.info.host_syncs = t.seg->client.syncs.load(std::memory_order_relaxed);
+  if (ops_->on_submit)
+    ops_->on_submit(policy_state_, t.info,
+                    Submission{e.position, e.kernel_key, e.t_ns, e.stream_slot, e.flags});
+}
+
+}  // namespace fikit::broker
