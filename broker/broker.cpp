@@ -2,7 +2,9 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "control/control.h"
 #include "control/endpoint.h"
@@ -12,7 +14,6 @@
 #include "sched/idle_meter.h"
 #include "sched/scheduler.h"
 #include "substrate/substrate.h"
-#include "substrate/substrate_status.h"
 
 namespace fikit::broker {
 namespace {
@@ -28,6 +29,20 @@ Status block_signals() {
     return Status::from_errno(err, "block signals");
   signal(SIGPIPE, SIG_IGN);  // a client gone mid-reply is not our death
   return Status();
+}
+
+// The status document's members besides the broker's own and the tenants' (status.h).
+void add_status_parts(Control& control, const Substrate& sub, const IdleMeter* meter,
+                      GpuMonitor& gpu) {
+  control.add_status_part({"substrate", [&sub](uint64_t, size_t) { return sub.status_json(); }});
+  if (meter)
+    control.add_status_part({"hp_idle", [meter](uint64_t, size_t) {
+                               return nlohmann::json::parse(meter->summary_json());
+                             }});
+  // The GPU observer's process list takes at most half the document; the tenants get the rest.
+  control.add_status_part({"gpu", [&gpu](uint64_t now, size_t max_len) {
+                             return gpu.status_json(now, std::min<size_t>(max_len, kStatusMax / 2));
+                           }});
 }
 
 }  // namespace
@@ -55,14 +70,12 @@ int run_broker(const Options& o, const std::function<void(const Status&)>& ready
   cc.listen_fd = (*ep)->fd();
   cc.socket_path = o.socket;
   cc.spin_ns = o.spin_ns;
-  cc.add_status = [&](const std::string& doc) {
-    return add_substrate_status(doc, **sub, sc.idle_meter, kStatusMax - 1);
-  };
   Control control(cc, sched);
   // The eBPF GPU-driver observer: loaded before the broker reports ready; never fails the start.
   GpuMonitor gpu(o.gpu, control.loop(),
                  [&control](pid_t pid, const char* why) { control.reap_pid(pid, why); });
   control.set_gpu(&gpu);
+  add_status_parts(control, **sub, sc.idle_meter, gpu);
   Status s = control.init();
   if (s.ok()) gpu.start();
   if (s.ok()) s = sched.start();

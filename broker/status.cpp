@@ -7,12 +7,34 @@
 #include <nlohmann/json.hpp>
 
 #include "gpu/gpu_status.h"
+#include "sched/idle_status.h"
 #include "substrate/substrate_status.h"
 
 namespace fikit::broker {
 namespace {
 
 using nlohmann::json;
+
+// How the table draws each status part's member: above the tenant table or below it.
+struct PartView {
+  const char* key;
+  bool above_tenants;
+  std::string (*text)(const json& value);
+};
+
+constexpr PartView kPartViews[] = {
+    {"substrate", true, substrate_status_text},
+    {"hp_idle", true, idle_status_text},
+    {"gpu", false, gpu_status_text},
+};
+
+// The lines of the parts in `doc` drawn above (or below) the tenant table.
+std::string parts_text(const json& doc, bool above_tenants) {
+  std::string out;
+  for (const PartView& v : kPartViews)
+    if (v.above_tenants == above_tenants && doc.contains(v.key)) out += v.text(doc.at(v.key));
+  return out;
+}
 
 json tenant_base_json(const TenantStatus& t, uint64_t now_ns) {
   return json{{"id", t.id},
@@ -107,7 +129,7 @@ const char* state_name(TenantState s) {
 }
 
 std::string status_json(const BrokerInfo& info, const std::vector<TenantStatus>& tenants,
-                        uint64_t now_ns, size_t max_len) {
+                        uint64_t now_ns, size_t max_len, const std::vector<StatusPart>& parts) {
   json broker{{"pid", info.pid},
               {"uid", info.uid},
               {"socket", info.socket},
@@ -121,6 +143,13 @@ std::string status_json(const BrokerInfo& info, const std::vector<TenantStatus>&
               {"tenants_omitted", 0}};
   json doc{{"broker", broker}, {"tenants", json::array()}};
   size_t len = doc.dump().size() + 16;
+  for (const StatusPart& p : parts) {
+    json value = p.value(now_ns, max_len > len ? max_len - len : 0);
+    size_t add = p.key.size() + 4 + value.dump().size();
+    if (value.is_null() || len + add > max_len) continue;
+    len += add;
+    doc[p.key] = std::move(value);
+  }
   size_t omitted = 0;
   for (const TenantStatus& t : tenants) {
     json j = tenant_json(t, now_ns);
@@ -151,10 +180,10 @@ Result<std::string> status_text(const std::string& text) {
              b.at("policy").get<std::string>().c_str(), b.at("abi").get<std::string>().c_str(),
              b.at("socket").get<std::string>().c_str(), cpu, up > 0 ? 100 * cpu / up : 0.0,
              b.at("process_cpu_s").get<double>());
-    std::string out = head + substrate_status_text(doc);
+    std::string out = head + parts_text(doc, true);
     const json& tenants = doc.at("tenants");
     out += std::to_string(b.at("tenants").get<size_t>()) + " tenant(s)\n";
-    if (tenants.empty()) return out + gpu_status_text(doc);
+    if (tenants.empty()) return out + parts_text(doc, false);
     char cols[96];
     snprintf(cols, sizeof(cols), "\n%3s %7s %-14s %-7s %-6s %6s %6s %6s %6s %4s %4s\n", "ID", "PID",
              "NAME", "PRIO", "STATE", "LAUNCH", "GRANT", "PASS", "DROP", "WAIT", "INFL");
@@ -169,7 +198,7 @@ Result<std::string> status_text(const std::string& text) {
     }
     if (size_t n = b.at("tenants_omitted").get<size_t>(); n > 0)
       out += "(" + std::to_string(n) + " more not shown: use --json)\n";
-    return out + faults + gpu_status_text(doc);
+    return out + faults + parts_text(doc, false);
   } catch (const nlohmann::json::exception& e) {
     return Status(StatusCode::kInternal,
                   std::string("failed to parse the broker's status: ") + e.what());

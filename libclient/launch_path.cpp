@@ -15,8 +15,6 @@
 
 namespace fikit::client {
 
-std::atomic<int> g_active_captures{0};
-
 namespace {
 
 constexpr uint64_t kSpinNs = 20000;          // spin this long before sleeping on `granted`
@@ -25,16 +23,6 @@ constexpr int kPushAttempts = 4096;          // LP bookkeeping entries: retry a 
 // HP records ring a sleeping broker's doorbell only once this many are unconsumed: a broker with no
 // LP work dozes up to ~100 ms, and waking it on every HP launch would cost a system call each.
 constexpr uint32_t kHpWakeBacklog = kRingEntries / 4;
-
-// Return true if d's stream is being captured (launches there build a graph: stay out of it).
-bool stream_capturing(const LaunchDesc& d) noexcept {
-  if (g_active_captures.load(std::memory_order_acquire) <= 0) return false;
-  auto is_capturing = driver().stream_is_capturing;
-  if (!is_capturing) return true;  // cannot tell: stay out
-  CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
-  if (is_capturing(effective_stream(d), &status) != CUDA_SUCCESS) return true;
-  return status != CU_STREAM_CAPTURE_STATUS_NONE;
-}
 
 // Wake the broker's scheduler if it sleeps on the doorbell.
 void wake_broker(BrokerWords& b) noexcept {
@@ -70,8 +58,8 @@ bool enqueue_marker(Session* s, const LaunchDesc& d, uint16_t slot, uint32_t pos
       static_cast<CUdeviceptr>(s->slots_dev.load(std::memory_order_relaxed) +
                                slot * sizeof(StreamSlot) + offsetof(StreamSlot, gpu_done));
   uint32_t value = position + 1;
-  if (write_value64(effective_stream(d), addr, value, CU_STREAM_WRITE_VALUE_DEFAULT) !=
-      CUDA_SUCCESS)
+  if (write_value64(named_stream(d.stream, d.per_thread), addr, value,
+                    CU_STREAM_WRITE_VALUE_DEFAULT) != CUDA_SUCCESS)
     return false;
   s->seg->client.markers.fetch_add(1, std::memory_order_relaxed);
   count(g_counters.markers);
@@ -253,7 +241,8 @@ CUresult launch_gated(const LaunchDesc& d, IssueFn issue, const void* args) noex
   ensure_started();
   Session* s = current_session();
   if (s) s->seg->client.launches.fetch_add(1, std::memory_order_relaxed);
-  if (!session_usable(s) || stream_capturing(d)) return pass_through(s, issue, args);
+  if (!session_usable(s) || may_be_capturing(d.stream, d.per_thread))
+    return pass_through(s, issue, args);
   LaunchKey k = identify(s, d);
   if (s->priority == kPriorityHigh) return hp_launch(s, d, k, issue, args);
   return lp_launch(s, d, k, issue, args);

@@ -1,6 +1,8 @@
-// What happens to one intercepted launch: fail open, the HP path or the LP path (see DESIGN.md and
-// include/fikit/abi.h). Everything here runs on the application's launch path: no allocation, no
-// locks, no I/O, no logging (one-time cold paths excepted and marked).
+// What happens to one intercepted launch: fail open (no broker, or a capturing stream), the HP
+// path (launch, then record it in the ring) or the LP path (request, wait for the grant, launch,
+// report); the ring and segment layout are in include/fikit/abi.h. Everything here runs on the
+// application's launch path: no allocation, no locks, no I/O, no logging (one-time cold paths
+// excepted and marked).
 #pragma once
 
 #include <cuda.h>
@@ -9,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "capture.h"
 #include "session.h"
 
 namespace fikit::client {
@@ -34,9 +37,6 @@ struct LaunchKey {
 
 enum class WaitResult { kGranted, kFailOpen };
 
-// Stream captures in progress in this process (hooks/capture.cpp keeps it).
-extern std::atomic<int> g_active_captures;
-
 // The entry point of every launch hook.
 CUresult launch_gated(const LaunchDesc& d, IssueFn issue, const void* args) noexcept;
 
@@ -60,10 +60,5 @@ WaitResult wait_for_grant(Session* s, uint32_t position, uint64_t timeout_ns) no
 
 // Return true if the slots page is registered with the GPU (trying once a context is current).
 bool ensure_gpu_mapped(Session* s) noexcept;
-
-// The stream handle that names d's stream in a legacy-variant call.
-inline CUstream effective_stream(const LaunchDesc& d) noexcept {
-  return (d.stream == nullptr && d.per_thread) ? CU_STREAM_PER_THREAD : d.stream;
-}
 
 }  // namespace fikit::client

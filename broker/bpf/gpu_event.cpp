@@ -1,5 +1,7 @@
 #include "gpu_event.h"
 
+#include <sys/wait.h>
+
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -245,6 +247,13 @@ std::string command_name(uint32_t driver, uint32_t code) {
   else
     std::snprintf(buf, sizeof(buf), "uvm %u", code);
   return buf;
+}
+
+std::string exit_text(int status) {
+  if (status < 0) return "exit status unknown: its exit event was lost";
+  if (WIFSIGNALED(status)) return std::string("killed by ") + sigabbrev_np(WTERMSIG(status));
+  if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+  return "wait status " + std::to_string(status);
 }
 
 }  // namespace fikit::bpf

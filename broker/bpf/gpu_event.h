@@ -67,6 +67,10 @@ const char* event_kind_name(GpuEventKind kind);
 // One log line for an event: "pid 42 (python): device memory allocated, 2097152 bytes".
 std::string describe_event(const GpuEvent& e);
 
+// How a process ended, from its wait status: "exit code 3", "killed by KILL", or (status < 0)
+// "exit status unknown: its exit event was lost".
+std::string exit_text(int wait_status);
+
 // Name of a driver command: "RM_ALLOC", "UVM_MAP_EXTERNAL_ALLOCATION", or "nv 0x2c" / "uvm 50"
 // when unknown. `driver` is enum fikit_driver.
 std::string command_name(uint32_t driver, uint32_t code);

@@ -11,6 +11,7 @@
 #include "fikit_bpf_common.h"  // before the skeleton: it names the struct types
 #include "launch_audit.h"
 #include "launch_audit.skel.h"
+#include "map_helpers.h"
 
 namespace fikit::bpf {
 
@@ -111,15 +112,7 @@ std::vector<LaunchCount> LaunchAuditor::counts(pid_t pid) const {
 }
 
 uint64_t LaunchAuditor::drops() const {
-  const int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0) return 0;
-  std::vector<__u64> per_cpu(static_cast<size_t>(ncpu));
-  __u32 key = 0;
-  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.fikit_launch_drops), &key, per_cpu.data()))
-    return 0;
-  uint64_t sum = 0;
-  for (__u64 v : per_cpu) sum += v;
-  return sum;
+  return percpu_sum(bpf_map__fd(skel_->maps.fikit_launch_drops), 0);
 }
 
 int LaunchAuditor::program_fd() const { return bpf_program__fd(skel_->progs.fikit_launch); }

@@ -14,6 +14,7 @@
 #include "fikit_bpf_common.h"  // before the skeleton: it names the struct types
 #include "gpu_observer.h"
 #include "gpu_observer.skel.h"
+#include "map_helpers.h"
 
 namespace fikit::bpf {
 namespace {
@@ -42,17 +43,6 @@ Status load_error(int err) {
                   std::string("failed to load the GPU observer BPF programs: ") + text + hint);
   }
   return errno_status(err, "load the GPU observer BPF programs" + hint);
-}
-
-// Sum the per-CPU values of slot `key` of a per-CPU array of __u64.
-uint64_t sum_percpu(int map_fd, __u32 key) {
-  const int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0) return 0;
-  std::vector<__u64> values(static_cast<size_t>(ncpu));
-  if (bpf_map_lookup_elem(map_fd, &key, values.data())) return 0;
-  uint64_t sum = 0;
-  for (__u64 v : values) sum += v;
-  return sum;
 }
 
 }  // namespace
@@ -160,12 +150,9 @@ void BpfObserver::delete_stale(pid_t pid, const StaleKeys& stale) {
 std::vector<IoctlStat> BpfObserver::read_ioctls(pid_t pid, bool remove) const {
   const int fd = bpf_map__fd(skel_->maps.fikit_ioctls);
   std::vector<fikit_ioctl_key> keys;
-  fikit_ioctl_key key{}, next{};
-  for (bool first = true; bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0;
-       first = false) {
-    key = next;
+  map_for_each_key<fikit_ioctl_key>(fd, [&](const fikit_ioctl_key& key) {
     if (static_cast<pid_t>(key.pid) == pid) keys.push_back(key);
-  }
+  });
   std::vector<IoctlStat> out;
   for (const fikit_ioctl_key& k : keys) {
     fikit_ioctl_stat st{};
@@ -180,15 +167,12 @@ std::vector<ProcessUsage> BpfObserver::snapshot() const {
   // One pass over the statistics map, grouped by process.
   std::map<pid_t, std::vector<IoctlStat>> by_pid;
   const int fd = bpf_map__fd(skel_->maps.fikit_ioctls);
-  fikit_ioctl_key key{}, next{};
-  for (bool first = true; bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0;
-       first = false) {
-    key = next;
+  map_for_each_key<fikit_ioctl_key>(fd, [&](const fikit_ioctl_key& key) {
     fikit_ioctl_stat st{};
     if (bpf_map_lookup_elem(fd, &key, &st) == 0)
       by_pid[static_cast<pid_t>(key.pid)].push_back(
           {key.driver, key.code, st.count, st.total_ns, st.failed});
-  }
+  });
   std::vector<ProcessUsage> out = accounting_.processes();
   for (ProcessUsage& u : out) {
     if (u.exited) continue;  // its final statistics are already in place
@@ -212,13 +196,10 @@ std::vector<ProcessUsage> BpfObserver::snapshot() const {
 int BpfObserver::reap_vanished(const EventCallback& cb) {
   std::vector<pid_t> candidates = accounting_.live_pids();
   const int fd = bpf_map__fd(skel_->maps.fikit_ioctls);
-  fikit_ioctl_key key{}, next{};
-  for (bool first = true; bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0;
-       first = false) {
-    key = next;
+  map_for_each_key<fikit_ioctl_key>(fd, [&](const fikit_ioctl_key& key) {
     const ProcessUsage* u = accounting_.find(static_cast<pid_t>(key.pid));
     if (!u || !u->exited) candidates.push_back(static_cast<pid_t>(key.pid));
-  }
+  });
   std::sort(candidates.begin(), candidates.end());
   candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
   int reaped = 0;
@@ -256,13 +237,13 @@ void BpfObserver::end_audit(pid_t pid) {
 ObserverCounters BpfObserver::counters() const {
   ObserverCounters c;
   const int fd = bpf_map__fd(skel_->maps.fikit_counters);
-  c.traced_ioctls = sum_percpu(fd, FIKIT_CNT_TRACED);
-  c.events = sum_percpu(fd, FIKIT_CNT_EVENTS);
-  c.drop_ringbuf = sum_percpu(fd, FIKIT_CNT_DROP_RINGBUF);
-  c.drop_stats = sum_percpu(fd, FIKIT_CNT_DROP_STATS);
-  c.drop_objects = sum_percpu(fd, FIKIT_CNT_DROP_OBJECTS);
-  c.drop_inflight = sum_percpu(fd, FIKIT_CNT_DROP_INFLIGHT);
-  c.read_fail = sum_percpu(fd, FIKIT_CNT_READ_FAIL);
+  c.traced_ioctls = percpu_sum(fd, FIKIT_CNT_TRACED);
+  c.events = percpu_sum(fd, FIKIT_CNT_EVENTS);
+  c.drop_ringbuf = percpu_sum(fd, FIKIT_CNT_DROP_RINGBUF);
+  c.drop_stats = percpu_sum(fd, FIKIT_CNT_DROP_STATS);
+  c.drop_objects = percpu_sum(fd, FIKIT_CNT_DROP_OBJECTS);
+  c.drop_inflight = percpu_sum(fd, FIKIT_CNT_DROP_INFLIGHT);
+  c.read_fail = percpu_sum(fd, FIKIT_CNT_READ_FAIL);
   c.bad_events = bad_events_;
   c.launch_drops = auditor_ ? auditor_->drops() : 0;
   c.error_line = skel_->bss->fikit_error.line;

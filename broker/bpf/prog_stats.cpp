@@ -9,6 +9,8 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include "map_helpers.h"
+
 namespace fikit::bpf {
 namespace {
 
@@ -119,11 +121,7 @@ Result<std::vector<uint64_t>> read_counter_map(const std::vector<uint32_t>& map_
     const int ncpu = libbpf_num_possible_cpus();
     if (ncpu <= 0) return errno_status(-ncpu, "count possible CPUs");
     std::vector<uint64_t> sums(info.max_entries);
-    std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpu));
-    for (uint32_t slot = 0; slot < info.max_entries; slot++) {
-      if (bpf_map_lookup_elem(fd.fd, &slot, per_cpu.data())) continue;
-      for (uint64_t v : per_cpu) sums[slot] += v;
-    }
+    for (uint32_t slot = 0; slot < info.max_entries; slot++) sums[slot] = percpu_sum(fd.fd, slot);
     return sums;
   }
   return Status(StatusCode::kNotFound, "no map named " + name + " in the program's maps");

@@ -180,12 +180,8 @@ void Control::on_status(Conn& c) {
   info.scheduler_cpu_s = sched_.cpu_seconds();
   info.process_cpu_s = process_cpu_seconds();
   info.spin_us = cfg_.spin_ns / 1000;
-  // The GPU observer's part takes at most half; the tenants get the rest.
-  std::string gpu = gpu_ ? gpu_->status_json(now, kStatusMax / 2) : "";
-  std::string json = status_json(info, sched_.status(), now, kStatusMax - 1 - gpu.size() - 16);
-  if (!gpu.empty()) json = add_json_member(json, "gpu", gpu);
-  if (cfg_.add_status) json = cfg_.add_status(json);
-  send_text(c, MsgType::kStatusReply, 0, json);
+  send_text(c, MsgType::kStatusReply, 0,
+            status_json(info, sched_.status(), now, kStatusMax - 1, status_parts_));
   drop(c.fd, nullptr);
 }
 

@@ -33,8 +33,6 @@ struct ControlConfig {
   int listen_fd = -1;
   std::string socket_path;
   uint64_t spin_ns = 0;  // shown by status
-  // Adds members to the status document (the substrate's, substrate_status.h); may be empty.
-  std::function<std::string(const std::string&)> add_status;
 };
 
 class Control {
@@ -53,8 +51,10 @@ class Control {
   void close_tenants();
   // The loop, for other event sources (e.g. the BPF ring buffer through add_poll).
   UringLoop& loop() { return loop_; }
-  // The eBPF GPU-driver observer's side (gpu_monitor.h): told of tenants, asked for status.
+  // The eBPF GPU-driver observer's side (gpu_monitor.h): told of tenants.
   void set_gpu(GpuMonitor* gpu) { gpu_ = gpu; }
+  // A member of the status document besides "broker" and "tenants" (status.h), in this order.
+  void add_status_part(StatusPart part) { status_parts_.push_back(std::move(part)); }
   // Reap the tenants of process `pid` (its exit was seen by other means than its pidfd).
   void reap_pid(pid_t pid, const char* why);
 
@@ -93,6 +93,7 @@ class Control {
   std::vector<int> stop_waiters_;        // kept open until the process exits
   std::string stop_reason_;
   GpuMonitor* gpu_ = nullptr;
+  std::vector<StatusPart> status_parts_;
 };
 
 }  // namespace fikit::broker

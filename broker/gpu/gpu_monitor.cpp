@@ -1,23 +1,21 @@
 #include "gpu/gpu_monitor.h"
 
 #include <fikit/util.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "gpu_event.h"
 #include "log.h"
+#include "observer.h"
 #include "sched/tenant.h"
 #include "uring_loop.h"
-
-#ifdef FIKIT_BROKER_BPF
-#include "observer.h"
-#endif
 
 namespace fikit::broker {
 namespace {
@@ -35,13 +33,6 @@ std::string mib(uint64_t bytes) {
   return buf;
 }
 
-std::string exit_text(int status) {
-  if (status < 0) return "exit status unknown: its exit event was lost";
-  if (WIFSIGNALED(status)) return std::string("killed by ") + sigabbrev_np(WTERMSIG(status));
-  return "exit code " + std::to_string(WEXITSTATUS(status));
-}
-
-#ifdef FIKIT_BROKER_BPF
 // The MPS server (nvidia-cuda-mps-server; comm keeps 15 bytes) holds the context its clients
 // share: it is no unmanaged GPU process (their memory, on driver 580, is still their own).
 bool is_mps_server(const std::string& comm) { return comm.rfind("nvidia-cuda-mps", 0) == 0; }
@@ -53,7 +44,6 @@ std::string proc_comm(pid_t pid) {
   std::getline(f, name);
   return name;
 }
-#endif
 
 }  // namespace
 
@@ -94,7 +84,6 @@ struct GpuMonitor::Impl {
   int timer_op = 0;
   uint64_t last_reap_ns = 0;
 
-#ifdef FIKIT_BROKER_BPF
   void load();
   void consume();
   void on_event(const bpf::GpuEvent& e);
@@ -105,7 +94,6 @@ struct GpuMonitor::Impl {
 
   std::unique_ptr<bpf::BpfObserver> obs;
   bpf::BpfObserver::EventCallback on_event_fn = [this](const bpf::GpuEvent& e) { on_event(e); };
-#endif
 };
 
 void GpuMonitor::Impl::start() {
@@ -118,15 +106,7 @@ void GpuMonitor::Impl::start() {
     FIKIT_LOG_INFO("GPU-driver observer disabled (--no-bpf)");
     return;
   }
-#ifdef FIKIT_BROKER_BPF
   load();
-#else
-  info.reason = "fikit-broker was built without BPF (FIKIT_BPF=OFF)";
-  if (opts.audit_launches)
-    FIKIT_LOG_WARN("--audit-launches ignored: %s", info.reason.c_str());
-  else
-    FIKIT_LOG_INFO("GPU-driver observer not available: %s", info.reason.c_str());
-#endif
 }
 
 void GpuMonitor::Impl::tenant_left(const TenantDesc& d) {
@@ -139,7 +119,7 @@ void GpuMonitor::Impl::tenant_left(const TenantDesc& d) {
 
 void GpuMonitor::Impl::log_exit(const GpuProcessInfo& p, const std::string& tenant_name,
                                 bool was_warned) {
-  const std::string how = exit_text(p.exit_status);
+  const std::string how = bpf::exit_text(p.exit_status);
   const std::string peak = mib(p.peak_device_bytes);
   if (p.kind == GpuProcessKind::kTenant)
     FIKIT_LOG_INFO("tenant %u (pid %d, \"%s\") exited (%s): peak device memory %s, %u context(s)",
@@ -162,18 +142,14 @@ void GpuMonitor::Impl::log_exit(const GpuProcessInfo& p, const std::string& tena
 
 std::vector<GpuProcessInfo> GpuMonitor::Impl::processes() {
   std::vector<GpuProcessInfo> out;
-#ifdef FIKIT_BROKER_BPF
   if (obs) {
     for (const bpf::ProcessUsage& u : obs->snapshot())
       if (!u.exited) out.push_back(describe(u));  // exited ones were merged into `exited`
   }
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.pid < b.pid; });
-#endif
   out.insert(out.end(), exited.begin(), exited.end());
   return out;
 }
-
-#ifdef FIKIT_BROKER_BPF
 
 void GpuMonitor::Impl::load() {
   bpf::BpfConfig cfg;
@@ -376,8 +352,6 @@ GpuProcessInfo GpuMonitor::Impl::describe(const bpf::ProcessUsage& u) const {
   return p;
 }
 
-#endif  // FIKIT_BROKER_BPF
-
 GpuMonitor::GpuMonitor(const GpuOptions& options, UringLoop& loop, Reaper reap)
     : impl_(std::make_unique<Impl>(options, loop, std::move(reap))) {}
 
@@ -394,17 +368,14 @@ void GpuMonitor::tenant_joined(const TenantDesc& d) {
   m.audit_tried.erase(d.pid);
   if (m.warned.erase(d.pid))
     FIKIT_LOG_INFO("unmanaged GPU process pid %d registered: now tenant %u", d.pid, d.id);
-#ifdef FIKIT_BROKER_BPF
   if (m.audited.erase(d.pid) && m.obs) m.obs->end_audit(d.pid);  // tenants' launches are known
-#endif
 }
 
 void GpuMonitor::tenant_left(const TenantDesc& d) { impl_->tenant_left(d); }
 
-std::string GpuMonitor::status_json(uint64_t now_ns, size_t max_len) {
+nlohmann::json GpuMonitor::status_json(uint64_t now_ns, size_t max_len) {
   Impl& m = *impl_;
   GpuObserverInfo info = m.info;
-#ifdef FIKIT_BROKER_BPF
   if (m.obs) {
     const bpf::ObserverCounters c = m.obs->counters();
     info.traced_ioctls = c.traced_ioctls;
@@ -414,7 +385,6 @@ std::string GpuMonitor::status_json(uint64_t now_ns, size_t max_len) {
     info.impossible = c.error_count;
     info.impossible_line = c.error_line;
   }
-#endif
   return gpu_status_json(info, m.processes(), now_ns, max_len);
 }
 

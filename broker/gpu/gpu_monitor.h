@@ -7,7 +7,8 @@
 //     registers at its first launch), and with --audit-launches its launches are counted;
 //   - a process exit seen by BPF reaps its tenant as its pidfd does (whichever comes first);
 //   - status gets contexts, streams and device memory per process, live or recently exited.
-// Not thread-safe: the observer is single-threaded, like the control loop.
+// Not thread-safe: the observer is single-threaded, like the control loop. A broker built without
+// BPF gets gpu_monitor_off.cpp instead: no processes, and status says why.
 #pragma once
 
 #include <sys/types.h>
@@ -16,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 #include "gpu/gpu_options.h"
@@ -44,8 +46,8 @@ class GpuMonitor {
   void tenant_joined(const TenantDesc& d);
   void tenant_left(const TenantDesc& d);
 
-  // The value of the status document's "gpu" member (JSON), at most max_len bytes.
-  std::string status_json(uint64_t now_ns, size_t max_len);
+  // The value of the status document's "gpu" member, at most max_len bytes dumped.
+  nlohmann::json status_json(uint64_t now_ns, size_t max_len);
 
  private:
   struct Impl;  // the observer and what was merged from it (gpu_monitor.cpp)

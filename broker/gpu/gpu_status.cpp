@@ -139,8 +139,8 @@ const char* process_kind_name(GpuProcessKind k) {
   return "unknown";
 }
 
-std::string gpu_status_json(const GpuObserverInfo& info, const std::vector<GpuProcessInfo>& procs,
-                            uint64_t now_ns, size_t max_len) {
+json gpu_status_json(const GpuObserverInfo& info, const std::vector<GpuProcessInfo>& procs,
+                     uint64_t now_ns, size_t max_len) {
   size_t unmanaged = 0;
   for (const GpuProcessInfo& p : procs)
     unmanaged += p.kind == GpuProcessKind::kUnmanaged && !p.exited;
@@ -171,19 +171,10 @@ std::string gpu_status_json(const GpuObserverInfo& info, const std::vector<GpuPr
     doc["processes"].push_back(std::move(j));
   }
   doc["processes_omitted"] = omitted;
-  return doc.dump();
+  return doc;
 }
 
-std::string add_json_member(const std::string& doc, const char* key, const std::string& value) {
-  size_t end = doc.find_last_of('}');
-  if (end == std::string::npos) return doc;
-  bool empty = doc.find_last_not_of(" \n\t", end - 1) == doc.find('{');
-  return doc.substr(0, end) + (empty ? "" : ",") + json(key).dump() + ":" + value + doc.substr(end);
-}
-
-std::string gpu_status_text(const json& doc) {
-  if (!doc.contains("gpu")) return "";
-  const json& g = doc.at("gpu");
+std::string gpu_status_text(const json& g) {
   std::string out = observer_line(g);
   const json& procs = g.at("processes");
   if (g.at("observer").get<std::string>() != "loaded") return out;

@@ -1,6 +1,6 @@
 // The "gpu" member of the status document: the eBPF GPU-driver observer's state and every process
 // it saw use the NVIDIA driver (tenants, unmanaged GPU processes, other driver users), live or
-// recently exited, with contexts and device memory. Rendered as a second table by status_text().
+// recently exited, with contexts and device memory. Drawn as a second table by status_text().
 //
 //   "gpu": {"observer": "loaded"|"disabled"|"failed", "reason", "audit", "test_device",
 //           "nvidia_major", "uvm_major", "traced_ioctls", "events", "dropped", "impossible",
@@ -74,15 +74,13 @@ struct GpuObserverInfo {
 const char* observer_state_name(GpuObserverState s);
 const char* process_kind_name(GpuProcessKind k);
 
-// The "gpu" member's value (JSON), at most max_len bytes: processes beyond it are counted in
+// The "gpu" member's value, at most max_len bytes dumped: processes beyond it are counted in
 // processes_omitted.
-std::string gpu_status_json(const GpuObserverInfo& info, const std::vector<GpuProcessInfo>& procs,
-                            uint64_t now_ns, size_t max_len);
+nlohmann::json gpu_status_json(const GpuObserverInfo& info,
+                               const std::vector<GpuProcessInfo>& procs, uint64_t now_ns,
+                               size_t max_len);
 
-// `doc` (a JSON object) with member `key` set to the JSON text `value` appended.
-std::string add_json_member(const std::string& doc, const char* key, const std::string& value);
-
-// The GPU part of `fikit-broker status` for people ("" if the document has no "gpu" member).
-std::string gpu_status_text(const nlohmann::json& doc);
+// The GPU part of `fikit-broker status` for people, from the member's value.
+std::string gpu_status_text(const nlohmann::json& value);
 
 }  // namespace fikit::broker

@@ -127,15 +127,14 @@ void Substrate::settle_switch_cost(const SubstrateConfig& cfg, uint64_t given_ns
                  static_cast<unsigned long long>(switch_ns_ / 1000));
 }
 
-std::string Substrate::status_fields() const {
-  nlohmann::json j{{"kind", substrate_name(kind_)},
-                   {"why", why_},
-                   {"mps_pipe_dir", mps_ ? mps_->dirs().pipe_dir : ""},
-                   {"mps_log_dir", mps_ ? mps_->dirs().log_dir : ""},
-                   {"mps_daemon_pid", mps_ ? mps_->pid() : 0},
-                   {"switch_cost_us", static_cast<double>(switch_ns_) / 1e3},
-                   {"switch_cost_source", switch_source_}};
-  return j.dump();
+nlohmann::json Substrate::status_json() const {
+  return nlohmann::json{{"kind", substrate_name(kind_)},
+                        {"why", why_},
+                        {"mps_pipe_dir", mps_ ? mps_->dirs().pipe_dir : ""},
+                        {"mps_log_dir", mps_ ? mps_->dirs().log_dir : ""},
+                        {"mps_daemon_pid", mps_ ? mps_->pid() : 0},
+                        {"switch_cost_us", static_cast<double>(switch_ns_) / 1e3},
+                        {"switch_cost_source", switch_source_}};
 }
 
 }  // namespace fikit::broker

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 #include "substrate/mps_daemon.h"
@@ -58,9 +59,9 @@ class Substrate {
                                                   const std::string& run_dir, uint64_t given_ns);
   SubstrateKind kind() const { return kind_; }
   uint64_t switch_cost_ns() const { return switch_ns_; }
-  // The status JSON's "substrate" object: kind, why, mps_pipe_dir, mps_log_dir (both "" on
+  // The status document's "substrate" member: kind, why, mps_pipe_dir, mps_log_dir (both "" on
   // timeslice), mps_daemon_pid, switch_cost_us, switch_cost_source (given, measured, default, mps).
-  std::string status_fields() const;
+  nlohmann::json status_json() const;
 
  private:
   void settle_switch_cost(const SubstrateConfig& cfg, uint64_t given_ns);

@@ -7,8 +7,15 @@
 #pragma once
 
 #include <fikit/abi.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace fikit {
 
@@ -77,6 +84,55 @@ inline const char* msg_check(const MsgHeader* h, uint32_t len) {
   if (h->abi_major != kAbiMajor) return "client speaks another ABI major version";
   if (h->size != len) return "message size field does not match its length";
   return nullptr;
+}
+
+// The reply type of a request type (kStatus -> kStatusReply, kStop -> kStopReply).
+inline MsgType reply_type(MsgType request) {
+  return static_cast<MsgType>(static_cast<uint32_t>(request) + 1);
+}
+
+// Send the header-only request `type` to the broker's control socket at `socket_path` and read
+// its TextReply into `reply` (checked: magic, ABI major, type, size, text_len; text
+// NUL-terminated), waiting at most timeout_ms for it. Return 0, or -errno: ENAMETOOLONG (path too
+// long for a socket), ENOENT or ECONNREFUSED (no broker listens there), ETIMEDOUT (no answer),
+// EPROTO (a malformed reply), or what socket, connect, send or recv failed with. With `keep_fd`
+// the connection is left open there on success (`stop` waits for its end of file); else closed.
+inline int ctl_request(const char* socket_path, MsgType type, TextReply* reply, int timeout_ms,
+                       int* keep_fd = nullptr) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  size_t path_len = strlen(socket_path);
+  if (path_len >= sizeof(addr.sun_path)) return -ENAMETOOLONG;
+  memcpy(addr.sun_path, socket_path, path_len);
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int err = 0;
+  SimpleRequest req{msg_header(type, sizeof(SimpleRequest)), 0, 0};
+  pollfd p{fd, POLLIN, 0};
+  ssize_t n = -1;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
+    err = errno;
+  else if (send(fd, &req, sizeof(req), MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof(req)))
+    err = errno ? errno : EPROTO;
+  else if (int ready = poll(&p, 1, timeout_ms); ready != 1)
+    err = ready == 0 ? ETIMEDOUT : errno;
+  else if ((n = recv(fd, reply, sizeof(TextReply), 0)) < 0)
+    err = errno;
+  constexpr size_t kTextAt = offsetof(TextReply, text);
+  if (err == 0) {
+    auto len = static_cast<size_t>(n);
+    if (len < kTextAt + 1 || reply->hdr.magic != kMsgMagic || reply->hdr.abi_major != kAbiMajor ||
+        reply->hdr.type != static_cast<uint32_t>(reply_type(type)) || reply->hdr.size != len ||
+        reply->text_len > len - kTextAt - 1)
+      err = EPROTO;
+    else
+      reply->text[reply->text_len] = '\0';
+  }
+  if (err == 0 && keep_fd)
+    *keep_fd = fd;
+  else
+    close(fd);
+  return -err;
 }
 
 static_assert(sizeof(MsgHeader) == 16);

@@ -1,31 +1,20 @@
-// Stream-capture hooks: count the captures in progress so that launches need to ask
+// Stream-capture hooks: count the captures in progress (capture.h) so that launches need to ask
 // cuStreamIsCapturing only while one is active (launches on a capturing stream pass through).
+#include "../capture.h"
+
 #include <cudaTypedefs.h>
 
 #include "../hook_table.h"
-#include "../launch_path.h"
 #include "hooks.h"
 
 namespace fikit::client {
 namespace {
 
-CUstream named_stream(CUstream stream, bool per_thread) noexcept {
-  return (stream == nullptr && per_thread) ? CU_STREAM_PER_THREAD : stream;
-}
-
-// Return true if `stream` is capturing now (active or invalidated: EndCapture still ends it).
-bool is_capturing(CUstream stream) noexcept {
-  auto fn = driver().stream_is_capturing;
-  CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
-  return fn && fn(stream, &status) == CUDA_SUCCESS && status != CU_STREAM_CAPTURE_STATUS_NONE;
-}
-
 template <class Call>
 CUresult begin_capture(Call&& call) noexcept {
-  // Count first: a launch racing with the begin then checks its stream (over-counting is safe).
-  g_active_captures.fetch_add(1, std::memory_order_acq_rel);
+  capture_begins();
   CUresult r = call();
-  if (r != CUDA_SUCCESS) g_active_captures.fetch_sub(1, std::memory_order_acq_rel);
+  if (r != CUDA_SUCCESS) capture_not_begun();
   return r;
 }
 
@@ -33,15 +22,10 @@ CUresult end_capture(HookId id, CUstream stream, bool per_thread, CUgraph* graph
   auto fn = real_fn<PFN_cuStreamEndCapture_v10000>(id);
   if (!fn) return CUDA_ERROR_NOT_FOUND;
   CUstream named = named_stream(stream, per_thread);
-  bool was = is_capturing(named);
+  bool was = stream_is_capturing(named);
   CUresult r = fn(stream, graph);
   // Uncount only a capture that this call really ended (a wrong-thread end leaves it running).
-  if (was && !is_capturing(named)) {
-    int cur = g_active_captures.load(std::memory_order_relaxed);
-    while (cur > 0 &&
-           !g_active_captures.compare_exchange_weak(cur, cur - 1, std::memory_order_acq_rel)) {
-    }
-  }
+  if (was && !stream_is_capturing(named)) capture_ended();
   return r;
 }
 

@@ -3,6 +3,7 @@
 // records remember their stream slot and position for later event waits.
 #include <cudaTypedefs.h>
 
+#include "../capture.h"
 #include "../drain.h"
 #include "../event_table.h"
 #include "../hook_table.h"
@@ -61,16 +62,6 @@ CUresult event_wait(HookId id, CUevent event) noexcept {
   return r;
 }
 
-// Return true if `stream` is being captured (an event recorded there is a graph node).
-bool capturing(CUstream stream, bool per_thread) noexcept {
-  if (g_active_captures.load(std::memory_order_acquire) <= 0) return false;
-  auto is_capturing = driver().stream_is_capturing;
-  CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
-  CUstream s = (stream == nullptr && per_thread) ? CU_STREAM_PER_THREAD : stream;
-  return !is_capturing || is_capturing(s, &status) != CUDA_SUCCESS ||
-         status != CU_STREAM_CAPTURE_STATUS_NONE;
-}
-
 // cuEventRecord(WithFlags): remember the stream slot and what was issued on it before.
 template <class Call>
 CUresult event_record(CUevent event, CUstream stream, bool per_thread, Call&& call) noexcept {
@@ -78,7 +69,7 @@ CUresult event_record(CUevent event, CUstream stream, bool per_thread, Call&& ca
   int slot = slot_of(s, stream, per_thread);
   uint32_t snapshot = issued_snapshot(s, slot);
   CUresult r = call();
-  if (r == CUDA_SUCCESS && s && !capturing(stream, per_thread)) {
+  if (r == CUDA_SUCCESS && s && !may_be_capturing(stream, per_thread)) {
     // A stream with no managed launch records issued 0: overwrites any older mark of the event.
     uint16_t stored_slot = slot < 0 ? 0 : static_cast<uint16_t>(slot);
     event_table().record(event, {stored_slot, s->generation, slot < 0 ? 0 : snapshot});

@@ -119,8 +119,7 @@ TEST(GpuStatus, JsonListsProcessesWithKindMemoryAndExit) {
   GpuProcessInfo killed = process(13, GpuProcessKind::kMpsServer, 0);
   killed.exited = true;
   killed.exit_status = SIGKILL;
-  json g = json::parse(
-      gpu_status_json(loaded(), {tenant, unmanaged, gone, killed}, 1'000'000'000, 60000));
+  json g = gpu_status_json(loaded(), {tenant, unmanaged, gone, killed}, 1'000'000'000, 60000);
   EXPECT_EQ(g["observer"], "loaded");
   EXPECT_EQ(g["unmanaged"], 1) << "exited processes are not counted";
   ASSERT_EQ(g["processes"].size(), 4u);
@@ -141,27 +140,31 @@ TEST(GpuStatus, JsonListsProcessesWithKindMemoryAndExit) {
 TEST(GpuStatus, JsonStaysWithinItsBudget) {
   std::vector<GpuProcessInfo> many;
   for (int i = 0; i < 500; i++) many.push_back(process(1000 + i, GpuProcessKind::kOther, 0));
-  const std::string text = gpu_status_json(loaded(), many, 0, 20000);
-  EXPECT_LE(text.size(), 20000u);
-  json g = json::parse(text);
+  json g = gpu_status_json(loaded(), many, 0, 20000);
+  EXPECT_LE(g.dump().size(), 20000u);
   EXPECT_GT(g["processes_omitted"].get<size_t>(), 0u);
   EXPECT_EQ(g["processes"].size() + g["processes_omitted"].get<size_t>(), 500u);
 }
 
-TEST(GpuStatus, AddJsonMember) {
-  EXPECT_EQ(json::parse(add_json_member("{}", "gpu", "{\"a\":1}")),
-            json::parse(R"({"gpu":{"a":1}})"));
-  EXPECT_EQ(json::parse(add_json_member(R"({"broker":{"x":2}})", "gpu", "[]")),
-            json::parse(R"({"broker":{"x":2},"gpu":[]})"));
+TEST(GpuStatus, StatusPartsAreMembersOfOneDocument) {
+  StatusPart gpu{"gpu", [](uint64_t, size_t) { return json{{"a", 1}}; }};
+  StatusPart none{"none", [](uint64_t, size_t) { return json(); }};
+  StatusPart big{"big", [](uint64_t, size_t) { return json(std::string(500, 'x')); }};
+  json doc = json::parse(status_json(BrokerInfo{}, {}, 0, 400, {gpu, none, big}));
+  EXPECT_EQ(doc["gpu"], json::parse(R"({"a":1})"));
+  EXPECT_FALSE(doc.contains("none")) << "a null value leaves the member out";
+  EXPECT_FALSE(doc.contains("big")) << "a value longer than the room left is left out";
+  EXPECT_TRUE(doc["broker"].is_object());
 }
 
 // The whole status table, as `fikit-broker status` prints it.
 std::string table(const GpuObserverInfo& info, const std::vector<GpuProcessInfo>& procs) {
   BrokerInfo b;
   b.policy = "none";
-  std::string doc = status_json(b, {}, 0, 30000);
-  doc = add_json_member(doc, "gpu", gpu_status_json(info, procs, 0, 30000));
-  Result<std::string> text = status_text(doc);
+  StatusPart gpu{"gpu", [&](uint64_t now, size_t max_len) {
+                   return gpu_status_json(info, procs, now, max_len);
+                 }};
+  Result<std::string> text = status_text(status_json(b, {}, 0, 30000, {gpu}));
   EXPECT_TRUE(text.ok()) << text.status().message();
   return text.ok() ? text.value() : "";
 }

@@ -346,6 +346,7 @@ class Preload : public ::testing::Test {
   // Run this binary's Child.Workload under LD_PRELOAD. Return its exit status; output in out_.
   int run_child(const char* mode, const char* priority, const std::string& socket) {
     std::string out_path = dir_ + "/out";
+    const std::string gpu = sim_gpu();  // named by this process: TearDown removes it
     pid_t pid = fork();
     if (pid == 0) {
       int fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -356,7 +357,7 @@ class Preload : public ::testing::Test {
       setenv("FIKIT_PRIORITY", priority, 1);
       setenv("FIKIT_SOCKET", socket.c_str(), 1);
       setenv("FIKIT_TENANT", "preload-test", 1);
-      setenv("FIKIT_SIM_GPU", sim_gpu().c_str(), 1);
+      setenv("FIKIT_SIM_GPU", gpu.c_str(), 1);
       setenv("FIKIT_LOG", "info", 1);
       char self[PATH_MAX];
       ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);

@@ -1,6 +1,5 @@
 #include "report.h"
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -93,17 +92,11 @@ std::vector<bpf::IoctlStat> by_count(std::vector<bpf::IoctlStat> ioctls) {
   return ioctls;
 }
 
-std::string exit_text(int status) {
-  if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
-  return "wait status " + std::to_string(status);
-}
-
 std::string format_command(const CommandResult& c) {
   char buf[256];
   std::snprintf(buf, sizeof(buf),
                 "\ncommand: pid %d, %s, %" PRIu64 " GPU ioctls, %" PRIu64 " launches counted\n",
-                c.pid, exit_text(c.wait_status).c_str(), c.gpu_ioctls, c.launches);
+                c.pid, bpf::exit_text(c.wait_status).c_str(), c.gpu_ioctls, c.launches);
   std::string out = buf;
   if (!c.observed) return out;
   const bpf::ProcessUsage& u = c.usage;

@@ -1,14 +1,8 @@
 #include "mps_join.h"
 
 #include <fikit/protocol.h>
-#include <poll.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-#include <cstddef>
-#include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -17,26 +11,11 @@ namespace {
 
 // Send a status request and return the reply's text, or "" if none came.
 std::string ask_status(const std::string& socket_path, int timeout_ms) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof(addr.sun_path)) return "";
-  memcpy(addr.sun_path, socket_path.data(), socket_path.size());
-  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd < 0) return "";
-  std::string text;
-  SimpleRequest req{msg_header(MsgType::kStatus, sizeof(SimpleRequest)), 0, 0};
-  pollfd p{fd, POLLIN, 0};
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      send(fd, &req, sizeof(req), MSG_NOSIGNAL) == sizeof(req) && poll(&p, 1, timeout_ms) == 1) {
-    auto reply = std::make_unique<TextReply>();
-    ssize_t n = recv(fd, reply.get(), sizeof(TextReply), 0);
-    if (n > static_cast<ssize_t>(offsetof(TextReply, text)) && reply->hdr.magic == kMsgMagic &&
-        reply->hdr.type == static_cast<uint32_t>(MsgType::kStatusReply) && reply->status == 0 &&
-        reply->text_len <= static_cast<size_t>(n) - offsetof(TextReply, text))
-      text.assign(reply->text, reply->text_len);
-  }
-  close(fd);
-  return text;
+  auto reply = std::make_unique<TextReply>();
+  if (ctl_request(socket_path.c_str(), MsgType::kStatus, reply.get(), timeout_ms) != 0 ||
+      reply->status != 0)
+    return "";
+  return std::string(reply->text, reply->text_len);
 }
 
 }  // namespace
