@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fikit/protocol.h>
+#include <fikit/tenant_name.h>
 #include <fikit/util.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -76,8 +77,11 @@ void config_load_env() noexcept {
     g_env_loaded = true;
     if (!g_priority_explicit) load_priority_locked();
     if (!g_name_explicit) {
+      // The program's file name may be any bytes (Latin-1 "caf\xe9"): the broker accepts only
+      // printable UTF-8, so send that instead of being refused.
       const char* t = getenv("FIKIT_TENANT");
-      copy_name(g_config.name, sizeof(g_config.name), t && *t ? t : program_invocation_short_name);
+      tenant_name__sanitize(g_config.name, sizeof(g_config.name),
+                            t && *t ? t : program_invocation_short_name);
     }
     const char* s = getenv("FIKIT_SOCKET");
     copy_name(g_config.socket_path, sizeof(g_config.socket_path), s && *s ? s : kDefaultSocket);
@@ -106,7 +110,9 @@ int config_set_priority(const char* priority) noexcept {
 }
 
 int config_set_name(const char* name) noexcept {
-  if (!name || !*name || strlen(name) >= kNameLen) return -EINVAL;
+  size_t bad_at = 0;
+  if (!name || !*name || strlen(name) >= kNameLen || tenant_name__check(name, kNameLen, &bad_at))
+    return -EINVAL;
   pthread_mutex_lock(&g_mu);
   copy_name(g_config.name, sizeof(g_config.name), name);
   g_name_explicit = true;

@@ -1,5 +1,6 @@
 #include "control/admission.h"
 
+#include <fikit/tenant_name.h>
 #include <fikit/util.h>
 #include <unistd.h>
 
@@ -25,26 +26,32 @@ std::string printf_string(const char* fmt, ...) {
   return buf;
 }
 
-// The process's command name, for tenants that did not name themselves.
+// The process's command name, for tenants that did not name themselves. The kernel keeps any
+// bytes of the program's file name there: make a valid tenant name of them.
 std::string comm_of(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
-  std::string name;
-  std::getline(f, name);
-  if (name.empty()) name = "pid-" + std::to_string(pid);
-  return name.substr(0, kNameLen - 1);
+  std::string comm;
+  std::getline(f, comm);
+  char name[kNameLen];
+  tenant_name__sanitize(name, sizeof(name), comm.c_str());
+  return name[0] ? name : "pid-" + std::to_string(pid);
 }
 
-// Return a refusal if the tenant name is not a NUL-terminated printable string.
+// Return a refusal if the tenant name is not a NUL-terminated UTF-8 string without control
+// characters (it goes into the log, the status JSON and profile files).
 Status check_name(const char (&name)[kNameLen]) {
-  const char* end = static_cast<const char*>(memchr(name, '\0', kNameLen));
-  if (!end)
+  size_t at = 0;
+  const char* why = tenant_name__check(name, kNameLen, &at);
+  if (!why) return Status();
+  if (at >= kNameLen)
     return Status(StatusCode::kInvalidArgument,
-                  "tenant name is not NUL-terminated within 32 bytes: use a shorter name");
-  for (const char* p = name; p < end; p++)
-    if (static_cast<unsigned char>(*p) < 0x20 || *p == 0x7f)
-      return Status(StatusCode::kInvalidArgument,
-                    "tenant name contains control characters: use printable characters");
-  return Status();
+                  printf_string("tenant name is not NUL-terminated within %u bytes: use a name "
+                                "of at most %u bytes",
+                                kNameLen, kNameLen - 1));
+  return Status(StatusCode::kInvalidArgument,
+                printf_string("tenant name %s (byte 0x%02x at offset %zu): use printable UTF-8 "
+                              "(FIKIT_TENANT or fikit-run --name)",
+                              why, static_cast<unsigned char>(name[at]), at));
 }
 
 Status check_request(const RegisterRequest& req, uint32_t len, const Peer& peer) {

@@ -87,8 +87,9 @@ void Control::on_accept(int fd) {
     return;
   }
   c.peer = Peer{cred.pid, cred.uid};
-  c.recv_op = loop_.add_recv(fd, kMaxMessage,
-                             [this, fd](const char* msg, int n) { on_message(fd, msg, n); });
+  c.recv_op = loop_.add_recv(fd, kMaxMessage, [this, fd](const char* msg, int n) {
+    guarded(fd, "message", [&] { on_message(fd, msg, n); });
+  });
   if (c.recv_op < 0) {
     FIKIT_LOG_WARN("failed to receive on a connection: %s", strerror(-c.recv_op));
     close(fd);
@@ -154,7 +155,8 @@ void Control::on_register(Conn& c, const char* msg, int len) {
   c.kind = ConnKind::kTenant;
   c.tenant = r.value();
   c.pidfd = pidfd;
-  c.pidfd_op = loop_.add_poll(pidfd, [this, fd](uint32_t) { drop(fd, "process exited"); });
+  c.pidfd_op = loop_.add_poll(
+      pidfd, [this, fd](uint32_t) { guarded(fd, "exit", [&] { drop(fd, "process exited"); }); });
   const TenantDesc& d = *c.tenant;
   FIKIT_LOG_INFO("tenant %u registered: pid %d, uid %u, \"%s\", priority %s, segment %s", d.id,
                  d.pid, d.uid, d.name.c_str(), priority_name(d.priority), d.shm_name.c_str());
@@ -257,6 +259,19 @@ void Control::drop(int fd, const char* why) {
     FIKIT_LOG_DEBUG("connection of pid %d closed: %s", c.peer.pid, why);
   }
   loop_.remove(c.recv_op);
+  close(fd);
+  conns_.erase(it);
+}
+
+void Control::guarded(int fd, const char* what, const std::function<void()>& handler) {
+  auto it = conns_.find(fd);
+  pid_t pid = it == conns_.end() ? 0 : it->second.peer.pid;
+  if (guard_.run(what, pid, handler)) return;
+  if (guard_.run("drop", pid, [&] { drop(fd, "its handling failed"); })) return;
+  // Dropping failed part way: forget the connection without its bookkeeping (nothing here throws).
+  it = conns_.find(fd);
+  if (it == conns_.end()) return;
+  loop_.remove(it->second.recv_op);
   close(fd);
   conns_.erase(it);
 }

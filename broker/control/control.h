@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "control/admission.h"
+#include "control/guard.h"
 #include "sched/scheduler.h"
 #include "status.h"
 #include "uring_loop.h"
@@ -82,6 +83,9 @@ class Control {
   bool send_text(Conn& c, MsgType type, int status, const std::string& text);
   // End connection fd; if it is a tenant, reap it (`why` goes to the log).
   void drop(int fd, const char* why);
+  // Run the handler of an event of connection fd (its `what`, for the log); if it throws, drop
+  // that connection and carry on (guard.h).
+  void guarded(int fd, const char* what, const std::function<void()>& handler);
 
   ControlConfig cfg_;
   Scheduler& sched_;
@@ -94,6 +98,7 @@ class Control {
   std::string stop_reason_;
   GpuMonitor* gpu_ = nullptr;
   std::vector<StatusPart> status_parts_;
+  Guard guard_;
 };
 
 }  // namespace fikit::broker

@@ -18,8 +18,8 @@ extern "C" {
  * -EINVAL. */
 int fikit_set_priority(const char* priority);
 
-/* Set the tenant name shown by the broker and used for its saved profile (at most 31 bytes). 0 or
- * -EINVAL. */
+/* Set the tenant name shown by the broker and used for its saved profile (1 to 31 bytes of
+ * printable UTF-8). 0 or -EINVAL. */
 int fikit_set_tenant_name(const char* name);
 
 /* Tell the broker this task is idle for about `idle_ns` (e.g. until its next request): a gap signal

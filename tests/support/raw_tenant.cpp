@@ -20,6 +20,15 @@ RawTenant::~RawTenant() {
 
 bool RawTenant::connect_and_register(const std::string& socket_path, uint32_t priority,
                                      const char* name, uint16_t abi_major) {
+  RegisterRequest req{};
+  req.hdr = msg_header(MsgType::kRegister, sizeof(req));
+  req.hdr.abi_major = abi_major;
+  req.priority = priority;
+  snprintf(req.name, sizeof(req.name), "%s", name);
+  return connect_and_register(socket_path, req);
+}
+
+bool RawTenant::connect_and_register(const std::string& socket_path, const RegisterRequest& req) {
   fd_ = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
@@ -28,11 +37,6 @@ bool RawTenant::connect_and_register(const std::string& socket_path, uint32_t pr
     error_ = "failed to connect to " + socket_path + ": " + strerror(errno);
     return false;
   }
-  RegisterRequest req{};
-  req.hdr = msg_header(MsgType::kRegister, sizeof(req));
-  req.hdr.abi_major = abi_major;
-  req.priority = priority;
-  snprintf(req.name, sizeof(req.name), "%s", name);
   if (send(fd_, &req, sizeof(req), 0) != static_cast<ssize_t>(sizeof(req))) {
     error_ = std::string("failed to send registration: ") + strerror(errno);
     return false;

@@ -19,6 +19,8 @@ class RawTenant {
   // Connect to the broker at `socket` and register. Return false (see error()) if anything fails.
   bool connect_and_register(const std::string& socket, uint32_t priority, const char* name,
                             uint16_t abi_major = kAbiMajor);
+  // The same with a request sent exactly as given (for requests a client library never sends).
+  bool connect_and_register(const std::string& socket, const RegisterRequest& req);
   // Wait until the broker publishes `state`, at most timeout_ns.
   bool wait_state(TenantState state, uint64_t timeout_ns) const;
 

@@ -4,6 +4,7 @@
 // mps_join.h), then execs the program. Nothing is run when an argument is invalid (exit 2).
 #include <fikit/abi.h>
 #include <fikit/protocol.h>
+#include <fikit/tenant_name.h>
 #include <fikit/util.h>
 #include <getopt.h>
 #include <limits.h>
@@ -152,6 +153,12 @@ void check(const Options& o, int argc) {
                o.priority);
   if (o.name && (!*o.name || strlen(o.name) >= fikit::kNameLen))
     fail_usage("tenant name '%s' must be 1 to 31 bytes", o.name);
+  size_t bad_at = 0;
+  if (o.name && fikit::tenant_name__check(o.name, fikit::kNameLen, &bad_at))
+    fail_usage(
+        "tenant name '%s' is not printable UTF-8 (FIKIT_TENANT and --name take no "
+        "control characters)",
+        o.name);
   if (o.socket && (!*o.socket || strlen(o.socket) >= sizeof(sockaddr_un::sun_path)))
     fail_usage("socket path '%s' is empty or too long (at most 107 bytes)", o.socket);
   if (optind >= argc) fail_usage("%s", "no command given: fikit-run --priority LEVEL -- CMD");
