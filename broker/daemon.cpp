@@ -12,7 +12,9 @@
 #include <string>
 
 #include "broker.h"
+#include "control/endpoint.h"
 #include "log.h"
+#include "safe_fs.h"
 
 namespace fikit::broker {
 namespace {
@@ -29,8 +31,8 @@ void report(int fd, const Status& s) {
 [[noreturn]] void daemon_main(const Options& o, int ready_fd) {
   int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
-  if (int err = log_open(o.log); err < 0) {
-    report(ready_fd, Status::from_errno(-err, "open log file " + o.log));
+  if (Status s = log_open(o.log); !s.ok()) {
+    report(ready_fd, s);
     _exit(1);
   }
   if (null_fd >= 0 && o.log.empty()) {
@@ -50,14 +52,31 @@ void report(int fd, const Status& s) {
   exit(code);
 }
 
+int fail(const Status& s) {
+  fprintf(stderr, "fikit-broker: %s\n", s.message().c_str());
+  return 1;
+}
+
 }  // namespace
 
-int start_foreground(const Options& o) {
-  if (int err = log_open(o.log); err < 0) {
-    fprintf(stderr, "fikit-broker: failed to open log file %s: %s\n", o.log.c_str(),
-            strerror(-err));
-    return 1;
+Status prepare_dirs(const Options& o) {
+  const std::string socket_dir = dir_of(o.socket);
+  for (const std::string& d : {o.run_dir, socket_dir}) {
+    Result<DirFd> fd = open_owned_dir(d, {.create = true, .mode = 0755, .hint = kRunDirHint});
+    if (!fd.ok()) return fd.status();
   }
+  if (o.policy_cfg.profile_dir.empty()) return Status();
+  Result<DirFd> fd = open_owned_dir(o.policy_cfg.profile_dir,
+                                    {.create = true,
+                                     .mode = 0700,
+                                     .hint = "run as root, or give --profile-dir in a directory "
+                                             "you own"});
+  return fd.ok() ? Status() : fd.status();
+}
+
+int start_foreground(const Options& o) {
+  if (Status s = prepare_dirs(o); !s.ok()) return fail(s);
+  if (Status s = log_open(o.log); !s.ok()) return fail(s);
   return run_broker(o, [](const Status& s) {
     // The log may be a file: say it on the terminal too.
     if (!s.ok()) fprintf(stderr, "fikit-broker: %s\n", s.message().c_str());
@@ -65,6 +84,8 @@ int start_foreground(const Options& o) {
 }
 
 int start_daemon(const Options& o) {
+  // Checked here, before the fork, so that a refusal is printed on the terminal.
+  if (Status s = prepare_dirs(o); !s.ok()) return fail(s);
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) {
     fprintf(stderr, "fikit-broker: failed to create a pipe: %s\n", strerror(errno));

@@ -7,6 +7,10 @@
 
 namespace fikit::broker {
 
+// Create (if missing) and check the run directory, the socket's and the profile directory: each
+// owned by the broker's uid and writable by it alone (safe_fs.h), else a refusal that says why.
+Status prepare_dirs(const Options& o);
+
 // Return the exit code of `fikit-broker start`.
 int start_foreground(const Options& o);
 int start_daemon(const Options& o);

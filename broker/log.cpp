@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <mutex>
 
+#include "safe_fs.h"
+
 namespace fikit::broker {
 namespace {
 
@@ -34,29 +36,43 @@ const char* level_name(LogLevel level) {
   return "?";
 }
 
-// Open `path` for appending and make it fd 1 and 2. Return 0 or -errno.
-int redirect_to(const std::string& path) {
-  int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0) return -errno;
-  int err = 0;
-  if (dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0) err = -errno;
+// Open `path` for appending, in a directory only we can write and never through a symlink, and
+// make it fd 1 and 2.
+Status redirect_to(const std::string& path) {
+  Result<DirFd> dir =
+      open_owned_dir(dir_of(path), {.create = true, .mode = 0755, .hint = kLogDirHint});
+  if (!dir.ok()) return dir.status();
+  int fd = open_owned_file(*dir, base_of(path), O_WRONLY | O_APPEND, 0640);
+  if (fd == -ELOOP || fd == -EPERM || fd == -EINVAL)
+    return Status(StatusCode::kPermissionDenied,
+                  "refusing the log file " + path +
+                      ": it is a symlink, another user's file, has other hard links or is not a "
+                      "regular file: remove it or give another --log");
+  if (fd < 0) return Status::from_errno(-fd, "open log file " + path);
+  Status s;
+  if (dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
+    s = Status::from_errno(errno, "redirect output to " + path);
   close(fd);
-  return err;
+  return s;
 }
 
 }  // namespace
 
-int log_open(const std::string& path) {
+Status log_open(const std::string& path) {
   std::lock_guard<std::mutex> lock(g_path_mu);
-  if (path.empty()) return 0;
-  int err = redirect_to(path);
-  if (err == 0) g_path = path;
-  return err;
+  if (path.empty()) return Status();
+  Status s = redirect_to(path);
+  if (s.ok()) g_path = path;
+  return s;
 }
 
 int log_reopen() {
   std::lock_guard<std::mutex> lock(g_path_mu);
-  return g_path.empty() ? 0 : redirect_to(g_path);
+  if (g_path.empty()) return 0;
+  Status s = redirect_to(g_path);
+  if (s.ok()) return 0;
+  log_msg(LogLevel::kError, "%s", s.message().c_str());
+  return s.code() == StatusCode::kPermissionDenied ? -EPERM : -EIO;
 }
 
 void log_set_level(LogLevel level) { g_level.store(static_cast<int>(level)); }

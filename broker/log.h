@@ -2,15 +2,21 @@
 // log file once the broker is daemonized (log_open redirects it). Safe from any thread.
 #pragma once
 
+#include <fikit/result.h>
+
 #include <string>
 
 namespace fikit::broker {
 
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
 
-// Send stdout and stderr to `path` (appending), or leave them alone if path is empty. Return 0 or
-// -errno.
-int log_open(const std::string& path);
+// What to do when the log's directory cannot be created.
+inline constexpr const char* kLogDirHint = "run as root, or give --log in a directory you own";
+
+// Send stdout and stderr to `path` (appending), or leave them alone if path is empty. The file is
+// opened in a directory only the broker's uid can write (created if missing), never through a
+// symlink (safe_fs.h); a refusal says why.
+Status log_open(const std::string& path);
 // Reopen the log file (after rotation, on SIGHUP). Return 0 or -errno; no-op without a file.
 int log_reopen();
 void log_set_level(LogLevel level);

@@ -84,7 +84,8 @@ options:
   --bpf-btf FILE         start: BTF of the running kernel, for kernels
                          without /sys/kernel/btf/vmlinux
   --profile-dir DIR      start, profile: where learned profiles are kept
-                         (default /var/lib/fikit/profiles; '' for none)
+                         (default /var/lib/fikit/profiles, or RUN_DIR/profiles
+                         with --socket or --run-dir; '' for none)
   --policy-opts K=V,...  start: policy tunables, e.g. gap_quantile=0.05,
                          measure_gap_us=500 (fikit, oracle: docs/POLICY.md)
   --file FILE            profile export/import: the JSON file ('-': stdio)
@@ -97,7 +98,7 @@ EXAMPLES:
   sudo fikit-broker start          # start with the default policy
   sudo fikit-broker start --policy none
                                    # the default-sharing baseline
-  fikit-broker start -f -s /tmp/fikit.sock
+  mkdir -m 0700 ~/fikit; fikit-broker start -f -s ~/fikit/broker.sock
                                    # unprivileged, in the foreground
   sudo fikit-broker start --substrate mps
                                    # run MPS; tenants of fikit-run join it
@@ -242,6 +243,7 @@ Status apply_option(int c, const char* arg, Options* o, bool* start_only) {
       return parse_test_audit(arg, &o->gpu);
     case kProfileDir:
       o->policy_cfg.profile_dir = arg;
+      o->profile_dir_given = true;
       return Status();
     case kPolicyOpts:
       o->policy_cfg.opts = arg;
@@ -266,8 +268,10 @@ Status resolve_defaults(Options* o) {
   if (Status s = check_gpu_options(o->gpu); !s.ok()) return s;
   if (o->substrate.calibrate && o->substrate.switch_cost_given)
     return usage_error("--calibrate measures what --switch-cost-us gives: choose one");
+  bool run_dir_given = !o->run_dir.empty();
   if (o->socket.empty()) o->socket = default_socket();
   o->socket = absolute(o->socket);
+  bool private_broker = run_dir_given || o->socket != kDefaultSocket;
   if (o->run_dir.empty()) {
     size_t slash = o->socket.find_last_of('/');
     o->run_dir = slash == 0 ? "/" : o->socket.substr(0, slash);
@@ -282,6 +286,8 @@ Status resolve_defaults(Options* o) {
       names += std::string(names.empty() ? "" : ", ") + (*p)->name;
     return usage_error("unknown policy '" + o->policy + "': choose one of " + names);
   }
+  // A private broker (its own socket or run directory) keeps its profiles beside them.
+  if (!o->profile_dir_given && private_broker) o->policy_cfg.profile_dir = o->run_dir + "/profiles";
   o->policy_cfg.profile_dir = absolute(o->policy_cfg.profile_dir);
   return check_policy_opts(o->policy, o->policy_cfg.opts);
 }

@@ -21,11 +21,12 @@ struct Options {
   Command command = Command::kHelp;
   bool foreground = false;
   bool json = false;
-  std::string socket;       // absolute
-  std::string policy;       // a name policy_find() knows
-  std::string log;          // "" = stderr
-  std::string run_dir;      // absolute
-  PolicyConfig policy_cfg;  // profile_dir: also the `profile` command's directory
+  std::string socket;              // absolute
+  std::string policy;              // a name policy_find() knows
+  std::string log;                 // "" = stderr
+  std::string run_dir;             // absolute
+  PolicyConfig policy_cfg;         // profile_dir: also the `profile` command's directory
+  bool profile_dir_given = false;  // --profile-dir (else the default, or RUN_DIR/profiles)
   uint64_t spin_ns = 200'000;
   GpuOptions gpu;                // the eBPF GPU-driver observer: --no-bpf, --audit-launches, ...
   SubstrateConfig substrate;     // --substrate, --calibrate (switch cost: policy_cfg)

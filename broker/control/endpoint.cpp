@@ -11,41 +11,33 @@
 #include <cstring>
 
 #include "log.h"
+#include "safe_fs.h"
 
 namespace fikit::broker {
 namespace {
 
-// mkdir -p `dir` with mode 0755. Return 0 or -errno.
-int make_dirs(const std::string& dir) {
-  if (dir.empty()) return 0;
-  struct stat st;
-  if (stat(dir.c_str(), &st) == 0) return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-  size_t slash = dir.find_last_of('/');
-  if (slash != std::string::npos && slash > 0)
-    if (int err = make_dirs(dir.substr(0, slash)); err < 0) return err;
-  return mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST ? 0 : -errno;
-}
-
-std::string dir_of(const std::string& path) {
-  size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-// Return true if fd is still the file at `path` (a stopping broker unlinks its lock file).
-bool same_file(int fd, const std::string& path) {
+// Return true if fd is still the file `name` in `dir` (a stopping broker unlinks its lock file).
+bool same_file(int fd, const DirFd& dir, const std::string& name) {
   struct stat a, b;
-  return fstat(fd, &a) == 0 && stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev &&
-         a.st_ino == b.st_ino;
+  return fstat(fd, &a) == 0 && fstatat(dir.get(), name.c_str(), &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+         a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-// Take the lock file; on success it holds our pid. Return its fd or a refusal.
-Result<int> take_lock(const std::string& lock_path, const std::string& socket_path) {
+// Take the lock file `name` in `dir`; on success it holds our pid. Return its fd or a refusal.
+Result<int> take_lock(const DirFd& dir, const std::string& name, const std::string& lock_path,
+                      const std::string& socket_path) {
   int fd = -1;
   for (int attempt = 0; attempt < 10; attempt++) {
-    fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return Status::from_errno(errno, "open lock file " + lock_path);
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0 || same_file(fd, lock_path)) break;
+    fd = open_owned_file(dir, name, O_RDWR, 0644);
+    if (fd == -ELOOP || fd == -EPERM || fd == -EINVAL)
+      return Status(StatusCode::kPermissionDenied,
+                    "refusing the lock file " + lock_path + ": it is " +
+                        (fd == -ELOOP   ? std::string("a symlink")
+                         : fd == -EPERM ? std::string("another user's file or has other hard links")
+                                        : std::string("not a regular file")) +
+                        ": remove it and start again");
+    if (fd < 0) return Status::from_errno(-fd, "open lock file " + lock_path);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0 || same_file(fd, dir, name)) break;
     close(fd);  // locked a file its broker just unlinked: take the new one
     fd = -1;
   }
@@ -70,6 +62,28 @@ Result<int> take_lock(const std::string& lock_path, const std::string& socket_pa
   return fd;
 }
 
+// Bind `fd` to `name` in `dir` with `mode`, with no moment at which the socket has another mode:
+// Linux gives the new socket file the mode of the unbound socket's inode (set with fchmod) less
+// the umask, so the umask is cleared around the bind. The path goes through /proc/self/fd, so the
+// directory is the one checked, whatever happens to its path meanwhile.
+Status bind_at(int fd, const DirFd& dir, const std::string& name, mode_t mode,
+               const std::string& socket_path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string via = "/proc/self/fd/" + std::to_string(dir.get()) + "/" + name;
+  const std::string& path = access("/proc/self/fd", X_OK) == 0 ? via : socket_path;
+  if (path.size() >= sizeof(addr.sun_path))
+    return Status(StatusCode::kInvalidArgument, "socket name '" + name + "' is too long");
+  memcpy(addr.sun_path, path.data(), path.size());
+  if (fchmod(fd, mode) != 0) return Status::from_errno(errno, "set the control socket's mode");
+  mode_t old = umask(0);
+  int rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  int err = errno;
+  umask(old);
+  if (rc != 0) return Status::from_errno(err, "bind control socket " + socket_path);
+  return Status();
+}
+
 }  // namespace
 
 std::string lock_path_of(const std::string& socket_path) { return socket_path + ".lock"; }
@@ -78,20 +92,20 @@ Result<std::unique_ptr<Endpoint>> Endpoint::open(const std::string& socket_path)
   std::unique_ptr<Endpoint> ep(new Endpoint());
   ep->path_ = socket_path;
   ep->lock_path_ = lock_path_of(socket_path);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.empty() || socket_path.size() >= sizeof(addr.sun_path))
+  if (socket_path.empty() || socket_path.size() >= sizeof(sockaddr_un::sun_path))
     return Status(StatusCode::kInvalidArgument,
                   "socket path '" + socket_path + "' is empty or longer than " +
-                      std::to_string(sizeof(addr.sun_path) - 1) + " bytes: choose a shorter one");
-  memcpy(addr.sun_path, socket_path.data(), socket_path.size());
-  std::string dir = dir_of(socket_path);
-  if (int err = make_dirs(dir); err < 0) return Status::from_errno(-err, "create directory " + dir);
-  Result<int> lock = take_lock(ep->lock_path_, socket_path);
+                      std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                      " bytes: choose a shorter one");
+  std::string dir_path = dir_of(socket_path);
+  Result<DirFd> dir = open_owned_dir(dir_path, {.create = true, .mode = 0755, .hint = kRunDirHint});
+  if (!dir.ok()) return dir.status();
+  ep->name_ = base_of(socket_path);
+  Result<int> lock = take_lock(*dir, ep->name_ + ".lock", ep->lock_path_, socket_path);
   if (!lock.ok()) return lock.status();
   ep->lock_fd_ = *lock;
   struct stat st;
-  if (lstat(socket_path.c_str(), &st) == 0) {
+  if (fstatat(dir->get(), ep->name_.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
     if (!S_ISSOCK(st.st_mode))
       return Status(StatusCode::kAlreadyExists,
                     socket_path +
@@ -99,16 +113,14 @@ Result<std::unique_ptr<Endpoint>> Endpoint::open(const std::string& socket_path)
                         "--socket");
     // We hold the lock, so no broker owns it: a dead broker's leftover.
     FIKIT_LOG_INFO("removing stale socket %s", socket_path.c_str());
-    unlink(socket_path.c_str());
+    unlinkat(dir->get(), ep->name_.c_str(), 0);
   }
   ep->fd_ = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (ep->fd_ < 0) return Status::from_errno(errno, "create control socket");
-  if (bind(ep->fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
-    return Status::from_errno(errno, "bind control socket " + socket_path);
-  if (chmod(socket_path.c_str(), 0666) != 0)
-    return Status::from_errno(errno, "make control socket " + socket_path + " world-writable");
+  if (Status s = bind_at(ep->fd_, *dir, ep->name_, 0666, socket_path); !s.ok()) return s;
   if (listen(ep->fd_, 128) != 0)
     return Status::from_errno(errno, "listen on control socket " + socket_path);
+  ep->dir_ = std::move(*dir);
   return ep;
 }
 
@@ -118,8 +130,9 @@ Endpoint::~Endpoint() {
 }
 
 void Endpoint::remove() {
-  if (fd_ >= 0) unlink(path_.c_str());
-  unlink(lock_path_.c_str());
+  if (dir_.get() < 0) return;
+  if (fd_ >= 0) unlinkat(dir_.get(), name_.c_str(), 0);
+  unlinkat(dir_.get(), (name_ + ".lock").c_str(), 0);
 }
 
 }  // namespace fikit::broker

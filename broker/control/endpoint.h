@@ -1,6 +1,8 @@
 // The broker's control socket and the lock file next to it (<socket>.lock, holding the broker's
 // pid). The lock makes a second broker on the same socket fail cleanly without touching the
-// running one; a socket left by a dead broker (lock free) is removed and replaced.
+// running one; a socket left by a dead broker (lock free) is removed and replaced. The socket's
+// directory is opened with open_owned_dir (safe_fs.h) and everything in it is reached through
+// that fd: a symlink planted at the lock or the socket is refused, never followed.
 #pragma once
 
 #include <fikit/result.h>
@@ -8,12 +10,19 @@
 #include <memory>
 #include <string>
 
+#include "safe_fs.h"
+
 namespace fikit::broker {
+
+// What to do when the broker may not create its run directory.
+inline constexpr const char* kRunDirHint =
+    "run as root, or give --run-dir/--socket in a directory you own";
 
 class Endpoint {
  public:
   // Take the lock, then bind and listen on `socket_path` (SOCK_SEQPACKET, mode 0666: any uid may
-  // register). Creates the socket's directory if missing.
+  // register; the mode is the socket's from its bind on). Creates the socket's directory (0755)
+  // if missing.
   static Result<std::unique_ptr<Endpoint>> open(const std::string& socket_path);
   ~Endpoint();
   Endpoint(const Endpoint&) = delete;
@@ -27,7 +36,9 @@ class Endpoint {
  private:
   Endpoint() = default;
   std::string path_;
+  std::string name_;  // of the socket in dir_
   std::string lock_path_;
+  DirFd dir_;
   int fd_ = -1;
   int lock_fd_ = -1;
 };

@@ -433,8 +433,9 @@ TEST_F(BrokerControlTest, SegmentOwnershipFollowsTheTenantUid) {
   }
   // A broker running as nobody cannot serve root.
   std::string sock2 = dir + "/nobody/n.sock";
-  mkdir((dir + "/nobody").c_str(), 0777);
-  chmod((dir + "/nobody").c_str(), 0777);
+  // The broker refuses a run directory others can write: give it to the broker's user.
+  mkdir((dir + "/nobody").c_str(), 0700);
+  ASSERT_EQ(chown((dir + "/nobody").c_str(), kNobody, kNobody), 0);
   pid_t b2 = start_foreground(sock2, dir + "/nobody.out", kNobody);
   ASSERT_TRUE(t_wait_for([&] {
     int fd = t_connect(sock2);

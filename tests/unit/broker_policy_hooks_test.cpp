@@ -152,10 +152,13 @@ Result<Options> t_parse(std::vector<std::string> args) {
 }
 
 TEST(BrokerOptions, ProfileDirDefaultsAndIsMadeAbsolute) {
-  Result<Options> o = t_parse({"start", "--socket", "/tmp/x.sock"});
+  Result<Options> o = t_parse({"start"});
   ASSERT_TRUE(o.ok()) << o.status().message();
   EXPECT_EQ(o->policy, "fikit");
   EXPECT_EQ(o->policy_cfg.profile_dir, "/var/lib/fikit/profiles");
+  o = t_parse({"start", "--socket", "/tmp/x.sock"});
+  ASSERT_TRUE(o.ok()) << o.status().message();
+  EXPECT_EQ(o->policy_cfg.profile_dir, "/tmp/profiles") << "a private broker's are beside it";
   o = t_parse({"start", "--socket", "/tmp/x.sock", "--profile-dir", "rel/p"});
   ASSERT_TRUE(o.ok()) << o.status().message();
   EXPECT_EQ(o->policy_cfg.profile_dir, std::filesystem::current_path().string() + "/rel/p");

@@ -11,9 +11,9 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
+
+#include "safe_fs.h"
 
 namespace fikit::broker::fikit_policy {
 
@@ -164,49 +164,23 @@ bool profile_from_json(const std::string& text, bool any_name, TenantData* td, s
 }
 
 bool read_text_file(const std::string& path, std::string* out, std::string* err) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *err = "failed to read " + path + ": " + std::strerror(errno);
+  // O_NOFOLLOW: a symlink planted in the profile directory is not read through.
+  if (int e = read_file_nofollow(path, out); e < 0) {
+    *err = "failed to read " + path + ": " + std::strerror(-e);
     return false;
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  *out = ss.str();
   return true;
 }
 
 bool write_text_file_atomic(const std::string& path, const std::string& text, std::string* err) {
-  std::error_code ec;
-  std::filesystem::path p(path);
-  if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
-  if (ec) {
-    *err = "failed to create directory " + p.parent_path().string() + ": " + ec.message();
+  std::string dir = dir_of(path);
+  Result<DirFd> fd = open_owned_dir(dir, {.create = true, .mode = 0700, .hint = ""});
+  if (!fd.ok()) {
+    *err = "failed to write " + path + ": " + fd.status().message();
     return false;
   }
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    *err = "failed to write " + tmp + ": " + std::strerror(errno);
-    return false;
-  }
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t w = ::write(fd, text.data() + done, text.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break;
-    done += static_cast<size_t>(w);
-  }
-  int saved = errno;
-  bool ok = done == text.size() && ::fsync(fd) == 0;
-  if (!ok && done == text.size()) saved = errno;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    if (ok) saved = errno;
-    ::unlink(tmp.c_str());
-    *err = "failed to write " + path + ": " + std::strerror(saved);
-    return false;
-  }
-  return true;
+  // Readable by root and the broker's user only: a profile tells what a tenant runs.
+  return write_file_atomic(*fd, dir, base_of(path), text, 0600, err);
 }
 
 bool profile_save(const TenantData& td, const std::string& dir, std::string* err) {

@@ -25,7 +25,9 @@ std::string profile_to_json(const TenantData& td);
 // wrong (td unchanged). A profile of another tenant name is rejected unless `any_name`.
 bool profile_from_json(const std::string& text, bool any_name, TenantData* td, std::string* err);
 
-// Write td's profile into dir (created if missing), atomically (temporary file, then rename).
+// Write td's profile into dir (created 0700 if missing; refused if another user owns it or may
+// write it: safe_fs.h), atomically (temporary file, then rename), mode 0600, never through a
+// symlink.
 bool profile_save(const TenantData& td, const std::string& dir, std::string* err);
 // Load td's profile from dir. Return true if loaded; false with *err empty if there is none,
 // or with *err = "failed to load profile <path>: <why>".
@@ -33,7 +35,8 @@ bool profile_load(TenantData* td, const std::string& dir, std::string* err);
 
 // Read a whole file into *out. Return false with *err = "failed to read <path>: <strerror>".
 bool read_text_file(const std::string& path, std::string* out, std::string* err);
-// Write `text` to path atomically. Return false with *err = "failed to write <path>: ...".
+// Write `text` to path atomically, as profile_save does. Return false with
+// *err = "failed to write <path>: ...".
 bool write_text_file_atomic(const std::string& path, const std::string& text, std::string* err);
 
 }  // namespace fikit::broker::fikit_policy
