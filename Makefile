@@ -8,7 +8,8 @@ ifeq ($(V),1)
   VERBOSE_FLAG := --verbose
 endif
 
-.PHONY: all build deps test test-gpu test-sanitize demo bench bench-scenario format format-check clean
+.PHONY: all build deps test test-gpu test-sanitize demo bench bench-scenario format format-check clean \
+        install
 
 all: build
 
@@ -47,6 +48,15 @@ format:
 
 format-check:
 	clang-format --dry-run -Werror $$(git ls-files '*.cpp' '*.h' '*.c' | grep -v '^bpf/include/')
+
+# Install into $(DESTDIR)$(PREFIX): the build is configured with that prefix first, since fikit-run
+# and the systemd unit carry installed paths.
+PREFIX ?= /usr/local
+DESTDIR ?=
+install: $(BUILD)/CMakeCache.txt
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	cmake --build $(BUILD) -j $(JOBS) $(VERBOSE_FLAG)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 clean:
 	rm -rf $(BUILD) build-asan
