@@ -38,3 +38,7 @@ install(FILES ${CMAKE_SOURCE_DIR}/include/fikit/client.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/fikit)
 
 install(FILES ${fikit_pkg}/fikit/broker.conf DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/fikit)
+install(FILES ${fikit_pkg}/bash-completion/fikit-broker ${fikit_pkg}/bash-completion/fikit-run
+        DESTINATION ${FIKIT_BASH_COMPLETION_DIR})
+
+include(${fikit_pkg}/man/FikitMan.cmake)

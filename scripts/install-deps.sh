@@ -3,6 +3,8 @@
 set -euo pipefail
 pkgs=(nlohmann-json3-dev cmake g++ make pkg-config libboost-dev liburing-dev libgtest-dev libbenchmark-dev libbpf-dev bpftool
       clang llvm libelf-dev zlib1g-dev)
+# Packaging (cmake/FikitInstall.cmake, tests/packaging/): man pages and bash completions.
+pkgs+=(help2man gzip man-db bash-completion)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
