@@ -37,6 +37,11 @@ install(TARGETS fikit LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${CMAKE_SOURCE_DIR}/include/fikit/client.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/fikit)
 
+# The unit runs the installed broker.
+configure_file(${fikit_pkg}/systemd/fikit-broker.service.in
+               ${CMAKE_BINARY_DIR}/packaging/fikit-broker.service @ONLY)
+install(FILES ${CMAKE_BINARY_DIR}/packaging/fikit-broker.service
+        DESTINATION ${FIKIT_SYSTEMD_UNIT_DIR})
 install(FILES ${fikit_pkg}/fikit/broker.conf DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/fikit)
 install(FILES ${fikit_pkg}/bash-completion/fikit-broker ${fikit_pkg}/bash-completion/fikit-run
         DESTINATION ${FIKIT_BASH_COMPLETION_DIR})

@@ -3,8 +3,9 @@
 set -euo pipefail
 pkgs=(nlohmann-json3-dev cmake g++ make pkg-config libboost-dev liburing-dev libgtest-dev libbenchmark-dev libbpf-dev bpftool
       clang llvm libelf-dev zlib1g-dev)
-# Packaging (cmake/FikitInstall.cmake, tests/packaging/): man pages and bash completions.
-pkgs+=(help2man gzip man-db bash-completion)
+# Packaging (cmake/FikitInstall.cmake, tests/packaging/): man pages, bash completions and
+# systemd-analyze (verify the unit).
+pkgs+=(help2man gzip man-db bash-completion systemd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
