@@ -9,7 +9,7 @@ ifeq ($(V),1)
 endif
 
 .PHONY: all build deps test test-gpu test-sanitize demo bench bench-scenario format format-check clean \
-        install
+        install deb test-deb
 
 all: build
 
@@ -58,5 +58,23 @@ install: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS) $(VERBOSE_FLAG)
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
+# The Debian package, from a build of its own with prefix /usr (only what the package holds is
+# built): $(DEB_BUILD)/fikit_<version>_<arch>.deb. A package runs where Debian's libraries are, so
+# it links liburing, libbpf, libelf and zlib as shared libraries (its Depends say which), not
+# statically as the plain build does. `make test-deb` also lints, installs and removes it (as
+# root; tests/packaging/deb_test.sh).
+DEB_BUILD ?= build-deb
+DEB_LIBDIR := /usr/lib/$(shell gcc -dumpmachine)
+DEB_SHARED_LIBS := -DURING_LIB_PATH=$(DEB_LIBDIR)/liburing.so -DBPF_LIB_PATH=$(DEB_LIBDIR)/libbpf.so \
+  -DELF_LIB_PATH=$(DEB_LIBDIR)/libelf.so -DZ_LIB_PATH=$(DEB_LIBDIR)/libz.so
+deb: deps
+	cmake -S . -B $(DEB_BUILD) $(CMAKE_FLAGS) -DCMAKE_INSTALL_PREFIX=/usr -DFIKIT_DEB=ON \
+	  -DFIKIT_BENCHMARKS=OFF -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON $(DEB_SHARED_LIBS)
+	cmake --build $(DEB_BUILD) -j $(JOBS) $(VERBOSE_FLAG) --target fikit_package_files
+	cd $(DEB_BUILD) && cpack -G DEB
+
+test-deb: deb
+	tests/packaging/deb_test.sh $(DEB_BUILD)/fikit_*.deb
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan $(DEB_BUILD)

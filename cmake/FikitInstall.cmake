@@ -47,3 +47,4 @@ install(FILES ${fikit_pkg}/bash-completion/fikit-broker ${fikit_pkg}/bash-comple
         DESTINATION ${FIKIT_BASH_COMPLETION_DIR})
 
 include(${fikit_pkg}/man/FikitMan.cmake)
+include(${fikit_pkg}/debian/FikitDeb.cmake)
