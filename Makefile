@@ -8,7 +8,8 @@ ifeq ($(V),1)
   VERBOSE_FLAG := --verbose
 endif
 
-.PHONY: all build deps test test-gpu test-sanitize demo bench bench-scenario format format-check clean
+.PHONY: all build deps test test-gpu test-sanitize demo bench bench-scenario format format-check clean \
+        install deb test-deb
 
 all: build
 
@@ -48,5 +49,32 @@ format:
 format-check:
 	clang-format --dry-run -Werror $$(git ls-files '*.cpp' '*.h' '*.c' | grep -v '^bpf/include/')
 
+# Install into $(DESTDIR)$(PREFIX): the build is configured with that prefix first, since fikit-run
+# and the systemd unit carry installed paths.
+PREFIX ?= /usr/local
+DESTDIR ?=
+install: $(BUILD)/CMakeCache.txt
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	cmake --build $(BUILD) -j $(JOBS) $(VERBOSE_FLAG)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+# The Debian package, from a build of its own with prefix /usr (only what the package holds is
+# built): $(DEB_BUILD)/fikit_<version>_<arch>.deb. A package runs where Debian's libraries are, so
+# it links liburing, libbpf, libelf and zlib as shared libraries (its Depends say which), not
+# statically as the plain build does. `make test-deb` also lints, installs and removes it (as
+# root; tests/packaging/deb_test.sh).
+DEB_BUILD ?= build-deb
+DEB_LIBDIR := /usr/lib/$(shell gcc -dumpmachine)
+DEB_SHARED_LIBS := -DURING_LIB_PATH=$(DEB_LIBDIR)/liburing.so -DBPF_LIB_PATH=$(DEB_LIBDIR)/libbpf.so \
+  -DELF_LIB_PATH=$(DEB_LIBDIR)/libelf.so -DZ_LIB_PATH=$(DEB_LIBDIR)/libz.so
+deb: deps
+	cmake -S . -B $(DEB_BUILD) $(CMAKE_FLAGS) -DCMAKE_INSTALL_PREFIX=/usr -DFIKIT_DEB=ON \
+	  -DFIKIT_BENCHMARKS=OFF -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON $(DEB_SHARED_LIBS)
+	cmake --build $(DEB_BUILD) -j $(JOBS) $(VERBOSE_FLAG) --target fikit_package_files
+	cd $(DEB_BUILD) && cpack -G DEB
+
+test-deb: deb
+	tests/packaging/deb_test.sh $(DEB_BUILD)/fikit_*.deb
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan $(DEB_BUILD)

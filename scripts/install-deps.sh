@@ -3,6 +3,9 @@
 set -euo pipefail
 pkgs=(nlohmann-json3-dev cmake g++ make pkg-config libboost-dev liburing-dev libgtest-dev libbenchmark-dev libbpf-dev bpftool
       clang llvm libelf-dev zlib1g-dev)
+# Packaging (cmake/FikitInstall.cmake, tests/packaging/): man pages, completions, systemd-analyze,
+# and for `make deb`/`make test-deb` dpkg-shlibdeps (dpkg-dev, file) and lintian.
+pkgs+=(help2man gzip man-db bash-completion systemd dpkg-dev file lintian)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

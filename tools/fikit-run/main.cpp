@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "mps_join.h"
 
@@ -41,7 +42,9 @@ void usage(FILE* out) {
           "                        at most %u bytes\n"
           "  -s, --socket PATH     broker socket (default: $FIKIT_SOCKET, else %s)\n"
           "  -l, --lib PATH        libfikit.so to preload (default: $FIKIT_LIB, else\n"
-          "                        <dir of fikit-run>/../lib/libfikit.so)\n"
+          "                        <dir of fikit-run>/../lib/libfikit.so, else\n"
+          "                        " FIKIT_INSTALL_LIBDIR
+          "/libfikit.so)\n"
           "      --no-mps          do not join the broker's MPS daemon\n"
           "  -h, --help            show this help\n"
           "\n"
@@ -60,15 +63,24 @@ void usage(FILE* out) {
   exit(kExitUsage);
 }
 
-// Return libfikit.so beside this program (<bin>/../lib/libfikit.so), or "" if unknown.
+// Return the first readable libfikit.so of: beside this program (<bin>/../lib, the build tree),
+// the installed libdir relative to this program's bindir (a DESTDIR or moved install), the
+// installed libdir (both compiled in by cmake/FikitInstall.cmake); else the first of them.
 std::string default_lib() {
+  std::vector<std::string> candidates;
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return "";
-  self[n] = '\0';
-  std::string dir(self);
-  dir.erase(dir.rfind('/'));
-  return dir + "/../lib/libfikit.so";
+  if (n > 0) {
+    self[n] = '\0';
+    std::string dir(self);
+    dir.erase(dir.rfind('/'));
+    candidates.push_back(dir + "/../lib/libfikit.so");
+    candidates.push_back(dir + "/" FIKIT_BIN_TO_LIBDIR "/libfikit.so");
+  }
+  candidates.push_back(FIKIT_INSTALL_LIBDIR "/libfikit.so");
+  for (const std::string& c : candidates)
+    if (access(c.c_str(), R_OK) == 0) return c;
+  return candidates.front();
 }
 
 // Return `lib` as an absolute path, or exit 2 if it is not a readable file.

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The Debian package: lintian reports no error; it installs with dpkg (groups fikit and fikit-hp
+# created, nothing started); a broker and a tenant run from /usr/bin on the simulated driver; the
+# installed unit verifies; `dpkg -r` removes it (the conffile stays), `dpkg -P` purges the rest.
+# Needs root and a machine without fikit installed; the groups are removed after if the package
+# created them. Run by `make test-deb` (not by ctest: it changes the machine's packages).
+# Usage: deb_test.sh FIKIT.deb   (built by `make deb`; its build directory holds the sim driver)
+set -euo pipefail
+deb=$(realpath "$1")
+build=$(dirname "$deb")
+fail() { echo "FAIL: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "SKIP: installs a package: run as root"; exit 77; }
+if dpkg-query -W -f='${Status}' fikit 2>/dev/null | grep -q installed; then
+  echo "SKIP: fikit is installed on this machine; remove it first"; exit 77
+fi
+# Purge removes /etc/fikit and /var/lib/fikit: never run where they hold someone's files.
+for d in /etc/fikit /var/lib/fikit; do
+  [ ! -e $d ] || { echo "SKIP: $d exists; the purge would remove it"; exit 77; }
+done
+
+tmp=$(mktemp -d)
+gpu=/fikit-pkg-deb-$$
+made_groups=()
+for g in fikit fikit-hp; do getent group $g >/dev/null || made_groups+=("$g"); done
+broker_pid=""
+cleanup() {
+  [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+  dpkg-query -W fikit >/dev/null 2>&1 && dpkg -P fikit >/dev/null 2>&1
+  for g in "${made_groups[@]}"; do getent group "$g" >/dev/null && groupdel "$g"; done
+  rm -rf "$tmp"
+  rm -f "/dev/shm${gpu}"
+}
+trap cleanup EXIT
+
+start=$(date +%s)
+lintian "$deb" >"$tmp/lintian" 2>&1 || true
+grep '^E:' "$tmp/lintian" && fail "lintian reports errors (above)"
+echo "lintian ($(($(date +%s) - start)) s): $(grep -c '^W:' "$tmp/lintian") warnings"
+grep '^W:' "$tmp/lintian" || true
+
+dpkg -i "$deb" >"$tmp/dpkg" 2>&1 || fail "dpkg -i: $(cat "$tmp/dpkg")"
+for g in fikit fikit-hp; do getent group $g >/dev/null || fail "postinst did not create group $g"; done
+for f in /usr/bin/fikit-broker /usr/bin/fikit-run /usr/bin/fikit-calibrate \
+  /lib/systemd/system/fikit-broker.service /etc/fikit/broker.conf /usr/include/fikit/client.h \
+  /usr/share/man/man8/fikit-broker.8.gz /usr/share/bash-completion/completions/fikit-run; do
+  [ -e "$f" ] || fail "$f not installed"
+done
+libfikit=$(dpkg -L fikit | grep '/libfikit\.so$')
+[ -n "$libfikit" ] || fail "no libfikit.so in the package"
+if [ -d /run/systemd/system ] && systemctl is-active --quiet fikit-broker; then
+  fail "the package started fikit-broker"
+fi
+man -w fikit-broker >/dev/null 2>&1 || fail "man fikit-broker finds no page"
+systemd-analyze verify /lib/systemd/system/fikit-broker.service >"$tmp/verify" 2>&1 ||
+  fail "systemd-analyze verify: $(cat "$tmp/verify")"
+
+# A broker and a tenant from /usr/bin. fikit-run must find the packaged libfikit.so by itself;
+# fikit-calibrate is the tenant (it makes CUDA calls, so it registers).
+export LD_LIBRARY_PATH=$build/sim FIKIT_SIM_GPU=$gpu FIKIT_SIM_MODE=timeslice
+unset FIKIT_LIB FIKIT_SOCKET
+sock=$tmp/run/broker.sock
+mkdir -m 0700 "$tmp/run"
+fikit-broker start --foreground --socket "$sock" --substrate timeslice --switch-cost-us 200 \
+  --profile-dir "$tmp/profiles" >"$tmp/broker.out" 2>"$tmp/broker.err" &
+broker_pid=$!
+up=0
+for _ in $(seq 200); do
+  kill -0 "$broker_pid" 2>/dev/null || fail "broker exited: $(cat "$tmp/broker.err")"
+  if /usr/bin/fikit-broker status --socket "$sock" >/dev/null 2>&1; then up=1; break; fi
+  sleep 0.1
+done
+[ $up = 1 ] || fail "broker did not answer status in 20 s: $(cat "$tmp/broker.err")"
+FIKIT_LOG=info /usr/bin/fikit-run --priority low --name pkg-deb --socket "$sock" -- \
+  /usr/bin/fikit-calibrate --rounds 10 >"$tmp/tenant.out" 2>"$tmp/tenant.err" ||
+  fail "tenant failed: $(cat "$tmp/tenant.err")"
+grep -q "registered with the broker as tenant .* 'pkg-deb'" "$tmp/tenant.err" ||
+  fail "the tenant did not register: $(cat "$tmp/tenant.err")"
+/usr/bin/fikit-broker stop --socket "$sock" >/dev/null 2>&1 || fail "fikit-broker stop failed"
+wait "$broker_pid" || fail "broker exited with status $?: $(cat "$tmp/broker.err")"
+broker_pid=""
+
+dpkg -r fikit >"$tmp/dpkg" 2>&1 || fail "dpkg -r: $(cat "$tmp/dpkg")"
+[ ! -e /usr/bin/fikit-broker ] && [ ! -e "$libfikit" ] || fail "dpkg -r left the programs"
+[ -e /etc/fikit/broker.conf ] || fail "dpkg -r removed the conffile (only purge should)"
+dpkg -P fikit >"$tmp/dpkg" 2>&1 || fail "dpkg -P: $(cat "$tmp/dpkg")"
+[ ! -e /etc/fikit ] && [ ! -e /var/lib/fikit ] || fail "dpkg -P left /etc/fikit or /var/lib/fikit"
+echo "ok: $(basename "$deb") linted, installed, ran, removed and purged"
