@@ -162,7 +162,7 @@ CUresult hp_launch(Session* s, const LaunchDesc& d, LaunchKey k, IssueFn issue,
   note_issued(s, k.slot, pos);
   // No fence: a missed wake-up only delays the records until the next launch looks again.
   BrokerWords& b = seg->broker;
-  if (pos - seg->ring.head.load(std::memory_order_relaxed) >= kHpWakeBacklog &&
+  if (ring__pending(&seg->ring, pos) >= kHpWakeBacklog &&
       b.broker_sleeping.load(std::memory_order_relaxed)) {
     b.doorbell.fetch_add(1, std::memory_order_release);
     futex_wake(&b.doorbell, 1);

@@ -21,16 +21,7 @@ void none_dispatch(void*, SchedulerApi& sched, uint64_t) {
 extern const PolicyOps kNonePolicy = {
     .name = "none",
     .description = "grant every launch at once (default sharing, the baseline)",
-    .init = nullptr,
-    .exit = nullptr,
-    .on_tenant_add = nullptr,
-    .on_tenant_remove = nullptr,
-    .on_submit = nullptr,
-    .on_complete = nullptr,
-    .on_idle = nullptr,
     .dispatch = none_dispatch,
-    .tenant_stats = nullptr,
-    .on_hint_idle = nullptr,
 };
 
 }  // namespace fikit::broker

@@ -1,7 +1,9 @@
-// The scheduling policy interface: an ops table per policy (broker/policy/<name>.cpp), registered
-// in policy_registry.cpp. The scheduler core (broker/scheduler.cpp) owns the tenants, consumes
-// their rings, tracks what is outstanding per stream and calls the policy on every event; the
-// policy only decides which waiting requests are granted, through SchedulerApi.
+// The scheduling policy interface: an ops table per policy (broker/policy/<name>.cpp, or a folder
+// for a larger one: policy/fikit/), registered in policy_registry.cpp. The scheduler core
+// (broker/sched/sched_core.cpp, sched_ring.cpp) owns the tenants, their waiting LP requests and
+// their grants; it consumes the rings, tracks what is outstanding per stream and calls the policy
+// on every event. The policy only decides which waiting requests are granted, through
+// SchedulerApi, and names a grant by its request's ring position (Submission::position).
 //
 // Threading: every op runs on the scheduler thread; a policy needs no locks.
 #pragma once
@@ -12,8 +14,8 @@
 namespace fikit::broker {
 
 struct PolicyConfig {
-  uint64_t switch_cost_ns =
-      0;  // time-slicing: cost of returning the GPU to a higher level after LP work
+  // Time-slicing: the cost of returning the GPU to a higher level after LP work.
+  uint64_t switch_cost_ns = 0;
   uint64_t margin_ns = 20000;      // safety margin added to every gap fit
   uint32_t max_lp_in_flight = 16;  // bound on granted, not yet completed LP launches (all tenants)
   uint64_t grant_timeout_ns = 100000000;  // a grant not launched within this is taken back
@@ -27,7 +29,7 @@ struct PolicyConfig {
 };
 
 // A launch the scheduler saw: an HP record (already running) or an LP request (waiting for a
-// grant).
+// grant; SchedulerApi::request shows the ones still waiting).
 struct Submission {
   uint32_t position;  // ring position: the launch's identity within its tenant
   uint64_t kernel_key;
@@ -57,8 +59,6 @@ struct TenantInfo {
   uint64_t idle_since_ns;   // when outstanding last dropped to 0 (0 while busy)
   uint64_t last_submit_ns;  // latest submission (HP record or LP request)
   uint64_t last_key;        // kernel key of the latest issued launch
-  uint64_t head_key;        // kernel key of the oldest waiting request (0 if none)
-  uint64_t head_t_ns;       // when that request was made
   uint64_t host_syncs;  // its synchronizing calls that published a drain (as of its last submit)
   void* policy_data;    // owned by the policy (set in on_tenant_add, freed in on_tenant_remove)
 };
@@ -70,7 +70,12 @@ class SchedulerApi {
   // Number of tenants and the i-th one (stable only within one dispatch call).
   virtual uint32_t tenant_count() const = 0;
   virtual TenantInfo& tenant(uint32_t i) = 0;
-  // Grant the oldest waiting request of tenant i. Return false if it has none.
+  // Tenant i's k-th waiting LP request, oldest first (TenantInfo::waiting of them; k = 0 is the
+  // one grant(i) grants next), or nullptr past the last. Valid until tenant i's next grant.
+  virtual const Submission* request(uint32_t i, uint32_t k) const = 0;
+  // Grant tenant i's oldest waiting request, request(i, 0). From then on the grant is named by
+  // that request's position: on_complete or on_revoke of the same position ends it. Return false
+  // if it has none.
   virtual bool grant(uint32_t i) = 0;
   // Total granted LP launches not yet complete, over all tenants.
   virtual uint32_t lp_in_flight() const = 0;
@@ -85,6 +90,7 @@ class SchedulerApi {
   virtual void set_marker_every(uint32_t /*i*/, uint32_t /*n*/) {}
 };
 
+// A policy lists only the ops it implements (designated initializers leave the others nullptr).
 struct PolicyOps {
   const char* name = nullptr;
   const char* description = nullptr;  // one line, shown by --help
@@ -95,8 +101,12 @@ struct PolicyOps {
   void (*on_tenant_remove)(void* state, TenantInfo& t) = nullptr;
   // An HP launch record or an LP request was consumed from t's ring.
   void (*on_submit)(void* state, TenantInfo& t, const Submission& s) = nullptr;
-  // A launch of t completed.
+  // A launch of t completed (LP: c.position is its request's, the name of its grant).
   void (*on_complete)(void* state, TenantInfo& t, const Completion& c) = nullptr;
+  // The grant of t's request at `position` ended without a completion: taken back after
+  // grant_timeout_ns, aborted by the client (kLpAbort), or no longer tracked. A late launch of it
+  // is still reported through on_complete.
+  void (*on_revoke)(void* state, TenantInfo& t, uint32_t position) = nullptr;
   // t has nothing outstanding any more (drained) at t_ns.
   void (*on_idle)(void* state, TenantInfo& t, uint64_t t_ns) = nullptr;
   // Grant whatever may run now. Called after every batch of events and at wake_at times.

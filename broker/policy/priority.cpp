@@ -28,16 +28,7 @@ void priority_dispatch(void*, SchedulerApi& sched, uint64_t) {
 extern const PolicyOps kPriorityPolicy = {
     .name = "priority",
     .description = "a level runs only while all higher levels are drained",
-    .init = nullptr,
-    .exit = nullptr,
-    .on_tenant_add = nullptr,
-    .on_tenant_remove = nullptr,
-    .on_submit = nullptr,
-    .on_complete = nullptr,
-    .on_idle = nullptr,
     .dispatch = priority_dispatch,
-    .tenant_stats = nullptr,
-    .on_hint_idle = nullptr,
 };
 
 }  // namespace fikit::broker

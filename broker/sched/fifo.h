@@ -16,6 +16,7 @@ class Fifo {
   const T& front() const { return items_[front_]; }
   T& back() { return items_.back(); }
   T& operator[](size_t i) { return items_[front_ + i]; }
+  const T& operator[](size_t i) const { return items_[front_ + i]; }
   void push_back(const T& v) { items_.push_back(v); }
   void pop_front() {
     if (++front_ == items_.size()) {

@@ -109,8 +109,7 @@ void IdleMeter::add(const std::shared_ptr<const TenantDesc>& d) {
   if (d->priority != kPriorityHigh || every_ == 0) return;
   auto t = std::make_unique<Tenant>();
   t->desc = d;
-  // Acquire pairs with the consumer's release store: records before head are the core's past.
-  t->cursor = d->seg->ring.head.load(std::memory_order_acquire);
+  t->dropped_seen = d->seg->client.dropped.load(std::memory_order_relaxed);
   d->seg->broker.hp_marker_every.store(every_, std::memory_order_relaxed);
   FIKIT_LOG_INFO("tenant %u (pid %d): HP idleness measured, a marker after 1 in %u launches", d->id,
                  d->pid, every_);
@@ -121,12 +120,16 @@ void IdleMeter::remove(uint32_t id) {
   auto it = std::find_if(tenants_.begin(), tenants_.end(),
                          [id](const auto& t) { return t->desc->id == id; });
   if (it == tenants_.end()) return;
-  // Records it pushed since the last round still end its open gap (the core drains them next).
-  read_records(**it);
+  count_dropped(**it);
   const TenantDesc& d = *(*it)->desc;
   FIKIT_LOG_INFO("tenant %u (pid %d, \"%s\") HP idleness: %s", d.id, d.pid, d.name.c_str(),
                  (*it)->account.line().c_str());
   tenants_.erase(it);
+}
+
+void IdleMeter::on_hp_record(uint32_t id, uint16_t slot, uint32_t position, uint64_t t_ns) {
+  for (auto& t : tenants_)
+    if (t->desc->id == id && slot < kStreamSlots) return on_launch(*t, slot, position, t_ns);
 }
 
 void IdleMeter::poll(uint64_t now_ns) {
@@ -135,40 +138,21 @@ void IdleMeter::poll(uint64_t now_ns) {
     std::atomic<uint32_t>& every = t->desc->seg->broker.hp_marker_every;
     uint32_t cur = every.load(std::memory_order_relaxed);
     if (cur == 0 || cur > every_) every.store(every_, std::memory_order_relaxed);
-    read_records(*t);
+    count_dropped(*t);
     check_markers(*t, now_ns);
     check_drains(*t, now_ns);
   }
 }
 
-// Read the records published since the last round. The scheduler core consumes them on this same
-// thread; a slot is reused only after the core consumed it, so each copy is checked against its
-// commit word before and after (a record overwritten meanwhile is counted lost).
-void IdleMeter::read_records(Tenant& t) {
-  SubmitRing& ring = t.desc->seg->ring;
-  for (int n = 0; n < static_cast<int>(kRingEntries); n++) {
-    const SubmitEntry& e = ring.entries[t.cursor & kRingMask];
-    // Acquire pairs with the producer's release store of commit (ring__commit).
-    uint32_t commit = e.commit.load(std::memory_order_acquire);
-    if (commit == t.cursor + 1 - kRingEntries) return;  // nothing new
-    uint16_t kind = e.kind, slot = e.stream_slot;
-    uint64_t t_ns = e.t_ns;
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (commit == t.cursor + 1 && e.commit.load(std::memory_order_relaxed) == commit) {
-      if (kind == static_cast<uint16_t>(EntryKind::kHpLaunch) && slot < kStreamSlots)
-        on_launch(t, slot, t.cursor, t_ns);
-      t.cursor++;
-      continue;
-    }
-    // Overwritten (a later lap) or garbage: skip to what the core has not consumed yet.
-    uint32_t head = ring.head.load(std::memory_order_acquire);
-    if (pos_at_or_after(t.cursor, head)) return;  // garbage ahead of the core: it faults the tenant
-    uint64_t lost = head - t.cursor;
-    t.account.merge_lost(lost);
-    std::lock_guard<std::mutex> lock(mu_);
-    total_.merge_lost(lost);
-    t.cursor = head;
-  }
+// Records the client dropped (full ring) never reach the core: their gaps are unmeasurable.
+void IdleMeter::count_dropped(Tenant& t) {
+  uint64_t dropped = t.desc->seg->client.dropped.load(std::memory_order_relaxed);
+  if (dropped <= t.dropped_seen) return;
+  uint64_t lost = dropped - t.dropped_seen;
+  t.dropped_seen = dropped;
+  t.account.merge_lost(lost);
+  std::lock_guard<std::mutex> lock(mu_);
+  total_.merge_lost(lost);
 }
 
 void IdleMeter::on_launch(Tenant& t, uint16_t slot, uint32_t position, uint64_t t_ns) {

@@ -3,8 +3,8 @@
 //
 // The broker asks every HP tenant for a completion marker after 1 in N launches (N = 1 for every
 // launch; each costs ~2 us of GPU time on the HP stream, so this is a measurement mode). On the
-// scheduler thread, after each round, the meter reads the tenants' new ring records (without
-// consuming them) and their stream slots' completion words, and splits the HP timeline into gaps:
+// scheduler thread the core hands the meter each HP record it consumes (on_hp_record); after each
+// round the meter reads the stream slots' completion words, and splits the HP timeline into gaps:
 //   true idle start  the round that sees the markers cover every launch issued so far;
 //   drain seen       host_done_ns when the host's synchronizing calls covered them all;
 //   gap end          the next HP launch (its record's t_ns).
@@ -39,6 +39,7 @@ inline constexpr size_t kLateBuckets = 78;
 class IdleAccount {
  public:
   void add(uint64_t idle_ns, bool drained, uint64_t recognized_ns, int64_t late_ns);
+  // n HP records the meter never saw (dropped by the client: its ring was full).
   void merge_lost(uint64_t n) { lost_records_ += n; }
   // The summary as a JSON object (keys in docs: gaps, idle_ms, recognized_share, late_p50_us...).
   std::string json(uint32_t marker_every) const;
@@ -66,6 +67,8 @@ class IdleMeter {
   // sampling; remove() logs the tenant's account.
   void add(const std::shared_ptr<const TenantDesc>& d);
   void remove(uint32_t id);
+  // The core consumed HP record `position` of tenant `id` (ignored for tenants not measured).
+  void on_hp_record(uint32_t id, uint16_t slot, uint32_t position, uint64_t t_ns);
   void poll(uint64_t now_ns);
   // True while an HP tenant is measured: the scheduler then polls without sleeping.
   bool active() const { return !tenants_.empty(); }
@@ -81,7 +84,7 @@ class IdleMeter {
   };
   struct Tenant {
     std::shared_ptr<const TenantDesc> desc;
-    uint32_t cursor = 0;         // next ring position to read
+    uint64_t dropped_seen = 0;   // ClientCounters::dropped already counted lost
     uint64_t gpu_pending = 0;    // slots whose latest launch no marker covers yet
     uint64_t host_pending = 0;   // slots whose latest launch no drain covers yet
     bool busy = false;           // launched since the last idle start
@@ -93,7 +96,7 @@ class IdleMeter {
     IdleAccount account;
   };
 
-  void read_records(Tenant& t);
+  void count_dropped(Tenant& t);
   void on_launch(Tenant& t, uint16_t slot, uint32_t position, uint64_t t_ns);
   void close_gap(Tenant& t, uint64_t end_ns);
   void check_markers(Tenant& t, uint64_t now_ns);

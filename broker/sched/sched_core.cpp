@@ -115,8 +115,8 @@ uint32_t SchedCore::poll(uint64_t now_ns) {
   uint32_t events = 0;
   for (auto& t : active_) {
     // Completions first: a drain and the next launch seen in one round are then a gap (idle at
-    // the drain, busy at the launch), not one long busy stretch (with short host gaps, the other
-    // order hid most of them from the policy: 68 of 590 measured).
+    // the drain, busy at the launch), not one long busy stretch (with short host gaps the policy
+    // would see few of them: 68 of 590 measured).
     events += reap_slots(*t, now_ns) + expire_grants(*t, now_ns);
     events += consume(*t);
   }
@@ -136,12 +136,17 @@ bool SchedCore::busy() const {
                      [](const auto& t) { return t->info.waiting > 0; });
 }
 
+const Submission* SchedCore::request(uint32_t i, uint32_t k) const {
+  const Fifo<Submission>& w = active_[i]->waiting;
+  return k < w.size() ? &w[k] : nullptr;
+}
+
 bool SchedCore::grant(uint32_t i) {
   Tenant& t = *active_[i];
   if (t.waiting.empty()) return false;
-  Request r = t.waiting.front();
+  Submission r = t.waiting.front();
   t.waiting.pop_front();
-  t.grants.push_back(Grant{r.position, r.key, now_ns()});
+  t.grants.push_back(Grant{r.position, r.kernel_key, now_ns()});
   // Requests leave `waiting` in ring order, so `granted` only moves forward.
   t.granted_word = r.position + 1;
   t.grant_dirty = true;
@@ -149,8 +154,6 @@ bool SchedCore::grant(uint32_t i) {
   t.info.waiting--;
   t.info.lp_in_flight++;
   lp_in_flight_++;
-  t.info.head_key = t.waiting.empty() ? 0 : t.waiting.front().key;
-  t.info.head_t_ns = t.waiting.empty() ? 0 : t.waiting.front().t_ns;
   return true;
 }
 
@@ -165,7 +168,7 @@ bool SchedCore::busy_above(uint32_t priority) const {
 void SchedCore::track(Tenant& t, uint16_t slot, const Launch& l) {
   Fifo<Launch>& q = t.slots[slot];
   if (q.size() >= kMaxTrackedPerSlot) {
-    if (q.front().lp) lp_done(t);
+    if (q.front().lp) revoke(t, q.front().position);
     q.pop_front();
     t.info.outstanding--;
   }
@@ -218,7 +221,11 @@ void SchedCore::complete(Tenant& t, const Launch& l, uint64_t done_ns, bool exac
   if (l.lp) lp_done(t);
   if (ops_->on_complete)
     ops_->on_complete(policy_state_, t.info,
-                      Completion{l.position, l.key, l.issue_ns, done_ns, exact});
+                      Completion{.position = l.position,
+                                 .kernel_key = l.key,
+                                 .issue_ns = l.issue_ns,
+                                 .done_ns = done_ns,
+                                 .exact = exact});
   if (t.info.outstanding == 0) {
     t.info.idle_since_ns = done_ns;
     if (ops_->on_idle) ops_->on_idle(policy_state_, t.info, done_ns);
@@ -230,20 +237,26 @@ void SchedCore::lp_done(Tenant& t) {
   lp_in_flight_--;
 }
 
+// An LP grant in flight ends without a completion: the policy forgets it.
+void SchedCore::revoke(Tenant& t, uint32_t position) {
+  lp_done(t);
+  if (ops_->on_revoke) ops_->on_revoke(policy_state_, t.info, position);
+}
+
 uint32_t SchedCore::expire_grants(Tenant& t, uint64_t now_ns) {
   uint32_t events = 0;
   while (cfg_.grant_timeout_ns != 0 && !t.grants.empty() && now_ns > t.grants.front().granted_ns &&
          now_ns - t.grants.front().granted_ns > cfg_.grant_timeout_ns) {
+    uint32_t position = t.grants.front().position;
     FIKIT_LOG_WARN(
-        "tenant %u (pid %d): grant of request %u not launched within %llu us: taken "
-        "back",
-        t.info.id, t.info.pid, t.grants.front().position,
+        "tenant %u (pid %d): grant of request %u not launched within %llu us: taken back",
+        t.info.id, t.info.pid, position,
         static_cast<unsigned long long>(cfg_.grant_timeout_ns / 1000));
-    t.expired.push_back(t.grants.front().position);
+    t.expired.push_back(position);
     if (t.expired.size() > kMaxExpiredRemembered) t.expired.pop_front();
     t.grants.pop_front();
     t.expired_count++;
-    lp_done(t);
+    revoke(t, position);
     events++;
   }
   return events;
@@ -333,12 +346,8 @@ size_t SchedCore::doorbells(struct futex_waitv* out, size_t max) const {
 }
 
 bool SchedCore::rings_ready() const {
-  for (const auto& t : active_) {
-    const SubmitEntry& e = t->seg->ring.entries[t->head & kRingMask];
-    // Acquire pairs with the producer's release store of commit (ring__commit).
-    if (e.commit.load(std::memory_order_acquire) != t->head + 1 - kRingEntries) return true;
-  }
-  return false;
+  return std::any_of(active_.begin(), active_.end(),
+                     [](const auto& t) { return ring__ready(&t->seg->ring, t->head); });
 }
 
 TenantStatus SchedCore::status_of(const Tenant& t) const {

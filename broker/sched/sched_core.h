@@ -19,6 +19,7 @@
 
 #include "policy/policy.h"
 #include "sched/fifo.h"
+#include "sched/idle_meter.h"
 #include "sched/tenant.h"
 
 namespace fikit::broker {
@@ -53,10 +54,13 @@ class SchedCore final : public SchedulerApi {
 
   std::vector<TenantStatus> status() const;
   const PolicyOps& policy() const { return *ops_; }
+  // Hand every HP record consumed from now on to `meter` (nullptr: none; not owned).
+  void set_idle_meter(IdleMeter* meter) { meter_ = meter; }
 
   // SchedulerApi, for the policy during dispatch.
   uint32_t tenant_count() const override { return static_cast<uint32_t>(active_.size()); }
   TenantInfo& tenant(uint32_t i) override { return active_[i]->info; }
+  const Submission* request(uint32_t i, uint32_t k) const override;
   bool grant(uint32_t i) override;
   uint32_t lp_in_flight() const override { return lp_in_flight_; }
   bool busy_above(uint32_t priority) const override;
@@ -71,11 +75,6 @@ class SchedCore final : public SchedulerApi {
     uint64_t key;
     uint64_t issue_ns;
   };
-  struct Request {
-    uint32_t position;
-    uint64_t key;
-    uint64_t t_ns;
-  };
   struct Grant {
     uint32_t position;
     uint64_t key;
@@ -88,9 +87,9 @@ class SchedCore final : public SchedulerApi {
     uint32_t head = 0;          // next ring position to consume
     uint32_t granted_word = 0;  // value of seg->broker.granted we publish
     bool grant_dirty = false;
-    Fifo<Request> waiting;   // LP requests not yet granted, in ring order
-    Fifo<Grant> grants;      // granted, not yet launched or aborted, in ring order
-    Fifo<uint32_t> expired;  // grants taken back: a late launch of one is accepted
+    Fifo<Submission> waiting;  // LP requests not yet granted, in ring order
+    Fifo<Grant> grants;        // granted, not yet launched or aborted, in ring order
+    Fifo<uint32_t> expired;    // grants taken back: a late launch of one is accepted
     std::array<Fifo<Launch>, kStreamSlots> slots;  // issued, not yet complete, per stream slot
     uint64_t busy_slots = 0;                       // bit i: slots[i] is not empty
     uint64_t launches = 0, granted = 0, expired_count = 0;
@@ -113,6 +112,7 @@ class SchedCore final : public SchedulerApi {
   void make_faulty(Tenant& t);
   void release(Tenant& t, TenantState state);
   void lp_done(Tenant& t);
+  void revoke(Tenant& t, uint32_t position);
   void retire_faulty();
   TenantStatus status_of(const Tenant& t) const;
   void log_policy_stats(const Tenant& t) const;
@@ -120,6 +120,7 @@ class SchedCore final : public SchedulerApi {
   const PolicyOps* ops_;
   PolicyConfig cfg_;
   void* policy_state_ = nullptr;
+  IdleMeter* meter_ = nullptr;
   std::vector<std::unique_ptr<Tenant>> active_;
   std::vector<std::unique_ptr<Tenant>> faulty_;
   uint32_t lp_in_flight_ = 0;

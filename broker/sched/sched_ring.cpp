@@ -9,6 +9,14 @@
 namespace fikit::broker {
 namespace {
 
+Submission submission_of(const EntryCopy& e) {
+  return Submission{.position = e.position,
+                    .kernel_key = e.kernel_key,
+                    .t_ns = e.t_ns,
+                    .stream_slot = e.stream_slot,
+                    .flags = e.flags};
+}
+
 std::string fault_text(uint32_t position, const char* why) {
   char buf[160];
   snprintf(buf, sizeof(buf), "ring position %u: %s", position, why);
@@ -44,17 +52,18 @@ const char* SchedCore::handle_entry(Tenant& t, const EntryCopy& e) {
     case EntryKind::kHpLaunch:
       if (!hp) return "kHpLaunch from a tenant below the highest priority";
       track(t, e.stream_slot,
-            Launch{e.position, (e.flags & kFlagMarker) != 0, false, e.kernel_key, e.t_ns});
+            Launch{.position = e.position,
+                   .marker = (e.flags & kFlagMarker) != 0,
+                   .lp = false,
+                   .key = e.kernel_key,
+                   .issue_ns = e.t_ns});
       t.info.last_key = e.kernel_key;
+      if (meter_) meter_->on_hp_record(t.info.id, e.stream_slot, e.position, e.t_ns);
       submit(t, e);
       return nullptr;
     case EntryKind::kLpRequest:
       if (hp) return "kLpRequest from a tenant of the highest priority (it never waits)";
-      if (t.waiting.empty()) {
-        t.info.head_key = e.kernel_key;
-        t.info.head_t_ns = e.t_ns;
-      }
-      t.waiting.push_back(Request{e.position, e.kernel_key, e.t_ns});
+      t.waiting.push_back(submission_of(e));
       t.info.waiting++;
       submit(t, e);
       return nullptr;
@@ -90,20 +99,26 @@ const char* SchedCore::handle_lp_end(Tenant& t, const EntryCopy& e) {
     t.expired.erase_at(j);
   }
   if (!launched) {
-    if (counted) lp_done(t);
+    if (counted) revoke(t, e.ref);
     return nullptr;
   }
   t.info.last_key = key;
   // An LP launch is known by its request's position: its marker and the client's drains write
   // ref + 1.
   if (e.flags & kFlagMarker) {
-    track(t, e.stream_slot, Launch{e.ref, true, counted, key, e.t_ns});
+    track(t, e.stream_slot,
+          Launch{.position = e.ref, .marker = true, .lp = counted, .key = key, .issue_ns = e.t_ns});
     return nullptr;
   }
   // No marker: nothing will say when it ends, so it counts as complete once issued.
   if (counted) lp_done(t);
   if (ops_->on_complete)
-    ops_->on_complete(policy_state_, t.info, Completion{e.ref, key, e.t_ns, e.t_ns, false});
+    ops_->on_complete(policy_state_, t.info,
+                      Completion{.position = e.ref,
+                                 .kernel_key = key,
+                                 .issue_ns = e.t_ns,
+                                 .done_ns = e.t_ns,
+                                 .exact = false});
   return nullptr;
 }
 
@@ -113,9 +128,7 @@ void SchedCore::submit(Tenant& t, const EntryCopy& e) {
   t.info.last_submit_ns = e.t_ns;
   // Read after the entry (acquired): a sync the client made before this launch is counted.
   t.info.host_syncs = t.seg->client.syncs.load(std::memory_order_relaxed);
-  if (ops_->on_submit)
-    ops_->on_submit(policy_state_, t.info,
-                    Submission{e.position, e.kernel_key, e.t_ns, e.stream_slot, e.flags});
+  if (ops_->on_submit) ops_->on_submit(policy_state_, t.info, submission_of(e));
 }
 
 }  // namespace fikit::broker

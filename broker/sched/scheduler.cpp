@@ -32,7 +32,9 @@ int futex_waitv(struct futex_waitv* w, size_t n, uint64_t deadline_ns) {
 }  // namespace
 
 Scheduler::Scheduler(const SchedulerConfig& cfg)
-    : core_(cfg.policy, cfg.policy_cfg), spin_ns_(cfg.spin_ns), meter_(cfg.idle_meter) {}
+    : core_(cfg.policy, cfg.policy_cfg), spin_ns_(cfg.spin_ns), meter_(cfg.idle_meter) {
+  core_.set_idle_meter(meter_);
+}
 
 Scheduler::~Scheduler() { stop(); }
 
@@ -59,7 +61,7 @@ void Scheduler::stop() {
 void Scheduler::post_add(std::shared_ptr<const TenantDesc> desc) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    commands_.push_back(Command{std::move(desc), 0});
+    handovers_.push_back(Handover{.add = std::move(desc), .id = 0});
     has_work_.store(true);
   }
   wake();
@@ -68,7 +70,7 @@ void Scheduler::post_add(std::shared_ptr<const TenantDesc> desc) {
 void Scheduler::post_remove(uint32_t id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    commands_.push_back(Command{nullptr, id});
+    handovers_.push_back(Handover{.add = nullptr, .id = id});
     has_work_.store(true);
   }
   wake();
@@ -96,27 +98,30 @@ double Scheduler::cpu_seconds() const {
 }
 
 uint32_t Scheduler::run_once(uint64_t now_ns) {
-  if (has_work_.load(std::memory_order_acquire)) drain_commands(now_ns);
+  if (has_work_.load(std::memory_order_acquire)) drain_handovers(now_ns);
   uint32_t events = core_.poll(now_ns);
   if (meter_) meter_->poll(now_ns);
   return events;
 }
 
-void Scheduler::drain_commands(uint64_t now_ns) {
-  std::vector<Command> commands;
+void Scheduler::drain_handovers(uint64_t now_ns) {
+  std::vector<Handover> handovers;
   uint64_t asked;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    commands.swap(commands_);
+    handovers.swap(handovers_);
     asked = status_asked_;
     has_work_.store(false);
   }
-  for (Command& c : commands) {
-    if (meter_) c.add ? meter_->add(c.add) : meter_->remove(c.id);
-    if (c.add)
-      core_.add(std::move(c.add), now_ns);
-    else
-      core_.remove(c.id);
+  for (Handover& h : handovers) {
+    if (h.add) {
+      if (meter_) meter_->add(h.add);
+      core_.add(std::move(h.add), now_ns);
+    } else {
+      // The core first consumes the records left in the ring: the meter sees them too.
+      core_.remove(h.id);
+      if (meter_) meter_->remove(h.id);
+    }
   }
   if (asked == status_given_) return;
   std::vector<TenantStatus> s = core_.status();

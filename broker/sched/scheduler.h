@@ -32,8 +32,8 @@ struct SchedulerConfig {
   const PolicyOps* policy = nullptr;
   PolicyConfig policy_cfg;
   uint64_t spin_ns = 200'000;  // spin this long after the last event while work is pending
-  // --hp-marker-every: told of tenants, polled after each round; the thread never sleeps while
-  // it measures an HP tenant. Not owned; nullptr: off.
+  // --hp-marker-every: told of tenants, handed their HP records by the core, polled after each
+  // round; the thread never sleeps while it measures an HP tenant. Not owned; nullptr: off.
   IdleMeter* idle_meter = nullptr;
 };
 
@@ -57,19 +57,20 @@ class Scheduler {
   double cpu_seconds() const;
   const PolicyOps& policy() const { return core_.policy(); }
 
-  // Tests and the thread: apply queued commands, then one SchedCore round. Return its events.
+  // Tests and the thread: apply queued hand-overs, then one SchedCore round. Return its events.
   // Not to be called by others while the thread runs.
   uint32_t run_once(uint64_t now_ns);
   SchedCore& core() { return core_; }
 
  private:
-  struct Command {
+  // A tenant handed over by another thread (post_add, post_remove).
+  struct Handover {
     std::shared_ptr<const TenantDesc> add;  // null: remove `id`
     uint32_t id;
   };
 
   void loop();
-  void drain_commands(uint64_t now_ns);
+  void drain_handovers(uint64_t now_ns);
   void sleep(uint64_t now_ns);
   void wake();
 
@@ -81,10 +82,10 @@ class Scheduler {
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_{false};
   std::atomic<uint32_t> ctl_word_{0};  // bumped (and futex-woken) by other threads
-  std::atomic<bool> has_work_{false};  // commands or a status request are queued
+  std::atomic<bool> has_work_{false};  // hand-overs or a status request are queued
 
   std::mutex mu_;
-  std::vector<Command> commands_;
+  std::vector<Handover> handovers_;
   std::condition_variable status_cv_;
   uint64_t status_asked_ = 0, status_given_ = 0;
   std::vector<TenantStatus> status_;

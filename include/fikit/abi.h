@@ -67,7 +67,7 @@ struct SubmitEntry {
   uint16_t stream_slot;  // < kStreamSlots
   uint32_t ref;          // kLpLaunched/kLpAbort: position of the request it completes
   uint32_t flags;        // kFlag*
-  uint64_t kernel_key;   // kernel identity (kernel_key.h); kHintIdle: idle nanoseconds
+  uint64_t kernel_key;   // kernel identity (kernel_key in util.h); kHintIdle: idle nanoseconds
   uint64_t t_ns;         // CLOCK_MONOTONIC when the client wrote it
 };
 
@@ -121,9 +121,9 @@ struct ClientCounters {
   uint64_t reserved[3];
 };
 
-// Kernel names published by the client (append-only): `count` is bumped after the entry is written.
-// Kernel names published by the client: a writer claims an index with `claimed`, writes the name,
-// then stores the key with release order; readers take an entry once its key is non-zero.
+// Kernel names published by the client (append-only): a writer claims an index with `claimed`,
+// writes the name, then stores the key with release order; readers take an entry once its key is
+// non-zero.
 struct KeyName {
   std::atomic<uint64_t> kernel_key;
   char name[kKeyNameLen];

@@ -1,9 +1,11 @@
-// Submission ring operations (see abi.h for the layout).
+// Submission ring operations (see abi.h for the layout). Every reader and writer of a ring goes
+// through these functions: what an empty or a published entry looks like is decided here only.
 //
 // Producers (any client thread) claim a position by CAS on `tail`, fill the entry and publish it by
 // storing `commit = position + 1` with release order. The single consumer (the broker's scheduler
 // thread) keeps its own head, reads `commit` with acquire order, copies the entry out and validates
-// it, then publishes `head` with release order so producers may reuse the slot. Neither side takes
+// it, then publishes `head` with release order so producers may reuse the slot. An entry free for
+// position p holds `commit = p + 1 - kRingEntries` (published one lap before). Neither side takes
 // a lock; a full ring makes the producer fail (HP records are then dropped and counted; LP requests
 // fail open).
 #pragma once
@@ -11,6 +13,10 @@
 #include <fikit/abi.h>
 
 namespace fikit {
+
+// The commit word of the entry at `position` once published, and while free for it.
+constexpr uint32_t ring__published_word(uint32_t position) { return position + 1; }
+constexpr uint32_t ring__free_word(uint32_t position) { return position + 1 - kRingEntries; }
 
 // A plain copy of an entry, taken by the consumer before it trusts anything in it.
 struct EntryCopy {
@@ -58,7 +64,7 @@ inline void ring__commit(SubmitRing* ring, uint32_t position, const EntryFields&
   e.t_ns = f.t_ns;
   // Release pairs with the consumer's acquire load of commit in ring__peek: the fields above are
   // visible first.
-  e.commit.store(position + 1, std::memory_order_release);
+  e.commit.store(ring__published_word(position), std::memory_order_release);
 }
 
 // Reserve and commit in one step. Return the position, or false if the ring is full.
@@ -77,8 +83,8 @@ inline PeekResult ring__peek(const SubmitRing* ring, uint32_t head, EntryCopy* o
   const SubmitEntry& e = ring->entries[head & kRingMask];
   // Acquire pairs with the producer's release store in ring__commit.
   uint32_t commit = e.commit.load(std::memory_order_acquire);
-  if (commit == head + 1 - kRingEntries) return PeekResult::kEmpty;
-  if (commit != head + 1) return PeekResult::kCorrupt;
+  if (commit == ring__free_word(head)) return PeekResult::kEmpty;
+  if (commit != ring__published_word(head)) return PeekResult::kCorrupt;
   out->position = head;
   out->kind = e.kind;
   out->stream_slot = e.stream_slot;
@@ -87,6 +93,20 @@ inline PeekResult ring__peek(const SubmitRing* ring, uint32_t head, EntryCopy* o
   out->kernel_key = e.kernel_key;
   out->t_ns = e.t_ns;
   return PeekResult::kReady;
+}
+
+// Return true if the entry at the consumer's `head` holds something (published or garbage): a
+// ring__peek there would not say kEmpty. Cheaper than a peek: nothing is copied.
+inline bool ring__ready(const SubmitRing* ring, uint32_t head) noexcept {
+  // Acquire pairs with the producer's release store in ring__commit.
+  uint32_t commit = ring->entries[head & kRingMask].commit.load(std::memory_order_acquire);
+  return commit != ring__free_word(head);
+}
+
+// The entries a producer that reserved `position` sees between the consumer's head and itself:
+// the consumer's backlog. Relaxed: a hint (when to ring the doorbell), not a synchronization.
+inline uint32_t ring__pending(const SubmitRing* ring, uint32_t position) noexcept {
+  return position - ring->head.load(std::memory_order_relaxed);
 }
 
 // Give the slots before `new_head` back to the producers.

@@ -1,5 +1,6 @@
-// The HP idleness meter (broker/idle_meter.h) on an in-process segment: records pushed as the
-// client would, completion words written by hand, rounds at chosen times. Exact numbers.
+// The HP idleness meter (broker/sched/idle_meter.h) on an in-process segment: records pushed as
+// the client would and handed to the meter as the scheduler core does when it consumes them,
+// completion words written by hand, rounds at chosen times. Exact numbers.
 #include <fikit/ring.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -16,15 +17,21 @@ namespace {
 
 using nlohmann::json;
 
-// One tenant's segment (t_broker.h), with ring and completion helpers.
+// One tenant's segment (t_segment.h), with ring and completion helpers.
 struct t_Tenant : t_Segment {
   explicit t_Tenant(uint32_t priority, uint32_t id = 1) : t_Segment(id, priority, "t") {}
 
-  // An HP launch record at t_ns on `slot`; returns its position.
+  // Tell `m` of this tenant; its records go to `m` from now on.
+  void join(IdleMeter& m) {
+    meter = &m;
+    m.add(desc);
+  }
+  // An HP launch record at t_ns on `slot`, consumed at once; returns its position.
   uint32_t launch(uint64_t t_ns, uint16_t slot = 0) {
     uint32_t pos = 0;
     EXPECT_TRUE(
         ring__push(&seg->ring, {EntryKind::kHpLaunch, slot, 0, kFlagMarker, 7, t_ns}, &pos));
+    if (meter) meter->on_hp_record(desc->id, slot, pos, t_ns);
     return pos;
   }
   void marker(uint32_t pos, uint16_t slot = 0) { seg->slots[slot].gpu_done.store(pos + 1); }
@@ -32,6 +39,8 @@ struct t_Tenant : t_Segment {
     seg->slots[slot].host_done.store(pos + 1);
     seg->slots[slot].host_done_ns.store(at_ns);
   }
+
+  IdleMeter* meter = nullptr;
 };
 
 json summary(const IdleMeter& m) { return json::parse(m.summary_json()); }
@@ -39,7 +48,7 @@ json summary(const IdleMeter& m) { return json::parse(m.summary_json()); }
 TEST(IdleMeter, MeasuresTrueIdleRecognitionAndLateness) {
   t_Tenant t(kPriorityHigh);
   IdleMeter m(1);
-  m.add(t.desc);
+  t.join(m);
   EXPECT_TRUE(m.active());
   EXPECT_EQ(t.seg->broker.hp_marker_every.load(), 1u);
   // Gap 1 (long): the kernel ends at 2 us (marker seen), the host drains at 2.5 us, the next
@@ -81,7 +90,7 @@ TEST(IdleMeter, MeasuresTrueIdleRecognitionAndLateness) {
 TEST(IdleMeter, DrainBeforeTheMarkerIsSeenIsEarlyNotLate) {
   t_Tenant t(kPriorityHigh);
   IdleMeter m(1);
-  m.add(t.desc);
+  t.join(m);
   uint32_t a = t.launch(1'000);
   m.poll(1'100);
   t.drain(a, 5'000);
@@ -99,7 +108,7 @@ TEST(IdleMeter, DrainBeforeTheMarkerIsSeenIsEarlyNotLate) {
 TEST(IdleMeter, WaitsForEveryStreamAndForTheDrainTime) {
   t_Tenant t(kPriorityHigh);
   IdleMeter m(1);
-  m.add(t.desc);
+  t.join(m);
   uint32_t a = t.launch(1'000, 0);
   uint32_t b = t.launch(1'500, 3);
   t.marker(a, 0);
@@ -126,10 +135,10 @@ TEST(IdleMeter, IgnoresLowerPrioritiesAndKeepsItsMarkerRate) {
   t_Tenant lp(kPriorityLow, 2);
   t_Tenant hp(kPriorityHigh, 3);
   IdleMeter m(4);
-  m.add(lp.desc);
+  lp.join(m);
   EXPECT_FALSE(m.active());
   EXPECT_EQ(lp.seg->broker.hp_marker_every.load(), 0u);
-  m.add(hp.desc);
+  hp.join(m);
   EXPECT_EQ(hp.seg->broker.hp_marker_every.load(), 4u);
   hp.seg->broker.hp_marker_every.store(16);  // a policy sampling more sparsely
   m.poll(1'000);
@@ -142,7 +151,7 @@ TEST(IdleMeter, IgnoresLowerPrioritiesAndKeepsItsMarkerRate) {
 TEST(IdleMeter, OffMeasuresNothing) {
   t_Tenant t(kPriorityHigh);
   IdleMeter m(0);
-  m.add(t.desc);
+  t.join(m);
   EXPECT_FALSE(m.active());
   EXPECT_EQ(t.seg->broker.hp_marker_every.load(), 0u);
   EXPECT_EQ(summary(m)["gaps"], 0);

@@ -23,6 +23,8 @@ struct t_Calls {
   std::vector<Completion> completes;
   std::vector<uint32_t> idles;        // tenant ids
   std::vector<size_t> removed_after;  // per on_tenant_remove: how many submits were seen before it
+  std::vector<uint32_t> revokes;      // positions, per on_revoke
+  std::vector<uint32_t> waiting;      // at the last dispatch, before its grants: request positions
   uint32_t grant_limit = UINT32_MAX;  // grants per dispatch call
 };
 t_Calls g_calls;
@@ -37,9 +39,14 @@ const PolicyOps kRecordingPolicy = {
         [](void*, TenantInfo&) { g_calls.removed_after.push_back(g_calls.submits.size()); },
     .on_submit = [](void*, TenantInfo&, const Submission& s) { g_calls.submits.push_back(s); },
     .on_complete = [](void*, TenantInfo&, const Completion& c) { g_calls.completes.push_back(c); },
+    .on_revoke = [](void*, TenantInfo&, uint32_t position) { g_calls.revokes.push_back(position); },
     .on_idle = [](void*, TenantInfo& t, uint64_t) { g_calls.idles.push_back(t.id); },
     .dispatch =
         [](void*, SchedulerApi& s, uint64_t) {
+          g_calls.waiting.clear();
+          for (uint32_t i = 0; i < s.tenant_count(); i++)
+            for (uint32_t k = 0; const Submission* r = s.request(i, k); k++)
+              g_calls.waiting.push_back(r->position);
           uint32_t n = 0;
           for (uint32_t i = 0; i < s.tenant_count(); i++)
             while (n < g_calls.grant_limit && !s.busy_above(s.tenant(i).priority) && s.grant(i))
@@ -224,6 +231,44 @@ TEST_F(SchedulerTest, AbortFreesTheGrant) {
   round();
   EXPECT_EQ(sched->core().lp_in_flight(), 0u);
   EXPECT_EQ(lp.state(), TenantState::kActive);
+}
+
+// The policy reads the waiting requests from the core, oldest first; a grant takes the oldest.
+TEST_F(SchedulerTest, RequestShowsTheWaitingRequestsInRingOrder) {
+  make(nullptr);
+  g_calls.grant_limit = 0;
+  t_Tenant& lp = add(kPriorityLow);
+  uint32_t a = lp.push(EntryKind::kLpRequest);
+  uint32_t b = lp.push(EntryKind::kLpRequest, 3);
+  uint32_t c = lp.push(EntryKind::kLpRequest);
+  round();
+  EXPECT_EQ(g_calls.waiting, (std::vector<uint32_t>{a, b, c}));
+  g_calls.grant_limit = 1;
+  lp.push(EntryKind::kHintIdle);  // an event, so that dispatch runs again
+  round();
+  EXPECT_EQ(lp.granted(), a + 1);
+  lp.push(EntryKind::kHintIdle);
+  round();
+  EXPECT_EQ(g_calls.waiting, (std::vector<uint32_t>{b, c}));  // a granted; this round grants b
+  ASSERT_NE(sched->core().request(0, 0), nullptr);
+  EXPECT_EQ(sched->core().request(0, 0)->position, c);
+  EXPECT_EQ(sched->core().request(0, 1), nullptr);
+}
+
+// A grant that ends without a completion is revoked under its request's position.
+TEST_F(SchedulerTest, AbortAndExpiryRevokeTheGrantByPosition) {
+  make(nullptr, 1'000'000);
+  t_Tenant& lp = add(kPriorityLow);
+  uint32_t a = lp.push(EntryKind::kLpRequest);
+  uint32_t b = lp.push(EntryKind::kLpRequest);
+  round();
+  lp.push(EntryKind::kLpAbort, 0, b);
+  round();
+  EXPECT_EQ(g_calls.revokes, (std::vector<uint32_t>{b}));
+  sched->run_once(now_ns() + 1'000'000'000);
+  EXPECT_EQ(g_calls.revokes, (std::vector<uint32_t>{b, a}));
+  EXPECT_EQ(sched->core().lp_in_flight(), 0u);
+  EXPECT_TRUE(g_calls.completes.empty());
 }
 
 // Each way of breaking the protocol makes that tenant faulty and leaves the other one served.

@@ -1,6 +1,7 @@
 // A fake scheduler for fikit policy tests: fake tenants, the scheduler's bookkeeping (waiting
-// requests, outstanding launches, LP in flight, idle times) and helpers that feed the policy the
-// events the real scheduler would, on a synthetic clock.
+// requests, which the policy reads through SchedulerApi::request, grants, outstanding launches,
+// LP in flight, idle times) and helpers that feed the policy the events the real scheduler would,
+// on a synthetic clock.
 #pragma once
 
 #include <fikit/abi.h>
@@ -26,9 +27,9 @@ struct t_Tenant {
   TenantInfo info{};
   std::string name;
   uint32_t next_pos = 0;
-  std::deque<t_Launch> waiting;  // LP requests not granted
-  std::deque<t_Launch> granted;  // LP granted, not complete
-  std::deque<t_Launch> running;  // HP launches outstanding
+  std::deque<Submission> waiting;  // LP requests not granted, as SchedulerApi::request shows them
+  std::deque<t_Launch> granted;    // LP granted, not complete
+  std::deque<t_Launch> running;    // HP launches outstanding
 };
 
 class t_FakeSched : public SchedulerApi {
@@ -43,10 +44,15 @@ class t_FakeSched : public SchedulerApi {
   // SchedulerApi.
   uint32_t tenant_count() const override { return static_cast<uint32_t>(tenants_.size()); }
   TenantInfo& tenant(uint32_t i) override { return tenants_[i]->info; }
+  const Submission* request(uint32_t i, uint32_t k) const override {
+    const std::deque<Submission>& w = tenants_[i]->waiting;
+    return k < w.size() ? &w[k] : nullptr;
+  }
   bool grant(uint32_t i) override {
     t_Tenant& t = *tenants_[i];
     if (t.waiting.empty()) return false;
-    t.granted.push_back(t.waiting.front());
+    const Submission& r = t.waiting.front();
+    t.granted.push_back(t_Launch{r.position, r.kernel_key, r.t_ns});
     t.waiting.pop_front();
     grants_.push_back(i);
     sync(t);
@@ -113,12 +119,13 @@ class t_FakeSched : public SchedulerApi {
   // A LP request made at t_ns.
   void lp_request(uint32_t i, uint64_t key, uint64_t t_ns) {
     t_Tenant& t = *tenants_[i];
-    t_Launch l{t.next_pos, key, t_ns};
+    Submission r{
+        .position = t.next_pos, .kernel_key = key, .t_ns = t_ns, .stream_slot = 0, .flags = 0};
     t.next_pos += 2;  // the request, then its kLpLaunched entry
-    t.waiting.push_back(l);
+    t.waiting.push_back(r);
     t.info.last_submit_ns = t_ns;
     sync(t);
-    ops_->on_submit(state_, t.info, Submission{l.position, key, t_ns, 0, 0});
+    ops_->on_submit(state_, t.info, r);
   }
   // The oldest granted LP launch of i, launched at issue_ns, completes at done_ns.
   void lp_complete(uint32_t i, uint64_t issue_ns, uint64_t done_ns) {
@@ -132,6 +139,18 @@ class t_FakeSched : public SchedulerApi {
     ops_->on_complete(state_, t.info, Completion{l.position, l.key, issue_ns, done_ns, true});
     maybe_idle(t, done_ns);
   }
+  // The scheduler takes back i's oldest grant, never launched (after grant_timeout_ns); return
+  // its request's position.
+  uint32_t revoke(uint32_t i) {
+    t_Tenant& t = *tenants_[i];
+    EXPECT_FALSE(t.granted.empty());
+    if (t.granted.empty()) return 0;
+    t_Launch l = t.granted.front();
+    t.granted.pop_front();
+    sync(t);
+    if (ops_->on_revoke) ops_->on_revoke(state_, t.info, l.position);
+    return l.position;
+  }
   // Run dispatch at now_ns; return the tenant indexes granted, in order.
   std::vector<uint32_t> dispatch(uint64_t now_ns) {
     grants_.clear();
@@ -144,8 +163,6 @@ class t_FakeSched : public SchedulerApi {
     t.info.outstanding = static_cast<uint32_t>(t.running.size() + t.granted.size());
     t.info.waiting = static_cast<uint32_t>(t.waiting.size());
     t.info.lp_in_flight = static_cast<uint32_t>(t.granted.size());
-    t.info.head_key = t.waiting.empty() ? 0 : t.waiting.front().key;
-    t.info.head_t_ns = t.waiting.empty() ? 0 : t.waiting.front().t_ns;
     if (t.info.outstanding) t.info.idle_since_ns = 0;
   }
   void maybe_idle(t_Tenant& t, uint64_t t_ns) {

@@ -205,16 +205,17 @@ TEST(FikitFill, LongKernelThatWaitedTooLongGoesAloneIntoAGap) {
   ASSERT_NE(granted_at, 0u) << "a kernel longer than every gap starved";
   EXPECT_GE(granted_at, asked + 10000 * kUs);  // starve_wait (10 ms)
   auto* td = static_cast<fikit_policy::TenantData*>(x.s.t(x.lp).info.policy_data);
-  EXPECT_EQ(td->n.grants_risky, 1u);
-  EXPECT_EQ(td->n.grants_measure, 0u);  // it was known: nothing to measure
-  EXPECT_GE(td->n.held_ns[static_cast<size_t>(fikit_policy::HeldReason::kNoRoom)], 1000 * kUs);
-  EXPECT_GE(td->n.wait_max_ns, 10000 * kUs);
+  EXPECT_EQ(td->counters.grants_risky, 1u);
+  EXPECT_EQ(td->counters.grants_measure, 0u);  // it was known: nothing to measure
+  EXPECT_GE(td->counters.held_ns[static_cast<size_t>(fikit_policy::HeldReason::kNoRoom)],
+            1000 * kUs);
+  EXPECT_GE(td->counters.wait_max_ns, 10000 * kUs);
   // It outlasts the gap, as expected: neither a fill miss of the HP key nor an overrun.
   x.s.hp_launch(x.hp, kKeyHp, granted_at + 199 * kUs);
   x.s.lp_complete(x.lp, granted_at + 1 * kUs, granted_at + 301 * kUs);
   auto* hd = static_cast<fikit_policy::TenantData*>(x.s.t(x.hp).info.policy_data);
-  EXPECT_EQ(hd->n.fill_misses, 0u);
-  EXPECT_EQ(td->n.fill_overruns, 0u);
+  EXPECT_EQ(hd->counters.fill_misses, 0u);
+  EXPECT_EQ(td->counters.fill_overruns, 0u);
   EXPECT_EQ(hd->keys.find(kKeyHp)->factor, 1.0);
 }
 

@@ -244,24 +244,46 @@ TEST(FikitPolicy, ForgetsGrantsTheSchedulerNoLongerHas) {
   x.s.lp_request(x.lp, kKeyLp, idle + 1 * kUs);
   ASSERT_EQ(x.s.dispatch(idle + 1 * kUs).size(), 1u);
   EXPECT_EQ(t_state(x.s).grants.size(), 1u);
-  x.s.t(x.lp).granted.clear();  // taken back by the scheduler, never completed
-  x.s.t(x.lp).info.lp_in_flight = 0;
-  x.s.t(x.lp).info.outstanding = 0;
+  x.s.revoke(x.lp);  // taken back by the scheduler, never completed
   x.s.dispatch(idle + 2 * kUs);
   EXPECT_TRUE(t_state(x.s).grants.empty());
 }
 
-TEST(FikitPolicy, LpCompletionOfAnUnexpectedPositionStillEndsItsGrant) {
+// The scheduler names an LP launch by its request's position: a completion ends exactly the
+// grant of that position, whatever the order, and one of a position never granted ends none.
+TEST(FikitPolicy, LpCompletionEndsTheGrantOfItsPosition) {
   t_MissSetup x;
   uint64_t idle = x.t - 200 * kUs;
   x.s.lp_request(x.lp, kKeyLp, idle + 1 * kUs);
-  ASSERT_EQ(x.s.dispatch(idle + 1 * kUs).size(), 1u);
-  ASSERT_EQ(t_state(x.s).grants.size(), 1u);
+  x.s.lp_request(x.lp, kKeyLp, idle + 1 * kUs);
+  uint32_t first = x.s.request(x.lp, 0)->position;
+  uint32_t second = x.s.request(x.lp, 1)->position;
+  ASSERT_EQ(x.s.dispatch(idle + 1 * kUs).size(), 2u);
+  ASSERT_EQ(t_state(x.s).grants.size(), 2u);
   uint64_t delays = t_data(x.s, x.lp).delays.total();
   kFikitPolicy.on_complete(x.s.state(), x.s.t(x.lp).info,
                            Completion{12345, kKeyLp, idle + 3 * kUs, idle + 53 * kUs, true});
-  EXPECT_TRUE(t_state(x.s).grants.empty());  // matched by key
+  EXPECT_EQ(t_state(x.s).grants.size(), 2u);  // no grant of that position
+  EXPECT_EQ(t_data(x.s, x.lp).delays.total(), delays);
+  kFikitPolicy.on_complete(x.s.state(), x.s.t(x.lp).info,
+                           Completion{second, kKeyLp, idle + 3 * kUs, idle + 53 * kUs, true});
+  ASSERT_EQ(t_state(x.s).grants.size(), 1u);
+  EXPECT_EQ(t_state(x.s).grants[0].position, first);
   EXPECT_EQ(t_data(x.s, x.lp).delays.total(), delays + 1);
+}
+
+// A revoked grant (taken back, or aborted by the client) ends only itself.
+TEST(FikitPolicy, RevokeEndsOnlyTheGrantOfItsPosition) {
+  t_MissSetup x;
+  uint64_t idle = x.t - 200 * kUs;
+  x.s.lp_request(x.lp, kKeyLp, idle + 1 * kUs);
+  x.s.lp_request(x.lp, kKeyLp, idle + 1 * kUs);
+  ASSERT_EQ(x.s.dispatch(idle + 1 * kUs).size(), 2u);
+  uint32_t revoked = x.s.revoke(x.lp);
+  ASSERT_EQ(t_state(x.s).grants.size(), 1u);
+  EXPECT_NE(t_state(x.s).grants[0].position, revoked);
+  x.s.lp_complete(x.lp, idle + 3 * kUs, idle + 53 * kUs);
+  EXPECT_TRUE(t_state(x.s).grants.empty());
 }
 
 TEST(FikitPolicy, StatsTextAndJson) {

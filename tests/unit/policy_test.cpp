@@ -26,6 +26,12 @@ class t_FakeScheduler : public SchedulerApi {
   }
   uint32_t tenant_count() const override { return static_cast<uint32_t>(tenants.size()); }
   TenantInfo& tenant(uint32_t i) override { return tenants[i]; }
+  // Requests exist only as a count here: each is made up when asked for.
+  const Submission* request(uint32_t i, uint32_t k) const override {
+    if (k >= tenants[i].waiting) return nullptr;
+    request_ = Submission{.position = k, .kernel_key = 0, .t_ns = 0, .stream_slot = 0, .flags = 0};
+    return &request_;
+  }
   bool grant(uint32_t i) override {
     if (tenants[i].waiting == 0) return false;
     tenants[i].waiting--;
@@ -44,6 +50,9 @@ class t_FakeScheduler : public SchedulerApi {
     return false;
   }
   void wake_at(uint64_t) override {}
+
+ private:
+  mutable Submission request_{};
 };
 
 // Run one dispatch of `ops` (with its own state) on `sched`.

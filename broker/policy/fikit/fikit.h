@@ -11,7 +11,8 @@
 namespace fikit::broker {
 
 extern const PolicyOps kFikitPolicy;
-// fikit given the true gaps through idle hints (oracle.cpp), for benchmarks.
+// fikit given the true gaps through idle hints (oracle.cpp), for benchmarks. Both tables are
+// defined in ops.cpp.
 extern const PolicyOps kOraclePolicy;
 
 // Feed the oracle a kHintIdle entry of tenant t (idle for idle_ns from t_ns). For the oracle's

@@ -26,10 +26,10 @@ GapEstimate predict_gap(const KeyStats* ks, const LogHistogram* tenant_gaps, uin
   uint64_t q = h->quantile_above(quantile, elapsed_ns, &est.recheck_ns);
   est.raw_end_ns = q;
   est.longest_ns = h->quantile_high(1.0);
-  // The factor scales what is left of the gap beyond the elapsed idle time. Scaling the whole gap
-  // starved LP work behind a HP task whose gaps are memoryless (Poisson request arrivals on the
-  // H100: each fill miss halved the factor, and at factor f nothing fit once the gap had lasted
-  // f/(1-f) of its quantile); scaled this way a prediction still never passes the raw quantile.
+  // The factor scales what is left of the gap beyond the elapsed idle time, not the whole gap: at
+  // factor f a whole-gap scale leaves nothing once the gap has lasted f/(1-f) of its quantile,
+  // which starves LP work behind memoryless HP gaps (Poisson arrivals, measured on the H100).
+  // Scaled this way a prediction still never passes the raw quantile.
   if (factor >= p.min_factor && q > 0) {
     uint64_t from = std::min(elapsed_ns, q);
     est.end_ns = from + static_cast<uint64_t>(static_cast<double>(q - from) * factor);
@@ -52,8 +52,8 @@ void gap_scored(KeyStats& ks, const GapEstimate& at_start, uint64_t actual_ns,
   else
     ks.pred_misses++;
   // A gap shorter than the low quantile happens by design (~gap_quantile of them): it does not
-  // break the run of hits; only a fill miss does (fill_missed). Resetting here kept a key that
-  // had one fill miss at half its gaps for good (16 hits in a row at 90% each: 1 chance in 5).
+  // break the run of hits; only a fill miss does (fill_missed). Else a key with one fill miss
+  // would stay at half its gaps for good (16 hits in a row at 90% each: 1 chance in 5).
   if (actual_ns < at_start.raw_end_ns) return;
   if (++ks.streak >= std::max(p.recover_hits, 1u) && ks.factor < 1.0) {
     ks.factor = std::min(1.0, ks.factor * 2);
@@ -75,9 +75,9 @@ void fill_missed(KeyStats& ks, const FikitParams& p) {
   // Its gap was already counted a hit by filled_gap_closed: make it a miss.
   ks.fill_miss_rate += miss_weight(p);
   // A low quantile is undershot by gap_quantile of the gaps by design: misses at that rate are
-  // the risk the quantile takes, not a sign that the key's gaps changed. Backing off on each one
-  // collapsed the factor to its floor (with 10% misses a key sees ~9 hits between misses, fewer
-  // than the 16 that win a halving back) and starved the LP on the GPU, periodic HP gaps included.
+  // the risk the quantile takes, not a sign that the key's gaps changed. A back-off on each one
+  // would hold the factor at its floor (with 10% misses a key sees ~9 hits between misses, fewer
+  // than the 16 that win a halving back) and starve the LP, periodic HP gaps included.
   if (ks.fill_miss_rate <= p.miss_tolerance * p.gap_quantile) return;
   ks.streak = 0;
   ks.factor *= p.miss_backoff;

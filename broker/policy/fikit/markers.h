@@ -5,7 +5,7 @@
 // hp_marker_learn_every) while it launches keys with few measured durations, and one per launch
 // for a tenant that stopped draining (it never synchronizes: only a marker after its last
 // launch shows it idle, so that levels below can fill its gaps). A marker costs ~2 us of GPU time
-// on the HP stream (measured on an H100), hence sampling. "Stopped draining"
+// on the HP stream on an H100 (measured; docs/POLICY.md), hence sampling. "Stopped draining"
 // is learned: past hp_nosync_submits launches, or twice as many as the tenant recently made
 // between two synchronizing calls (eager ResNet-50 makes 342 per request), up to
 // kNosyncLearnedMax times hp_nosync_submits.

@@ -3,7 +3,7 @@
 // The highest active priority level runs freely; each lower level's requests are granted only
 // into the predicted idle gaps of all active levels above it. The broker timestamps completion
 // markers and drains; from them the policy learns, per tenant and kernel key, how long kernels
-// run and how long the tenant stays idle after each key (policy/fikit/events.cpp). When every
+// run and how long the tenant stays idle after each key (events.cpp, gap.cpp). When every
 // tenant above a level is idle, their gaps are predicted from their last keys (a low quantile,
 // conditioned on the idle time already elapsed, scaled down after misses); a waiting request is
 // granted if its predicted duration (a high quantile) plus grant delay, after the LP work already
@@ -14,13 +14,13 @@
 // Known limits (docs/POLICY.md): gaps are predicted from the last key only; a tenant with no
 // synchronizing calls shows no gaps; a kernel never measured waits for a long gap or for the
 // levels above to go inactive; LP kernels are assumed to run one after another in a gap.
-#include "policy/fikit/ops.h"
-
 #include <memory>
 
 #include "policy/fikit/dispatch.h"
 #include "policy/fikit/events.h"
 #include "policy/fikit/fikit.h"
+#include "policy/fikit/gap.h"
+#include "policy/fikit/grants.h"
 #include "policy/fikit/plog.h"
 #include "policy/fikit/policy_state.h"
 #include "policy/fikit/profile.h"
@@ -31,11 +31,20 @@ namespace fikit::broker {
 namespace fp = fikit_policy;
 
 namespace fikit_policy {
-
 namespace {
 
 FikitState* state_of(void* s) { return static_cast<FikitState*>(s); }
-TenantData* data_of(TenantInfo& t) { return static_cast<TenantData*>(t.policy_data); }
+
+// The ops table's form of a tenant event handler Fn(state, tenant data, tenant, args...): cast
+// the state, find the tenant's data (none: a tenant the policy does not know), call Fn.
+template <auto Fn>
+struct TenantOp;
+template <typename... A, void (*Fn)(FikitState&, TenantData&, const TenantInfo&, A...)>
+struct TenantOp<Fn> {
+  static void call(void* s, TenantInfo& t, A... a) {
+    if (auto* td = static_cast<TenantData*>(t.policy_data)) Fn(*state_of(s), *td, t, a...);
+  }
+};
 
 // Save td's profile unless there is nowhere to save it, nothing learned, or the file there was
 // rejected at load (it may belong to another broker version: leave it to the operator).
@@ -65,18 +74,35 @@ void load_profile(const FikitState& st, TenantData& td) {
   }
 }
 
-}  // namespace
+// What sets the fikit policy and the oracle apart.
+struct Variant {
+  const char* name;
+  const char* description;
+  GapSourceFn gap_source;
+  // The oracle: gaps from idle hints, and no profiles (its benchmark runs stay independent).
+  bool hints;
+};
+constexpr Variant kFikit{
+    .name = "fikit",
+    .description = "fill the predicted idle gaps of higher priorities with lower-priority kernels",
+    .gap_source = gap_from_history,
+    .hints = false};
+constexpr Variant kOracle{
+    .name = "oracle",
+    .description = "fikit given the true gaps (fikit_hint_idle), for benchmarks",
+    .gap_source = gap_from_hints,
+    .hints = true};
 
-void* ops_init(const PolicyConfig& cfg, bool oracle) {
-  auto* st = new FikitState(cfg, params_for(cfg));
+template <const Variant& V>
+void* init_state(const PolicyConfig& cfg) {
+  auto* st = new FikitState(cfg, params_for(cfg), V.gap_source);
   if (cfg.switch_cost_ns > 0) st->params.miss_tolerance = st->params.miss_tolerance_ts;
-  st->oracle = oracle;
-  if (oracle) st->cfg.profile_dir.clear();
+  if (V.hints) st->cfg.profile_dir.clear();
   st->trace.open_from_env();
   return st;
 }
 
-void ops_exit(void* s) {
+void exit_state(void* s) {
   FikitState* st = state_of(s);
   for (const auto& [id, td] : st->tenants) save_profile(*st, *td);
   if (std::string err = st->trace.write(); !err.empty())
@@ -84,7 +110,7 @@ void ops_exit(void* s) {
   delete st;
 }
 
-void ops_tenant_add(void* s, TenantInfo& t) {
+void tenant_add(void* s, TenantInfo& t) {
   FikitState* st = state_of(s);
   auto td = std::make_unique<TenantData>(t.id, t.name ? t.name : "", t.priority, st->params);
   load_profile(*st, *td);
@@ -92,58 +118,55 @@ void ops_tenant_add(void* s, TenantInfo& t) {
   st->tenants[t.id] = std::move(td);
 }
 
-void ops_tenant_remove(void* s, TenantInfo& t) {
+void tenant_remove(void* s, TenantInfo& t) {
   FikitState* st = state_of(s);
   auto it = st->tenants.find(t.id);
   if (it != st->tenants.end()) {
     save_profile(*st, *it->second);
     st->tenants.erase(it);
   }
-  ev_forget_grants(*st, t.id);
+  grants_forget(*st, t.id);
   t.policy_data = nullptr;
 }
 
-void ops_on_submit(void* s, TenantInfo& t, const Submission& sub) {
-  if (TenantData* td = data_of(t)) ev_submit(*state_of(s), *td, t, sub);
-}
-
-void ops_on_complete(void* s, TenantInfo& t, const Completion& c) {
-  if (TenantData* td = data_of(t)) ev_complete(*state_of(s), *td, c);
-}
-
-void ops_on_idle(void* s, TenantInfo& t, uint64_t t_ns) {
-  if (TenantData* td = data_of(t)) ev_idle(*state_of(s), *td, t, t_ns);
-}
-
-void ops_dispatch(void* s, SchedulerApi& sched, uint64_t now_ns) {
+void dispatch(void* s, SchedulerApi& sched, uint64_t now_ns) {
   fikit_dispatch(*state_of(s), sched, now_ns);
 }
 
-std::string ops_tenant_stats(void* s, uint32_t id, bool json) {
+std::string tenant_stats(void* s, uint32_t id, bool json) {
   return json ? fikit_tenant_stats_json(s, id) : fikit_tenant_stats_text(s, id);
 }
 
+// The ops table of variant V.
+template <const Variant& V>
+constexpr PolicyOps ops_table() {
+  return PolicyOps{
+      .name = V.name,
+      .description = V.description,
+      .init = init_state<V>,
+      .exit = exit_state,
+      .on_tenant_add = tenant_add,
+      .on_tenant_remove = tenant_remove,
+      .on_submit = TenantOp<ev_submit>::call,
+      .on_complete = TenantOp<ev_complete>::call,
+      .on_revoke = TenantOp<ev_revoke>::call,
+      .on_idle = TenantOp<gap_open>::call,
+      .dispatch = dispatch,
+      .tenant_stats = tenant_stats,
+      .on_hint_idle = V.hints ? TenantOp<gap_hint>::call : nullptr,
+      .check_opts = fikit_policy_opts_check,
+  };
+}
+
+}  // namespace
 }  // namespace fikit_policy
 
-namespace {
-void* fikit_init(const PolicyConfig& cfg) { return fp::ops_init(cfg, false); }
-}  // namespace
+const PolicyOps kFikitPolicy = fp::ops_table<fp::kFikit>();
+const PolicyOps kOraclePolicy = fp::ops_table<fp::kOracle>();
 
-const PolicyOps kFikitPolicy = {
-    .name = "fikit",
-    .description = "fill the predicted idle gaps of higher priorities with lower-priority kernels",
-    .init = fikit_init,
-    .exit = fp::ops_exit,
-    .on_tenant_add = fp::ops_tenant_add,
-    .on_tenant_remove = fp::ops_tenant_remove,
-    .on_submit = fp::ops_on_submit,
-    .on_complete = fp::ops_on_complete,
-    .on_idle = fp::ops_on_idle,
-    .dispatch = fp::ops_dispatch,
-    .tenant_stats = fp::ops_tenant_stats,
-    .on_hint_idle = nullptr,  // fikit predicts gaps; hints are the oracle's (oracle.cpp)
-    .check_opts = fikit_policy_opts_check,
-};
+void fikit_oracle_hint_idle(void* state, TenantInfo& t, uint64_t idle_ns, uint64_t t_ns) {
+  if (state) kOraclePolicy.on_hint_idle(state, t, idle_ns, t_ns);
+}
 
 bool fikit_policy_opts_check(const std::string& spec, std::string* err) {
   fp::FikitParams p;

@@ -1,7 +1,6 @@
 // Parsing of fikit policy tunables.
 #include "policy/fikit/params.h"
 
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -122,15 +121,6 @@ FikitParams params_for(const PolicyConfig& cfg) {
     plog(cfg, kLogWarn, "ignoring FIKIT_POLICY_OPTS: %s", err.c_str());
   if (!cfg.opts.empty() && !params_parse(cfg.opts, &p, &err))
     plog(cfg, kLogWarn, "ignoring --policy-opts: %s", err.c_str());
-  return p;
-}
-
-FikitParams params_from_env() {
-  FikitParams p;
-  const char* spec = std::getenv("FIKIT_POLICY_OPTS");
-  std::string err;
-  if (spec && !params_parse(spec, &p, &err))
-    std::fprintf(stderr, "fikit: ignoring FIKIT_POLICY_OPTS: %s\n", err.c_str());
   return p;
 }
 

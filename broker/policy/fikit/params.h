@@ -57,9 +57,6 @@ struct FikitParams {
 // (_ns, _us, _ms). Return false with *err naming the bad pair; *p is then unchanged.
 bool params_parse(std::string_view spec, FikitParams* p, std::string* err);
 
-// Defaults overridden from FIKIT_POLICY_OPTS; a bad value is reported on stderr and ignored.
-FikitParams params_from_env();
-
 // Defaults overridden from FIKIT_POLICY_OPTS, then from cfg.opts; a bad spec is logged
 // (PolicyConfig::log) and ignored as a whole.
 FikitParams params_for(const PolicyConfig& cfg);

@@ -1,13 +1,14 @@
 // The fikit policy's state: per tenant (TenantData, hung on TenantInfo::policy_data) and global
 // (FikitState: the grants this policy made that are still running). Plain data; the logic is in
-// events.cpp (measurement, gaps, misses) and dispatch.cpp (levels, filling).
+// events.cpp (measurement), gap.cpp (gaps: open, close, predict, score), grants.cpp (grants in
+// flight, fill misses) and dispatch.cpp (levels, filling). The waiting requests are the
+// scheduler's (SchedulerApi::request); the policy keeps no copy of them.
 #pragma once
 
 #include <fikit/abi.h>
 
 #include <array>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -24,15 +25,6 @@
 namespace fikit::broker::fikit_policy {
 
 inline constexpr uint16_t kNoSlot = 0xffff;
-
-// A LP request seen in on_submit, not yet granted.
-struct Pending {
-  uint32_t position;
-  bool position_known;  // false: made up from TenantInfo when our view lost track
-  uint64_t key;
-  uint64_t t_ns;
-  uint16_t stream_slot;
-};
 
 // The gap of a tenant that has nothing outstanding: from its drain to its next submission.
 struct GapState {
@@ -54,11 +46,11 @@ struct GapRef {
   uint64_t end_ns;       // the gap's predicted end the grant relied on (absolute)
 };
 
-// A grant this policy made that has not completed.
+// A grant this policy made that has not completed, named as the scheduler names it: by tenant and
+// by its request's ring position.
 struct Grant {
   uint32_t tenant_id;
   uint32_t position;
-  bool position_known;
   uint64_t key;
   uint16_t stream_slot;
   uint64_t grant_ns;
@@ -91,10 +83,7 @@ struct TenantCounters {
   uint64_t wait_sum_ns = 0;           // request to grant, summed over grants
   uint64_t wait_max_ns = 0;           // the longest such wait
   std::array<uint64_t, 4> held_ns{};  // time spent with a request waiting, by HeldReason
-  // Why a known kernel that did not fit was not granted as a risky one either (dispatches):
-  // it had not waited starve_wait, another risky grant was too recent, other LP work was still
-  // in the gap, or the gap had no room left for the margin.
-  std::array<uint64_t, 4> no_room_why{};
+  std::array<uint64_t, 4> no_room_why{};  // dispatches, by NoRoomWhy
   uint64_t no_room_cost_ns = 0;  // summed over those dispatches: the request's predicted cost
   uint64_t no_room_left_ns = 0;  // ... and the room the gap had left after the LP work in it
 };
@@ -107,6 +96,14 @@ enum class HeldReason : uint8_t {
   kUnknown = 2,    // an unmeasured kernel waiting for a gap long enough to measure it
   kInFlight = 3,   // max_lp_in_flight grants are still running
   kNone = 4,       // nothing waiting, or granted
+};
+
+// Why a known kernel that did not fit was not granted as a risky one either.
+enum class NoRoomWhy : uint8_t {
+  kYoung = 0,     // it had not waited starve_wait
+  kRate = 1,      // another risky grant was too recent (risky_every)
+  kNotAlone = 2,  // other LP work was still in the gap
+  kGapOver = 3,   // the gap had no room left for the margin
 };
 
 struct TenantData {
@@ -137,7 +134,6 @@ struct TenantData {
   KernelTable keys;
   LogHistogram all_gaps;  // every gap of the tenant: fallback for keys with too few gaps
   LogHistogram delays;    // grant-to-launch delay of its LP requests
-  std::deque<Pending> waiting;
   std::array<StreamDone, kStreamSlots> last_done{};
   std::vector<uint32_t> issue_pos;  // ring position -> stream slot map (indexed by pos & mask)
   std::vector<uint16_t> issue_slot;
@@ -152,11 +148,11 @@ struct TenantData {
   uint64_t host_syncs_seen = 0;        // TenantInfo::host_syncs at its previous submission
   uint64_t submits_since_sync = 0;     // submissions since its last synchronizing call
   uint64_t launches_per_sync = 0;      // recent most, decaying by 1/16 per sync (0: never synced)
-  TenantCounters n;
+  TenantCounters counters;
   HeldReason held = HeldReason::kNone;  // why its oldest request waits, since held_since_ns
   uint64_t held_since_ns = 0;
   uint64_t traced_deny_t_ns = 0;  // the request and verdict of the last deny traced (one each)
-  uint8_t traced_deny_verdict = 0;
+  TraceVerdict traced_deny_verdict = TraceVerdict::kGrant;
   std::string profile_note;       // what happened to its profile (loaded, not found, rejected: why)
   bool profile_rejected = false;  // the file there was refused: do not overwrite it
 };
@@ -179,17 +175,26 @@ struct DispatchScratch {
   std::vector<GapRef> gaps;
 };
 
+struct FikitState;
+
+// Where gap predictions come from: predict tenant td's gap after kernel `key` that began at
+// start_ns and has lasted elapsed_ns. The fikit policy predicts from the tenant's history
+// (gap.cpp), the oracle takes the tenant's idle hints (oracle.cpp).
+using GapSourceFn = GapEstimate (*)(const FikitState& st, const TenantData& td, uint64_t key,
+                                    uint64_t start_ns, uint64_t elapsed_ns);
+
 struct FikitState {
-  FikitState(const PolicyConfig& c, const FikitParams& p) : cfg(c), params(p) {}
+  FikitState(const PolicyConfig& c, const FikitParams& p, GapSourceFn source)
+      : cfg(c), params(p), gap_source(source) {}
 
   PolicyConfig cfg;
   FikitParams params;
   std::map<uint32_t, std::unique_ptr<TenantData>> tenants;  // by tenant id
-  std::vector<Grant> grants;                                // in flight, oldest first
+  std::vector<Grant> grants;                                // in flight, oldest first (grants.cpp)
   std::array<uint32_t, kPriorityLevels> rr{};               // round-robin cursor per level
   uint32_t last_fill_tenant = UINT32_MAX;                   // time-slicing: who holds the GPU
   uint64_t last_risky_ns = 0;  // last risky grant (a kernel that waited too long, short gap)
-  bool oracle = false;  // gaps come from idle hints (the oracle policy), not from predictions
+  GapSourceFn gap_source;
   DispatchScratch scratch;
   uint64_t dispatches = 0;
   uint64_t wakeups_asked = 0;

@@ -36,6 +36,8 @@ constexpr const char* kHeldNames[] = {"above-busy", "no-room", "unknown", "in-fl
 static_assert(std::size(kHeldNames) == std::tuple_size_v<decltype(TenantCounters::held_ns)>);
 
 // "    overruns 2  wait mean 12.0us max 1.20ms  held 3.2s above-busy 60% no-room 30% ..."
+uint64_t why(const TenantCounters& n, NoRoomWhy w) { return n.no_room_why[static_cast<size_t>(w)]; }
+
 std::string held_line(const TenantCounters& n) {
   uint64_t grants = n.grants_fill + n.grants_full;
   uint64_t held = std::accumulate(n.held_ns.begin(), n.held_ns.end(), uint64_t{0});
@@ -57,7 +59,7 @@ std::string held_line(const TenantCounters& n) {
 std::string tenant_stats_text(const FikitState& st, uint32_t id) {
   const TenantData* td = find_tenant(st, id);
   if (!td) return "";
-  const TenantCounters& n = td->n;
+  const TenantCounters& n = td->counters;
   uint64_t scored = n.gap_hits + n.gap_misses;
   char l1[160], l2[160];
   std::snprintf(
@@ -91,7 +93,7 @@ std::string tenant_stats_text(const FikitState& st, uint32_t id) {
 std::string tenant_stats_json(const FikitState& st, uint32_t id) {
   const TenantData* td = find_tenant(st, id);
   if (!td) return "{}";
-  const TenantCounters& n = td->n;
+  const TenantCounters& n = td->counters;
   uint64_t scored = n.gap_hits + n.gap_misses;
   uint64_t no_room = std::accumulate(n.no_room_why.begin(), n.no_room_why.end(), uint64_t{0});
   nlohmann::json j = {
@@ -126,10 +128,10 @@ std::string tenant_stats_json(const FikitState& st, uint32_t id) {
         {"unknown", n.held_ns[2]},
         {"in_flight", n.held_ns[3]}}},
       {"no_room_why",
-       {{"young", n.no_room_why[0]},
-        {"rate", n.no_room_why[1]},
-        {"not_alone", n.no_room_why[2]},
-        {"gap_over", n.no_room_why[3]}}},
+       {{"young", why(n, NoRoomWhy::kYoung)},
+        {"rate", why(n, NoRoomWhy::kRate)},
+        {"not_alone", why(n, NoRoomWhy::kNotAlone)},
+        {"gap_over", why(n, NoRoomWhy::kGapOver)}}},
       {"no_room_cost_mean_ns", mean(n.no_room_cost_ns, no_room)},
       {"no_room_left_mean_ns", mean(n.no_room_left_ns, no_room)},
       {"profile", td->profile_note},

@@ -27,7 +27,7 @@ std::string Trace::write() const {
   for (const TraceRecord& r : records_)
     std::fprintf(f, "%llu,%c,%u,%llx,%u,%llu,%llu\n", static_cast<unsigned long long>(r.t_ns),
                  static_cast<char>(r.kind), r.tenant, static_cast<unsigned long long>(r.key),
-                 r.verdict, static_cast<unsigned long long>(r.a),
+                 static_cast<unsigned>(r.verdict), static_cast<unsigned long long>(r.a),
                  static_cast<unsigned long long>(r.b));
   bool ok = std::fflush(f) == 0;
   ok = std::fclose(f) == 0 && ok;

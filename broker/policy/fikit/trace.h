@@ -15,12 +15,20 @@ enum class TraceKind : char {
   kComplete = 'C',  // a = issue time, b = done time (t = done)
   kIdle = 'I',      // the tenant drained: its gap opens; a = predicted length at start (0: none)
   kGrant = 'G',     // verdict; a = predicted end of the grant, b = the gap's predicted end
-  kDeny = 'D',      // verdict (or kHeldInFlight); a = predicted cost, b = room left in the gap
+  kDeny = 'D',      // verdict; a = predicted cost, b = room left in the gap
 };
 
-// A deny's "verdict" beyond FillVerdict's: max_lp_in_flight reached, or a level above is busy.
-inline constexpr uint8_t kHeldInFlight = 100;
-inline constexpr uint8_t kHeldAboveBusy = 101;
+// A grant's or a deny's verdict (written as its number): the fill decision's (FillVerdict, same
+// values), or why a request was held before any fill decision. 0 in other records.
+enum class TraceVerdict : uint8_t {
+  kGrant = 0,
+  kGrantToMeasure = 1,
+  kGrantRisky = 2,
+  kNoRoom = 3,
+  kNeedLongGap = 4,
+  kHeldInFlight = 100,   // max_lp_in_flight grants are running
+  kHeldAboveBusy = 101,  // a level above is busy: no gap at all
+};
 
 struct TraceRecord {
   uint64_t t_ns;
@@ -29,7 +37,7 @@ struct TraceRecord {
   uint64_t b;
   uint32_t tenant;
   TraceKind kind;
-  uint8_t verdict;
+  TraceVerdict verdict;
 };
 
 class Trace {
@@ -38,7 +46,7 @@ class Trace {
   void open_from_env();
   bool on() const { return !path_.empty(); }
   void add(TraceKind kind, uint64_t t_ns, uint32_t tenant, uint64_t key, uint64_t a = 0,
-           uint64_t b = 0, uint8_t verdict = 0) noexcept {
+           uint64_t b = 0, TraceVerdict verdict = TraceVerdict::kGrant) noexcept {
     if (path_.empty()) return;
     if (records_.size() == records_.capacity()) {
       dropped_++;
