@@ -76,6 +76,8 @@ class Control {
   void on_message(int fd, const char* msg, int len);
   void on_register(Conn& c, const char* msg, int len);
   void on_status(Conn& c);
+  // What a status document is built from, now.
+  StatusInput status_input();
   void on_stop(Conn& c);
   void on_signal();
   void on_timer();
@@ -94,6 +96,7 @@ class Control {
   std::string stop_reason_;
   GpuMonitor* gpu_ = nullptr;
   std::vector<StatusPart> status_parts_;
+  TenantRates rates_;  // status: launches and grants per second
 };
 
 }  // namespace fikit::broker
