@@ -33,7 +33,7 @@ Status ask(const std::string& path, MsgType type, Conn* c, int* status, std::str
   auto reply = std::make_unique<TextReply>();
   int err = ctl_request(path.c_str(), type, reply.get(), kReplyTimeoutMs, c ? &c->fd : nullptr);
   if (err == -ENOENT || err == -ECONNREFUSED)
-    return Status(StatusCode::kUnavailable,
+    return Status(StatusCode::kNotFound,
                   "no fikit-broker is running on " + path + " (" + strerror(-err) + ")");
   if (err == -ENAMETOOLONG)
     return Status(StatusCode::kInvalidArgument, "socket path too long: " + path);
@@ -57,7 +57,13 @@ int fail(const Status& s) {
 int status_command(const Options& o) {
   int status = 0;
   std::string text;
-  if (Status s = ask(o.socket, MsgType::kStatus, nullptr, &status, &text); !s.ok()) return fail(s);
+  if (Status s = ask(o.socket, MsgType::kStatus, nullptr, &status, &text); !s.ok()) {
+    if (s.code() != StatusCode::kNotFound) return fail(s);
+    // No broker: machines get a document too, and the exit code says it (docs/STATUS.md).
+    if (o.json) printf("{\"running\": false}\n");
+    fail(s);
+    return kStatusNotRunningExit;
+  }
   if (status != 0) return fail(Status(StatusCode::kInternal, "status failed: " + text));
   if (o.json) {
     printf("%s\n", text.c_str());

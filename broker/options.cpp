@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "profile_command.h"
+#include "status.h"
 
 namespace fikit::broker {
 namespace {
@@ -327,7 +328,7 @@ std::string usage_text() {
   std::string text = kUsage;
   text += std::string("policies (default: ") + policy_list()[0]->name + "):\n";
   for (const PolicyOps* const* p = policy_list(); *p; p++) append_policy(&text, **p);
-  return text + kExamples;
+  return text + status_legend() + kExamples;
 }
 
 Result<Options> parse_options(int argc, char** argv) {

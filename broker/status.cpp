@@ -3,6 +3,7 @@
 #include <fikit/abi.h>
 #include <fikit/util.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -56,8 +57,12 @@ json tenant_base_json(const TenantStatus& t, uint64_t now_ns) {
               {"age_s", static_cast<double>(now_ns - t.admitted_ns) * 1e-9}};
 }
 
-json tenant_json(const TenantStatus& t, uint64_t now_ns) {
+json tenant_json(const TenantStatus& t, const TenantRate* rate, uint64_t now_ns) {
   json j = tenant_base_json(t, now_ns);
+  j["gpu"] = 0;  // the one GPU the broker schedules (gpus[0])
+  j["launches_per_s"] = rate ? rate->launches_per_s : 0.0;
+  j["grants_per_s"] = rate ? rate->grants_per_s : 0.0;
+  j["rate_window_s"] = rate ? rate->window_s : 0.0;
   // The policy's statistics (PolicyOps::tenant_stats), if it keeps any.
   json stats = json::parse(t.policy_json.empty() ? "{}" : t.policy_json, nullptr, false);
   if (!stats.is_object()) stats = json::object();
@@ -97,19 +102,139 @@ std::string duration(double s) {
   return buf;
 }
 
-std::string table_row(const json& t) {
-  char buf[160];
-  std::string name = t.at("name").get<std::string>().substr(0, 14);
-  snprintf(buf, sizeof(buf), "%3u %7d %-14s %-7s %-6s %6s %6s %6s %6s %4u %4u\n",
-           t.at("id").get<unsigned>(), t.at("pid").get<int>(), name.c_str(),
-           t.at("priority_name").get<std::string>().c_str(),
-           t.at("state").get<std::string>().c_str(),
-           compact(t.at("launches").get<uint64_t>()).c_str(),
-           compact(t.at("granted").get<uint64_t>()).c_str(),
-           compact(t.at("passed_through").get<uint64_t>()).c_str(),
-           compact(t.at("dropped").get<uint64_t>()).c_str(), t.at("lp_waiting").get<unsigned>(),
-           t.at("lp_in_flight").get<unsigned>());
+// A rate in at most 6 columns: 0, 0.52, 12.3, 1234, 12.3k, 1.2M.
+std::string rate(double v) {
+  char buf[32];
+  if (v <= 0) return "0";
+  if (v < 10)
+    snprintf(buf, sizeof(buf), "%.2f", v);
+  else if (v < 100)
+    snprintf(buf, sizeof(buf), "%.1f", v);
+  else if (v < 10'000)
+    snprintf(buf, sizeof(buf), "%.0f", v);
+  else if (v < 1e6)
+    snprintf(buf, sizeof(buf), "%.1fk", v / 1e3);
+  else if (v < 1e9)
+    snprintf(buf, sizeof(buf), "%.1fM", v / 1e6);
+  else
+    snprintf(buf, sizeof(buf), "%.0fG", v / 1e9);
   return buf;
+}
+
+// `name` in at most `width` bytes: control bytes shown as '?', a longer name cut with '~' at its
+// end (at a UTF-8 character boundary).
+std::string fit_name(std::string name, size_t width) {
+  for (char& c : name)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  if (name.size() <= width) return name;
+  size_t cut = width - 1;
+  while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xc0) == 0x80) cut--;
+  return name.substr(0, cut) + "~";
+}
+
+constexpr const char* kRowFormat = "%3u %7d %-14s %-7s %-6.6s %6s %6s %6s %6s %4u %4u\n";
+constexpr const char* kHeadFormat = "%3s %7s %-14s %-7s %-6s %6s %6s %6s %6s %4s %4s\n";
+
+std::string table_row(const json& t) {
+  char buf[200];
+  snprintf(
+      buf, sizeof(buf), kRowFormat, t.at("id").get<unsigned>(), t.at("pid").get<int>(),
+      fit_name(t.at("name").get<std::string>(), 14).c_str(),
+      t.at("priority_name").get<std::string>().c_str(), t.at("state").get<std::string>().c_str(),
+      compact(t.at("launches").get<uint64_t>()).c_str(),
+      rate(t.value("launches_per_s", 0.0)).c_str(),
+      compact(t.at("granted").get<uint64_t>()).c_str(), rate(t.value("grants_per_s", 0.0)).c_str(),
+      t.at("lp_waiting").get<unsigned>(), t.at("lp_in_flight").get<unsigned>());
+  std::string out = buf;
+  // The counters that say something went around the broker, when they are not zero.
+  std::string notes;
+  auto note = [&](const char* key, const char* what) {
+    if (uint64_t n = t.value(key, uint64_t{0}); n > 0)
+      notes += (notes.empty() ? "" : ", ") + std::string(what) + " " + std::to_string(n);
+  };
+  note("passed_through", "passed through");
+  note("dropped", "dropped");
+  note("expired", "expired");
+  if (!notes.empty()) out += "    " + notes + "\n";
+  return out;
+}
+
+// `text` with every line longer than `width` broken at spaces (or, with none, at `width`); a
+// continuation is indented two columns more than its line.
+std::string wrap(const std::string& text, size_t width) {
+  std::string out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    const size_t indent = std::min<size_t>(line.find_first_not_of(' ') + 2, width / 2);
+    while (line.size() > width) {
+      size_t cut = line.rfind(' ', width);
+      if (cut == std::string::npos || cut <= indent) cut = width;
+      out += line.substr(0, cut) + "\n";
+      size_t rest = line.find_first_not_of(' ', cut);
+      line = std::string(indent, ' ') + (rest == std::string::npos ? "" : line.substr(rest));
+    }
+    out += line;
+    if (end < text.size()) out += "\n";
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string header(const json& doc) {
+  const json& b = doc.at("broker");
+  double up = b.at("uptime_s").get<double>();
+  double cpu = b.at("scheduler_cpu_s").get<double>();
+  std::string version = doc.value("version", std::string());
+  char head[1024];
+  snprintf(head, sizeof(head),
+           "fikit-broker%s%s pid %d (uid %u), up %s, policy %s, ABI %s\n"
+           "socket %s\n"
+           "scheduler CPU %.3f s (%.2f%% of uptime), broker CPU %.3f s\n",
+           version.empty() ? "" : " ", version.c_str(), b.at("pid").get<int>(),
+           b.at("uid").get<unsigned>(), duration(up).c_str(),
+           b.at("policy").get<std::string>().c_str(), b.at("abi").get<std::string>().c_str(),
+           b.at("socket").get<std::string>().c_str(), cpu, up > 0 ? 100 * cpu / up : 0.0,
+           b.at("process_cpu_s").get<double>());
+  std::string out = head;
+  if (doc.contains("gpus"))
+    for (const json& g : doc.at("gpus"))
+      if (!g.value("uuid", std::string()).empty())
+        out += "GPU " + std::to_string(g.value("index", 0)) + ": " +
+               g.value("model", std::string()) + " " + g.value("uuid", std::string()) + "\n";
+  return out;
+}
+
+std::string tenants_text(const json& doc) {
+  const json& b = doc.at("broker");
+  const json& tenants = doc.at("tenants");
+  std::string out = std::to_string(b.at("tenants").get<size_t>()) + " tenant(s)";
+  double window = 0;
+  for (const json& t : tenants) window = std::max(window, t.value("rate_window_s", 0.0));
+  if (window > 0) {
+    char buf[64];
+    snprintf(buf, sizeof(buf), "; rates per second over the last %s", duration(window).c_str());
+    out += buf;
+  }
+  out += "\n";
+  if (tenants.empty()) return out;
+  char cols[128];
+  snprintf(cols, sizeof(cols), kHeadFormat, "ID", "PID", "NAME", "PRIO", "STATE", "LAUNCH", "L/s",
+           "GRANT", "G/s", "WAIT", "INFL");
+  out += "\n" + std::string(cols);
+  std::string faults;
+  for (const json& t : tenants) {
+    out += table_row(t);
+    out += t.value("policy_text", std::string());  // older brokers: none
+    if (!t.at("fault").get<std::string>().empty())
+      faults += "tenant " + std::to_string(t.at("id").get<unsigned>()) +
+                " faulty: " + t.at("fault").get<std::string>() + "\n";
+  }
+  if (size_t n = b.at("tenants_omitted").get<size_t>(); n > 0)
+    out += "(" + std::to_string(n) + " more not shown: use --json)\n";
+  return out + faults;
 }
 
 }  // namespace
@@ -128,8 +253,8 @@ const char* state_name(TenantState s) {
   return "unknown";
 }
 
-std::string status_json(const BrokerInfo& info, const std::vector<TenantStatus>& tenants,
-                        uint64_t now_ns, size_t max_len, const std::vector<StatusPart>& parts) {
+std::string status_json(const StatusInput& in) {
+  const BrokerInfo& info = in.info;
   json broker{{"pid", info.pid},
               {"uid", info.uid},
               {"socket", info.socket},
@@ -139,70 +264,87 @@ std::string status_json(const BrokerInfo& info, const std::vector<TenantStatus>&
               {"process_cpu_s", info.process_cpu_s},
               {"spin_us", info.spin_us},
               {"abi", std::to_string(kAbiMajor) + "." + std::to_string(kAbiMinor)},
-              {"tenants", tenants.size()},
+              {"tenants", in.tenants.size()},
               {"tenants_omitted", 0}};
-  json doc{{"broker", broker}, {"tenants", json::array()}};
+  json gpu{
+      {"index", 0}, {"uuid", info.gpu_uuid}, {"model", info.gpu_model}, {"tenants", json::array()}};
+  json doc{{"schema_version", kStatusSchemaVersion},
+           {"time", info.unix_time},
+           {"version", FIKIT_VERSION},
+           {"broker", broker},
+           {"gpus", json::array({gpu})},
+           {"tenants", json::array()}};
   size_t len = doc.dump().size() + 16;
-  for (const StatusPart& p : parts) {
-    json value = p.value(now_ns, max_len > len ? max_len - len : 0);
+  for (const StatusPart& p : in.parts) {
+    json value = p.value(in.now_ns, in.max_len > len ? in.max_len - len : 0);
     size_t add = p.key.size() + 4 + value.dump().size();
-    if (value.is_null() || len + add > max_len) continue;
+    if (value.is_null() || len + add > in.max_len) continue;
     len += add;
     doc[p.key] = std::move(value);
   }
   size_t omitted = 0;
-  for (const TenantStatus& t : tenants) {
-    json j = tenant_json(t, now_ns);
-    size_t add = j.dump().size() + 1;
-    if (omitted > 0 || len + add > max_len) {
+  json& listed = doc["gpus"][0]["tenants"];
+  for (const TenantStatus& t : in.tenants) {
+    auto r = in.rates.find(t.id);
+    json j = tenant_json(t, r == in.rates.end() ? nullptr : &r->second, in.now_ns);
+    size_t add = j.dump().size() + 1 + 11;  // and its id in gpus[0].tenants
+    if (omitted > 0 || len + add > in.max_len) {
       omitted++;
       continue;
     }
     len += add;
+    listed.push_back(t.id);
     doc["tenants"].push_back(std::move(j));
   }
   doc["broker"]["tenants_omitted"] = omitted;
   return doc.dump();
 }
 
+std::string status_json(const BrokerInfo& info, const std::vector<TenantStatus>& tenants,
+                        uint64_t now_ns, size_t max_len, const std::vector<StatusPart>& parts) {
+  return status_json(StatusInput{info, tenants, {}, parts, now_ns, max_len});
+}
+
 Result<std::string> status_text(const std::string& text) {
   try {
     json doc = json::parse(text);
-    const json& b = doc.at("broker");
-    double up = b.at("uptime_s").get<double>();
-    double cpu = b.at("scheduler_cpu_s").get<double>();
-    char head[512];
-    snprintf(head, sizeof(head),
-             "fikit-broker pid %d (uid %u), up %s, policy %s, ABI %s\n"
-             "socket %s\n"
-             "scheduler CPU %.3f s (%.2f%% of uptime), broker CPU %.3f s\n",
-             b.at("pid").get<int>(), b.at("uid").get<unsigned>(), duration(up).c_str(),
-             b.at("policy").get<std::string>().c_str(), b.at("abi").get<std::string>().c_str(),
-             b.at("socket").get<std::string>().c_str(), cpu, up > 0 ? 100 * cpu / up : 0.0,
-             b.at("process_cpu_s").get<double>());
-    std::string out = head + parts_text(doc, true);
-    const json& tenants = doc.at("tenants");
-    out += std::to_string(b.at("tenants").get<size_t>()) + " tenant(s)\n";
-    if (tenants.empty()) return out + parts_text(doc, false);
-    char cols[96];
-    snprintf(cols, sizeof(cols), "\n%3s %7s %-14s %-7s %-6s %6s %6s %6s %6s %4s %4s\n", "ID", "PID",
-             "NAME", "PRIO", "STATE", "LAUNCH", "GRANT", "PASS", "DROP", "WAIT", "INFL");
-    out += cols;
-    std::string faults;
-    for (const json& t : tenants) {
-      out += table_row(t);
-      out += t.value("policy_text", std::string());  // older brokers: none
-      if (!t.at("fault").get<std::string>().empty())
-        faults += "tenant " + std::to_string(t.at("id").get<unsigned>()) +
-                  " faulty: " + t.at("fault").get<std::string>() + "\n";
-    }
-    if (size_t n = b.at("tenants_omitted").get<size_t>(); n > 0)
-      out += "(" + std::to_string(n) + " more not shown: use --json)\n";
-    return out + faults + parts_text(doc, false);
+    std::string out =
+        header(doc) + parts_text(doc, true) + tenants_text(doc) + parts_text(doc, false);
+    return wrap(out, 80);
   } catch (const nlohmann::json::exception& e) {
     return Status(StatusCode::kInternal,
                   std::string("failed to parse the broker's status: ") + e.what());
   }
+}
+
+std::string status_legend() {
+  return R"(STATUS
+  The tenant table of `status` (docs/STATUS.md has every field of --json):
+    PRIO    high, normal, low, level 3 .. level 7 (high is the HP level)
+    STATE   active, or faulty (it sent something invalid: it runs unmanaged)
+    LAUNCH  launches the broker has seen (HP records and LP requests)
+    GRANT   LP launches granted
+    L/s G/s launches and grants per second, over the time since the previous
+            status at least 1 s earlier (or since the tenant registered)
+    WAIT    LP requests waiting for a grant now
+    INFL    LP launches granted and not yet seen complete
+    name~   a name cut to fit (--json has all of it)
+  Under a row, when not 0: passed through (launched without the broker: it was
+  away, or the stream was capturing), dropped (HP records lost to a full ring),
+  expired (grants not launched within 100 ms, taken back).
+  The fikit policy's lines (docs/POLICY.md "Statistics"): kernels and keys
+  (kernel identities of the tenant, of the cap); gaps: hit (the LP work put in
+  fit), miss, fill-miss (the HP came back while LP work was still running);
+  gap pred/actual (mean predicted and actual gap); LP into gaps (grants into
+  this tenant's gaps and their GPU time); as LP: fill (grants into gaps), full
+  (at full speed, nothing above busy); overruns (LP work that outlasted its
+  gap); wait (request to grant); held (time its requests waited) above-busy (a
+  level above was busy), no-room (no gap with room for the kernel), unknown
+  (kernel length not known yet), in-flight (at the LP in-flight limit);
+  markers (1 in N HP launches carries a completion marker).
+  Exit status of `status`: 0; 3 if no broker runs on the socket (with --json it
+  prints {"running": false}); 1 if it did not answer or its reply was bad.
+)";
 }
 
 }  // namespace fikit::broker

@@ -9,11 +9,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstddef>
 #include <cstring>
 
 #include "control/shm_region.h"
+#include "gpu/gpu_inventory.h"
 #include "gpu/gpu_monitor.h"
 #include "log.h"
 
@@ -171,19 +173,33 @@ void Control::on_register(Conn& c, const char* msg, int len) {
   if (!answered) drop(fd, "failed to answer its registration");
 }
 
-void Control::on_status(Conn& c) {
-  BrokerInfo info;
+StatusInput Control::status_input() {
+  StatusInput in;
+  BrokerInfo& info = in.info;
   info.pid = getpid();
   info.uid = geteuid();
   info.socket = cfg_.socket_path;
   info.policy = sched_.policy().name;
-  uint64_t now = now_ns();
-  info.uptime_ns = now - start_ns_;
+  in.now_ns = now_ns();
+  info.uptime_ns = in.now_ns - start_ns_;
   info.scheduler_cpu_s = sched_.cpu_seconds();
   info.process_cpu_s = process_cpu_seconds();
   info.spin_us = cfg_.spin_ns / 1000;
-  send_text(c, MsgType::kStatusReply, 0,
-            status_json(info, sched_.status(), now, kStatusMax - 1, status_parts_));
+  info.unix_time =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  if (const std::vector<GpuIdentity>& gpus = nvidia_gpus(); gpus.size() == 1) {
+    info.gpu_uuid = gpus[0].uuid;
+    info.gpu_model = gpus[0].model;
+  }
+  in.tenants = sched_.status();
+  in.rates = rates_.update(in.tenants, in.now_ns);
+  in.parts = status_parts_;
+  in.max_len = kStatusMax - 1;
+  return in;
+}
+
+void Control::on_status(Conn& c) {
+  send_text(c, MsgType::kStatusReply, 0, status_json(status_input()));
   drop(c.fd, nullptr);
 }
 

@@ -77,6 +77,8 @@ class Control {
   void on_message(int fd, const char* msg, int len);
   void on_register(Conn& c, const char* msg, int len);
   void on_status(Conn& c);
+  // What a status document is built from, now.
+  StatusInput status_input();
   void on_stop(Conn& c);
   void on_signal();
   void on_timer();
@@ -99,6 +101,7 @@ class Control {
   GpuMonitor* gpu_ = nullptr;
   std::vector<StatusPart> status_parts_;
   Guard guard_;
+  TenantRates rates_;  // status: launches and grants per second
 };
 
 }  // namespace fikit::broker
