@@ -97,7 +97,7 @@ Status check_header(const char* msg, int len) {
   return Status();
 }
 
-Result<std::shared_ptr<TenantDesc>> admit(const char* msg, int len, const Peer& peer, uint32_t id) {
+Result<Admitted> admit(const char* msg, int len, const Peer& peer, uint32_t id) {
   if (Status s = check_header(msg, len); !s.ok()) return s;
   RegisterRequest req{};
   memcpy(&req, msg, std::min(sizeof(req), static_cast<size_t>(len)));
@@ -108,22 +108,20 @@ Result<std::shared_ptr<TenantDesc>> admit(const char* msg, int len, const Peer& 
   desc->uid = peer.uid;
   desc->priority = req.priority;
   desc->name = req.name[0] ? std::string(req.name) : comm_of(peer.pid);
-  desc->shm_name = "/fikit-" + std::to_string(getpid()) + "-" + std::to_string(id);
   desc->admitted_ns = now_ns();
-  Result<ShmSegment> shm =
-      shm_create(ShmSpec{desc->shm_name, id, peer.pid, peer.uid, req.priority, desc->name});
+  Result<ShmSegment> shm = shm_create(ShmSpec{id, peer.pid, peer.uid, req.priority, desc->name});
   if (!shm.ok()) return shm.status();
   desc->seg = shm->seg;
   desc->keep = shm->keep;
-  return desc;
+  return Admitted{desc, shm->fd};
 }
 
-RegisterReply register_reply(const Result<std::shared_ptr<TenantDesc>>& r) {
+RegisterReply register_reply(const Result<Admitted>& r) {
   RegisterReply reply{};
   reply.hdr = msg_header(MsgType::kRegisterReply, sizeof(reply));
   if (r.ok()) {
-    reply.tenant_id = r.value()->id;
-    snprintf(reply.shm_name, sizeof(reply.shm_name), "%s", r.value()->shm_name.c_str());
+    reply.tenant_id = r.value().desc->id;
+    reply.segment_size = sizeof(Segment);
   } else {
     reply.status = status_errno(r.status());
     snprintf(reply.error, sizeof(reply.error), "%s", r.status().message().c_str());

@@ -1,5 +1,6 @@
 #include "control/control.h"
 
+#include <fikit/fd_passing.h>
 #include <fikit/protocol.h>
 #include <fikit/util.h>
 #include <signal.h>
@@ -13,7 +14,6 @@
 #include <cstddef>
 #include <cstring>
 
-#include "control/shm_region.h"
 #include "gpu/gpu_monitor.h"
 #include "log.h"
 
@@ -133,7 +133,7 @@ void Control::on_message(int fd, const char* msg, int len) {
 void Control::on_register(Conn& c, const char* msg, int len) {
   int fd = c.fd;
   int pidfd = -1;
-  Result<std::shared_ptr<TenantDesc>> r =
+  Result<Admitted> r =
       Status(StatusCode::kUnavailable,
              "too many tenants (" + std::to_string(kMaxTenants) + "): stop some, then retry");
   size_t tenants = 0;
@@ -141,7 +141,7 @@ void Control::on_register(Conn& c, const char* msg, int len) {
   if (tenants < kMaxTenants) {
     pidfd = pidfd_open(c.peer.pid);
     r = pidfd >= 0 ? admit(msg, len, c.peer, next_tenant_id_++)
-                   : Result<std::shared_ptr<TenantDesc>>(
+                   : Result<Admitted>(
                          Status::from_errno(errno, "watch process " + std::to_string(c.peer.pid)));
   }
   RegisterReply reply = register_reply(r);
@@ -153,20 +153,22 @@ void Control::on_register(Conn& c, const char* msg, int len) {
     return drop(fd, nullptr);
   }
   c.kind = ConnKind::kTenant;
-  c.tenant = r.value();
+  c.tenant = r.value().desc;
   c.pidfd = pidfd;
   c.pidfd_op = loop_.add_poll(
       pidfd, [this, fd](uint32_t) { guarded(fd, "exit", [&] { drop(fd, "process exited"); }); });
   const TenantDesc& d = *c.tenant;
-  FIKIT_LOG_INFO("tenant %u registered: pid %d, uid %u, \"%s\", priority %s, segment %s", d.id,
-                 d.pid, d.uid, d.name.c_str(), priority_name(d.priority), d.shm_name.c_str());
+  FIKIT_LOG_INFO("tenant %u registered: pid %d, uid %u, \"%s\", priority %s", d.id, d.pid, d.uid,
+                 d.name.c_str(), priority_name(d.priority));
   // Active before the client maps it (the scheduler has not seen the segment yet): its first
   // launches are queued for the scheduler rather than passed through.
   d.seg->broker.state.store(static_cast<uint32_t>(TenantState::kActive), std::memory_order_release);
   sched_.post_add(c.tenant);
   // Answer first: the client's first launch waits for this reply (FIKIT_BROKER_TIMEOUT_MS).
+  // The segment's descriptor goes with the reply; the broker keeps only its mapping.
   const bool answered =
-      c.pidfd_op >= 0 && send(fd, &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT) >= 0;
+      c.pidfd_op >= 0 && fd__send(fd, &reply, sizeof(reply), r.value().segment_fd) >= 0;
+  close(r.value().segment_fd);
   if (gpu_) gpu_->tenant_joined(d);
   if (!answered) drop(fd, "failed to answer its registration");
 }
@@ -255,8 +257,6 @@ void Control::drop(int fd, const char* why) {
                    why ? why : "dropped");
     sched_.post_remove(d.id);
     if (gpu_) gpu_->tenant_left(d);
-    if (int err = shm_remove(d.shm_name); err < 0)
-      FIKIT_LOG_WARN("failed to remove segment %s: %s", d.shm_name.c_str(), strerror(-err));
     loop_.remove(c.pidfd_op);
     close(c.pidfd);
   } else if (why) {
@@ -295,7 +295,6 @@ void Control::close_tenants() {
       // Full fence: pairs with the client's fence before it sleeps on `granted`.
       std::atomic_thread_fence(std::memory_order_seq_cst);
       futex_wake(&w.granted, INT_MAX);
-      shm_remove(c.tenant->shm_name);
       close(c.pidfd);
     }
     close(fd);
