@@ -20,8 +20,7 @@
 namespace fikit::broker {
 namespace {
 
-constexpr size_t kMaxMessage = 512;  // every request is far smaller
-constexpr size_t kMaxTenants = 1024;
+constexpr size_t kMaxMessage = 512;                // every request is far smaller
 constexpr uint64_t kTimerNs = 1'000'000'000;       // periodic housekeeping
 constexpr uint64_t kSilentConnNs = 5'000'000'000;  // a connection must speak within this
 
@@ -87,6 +86,10 @@ void Control::on_accept(int fd) {
     return;
   }
   c.peer = Peer{cred.pid, cred.uid};
+  if (!make_room(c.peer, c.opened_ns)) {
+    close(fd);
+    return;
+  }
   c.recv_op = loop_.add_recv(fd, kMaxMessage, [this, fd](const char* msg, int n) {
     guarded(fd, "message", [&] { on_message(fd, msg, n); });
   });
@@ -96,6 +99,36 @@ void Control::on_accept(int fd) {
     return;
   }
   conns_.emplace(fd, std::move(c));
+}
+
+bool Control::make_room(const Peer& peer, uint64_t now) {
+  size_t of_uid = 0, total = 0;
+  const Conn* oldest_of_uid = nullptr;
+  const Conn* oldest = nullptr;
+  for (const auto& [_, c] : conns_) {
+    if (c.kind != ConnKind::kNew) continue;
+    total++;
+    if (!oldest || c.opened_ns < oldest->opened_ns) oldest = &c;
+    if (c.peer.uid != peer.uid) continue;
+    of_uid++;
+    if (!oldest_of_uid || c.opened_ns < oldest_of_uid->opened_ns) oldest_of_uid = &c;
+  }
+  const Conn* victim = nullptr;
+  if (of_uid >= cfg_.quotas.silent_per_uid)
+    victim = oldest_of_uid;
+  else if (total >= cfg_.quotas.silent_total)
+    victim = oldest;
+  else
+    return true;
+  bool displace = victim && now - victim->opened_ns >= kQuietNs;
+  if (uint64_t n = over_quota_.count(now))
+    FIKIT_LOG_WARN(
+        "connection quota reached (uid %u: %zu silent connections, all uids: %zu): %s "
+        "(%llu such since the last line)",
+        peer.uid, of_uid, total, displace ? "closed the oldest silent one" : "closed the new one",
+        static_cast<unsigned long long>(n));
+  if (displace) drop(victim->fd, "displaced by a newer connection (quota)");
+  return displace;
 }
 
 void Control::on_message(int fd, const char* msg, int len) {
@@ -133,21 +166,23 @@ void Control::on_message(int fd, const char* msg, int len) {
 void Control::on_register(Conn& c, const char* msg, int len) {
   int fd = c.fd;
   int pidfd = -1;
-  Result<Admitted> r =
-      Status(StatusCode::kUnavailable,
-             "too many tenants (" + std::to_string(kMaxTenants) + "): stop some, then retry");
-  size_t tenants = 0;
-  for (const auto& [_, other] : conns_) tenants += other.kind == ConnKind::kTenant;
-  if (tenants < kMaxTenants) {
-    pidfd = pidfd_open(c.peer.pid);
-    r = pidfd >= 0 ? admit(msg, len, c.peer, next_tenant_id_++)
-                   : Result<Admitted>(
-                         Status::from_errno(errno, "watch process " + std::to_string(c.peer.pid)));
+  size_t of_uid = 0, total = 0;
+  for (const auto& [_, other] : conns_) {
+    if (other.kind != ConnKind::kTenant) continue;
+    total++;
+    of_uid += other.peer.uid == c.peer.uid;
   }
+  Status quota = check_tenant_quota(cfg_.quotas, c.peer.uid, of_uid, total);
+  if (quota.ok()) pidfd = pidfd_open(c.peer.pid);
+  Result<Admitted> r = !quota.ok() ? Result<Admitted>(quota)
+                       : pidfd < 0 ? Result<Admitted>(Status::from_errno(
+                                         errno, "watch process " + std::to_string(c.peer.pid)))
+                                   : admit(msg, len, c.peer, next_tenant_id_++);
   RegisterReply reply = register_reply(r);
   if (!r.ok()) {
-    FIKIT_LOG_INFO("refused pid %d (uid %u): %s", c.peer.pid, c.peer.uid,
-                   r.status().message().c_str());
+    if (uint64_t n = refused_.count(now_ns()))
+      FIKIT_LOG_INFO("refused pid %d (uid %u): %s (%llu refusals since the last line)", c.peer.pid,
+                     c.peer.uid, r.status().message().c_str(), static_cast<unsigned long long>(n));
     if (pidfd >= 0) close(pidfd);
     send(fd, &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
     return drop(fd, nullptr);

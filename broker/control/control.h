@@ -22,6 +22,8 @@
 
 #include "control/admission.h"
 #include "control/guard.h"
+#include "control/quota.h"
+#include "control/rate_counter.h"
 #include "sched/scheduler.h"
 #include "status.h"
 #include "uring_loop.h"
@@ -34,6 +36,7 @@ struct ControlConfig {
   int listen_fd = -1;
   std::string socket_path;
   uint64_t spin_ns = 0;  // shown by status
+  Quotas quotas;         // per uid (quota.h)
   // Adds members to the status document (the substrate's, substrate_status.h); may be empty.
   std::function<std::string(const std::string&)> add_status;
 };
@@ -74,6 +77,9 @@ class Control {
   };
 
   void on_accept(int fd);
+  // Make room for a new silent connection of `peer` under the quotas (quota.h), displacing an
+  // old one if needed. Return false if the new one must be closed instead.
+  bool make_room(const Peer& peer, uint64_t now);
   void on_message(int fd, const char* msg, int len);
   void on_register(Conn& c, const char* msg, int len);
   void on_status(Conn& c);
@@ -98,6 +104,8 @@ class Control {
   std::string stop_reason_;
   GpuMonitor* gpu_ = nullptr;
   Guard guard_;
+  RateCounter over_quota_;  // connections displaced or closed by the quotas
+  RateCounter refused_;     // registrations refused
 };
 
 }  // namespace fikit::broker
