@@ -9,10 +9,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstddef>
 #include <cstring>
+#include <utility>
 
 #include "gpu/gpu_monitor.h"
 #include "log.h"
@@ -56,8 +58,13 @@ Status Control::init() {
   if (signal_fd_ < 0) return Status::from_errno(errno, "create signalfd");
   if (int err = loop_.add_poll(signal_fd_, [this](uint32_t) { on_signal(); }); err < 0)
     return Status::from_errno(-err, "watch signals");
-  if (int err = loop_.add_accept(cfg_.listen_fd, [this](int fd) { on_accept(fd); }); err < 0)
-    return Status::from_errno(-err, "accept on the control socket");
+  if (long limit = raise_fd_limit(); limit < 0)
+    FIKIT_LOG_WARN("failed to raise the file-descriptor limit: %s",
+                   strerror(static_cast<int>(-limit)));
+  else
+    FIKIT_LOG_DEBUG("file-descriptor limit %ld", limit);
+  accept_op_ = loop_.add_accept(cfg_.listen_fd, [this](int fd) { on_accept(fd); });
+  if (accept_op_ < 0) return Status::from_errno(-accept_op_, "accept on the control socket");
   if (int err = loop_.add_timer(kTimerNs, [this] { on_timer(); }); err < 0)
     return Status::from_errno(-err, "arm the housekeeping timer");
   return Status();
@@ -70,11 +77,8 @@ std::string Control::run() {
 }
 
 void Control::on_accept(int fd) {
-  if (fd < 0) {
-    if (fd != -EAGAIN && fd != -EINTR)
-      FIKIT_LOG_WARN("failed to accept a connection: %s", strerror(-fd));
-    return;
-  }
+  if (fd < 0) return on_accept_error(-fd);
+  backoff_.on_success();
   Conn c;
   c.fd = fd;
   c.opened_ns = now_ns();
@@ -99,6 +103,46 @@ void Control::on_accept(int fd) {
     return;
   }
   conns_.emplace(fd, std::move(c));
+}
+
+void Control::on_accept_error(int err) {
+  if (err == EAGAIN || err == EINTR || err == ECONNABORTED || resume_op_ > 0) return;
+  // Any other failure would come back at once: stop accepting for a while instead of spinning.
+  uint64_t now = now_ns();
+  uint64_t pause_ns = backoff_.on_failure();
+  size_t shed = accept_error_is_exhaustion(err) ? shed_silent(now) : 0;
+  if (uint64_t n = accept_failures_.count(now))
+    FIKIT_LOG_WARN(
+        "failed to accept a connection: %s; closed %zu silent connections, accepting "
+        "again in %llu ms (%llu failures since the last line)",
+        strerror(err), shed, static_cast<unsigned long long>(pause_ns / 1'000'000),
+        static_cast<unsigned long long>(n));
+  loop_.remove(accept_op_);
+  accept_op_ = 0;
+  resume_op_ = loop_.add_timer(pause_ns, [this] { resume_accepting(); });
+  if (resume_op_ < 0) {
+    FIKIT_LOG_ERROR("failed to arm the accept back-off timer: %s", strerror(-resume_op_));
+    resume_op_ = 0;
+    resume_accepting();
+  }
+}
+
+void Control::resume_accepting() {
+  loop_.remove(resume_op_);
+  resume_op_ = 0;
+  accept_op_ = loop_.add_accept(cfg_.listen_fd, [this](int fd) { on_accept(fd); });
+  if (accept_op_ < 0) FIKIT_LOG_ERROR("failed to accept again: %s", strerror(-accept_op_));
+}
+
+size_t Control::shed_silent(uint64_t now) {
+  std::vector<std::pair<uint64_t, int>> quiet;  // (opened, fd), silent for kQuietNs or more
+  for (const auto& [fd, c] : conns_)
+    if (c.kind == ConnKind::kNew && now - c.opened_ns >= kQuietNs)
+      quiet.emplace_back(c.opened_ns, fd);
+  std::sort(quiet.begin(), quiet.end());
+  size_t n = quiet.empty() ? 0 : std::max<size_t>(1, quiet.size() / 4);
+  for (size_t i = 0; i < n; i++) drop(quiet[i].second, "closed to free descriptors");
+  return n;
 }
 
 bool Control::make_room(const Peer& peer, uint64_t now) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "control/admission.h"
+#include "control/fd_limit.h"
 #include "control/guard.h"
 #include "control/quota.h"
 #include "control/rate_counter.h"
@@ -77,6 +78,12 @@ class Control {
   };
 
   void on_accept(int fd);
+  // accept failed with errno `err`: pause accepting (AcceptBackoff), shedding the oldest silent
+  // connections if descriptors ran out; resume_accepting re-arms it.
+  void on_accept_error(int err);
+  void resume_accepting();
+  // Close the oldest quarter of the connections silent for kQuietNs or more. Return how many.
+  size_t shed_silent(uint64_t now);
   // Make room for a new silent connection of `peer` under the quotas (quota.h), displacing an
   // old one if needed. Return false if the new one must be closed instead.
   bool make_room(const Peer& peer, uint64_t now);
@@ -106,6 +113,10 @@ class Control {
   Guard guard_;
   RateCounter over_quota_;  // connections displaced or closed by the quotas
   RateCounter refused_;     // registrations refused
+  RateCounter accept_failures_;
+  AcceptBackoff backoff_;
+  int accept_op_ = 0;
+  int resume_op_ = 0;  // the timer that re-arms accept while it is paused
 };
 
 }  // namespace fikit::broker
