@@ -97,11 +97,18 @@ Status check_header(const char* msg, int len) {
   return Status();
 }
 
-Result<Admitted> admit(const char* msg, int len, const Peer& peer, uint32_t id) {
+Result<RegisterRequest> decode_register(const char* msg, int len, const Peer& peer) {
   if (Status s = check_header(msg, len); !s.ok()) return s;
   RegisterRequest req{};
   memcpy(&req, msg, std::min(sizeof(req), static_cast<size_t>(len)));
   if (Status s = check_request(req, static_cast<uint32_t>(len), peer); !s.ok()) return s;
+  return req;
+}
+
+Result<Admitted> admit(const char* msg, int len, const Peer& peer, uint32_t id) {
+  Result<RegisterRequest> decoded = decode_register(msg, len, peer);
+  if (!decoded.ok()) return decoded.status();
+  const RegisterRequest& req = *decoded;
   auto desc = std::make_shared<TenantDesc>();
   desc->id = id;
   desc->pid = peer.pid;

@@ -27,7 +27,12 @@ struct Admitted {
   int segment_fd = -1;
 };
 
-// Validate a kRegister message from `peer` and create the tenant's segment as tenant `id`.
+// Decode and validate a kRegister message of `len` bytes from `peer`: the request, or the
+// refusal. Touches nothing but its arguments (fuzzed: tests/fuzz/).
+Result<RegisterRequest> decode_register(const char* msg, int len, const Peer& peer);
+
+// Validate a kRegister message from `peer` (decode_register) and create the tenant's segment as
+// tenant `id`.
 Result<Admitted> admit(const char* msg, int len, const Peer& peer, uint32_t id);
 
 // The reply to `admit`'s result.
