@@ -26,6 +26,12 @@ constexpr size_t kMaxMessage = 512;                // every request is far small
 constexpr uint64_t kTimerNs = 1'000'000'000;       // periodic housekeeping
 constexpr uint64_t kSilentConnNs = 5'000'000'000;  // a connection must speak within this
 
+// Return true if connection fd has a message (or its end) waiting to be read.
+bool has_spoken(int fd) {
+  char byte;
+  return recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0;
+}
+
 int pidfd_open(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
 
 double process_cpu_seconds() {
@@ -90,7 +96,7 @@ void Control::on_accept(int fd) {
     return;
   }
   c.peer = Peer{cred.pid, cred.uid};
-  if (!make_room(c.peer, c.opened_ns)) {
+  if (!make_room(fd, c.peer, c.opened_ns)) {
     close(fd);
     return;
   }
@@ -145,12 +151,15 @@ size_t Control::shed_silent(uint64_t now) {
   return n;
 }
 
-bool Control::make_room(const Peer& peer, uint64_t now) {
+bool Control::make_room(int fd, const Peer& peer, uint64_t now) {
+  // A burst of clients that connect and speak at once is no flood: only connections with nothing
+  // to read count (accept completions can come in a batch before their first messages).
+  if (has_spoken(fd)) return true;
   size_t of_uid = 0, total = 0;
   const Conn* oldest_of_uid = nullptr;
   const Conn* oldest = nullptr;
   for (const auto& [_, c] : conns_) {
-    if (c.kind != ConnKind::kNew) continue;
+    if (c.kind != ConnKind::kNew || has_spoken(c.fd)) continue;
     total++;
     if (!oldest || c.opened_ns < oldest->opened_ns) oldest = &c;
     if (c.peer.uid != peer.uid) continue;

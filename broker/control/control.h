@@ -84,9 +84,9 @@ class Control {
   void resume_accepting();
   // Close the oldest quarter of the connections silent for kQuietNs or more. Return how many.
   size_t shed_silent(uint64_t now);
-  // Make room for a new silent connection of `peer` under the quotas (quota.h), displacing an
-  // old one if needed. Return false if the new one must be closed instead.
-  bool make_room(const Peer& peer, uint64_t now);
+  // Make room for new connection fd of `peer` under the quotas (quota.h), displacing an old
+  // silent one if needed. Return false if the new one must be closed instead.
+  bool make_room(int fd, const Peer& peer, uint64_t now);
   void on_message(int fd, const char* msg, int len);
   void on_register(Conn& c, const char* msg, int len);
   void on_status(Conn& c);

@@ -1,7 +1,9 @@
 // Per-uid quotas (issue 16): one unprivileged uid that registers 1,100 tenants gets its quota and
 // then clear refusals, and a registration from another uid (root) still succeeds; one uid's
-// silent connections cannot keep its own or anyone's status request out. Needs root (a test user
-// is created with useradd and removed after).
+// silent connections cannot keep its own or anyone's status request out; a burst of clients that
+// do speak is not taken for a flood. The first two need root (a test user is created with useradd
+// and removed after).
+#include <fikit/fd_passing.h>
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <signal.h>
@@ -173,6 +175,38 @@ TEST(HardeningQuota, SilentConnectionsOfOneUidDoNotKeepStatusOut) {
   close(p[0]);
   close(p[1]);
   EXPECT_LT(t_read_file(broker.proc().err_path).size(), 64u * 1024);
+}
+
+// Many clients of one uid that connect and register at once (a job starting its workers) are no
+// flood: every one is admitted, however the broker's accepts and reads interleave.
+TEST(HardeningQuota, ABurstOfRegistrationsIsNoFlood) {
+  t_TempDir dir;
+  t_Broker broker(dir, "priority", {"--no-bpf"});
+  ASSERT_TRUE(broker.running());
+  constexpr int kBurst = 100;  // more than Quotas::silent_per_uid, less than the listen backlog
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  snprintf(a.sun_path, sizeof(a.sun_path), "%s", broker.socket().c_str());
+  RegisterRequest req{};
+  req.hdr = msg_header(MsgType::kRegister, sizeof(req));
+  req.priority = kPriorityLow;
+  snprintf(req.name, sizeof(req.name), "burst");
+  std::vector<int> fds;
+  for (int i = 0; i < kBurst; i++) {
+    int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0) << strerror(errno);
+    ASSERT_EQ(send(fd, &req, sizeof(req), 0), static_cast<ssize_t>(sizeof(req)));
+    fds.push_back(fd);
+  }
+  int admitted = 0;
+  for (int fd : fds) {
+    RegisterReply reply{};
+    int seg = -1;
+    if (fd__recv(fd, &reply, sizeof(reply), &seg) == sizeof(reply) && reply.status == 0) admitted++;
+    if (seg >= 0) close(seg);
+  }
+  EXPECT_EQ(admitted, kBurst);
+  for (int fd : fds) close(fd);
 }
 
 }  // namespace
