@@ -3,11 +3,12 @@
 //
 // A connection's first message decides what it is. kRegister: the tenant is admitted (admission.h)
 // and handed to the scheduler; the connection then stays open for the tenant's life, and its end
-// (EOF or error) or the tenant's pidfd firing reaps the tenant at once: segment name removed,
-// scheduler told (it frees the grants and LP in flight). kStatus: answered and closed. kStop
-// (root or the broker's uid): answered, then the loop ends; the connection is left open so that
-// the caller sees EOF only when the broker process is gone. SIGTERM/SIGINT end the loop too;
-// SIGHUP reopens the log. No message from a client can end the broker except an allowed kStop.
+// (EOF or error) or the tenant's pidfd firing reaps the tenant at once: the scheduler is told (it
+// frees the grants and LP in flight and drops its mapping of the segment). kStatus: answered and
+// closed. kStop (root or the broker's uid): answered, then the loop ends; the connection is left
+// open so that the caller sees EOF only when the broker process is gone. SIGTERM/SIGINT end the
+// loop too; SIGHUP reopens the log. No message from a client can end the broker except an allowed
+// kStop.
 #pragma once
 
 #include <fikit/result.h>
@@ -53,8 +54,8 @@ class Control {
   Status init();
   // Run until a stop request or signal. Return the reason.
   std::string run();
-  // After the scheduler stopped: set every segment kClosed, wake its waiters, remove its name,
-  // close the tenants' connections.
+  // After the scheduler stopped: set every segment kClosed, wake its waiters, close the
+  // tenants' connections.
   void close_tenants();
   // The loop, for other event sources (e.g. the BPF ring buffer through add_poll).
   UringLoop& loop() { return loop_; }
