@@ -8,7 +8,7 @@ ifeq ($(V),1)
   VERBOSE_FLAG := --verbose
 endif
 
-.PHONY: all build deps test test-gpu test-sanitize demo bench bench-scenario format format-check clean \
+.PHONY: all build deps test test-gpu test-sanitize test-fuzz demo bench bench-scenario format format-check clean \
         install deb test-deb
 
 all: build
@@ -31,6 +31,13 @@ test-gpu: build
 test-sanitize: deps
 	$(MAKE) BUILD=build-asan CMAKE_FLAGS="-DFIKIT_SANITIZE=ON -DFIKIT_BENCHMARKS=OFF" build
 	cd build-asan && ctest $(CTEST_FLAGS) -j $(JOBS) -LE 'gpu|nosan'
+
+# libFuzzer targets for the decoders of tenant input (tests/fuzz/), FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+test-fuzz: deps
+	cmake -S tests/fuzz -B build-fuzz -DCMAKE_CXX_COMPILER=clang++-14
+	cmake --build build-fuzz -j $(JOBS)
+	tests/fuzz/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
 demo: deps build
 	tools/fikit-demo --build $(BUILD)
@@ -77,4 +84,4 @@ test-deb: deb
 	tests/packaging/deb_test.sh $(DEB_BUILD)/fikit_*.deb
 
 clean:
-	rm -rf $(BUILD) build-asan $(DEB_BUILD)
+	rm -rf $(BUILD) build-asan build-fuzz $(DEB_BUILD)

@@ -8,7 +8,6 @@
 
 #include "control/control.h"
 #include "control/endpoint.h"
-#include "control/shm_region.h"
 #include "gpu/gpu_monitor.h"
 #include "log.h"
 #include "sched/idle_meter.h"
@@ -49,9 +48,6 @@ void add_status_parts(Control& control, const Substrate& sub, const IdleMeter* m
 
 int run_broker(const Options& o, const std::function<void(const Status&)>& ready) {
   if (Status s = block_signals(); !s.ok()) return ready(s), 1;
-  // Before listening: a client that connects finds the leftovers already gone.
-  if (int n = shm_remove_stale(); n > 0)
-    FIKIT_LOG_INFO("removed %d segment(s) left by brokers that died", n);
   Result<std::unique_ptr<Endpoint>> ep = Endpoint::open(o.socket);
   if (!ep.ok()) return ready(ep.status()), 1;
   // MPS daemon and switch-back cost before the policy starts; the daemon stops with `sub`.

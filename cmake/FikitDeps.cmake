@@ -2,7 +2,6 @@
 # machine) are linked statically: liburing, libbpf, libelf, zlib.
 
 find_package(Threads REQUIRED)
-find_package(Boost 1.74 REQUIRED)  # Boost.Interprocess is header-only
 
 # CUDA driver API header: the toolkit's cuda.h, wherever the machine has it.
 find_path(CUDA_DRIVER_INCLUDE_DIR cuda.h

@@ -1,6 +1,7 @@
 #include "session.h"
 
 #include <fcntl.h>
+#include <fikit/fd_passing.h>
 #include <fikit/protocol.h>
 #include <fikit/util.h>
 #include <poll.h>
@@ -44,8 +45,9 @@ int connect_socket(const char* path, LogLevel fail_level) noexcept {
   return fd;
 }
 
-// Send RegisterRequest and wait for the reply. Return true with `reply` filled and checked.
-bool exchange_register(int fd, const Config& cfg, RegisterReply* reply,
+// Send RegisterRequest and wait for the reply. Return true with `reply` filled and checked and
+// the segment's descriptor (sent with the reply) in *seg_fd.
+bool exchange_register(int fd, const Config& cfg, RegisterReply* reply, int* seg_fd,
                        LogLevel fail_level) noexcept {
   RegisterRequest req{};
   req.hdr = msg_header(MsgType::kRegister, sizeof(req));
@@ -71,10 +73,10 @@ bool exchange_register(int fd, const Config& cfg, RegisterReply* reply,
               static_cast<unsigned long long>(timeout_ms));
     return false;
   }
-  ssize_t n = recv(fd, reply, sizeof(*reply), 0);
+  ssize_t n = fd__recv(fd, reply, sizeof(*reply), seg_fd);
   if (n <= 0) {
     log_print(fail_level, "failed to read the broker's registration reply: %s",
-              n == 0 ? "connection closed" : strerror(errno));
+              n == 0 ? "connection closed" : strerror(static_cast<int>(-n)));
     return false;
   }
   const char* bad = msg_check(&reply->hdr, static_cast<uint32_t>(n));
@@ -86,25 +88,24 @@ bool exchange_register(int fd, const Config& cfg, RegisterReply* reply,
     return false;
   }
   reply->error[kErrorLen - 1] = '\0';
-  reply->shm_name[kShmNameLen - 1] = '\0';
   if (reply->status != 0) {
     log_print(fail_level, "the broker refused the registration: %s (%s)", reply->error,
               strerror(-reply->status));
     return false;
   }
+  if (*seg_fd < 0) {
+    log_print(fail_level, "the broker's registration reply carries no segment");
+    return false;
+  }
   return true;
 }
 
-// Map the tenant segment named in the reply. Return nullptr (logged) on failure.
-Segment* map_segment(const char* shm_name, size_t* size_out, LogLevel fail_level) noexcept {
-  int fd = shm_open(shm_name, O_RDWR | O_CLOEXEC, 0);
-  if (fd < 0) {
-    log_print(fail_level, "failed to open the tenant segment %s: %s", shm_name, strerror(errno));
-    return nullptr;
-  }
+// Map the tenant segment the broker sent (the descriptor is closed). Return nullptr (logged) on
+// failure.
+Segment* map_segment(int fd, size_t* size_out, LogLevel fail_level) noexcept {
   struct stat st;
   if (fstat(fd, &st) < 0 || static_cast<size_t>(st.st_size) < sizeof(Segment)) {
-    log_print(fail_level, "tenant segment %s is too small (%lld bytes, need %zu)", shm_name,
+    log_print(fail_level, "the tenant segment is too small (%lld bytes, need %zu)",
               static_cast<long long>(st.st_size), sizeof(Segment));
     close(fd);
     return nullptr;
@@ -113,13 +114,12 @@ Segment* map_segment(const char* shm_name, size_t* size_out, LogLevel fail_level
   void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   close(fd);
   if (p == MAP_FAILED) {
-    log_print(fail_level, "failed to map the tenant segment %s: %s", shm_name, strerror(errno));
+    log_print(fail_level, "failed to map the tenant segment: %s", strerror(errno));
     return nullptr;
   }
   auto* seg = static_cast<Segment*>(p);
   if (const char* bad = segment_check(seg, size)) {
-    log_print(fail_level, "tenant segment %s rejected: %s (broker and client builds differ?)",
-              shm_name, bad);
+    log_print(fail_level, "tenant segment rejected: %s (broker and client builds differ?)", bad);
     munmap(p, size);
     return nullptr;
   }
@@ -149,8 +149,11 @@ Session* session_connect(const Config& cfg, uint16_t generation, LogLevel fail_l
   RegisterReply reply{};
   size_t size = 0;
   Segment* seg = nullptr;
-  if (exchange_register(fd, cfg, &reply, fail_level))
-    seg = map_segment(reply.shm_name, &size, fail_level);
+  int seg_fd = -1;
+  if (exchange_register(fd, cfg, &reply, &seg_fd, fail_level))
+    seg = map_segment(seg_fd, &size, fail_level);
+  else if (seg_fd >= 0)
+    close(seg_fd);
   if (!seg) {
     close(fd);
     return nullptr;
@@ -165,8 +168,8 @@ Session* session_connect(const Config& cfg, uint16_t generation, LogLevel fail_l
   if (s->priority != cfg.priority)
     FIKIT_LOG_WARN("the broker set priority %s (asked for %s)", priority_name(s->priority),
                    priority_name(cfg.priority));
-  FIKIT_LOG_INFO("registered with the broker as tenant %u '%s' (priority %s, segment %s)",
-                 s->tenant_id, cfg.name, priority_name(s->priority), reply.shm_name);
+  FIKIT_LOG_INFO("registered with the broker as tenant %u '%s' (priority %s)", s->tenant_id,
+                 cfg.name, priority_name(s->priority));
   return s;
 }
 

@@ -97,33 +97,38 @@ Status check_header(const char* msg, int len) {
   return Status();
 }
 
-Result<std::shared_ptr<TenantDesc>> admit(const char* msg, int len, const Peer& peer, uint32_t id) {
+Result<RegisterRequest> decode_register(const char* msg, int len, const Peer& peer) {
   if (Status s = check_header(msg, len); !s.ok()) return s;
   RegisterRequest req{};
   memcpy(&req, msg, std::min(sizeof(req), static_cast<size_t>(len)));
   if (Status s = check_request(req, static_cast<uint32_t>(len), peer); !s.ok()) return s;
+  return req;
+}
+
+Result<Admitted> admit(const char* msg, int len, const Peer& peer, uint32_t id) {
+  Result<RegisterRequest> decoded = decode_register(msg, len, peer);
+  if (!decoded.ok()) return decoded.status();
+  const RegisterRequest& req = *decoded;
   auto desc = std::make_shared<TenantDesc>();
   desc->id = id;
   desc->pid = peer.pid;
   desc->uid = peer.uid;
   desc->priority = req.priority;
   desc->name = req.name[0] ? std::string(req.name) : comm_of(peer.pid);
-  desc->shm_name = "/fikit-" + std::to_string(getpid()) + "-" + std::to_string(id);
   desc->admitted_ns = now_ns();
-  Result<ShmSegment> shm =
-      shm_create(ShmSpec{desc->shm_name, id, peer.pid, peer.uid, req.priority, desc->name});
+  Result<ShmSegment> shm = shm_create(ShmSpec{id, peer.pid, peer.uid, req.priority, desc->name});
   if (!shm.ok()) return shm.status();
   desc->seg = shm->seg;
   desc->keep = shm->keep;
-  return desc;
+  return Admitted{desc, shm->fd};
 }
 
-RegisterReply register_reply(const Result<std::shared_ptr<TenantDesc>>& r) {
+RegisterReply register_reply(const Result<Admitted>& r) {
   RegisterReply reply{};
   reply.hdr = msg_header(MsgType::kRegisterReply, sizeof(reply));
   if (r.ok()) {
-    reply.tenant_id = r.value()->id;
-    snprintf(reply.shm_name, sizeof(reply.shm_name), "%s", r.value()->shm_name.c_str());
+    reply.tenant_id = r.value().desc->id;
+    reply.segment_size = sizeof(Segment);
   } else {
     reply.status = status_errno(r.status());
     snprintf(reply.error, sizeof(reply.error), "%s", r.status().message().c_str());

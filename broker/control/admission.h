@@ -21,11 +21,22 @@ struct Peer {  // SO_PEERCRED of the connection
 // versions when the majors differ.
 Status check_header(const char* msg, int len);
 
-// Validate a kRegister message from `peer` and create the tenant's segment as tenant `id`.
-Result<std::shared_ptr<TenantDesc>> admit(const char* msg, int len, const Peer& peer, uint32_t id);
+// An admitted tenant and its segment's descriptor, to send with the reply (the caller closes it).
+struct Admitted {
+  std::shared_ptr<TenantDesc> desc;
+  int segment_fd = -1;
+};
+
+// Decode and validate a kRegister message of `len` bytes from `peer`: the request, or the
+// refusal. Touches nothing but its arguments (fuzzed: tests/fuzz/).
+Result<RegisterRequest> decode_register(const char* msg, int len, const Peer& peer);
+
+// Validate a kRegister message from `peer` (decode_register) and create the tenant's segment as
+// tenant `id`.
+Result<Admitted> admit(const char* msg, int len, const Peer& peer, uint32_t id);
 
 // The reply to `admit`'s result.
-RegisterReply register_reply(const Result<std::shared_ptr<TenantDesc>>& r);
+RegisterReply register_reply(const Result<Admitted>& r);
 
 // -errno for a refusal's code (for the replies' status fields).
 int status_errno(const Status& s);

@@ -1,5 +1,6 @@
 #include "control/control.h"
 
+#include <fikit/fd_passing.h>
 #include <fikit/protocol.h>
 #include <fikit/util.h>
 #include <signal.h>
@@ -8,11 +9,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <climits>
 #include <cstddef>
 #include <cstring>
+#include <utility>
 
 #include "control/shm_region.h"
 #include "gpu/gpu_inventory.h"
@@ -22,10 +25,15 @@
 namespace fikit::broker {
 namespace {
 
-constexpr size_t kMaxMessage = 512;  // every request is far smaller
-constexpr size_t kMaxTenants = 1024;
+constexpr size_t kMaxMessage = 512;                // every request is far smaller
 constexpr uint64_t kTimerNs = 1'000'000'000;       // periodic housekeeping
 constexpr uint64_t kSilentConnNs = 5'000'000'000;  // a connection must speak within this
+
+// Return true if connection fd has a message (or its end) waiting to be read.
+bool has_spoken(int fd) {
+  char byte;
+  return recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0;
+}
 
 int pidfd_open(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
 
@@ -59,8 +67,13 @@ Status Control::init() {
   if (signal_fd_ < 0) return Status::from_errno(errno, "create signalfd");
   if (int err = loop_.add_poll(signal_fd_, [this](uint32_t) { on_signal(); }); err < 0)
     return Status::from_errno(-err, "watch signals");
-  if (int err = loop_.add_accept(cfg_.listen_fd, [this](int fd) { on_accept(fd); }); err < 0)
-    return Status::from_errno(-err, "accept on the control socket");
+  if (long limit = raise_fd_limit(); limit < 0)
+    FIKIT_LOG_WARN("failed to raise the file-descriptor limit: %s",
+                   strerror(static_cast<int>(-limit)));
+  else
+    FIKIT_LOG_DEBUG("file-descriptor limit %ld", limit);
+  accept_op_ = loop_.add_accept(cfg_.listen_fd, [this](int fd) { on_accept(fd); });
+  if (accept_op_ < 0) return Status::from_errno(-accept_op_, "accept on the control socket");
   if (int err = loop_.add_timer(kTimerNs, [this] { on_timer(); }); err < 0)
     return Status::from_errno(-err, "arm the housekeeping timer");
   return Status();
@@ -73,11 +86,8 @@ std::string Control::run() {
 }
 
 void Control::on_accept(int fd) {
-  if (fd < 0) {
-    if (fd != -EAGAIN && fd != -EINTR)
-      FIKIT_LOG_WARN("failed to accept a connection: %s", strerror(-fd));
-    return;
-  }
+  if (fd < 0) return on_accept_error(-fd);
+  backoff_.on_success();
   Conn c;
   c.fd = fd;
   c.opened_ns = now_ns();
@@ -89,6 +99,10 @@ void Control::on_accept(int fd) {
     return;
   }
   c.peer = Peer{cred.pid, cred.uid};
+  if (!make_room(fd, c.peer, c.opened_ns)) {
+    close(fd);
+    return;
+  }
   c.recv_op = loop_.add_recv(fd, kMaxMessage, [this, fd](const char* msg, int n) {
     guarded(fd, "message", [&] { on_message(fd, msg, n); });
   });
@@ -98,6 +112,79 @@ void Control::on_accept(int fd) {
     return;
   }
   conns_.emplace(fd, std::move(c));
+}
+
+void Control::on_accept_error(int err) {
+  if (err == EAGAIN || err == EINTR || err == ECONNABORTED || resume_op_ > 0) return;
+  // Any other failure would come back at once: stop accepting for a while instead of spinning.
+  uint64_t now = now_ns();
+  uint64_t pause_ns = backoff_.on_failure();
+  size_t shed = accept_error_is_exhaustion(err) ? shed_silent(now) : 0;
+  if (uint64_t n = accept_failures_.count(now))
+    FIKIT_LOG_WARN(
+        "failed to accept a connection: %s; closed %zu silent connections, accepting "
+        "again in %llu ms (%llu failures since the last line)",
+        strerror(err), shed, static_cast<unsigned long long>(pause_ns / 1'000'000),
+        static_cast<unsigned long long>(n));
+  loop_.remove(accept_op_);
+  accept_op_ = 0;
+  resume_op_ = loop_.add_timer(pause_ns, [this] { resume_accepting(); });
+  if (resume_op_ < 0) {
+    FIKIT_LOG_ERROR("failed to arm the accept back-off timer: %s", strerror(-resume_op_));
+    resume_op_ = 0;
+    resume_accepting();
+  }
+}
+
+void Control::resume_accepting() {
+  loop_.remove(resume_op_);
+  resume_op_ = 0;
+  accept_op_ = loop_.add_accept(cfg_.listen_fd, [this](int fd) { on_accept(fd); });
+  if (accept_op_ < 0) FIKIT_LOG_ERROR("failed to accept again: %s", strerror(-accept_op_));
+}
+
+size_t Control::shed_silent(uint64_t now) {
+  std::vector<std::pair<uint64_t, int>> quiet;  // (opened, fd), silent for kQuietNs or more
+  for (const auto& [fd, c] : conns_)
+    if (c.kind == ConnKind::kNew && now - c.opened_ns >= kQuietNs)
+      quiet.emplace_back(c.opened_ns, fd);
+  std::sort(quiet.begin(), quiet.end());
+  size_t n = quiet.empty() ? 0 : std::max<size_t>(1, quiet.size() / 4);
+  for (size_t i = 0; i < n; i++) drop(quiet[i].second, "closed to free descriptors");
+  return n;
+}
+
+bool Control::make_room(int fd, const Peer& peer, uint64_t now) {
+  // A burst of clients that connect and speak at once is no flood: only connections with nothing
+  // to read count (accept completions can come in a batch before their first messages).
+  if (has_spoken(fd)) return true;
+  size_t of_uid = 0, total = 0;
+  const Conn* oldest_of_uid = nullptr;
+  const Conn* oldest = nullptr;
+  for (const auto& [_, c] : conns_) {
+    if (c.kind != ConnKind::kNew || has_spoken(c.fd)) continue;
+    total++;
+    if (!oldest || c.opened_ns < oldest->opened_ns) oldest = &c;
+    if (c.peer.uid != peer.uid) continue;
+    of_uid++;
+    if (!oldest_of_uid || c.opened_ns < oldest_of_uid->opened_ns) oldest_of_uid = &c;
+  }
+  const Conn* victim = nullptr;
+  if (of_uid >= cfg_.quotas.silent_per_uid)
+    victim = oldest_of_uid;
+  else if (total >= cfg_.quotas.silent_total)
+    victim = oldest;
+  else
+    return true;
+  bool displace = victim && now - victim->opened_ns >= kQuietNs;
+  if (uint64_t n = over_quota_.count(now))
+    FIKIT_LOG_WARN(
+        "connection quota reached (uid %u: %zu silent connections, all uids: %zu): %s "
+        "(%llu such since the last line)",
+        peer.uid, of_uid, total, displace ? "closed the oldest silent one" : "closed the new one",
+        static_cast<unsigned long long>(n));
+  if (displace) drop(victim->fd, "displaced by a newer connection (quota)");
+  return displace;
 }
 
 void Control::on_message(int fd, const char* msg, int len) {
@@ -135,40 +222,44 @@ void Control::on_message(int fd, const char* msg, int len) {
 void Control::on_register(Conn& c, const char* msg, int len) {
   int fd = c.fd;
   int pidfd = -1;
-  Result<std::shared_ptr<TenantDesc>> r =
-      Status(StatusCode::kUnavailable,
-             "too many tenants (" + std::to_string(kMaxTenants) + "): stop some, then retry");
-  size_t tenants = 0;
-  for (const auto& [_, other] : conns_) tenants += other.kind == ConnKind::kTenant;
-  if (tenants < kMaxTenants) {
-    pidfd = pidfd_open(c.peer.pid);
-    r = pidfd >= 0 ? admit(msg, len, c.peer, next_tenant_id_++)
-                   : Result<std::shared_ptr<TenantDesc>>(
-                         Status::from_errno(errno, "watch process " + std::to_string(c.peer.pid)));
+  size_t of_uid = 0, total = 0;
+  for (const auto& [_, other] : conns_) {
+    if (other.kind != ConnKind::kTenant) continue;
+    total++;
+    of_uid += other.peer.uid == c.peer.uid;
   }
+  Status quota = check_tenant_quota(cfg_.quotas, c.peer.uid, of_uid, total);
+  if (quota.ok()) pidfd = pidfd_open(c.peer.pid);
+  Result<Admitted> r = !quota.ok() ? Result<Admitted>(quota)
+                       : pidfd < 0 ? Result<Admitted>(Status::from_errno(
+                                         errno, "watch process " + std::to_string(c.peer.pid)))
+                                   : admit(msg, len, c.peer, next_tenant_id_++);
   RegisterReply reply = register_reply(r);
   if (!r.ok()) {
-    FIKIT_LOG_INFO("refused pid %d (uid %u): %s", c.peer.pid, c.peer.uid,
-                   r.status().message().c_str());
+    if (uint64_t n = refused_.count(now_ns()))
+      FIKIT_LOG_INFO("refused pid %d (uid %u): %s (%llu refusals since the last line)", c.peer.pid,
+                     c.peer.uid, r.status().message().c_str(), static_cast<unsigned long long>(n));
     if (pidfd >= 0) close(pidfd);
     send(fd, &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
     return drop(fd, nullptr);
   }
   c.kind = ConnKind::kTenant;
-  c.tenant = r.value();
+  c.tenant = r.value().desc;
   c.pidfd = pidfd;
   c.pidfd_op = loop_.add_poll(
       pidfd, [this, fd](uint32_t) { guarded(fd, "exit", [&] { drop(fd, "process exited"); }); });
   const TenantDesc& d = *c.tenant;
-  FIKIT_LOG_INFO("tenant %u registered: pid %d, uid %u, \"%s\", priority %s, segment %s", d.id,
-                 d.pid, d.uid, d.name.c_str(), priority_name(d.priority), d.shm_name.c_str());
+  FIKIT_LOG_INFO("tenant %u registered: pid %d, uid %u, \"%s\", priority %s", d.id, d.pid, d.uid,
+                 d.name.c_str(), priority_name(d.priority));
   // Active before the client maps it (the scheduler has not seen the segment yet): its first
   // launches are queued for the scheduler rather than passed through.
   d.seg->broker.state.store(static_cast<uint32_t>(TenantState::kActive), std::memory_order_release);
   sched_.post_add(c.tenant);
   // Answer first: the client's first launch waits for this reply (FIKIT_BROKER_TIMEOUT_MS).
+  // The segment's descriptor goes with the reply; the broker keeps only its mapping.
   const bool answered =
-      c.pidfd_op >= 0 && send(fd, &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT) >= 0;
+      c.pidfd_op >= 0 && fd__send(fd, &reply, sizeof(reply), r.value().segment_fd) >= 0;
+  close(r.value().segment_fd);
   if (gpu_) gpu_->tenant_joined(d);
   if (!answered) drop(fd, "failed to answer its registration");
 }
@@ -267,8 +358,6 @@ void Control::drop(int fd, const char* why) {
                    why ? why : "dropped");
     sched_.post_remove(d.id);
     if (gpu_) gpu_->tenant_left(d);
-    if (int err = shm_remove(d.shm_name); err < 0)
-      FIKIT_LOG_WARN("failed to remove segment %s: %s", d.shm_name.c_str(), strerror(-err));
     loop_.remove(c.pidfd_op);
     close(c.pidfd);
   } else if (why) {
@@ -307,7 +396,6 @@ void Control::close_tenants() {
       // Full fence: pairs with the client's fence before it sleeps on `granted`.
       std::atomic_thread_fence(std::memory_order_seq_cst);
       futex_wake(&w.granted, INT_MAX);
-      shm_remove(c.tenant->shm_name);
       close(c.pidfd);
     }
     close(fd);

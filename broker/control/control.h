@@ -3,11 +3,12 @@
 //
 // A connection's first message decides what it is. kRegister: the tenant is admitted (admission.h)
 // and handed to the scheduler; the connection then stays open for the tenant's life, and its end
-// (EOF or error) or the tenant's pidfd firing reaps the tenant at once: segment name removed,
-// scheduler told (it frees the grants and LP in flight). kStatus: answered and closed. kStop
-// (root or the broker's uid): answered, then the loop ends; the connection is left open so that
-// the caller sees EOF only when the broker process is gone. SIGTERM/SIGINT end the loop too;
-// SIGHUP reopens the log. No message from a client can end the broker except an allowed kStop.
+// (EOF or error) or the tenant's pidfd firing reaps the tenant at once: the scheduler is told (it
+// frees the grants and LP in flight and drops its mapping of the segment). kStatus: answered and
+// closed. kStop (root or the broker's uid): answered, then the loop ends; the connection is left
+// open so that the caller sees EOF only when the broker process is gone. SIGTERM/SIGINT end the
+// loop too; SIGHUP reopens the log. No message from a client can end the broker except an allowed
+// kStop.
 #pragma once
 
 #include <fikit/result.h>
@@ -21,7 +22,10 @@
 #include <vector>
 
 #include "control/admission.h"
+#include "control/fd_limit.h"
 #include "control/guard.h"
+#include "control/quota.h"
+#include "control/rate_counter.h"
 #include "sched/scheduler.h"
 #include "status.h"
 #include "uring_loop.h"
@@ -34,6 +38,7 @@ struct ControlConfig {
   int listen_fd = -1;
   std::string socket_path;
   uint64_t spin_ns = 0;  // shown by status
+  Quotas quotas;         // per uid (quota.h)
 };
 
 class Control {
@@ -47,8 +52,8 @@ class Control {
   Status init();
   // Run until a stop request or signal. Return the reason.
   std::string run();
-  // After the scheduler stopped: set every segment kClosed, wake its waiters, remove its name,
-  // close the tenants' connections.
+  // After the scheduler stopped: set every segment kClosed, wake its waiters, close the
+  // tenants' connections.
   void close_tenants();
   // The loop, for other event sources (e.g. the BPF ring buffer through add_poll).
   UringLoop& loop() { return loop_; }
@@ -74,6 +79,15 @@ class Control {
   };
 
   void on_accept(int fd);
+  // accept failed with errno `err`: pause accepting (AcceptBackoff), shedding the oldest silent
+  // connections if descriptors ran out; resume_accepting re-arms it.
+  void on_accept_error(int err);
+  void resume_accepting();
+  // Close the oldest quarter of the connections silent for kQuietNs or more. Return how many.
+  size_t shed_silent(uint64_t now);
+  // Make room for new connection fd of `peer` under the quotas (quota.h), displacing an old
+  // silent one if needed. Return false if the new one must be closed instead.
+  bool make_room(int fd, const Peer& peer, uint64_t now);
   void on_message(int fd, const char* msg, int len);
   void on_register(Conn& c, const char* msg, int len);
   void on_status(Conn& c);
@@ -102,6 +116,12 @@ class Control {
   std::vector<StatusPart> status_parts_;
   Guard guard_;
   TenantRates rates_;  // status: launches and grants per second
+  RateCounter over_quota_;  // connections displaced or closed by the quotas
+  RateCounter refused_;     // registrations refused
+  RateCounter accept_failures_;
+  AcceptBackoff backoff_;
+  int accept_op_ = 0;
+  int resume_op_ = 0;  // the timer that re-arms accept while it is paused
 };
 
 }  // namespace fikit::broker

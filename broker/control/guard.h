@@ -10,18 +10,18 @@
 #include <cstdint>
 #include <functional>
 
+#include "control/rate_counter.h"
+
 namespace fikit::broker {
 
 class Guard {
  public:
   // Run f. Return false if it threw (logged as "<what> of pid <pid>").
   bool run(const char* what, pid_t pid, const std::function<void()>& f) noexcept;
-  uint64_t caught() const { return caught_; }
+  uint64_t caught() const { return caught_.total(); }
 
  private:
-  uint64_t caught_ = 0;
-  uint64_t unlogged_ = 0;  // caught since the last line
-  uint64_t last_log_ns_ = 0;
+  RateCounter caught_;
 };
 
 }  // namespace fikit::broker

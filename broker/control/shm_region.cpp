@@ -1,74 +1,36 @@
 #include "control/shm_region.h"
 
-#include <dirent.h>
-#include <signal.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/interprocess/mapped_region.hpp>
-#include <boost/interprocess/shared_memory_object.hpp>
 #include <cerrno>
-#include <cstdio>
 #include <new>
 
 namespace fikit::broker {
-namespace bip = boost::interprocess;
-
-namespace {
-
-// The object and its mapping, kept alive together.
-struct Mapping {
-  bip::shared_memory_object shm;
-  bip::mapped_region region;
-};
-
-}  // namespace
 
 Result<ShmSegment> shm_create(const ShmSpec& spec) {
-  auto m = std::make_shared<Mapping>();
-  try {
-    bip::permissions perm;
-    perm.set_permissions(0600);
-    m->shm = bip::shared_memory_object(bip::create_only, spec.name.c_str(), bip::read_write, perm);
-    m->shm.truncate(static_cast<bip::offset_t>(sizeof(Segment)));
-    if (geteuid() == 0 && spec.uid != 0 &&
-        fchown(m->shm.get_mapping_handle().handle, spec.uid, static_cast<gid_t>(-1)) != 0) {
-      int err = errno;
-      bip::shared_memory_object::remove(spec.name.c_str());
-      return Status::from_errno(
-          err, "give segment " + spec.name + " to uid " + std::to_string(spec.uid));
-    }
-    m->region = bip::mapped_region(m->shm, bip::read_write, 0, sizeof(Segment));
-  } catch (const bip::interprocess_exception& e) {
-    bip::shared_memory_object::remove(spec.name.c_str());
-    int err = e.get_native_error() ? e.get_native_error() : EIO;
-    return Status::from_errno(err, "create segment " + spec.name + " (" + e.what() + ")");
-  }
+  int fd = memfd_create("fikit-segment", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return Status::from_errno(errno, "create a segment (memfd_create)");
+  auto fail = [fd](const std::string& what) {
+    int err = errno;
+    close(fd);
+    return Status::from_errno(err, what);
+  };
+  if (ftruncate(fd, sizeof(Segment)) != 0) return fail("size a segment");
+  if (fchmod(fd, 0600) != 0) return fail("set the mode of a segment");
+  if (geteuid() == 0 && spec.uid != 0 && fchown(fd, spec.uid, static_cast<gid_t>(-1)) != 0)
+    return fail("give a segment to uid " + std::to_string(spec.uid));
+  // Sealed before the tenant can see it: from then on its size cannot change.
+  if (fcntl(fd, F_ADD_SEALS, kSegmentSeals) != 0) return fail("seal a segment");
+  void* p = mmap(nullptr, sizeof(Segment), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return fail("map a segment");
   // ftruncate zero-fills; the constructor calls make the atomics formally alive.
-  Segment* seg = new (m->region.get_address()) Segment();
+  Segment* seg = new (p) Segment();
   segment_init(seg, spec.tenant_id, spec.pid, spec.priority, spec.tenant_name.c_str());
-  return ShmSegment{seg, std::shared_ptr<void>(m, seg)};
-}
-
-int shm_remove(const std::string& name) {
-  return bip::shared_memory_object::remove(name.c_str()) ? 0 : -ENOENT;
-}
-
-int shm_remove_stale() {
-  DIR* dir = opendir("/dev/shm");
-  if (!dir) return 0;
-  int removed = 0;
-  while (dirent* e = readdir(dir)) {
-    int pid = 0;
-    unsigned id = 0;
-    char rest = 0;
-    if (sscanf(e->d_name, "fikit-%d-%u%c", &pid, &id, &rest) != 2 || pid <= 0) continue;
-    if (kill(pid, 0) == 0 || errno != ESRCH) continue;  // its broker lives (or is not ours)
-    if (shm_unlink((std::string("/") + e->d_name).c_str()) == 0) removed++;
-  }
-  closedir(dir);
-  return removed;
+  std::shared_ptr<void> keep(p, [](void* q) { munmap(q, sizeof(Segment)); });
+  return ShmSegment{seg, std::move(keep), fd};
 }
 
 }  // namespace fikit::broker

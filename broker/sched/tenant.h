@@ -17,7 +17,6 @@ struct TenantDesc {
   uid_t uid = 0;
   uint32_t priority = 0;
   std::string name;
-  std::string shm_name;        // shm_open name of its segment ("" for in-process test segments)
   Segment* seg = nullptr;      // the broker's mapping of that segment
   std::shared_ptr<void> keep;  // keeps the mapping alive while anyone holds the descriptor
   uint64_t admitted_ns = 0;    // CLOCK_MONOTONIC

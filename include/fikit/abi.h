@@ -1,11 +1,11 @@
 // fikit shared ABI: the layout of one tenant's shared-memory segment.
 //
-// The broker creates one segment per tenant (mode 0600, owned by the tenant's uid) and both sides
-// map it. The client (libfikit.so) produces into the submission ring and reads the broker words;
-// the broker consumes the ring, grants LP requests and publishes its state. The GPU writes
-// completion markers into the stream slots (the segment is registered with cuMemHostRegister by the
-// client). Everything here is fixed-size, pointer-free and lock-free, so two builds with the same
-// abi_major interoperate.
+// The broker creates one segment per tenant (a sealed memfd, mode 0600, owned by the tenant's uid,
+// sent to it over the control socket) and both sides map it. The client (libfikit.so) produces into
+// the submission ring and reads the broker words; the broker consumes the ring, grants LP requests
+// and publishes its state. The GPU writes completion markers into the stream slots (the segment is
+// registered with cuMemHostRegister by the client). Everything here is fixed-size, pointer-free and
+// lock-free, so two builds with the same abi_major interoperate.
 //
 // Ring positions are free-running uint32_t; an entry's position is also its identity: an LP request
 // is granted when `granted` passes its position, and a completion marker writes the position of the
@@ -19,7 +19,7 @@
 namespace fikit {
 
 inline constexpr uint64_t kSegmentMagic = 0x315447534b494646ULL;  // "FFIKSGT1", little-endian
-inline constexpr uint16_t kAbiMajor = 1;  // bump on any incompatible layout change
+inline constexpr uint16_t kAbiMajor = 2;  // bump on any incompatible layout or protocol change
 inline constexpr uint16_t kAbiMinor = 0;  // bump when adding fields in reserved space
 
 inline constexpr uint32_t kRingEntries = 4096;  // power of two

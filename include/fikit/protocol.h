@@ -1,8 +1,9 @@
 // fikit control protocol: fixed-size messages on the broker's AF_UNIX SOCK_SEQPACKET socket.
 //
 // A tenant connects, sends RegisterRequest and keeps the connection open for its lifetime: the
-// broker learns pid and uid from SO_PEERCRED, creates the tenant's segment and answers with its
-// name. Closing the connection (or dying) ends the tenancy. Tools send one request (status, stop)
+// broker learns pid and uid from SO_PEERCRED, creates the tenant's segment (a sealed memfd) and
+// sends its descriptor with the RegisterReply (SCM_RIGHTS, fd_passing.h). Closing the connection
+// (or dying) ends the tenancy. Tools send one request (status, stop)
 // and read the reply.
 #pragma once
 
@@ -21,7 +22,6 @@ namespace fikit {
 
 inline constexpr uint32_t kMsgMagic = 0x4b494631;  // "1FIK"
 inline constexpr const char* kDefaultSocket = "/run/fikit/broker.sock";
-inline constexpr uint32_t kShmNameLen = 64;
 inline constexpr uint32_t kErrorLen = 192;
 inline constexpr uint32_t kStatusMax = 60000;  // status text, one message
 
@@ -53,8 +53,8 @@ struct RegisterReply {
   MsgHeader hdr;
   int32_t status;  // 0, or -errno
   uint32_t tenant_id;
-  char shm_name[kShmNameLen];  // shared memory object to map (shm_open name)
-  char error[kErrorLen];       // what failed and what to do, when status != 0
+  uint64_t segment_size;  // bytes of the segment whose descriptor comes with the reply
+  char error[kErrorLen];  // what failed and what to do, when status != 0
 };
 
 // kStatus and kStop carry only a header. Flags for StatusRequest could follow in minor versions.
@@ -137,6 +137,6 @@ inline int ctl_request(const char* socket_path, MsgType type, TextReply* reply, 
 
 static_assert(sizeof(MsgHeader) == 16);
 static_assert(sizeof(RegisterRequest) == 56);
-static_assert(sizeof(RegisterReply) == 16 + 8 + kShmNameLen + kErrorLen);
+static_assert(sizeof(RegisterReply) == 16 + 16 + kErrorLen);
 
 }  // namespace fikit

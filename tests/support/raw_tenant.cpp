@@ -1,6 +1,7 @@
 #include "raw_tenant.h"
 
 #include <fcntl.h>
+#include <fikit/fd_passing.h>
 #include <fikit/util.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -15,6 +16,7 @@ namespace fikit::test {
 
 RawTenant::~RawTenant() {
   if (seg_) munmap(seg_, sizeof(Segment));
+  if (seg_fd_ >= 0) close(seg_fd_);
   if (fd_ >= 0) close(fd_);
 }
 
@@ -41,7 +43,7 @@ bool RawTenant::connect_and_register(const std::string& socket_path, const Regis
     error_ = std::string("failed to send registration: ") + strerror(errno);
     return false;
   }
-  ssize_t n = recv(fd_, &reply_, sizeof(reply_), 0);
+  ssize_t n = fd__recv(fd_, &reply_, sizeof(reply_), &seg_fd_);
   if (n < static_cast<ssize_t>(sizeof(MsgHeader) + sizeof(int32_t))) {
     error_ = "no registration reply";
     return false;
@@ -50,13 +52,11 @@ bool RawTenant::connect_and_register(const std::string& socket_path, const Regis
     error_ = std::string("registration refused: ") + reply_.error;
     return false;
   }
-  int shm = shm_open(reply_.shm_name, O_RDWR, 0);
-  if (shm < 0) {
-    error_ = std::string("failed to open segment ") + reply_.shm_name + ": " + strerror(errno);
+  if (seg_fd_ < 0) {
+    error_ = "the registration reply carries no segment";
     return false;
   }
-  void* p = mmap(nullptr, sizeof(Segment), PROT_READ | PROT_WRITE, MAP_SHARED, shm, 0);
-  close(shm);
+  void* p = mmap(nullptr, sizeof(Segment), PROT_READ | PROT_WRITE, MAP_SHARED, seg_fd_, 0);
   if (p == MAP_FAILED) {
     error_ = std::string("failed to map segment: ") + strerror(errno);
     return false;

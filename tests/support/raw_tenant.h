@@ -25,11 +25,14 @@ class RawTenant {
   bool wait_state(TenantState state, uint64_t timeout_ns) const;
 
   Segment* segment() const { return seg_; }
+  // The segment's descriptor as the broker sent it (for tests that attack it).
+  int segment_fd() const { return seg_fd_; }
   const RegisterReply& reply() const { return reply_; }
   const std::string& error() const { return error_; }
 
  private:
   int fd_ = -1;
+  int seg_fd_ = -1;
   Segment* seg_ = nullptr;
   RegisterReply reply_{};
   std::string error_;

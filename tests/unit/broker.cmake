@@ -10,3 +10,5 @@ fikit_cc_test(broker_uring_loop_test SRCS broker_uring_loop_test.cpp LIBS fikit_
 fikit_cc_test(broker_policy_hooks_test SRCS broker_policy_hooks_test.cpp
   LIBS fikit_broker_core nlohmann_json::nlohmann_json)
 add_dependencies(broker_policy_hooks_test fikit-broker)
+# The control thread's limits: exception guard, rate counter, accept back-off, quotas.
+fikit_cc_test(broker_control_limits_test SRCS broker_control_limits_test.cpp LIBS fikit_broker_core)

@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <fikit/client.h>
+#include <fikit/fd_passing.h>
 #include <fikit/protocol.h>
 #include <fikit/ring.h>
 #include <fikit/util.h>
@@ -199,7 +200,6 @@ TEST(Child, Workload) {
 struct t_Connection {
   int index = 0;
   std::atomic<bool> done{false};  // the client hung up (or was dropped)
-  std::string shm_name;
   Segment* seg = nullptr;
   RegisterRequest req{};
   std::vector<EntryCopy> entries;
@@ -225,7 +225,6 @@ class t_FakeBroker {
     unlink(path_.c_str());
     for (auto& c : conns_) {
       if (c.seg) munmap(c.seg, sizeof(Segment));
-      shm_unlink(c.shm_name.c_str());
     }
   }
   void join() {
@@ -258,12 +257,10 @@ class t_FakeBroker {
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(kDeadlineNs / 1000000)) <= 0) return false;
     if (recv(fd, &c->req, sizeof(c->req), 0) != sizeof(c->req)) return false;
-    c->shm_name = "/fikit-client-test-" + std::to_string(getpid()) + "-" + std::to_string(c->index);
-    int shm = shm_open(c->shm_name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    int shm = memfd_create("fikit-client-test", MFD_CLOEXEC);
     if (shm < 0 || ftruncate(shm, sizeof(Segment)) != 0) return false;
     void* m = mmap(nullptr, sizeof(Segment), PROT_READ | PROT_WRITE, MAP_SHARED, shm, 0);
-    close(shm);
-    if (m == MAP_FAILED) return false;
+    if (m == MAP_FAILED) return close(shm), false;
     c->seg = static_cast<Segment*>(m);
     segment_init(c->seg, static_cast<uint32_t>(c->index), 0, c->req.priority, c->req.name);
     c->seg->broker.hp_marker_every.store(hp_marker_every_);
@@ -272,8 +269,10 @@ class t_FakeBroker {
     RegisterReply reply{};
     reply.hdr = msg_header(MsgType::kRegisterReply, sizeof(reply));
     reply.tenant_id = static_cast<uint32_t>(c->index);
-    strncpy(reply.shm_name, c->shm_name.c_str(), sizeof(reply.shm_name) - 1);
-    return send(fd, &reply, sizeof(reply), MSG_NOSIGNAL) == sizeof(reply);
+    reply.segment_size = sizeof(Segment);
+    bool sent = fd__send(fd, &reply, sizeof(reply), shm) == sizeof(reply);
+    close(shm);
+    return sent;
   }
 
   // Copy out and grant what the client pushed. Return the new head.

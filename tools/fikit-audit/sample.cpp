@@ -21,7 +21,7 @@ constexpr const char* kBrokerComm = "fikit-broker";
 
 // Read the client counters of the fikit segment at `path`; false if it is not one.
 bool read_segment(const std::string& path, TenantSample* out) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return false;
   struct stat st;
   const size_t head = offsetof(Segment, client) + sizeof(ClientCounters);
@@ -46,18 +46,18 @@ bool read_segment(const std::string& path, TenantSample* out) {
   return ours;
 }
 
-// Tenants: every fikit segment in /dev/shm (whatever the broker named them).
-std::vector<TenantSample> sample_tenants() {
-  std::vector<TenantSample> out;
-  DIR* dir = opendir("/dev/shm");
-  if (!dir) return out;
-  while (dirent* d = readdir(dir)) {
-    if (d->d_name[0] == '.') continue;
+// Tenants: the segments each broker maps. They are sealed memfds without a name in /dev/shm; the
+// broker's /proc/<pid>/maps lists them as "/memfd:fikit-segment (deleted)", and root opens each
+// through /proc/<pid>/map_files/<range>.
+void sample_tenants_of(pid_t broker, std::vector<TenantSample>* out) {
+  const std::string proc = "/proc/" + std::to_string(broker);
+  std::ifstream maps(proc + "/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    if (line.find("/memfd:fikit-segment") == std::string::npos) continue;
     TenantSample t;
-    if (read_segment(std::string("/dev/shm/") + d->d_name, &t)) out.push_back(t);
+    if (read_segment(proc + "/map_files/" + line.substr(0, line.find(' ')), &t)) out->push_back(t);
   }
-  closedir(dir);
-  return out;
 }
 
 // Return utime + stime of process `pid` from /proc/<pid>/stat, or false.
@@ -108,8 +108,8 @@ bpf::Result<Sample> take_sample(const std::vector<uint32_t>& program_ids) {
     bpf::Result<std::vector<uint64_t>> c = bpf::read_counter_map(p.map_ids, kCountersMap);
     if (c.ok()) s.counters[p.id] = std::move(c.value());
   }
-  s.tenants = sample_tenants();
   s.brokers = sample_brokers();
+  for (const BrokerSample& b : s.brokers) sample_tenants_of(b.pid, &s.tenants);
   return s;
 }
 
