@@ -1,4 +1,5 @@
-// Command line of fikit-broker: start | stop | status | profile, their options and the help text.
+// Command line of fikit-broker: start | stop | status | profile, their options, the configuration
+// file (/etc/fikit/broker.conf) and the help texts.
 #pragma once
 
 #include <fikit/result.h>
@@ -7,6 +8,7 @@
 #include <string>
 
 #include "gpu/gpu_options.h"
+#include "log.h"
 #include "policy/policy.h"
 #include "substrate/substrate.h"
 
@@ -14,11 +16,15 @@ namespace fikit::broker {
 
 // Where learned kernel profiles are kept unless --profile-dir says otherwise.
 inline constexpr const char* kDefaultProfileDir = "/var/lib/fikit/profiles";
+// The configuration file read when it exists (--config FILE names another).
+inline constexpr const char* kDefaultConfig = "/etc/fikit/broker.conf";
 
 enum class Command { kHelp, kStart, kStop, kStatus, kProfile };
 
 struct Options {
   Command command = Command::kHelp;
+  std::string help_text;  // kHelp: what to print (the whole manual, a command's or --version)
+  LogLevel log_level = LogLevel::kInfo;
   bool foreground = false;
   bool json = false;
   std::string socket;              // absolute
@@ -37,11 +43,15 @@ struct Options {
   std::string profile_file;  // export: write here, import: read from here ("" or "-": std streams)
 };
 
-// Parse argv and fill in every default. A usage error is kInvalidArgument with its message.
+// Parse argv (CLI11; the configuration file's values where the command line gives none) and fill
+// in every default. A usage error is kInvalidArgument with its message.
 Result<Options> parse_options(int argc, char** argv);
 
 // The --help text (80 columns, with EXAMPLES).
 std::string usage_text();
+
+// debug, info, warn or error (any case).
+Status parse_log_level(const std::string& word, LogLevel* out);
 
 // $FIKIT_SOCKET, else /run/fikit/broker.sock.
 std::string default_socket();
