@@ -372,6 +372,8 @@ void add_profile(CLI::App* app, Options* o) {
 // The whole command line. Options of each command are its own (`start --help` lists start's);
 // --log-level and --config belong to all (a command passes what it does not know up).
 void build_app(CLI::App* app, Options* o) {
+  // As with getopt, the last of a repeated option wins (commands inherit this).
+  app->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app->set_version_flag("--version", version_text("fikit-broker"));
   app->set_help_flag("-h,--help", "show this help message and exit");
   app->set_config("--config", kDefaultConfig, "options from FILE (INI or TOML; [start] etc.)")

@@ -123,8 +123,7 @@ TEST(OperatorOptions, EveryExistingFlagStillWorks) {
       {"start", "-f", "-s", "/tmp/a.sock", "-p", "none", "-l", "/tmp/l", "-r", "/tmp/r"},
       {"start", "--margin-us", "20", "--max-lp-in-flight", "4", "--spin-us", "0",
        "--hp-marker-every", "32", "--no-bpf", "--policy-opts", "gap_quantile=0.05"},
-      {"start", "--calibrate", "--substrate", "timeslice", "--audit-launches", "--bpf-btf",
-       "/x"},
+      {"start", "--calibrate", "--substrate", "timeslice", "--audit-launches", "--bpf-btf", "/x"},
       {"start", "--socket=/tmp/a.sock", "--policy=none"},
       {"stop", "--socket", "/tmp/a.sock"},
       {"stop", "-s", "/tmp/a.sock"},
@@ -133,6 +132,9 @@ TEST(OperatorOptions, EveryExistingFlagStillWorks) {
       {"profile", "import", "serve", "--file", "x.json", "--profile-dir", "/tmp/p"},
       {"profile", "list", "--profile-dir=/tmp/q"},
   };
+  Result<Options> last = t_parse({"start", "-p", "none", "--policy", "priority"});
+  ASSERT_TRUE(last.ok()) << last.status().message();
+  EXPECT_EQ(last->policy, "priority") << "as with getopt, the last one wins";
   for (const auto& l : lines) {
     Result<Options> o = t_parse(l);
     std::string joined;
