@@ -9,6 +9,7 @@
 #include "control/shm_region.h"
 #include "gpu/gpu_monitor.h"
 #include "log.h"
+#include "notify.h"
 #include "sched/idle_meter.h"
 #include "sched/scheduler.h"
 #include "substrate/substrate.h"
@@ -75,11 +76,13 @@ int run_broker(const Options& o, const std::function<void(const Status&)>& ready
   ready(Status());
   std::string reason = control.run();
   FIKIT_LOG_INFO("stopping: %s", reason.c_str());
+  notify_stopping("stopping: " + reason);
   sched.stop();
   if (sc.idle_meter) FIKIT_LOG_INFO("HP idleness, all tenants: %s", meter.summary_line().c_str());
   control.close_tenants();
   (*ep)->remove();
   sub->reset();  // stops the MPS daemon we run (its clients have been told to fail open)
+  log_flush_suppressed();
   FIKIT_LOG_INFO("stopped");
   return 0;
 }
