@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "control/access.h"
 #include "control/control.h"
 #include "control/endpoint.h"
 #include "control/shm_region.h"
@@ -38,7 +39,8 @@ int run_broker(const Options& o, const std::function<void(const Status&)>& ready
   // Before listening: a client that connects finds the leftovers already gone.
   if (int n = shm_remove_stale(); n > 0)
     FIKIT_LOG_INFO("removed %d segment(s) left by brokers that died", n);
-  Result<std::unique_ptr<Endpoint>> ep = Endpoint::open(o.socket);
+  access_configure(o.access);
+  Result<std::unique_ptr<Endpoint>> ep = Endpoint::open(o.socket, o.tenant_group);
   if (!ep.ok()) return ready(ep.status()), 1;
   // MPS daemon and switch-back cost before the policy starts; the daemon stops with `sub`.
   Result<std::unique_ptr<Substrate>> sub =
@@ -71,8 +73,8 @@ int run_broker(const Options& o, const std::function<void(const Status&)>& ready
     (*ep)->remove();
     return ready(s), 1;
   }
-  FIKIT_LOG_INFO("listening on %s (policy %s, ABI %u.%u)", o.socket.c_str(), o.policy.c_str(),
-                 kAbiMajor, kAbiMinor);
+  FIKIT_LOG_INFO("listening on %s (%s; policy %s, ABI %u.%u)", o.socket.c_str(),
+                 (*ep)->access_text().c_str(), o.policy.c_str(), kAbiMajor, kAbiMinor);
   ready(Status());
   std::string reason = control.run();
   FIKIT_LOG_INFO("stopping: %s", reason.c_str());

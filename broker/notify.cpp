@@ -47,8 +47,8 @@ int notify_send(const std::string& state) {
                                          (path[0] == '@' ? 0 : 1));
   int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
-  ssize_t n = sendto(fd, state.data(), state.size(), MSG_NOSIGNAL,
-                     reinterpret_cast<sockaddr*>(&addr), len);
+  ssize_t n =
+      sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len);
   int err = n < 0 ? -errno : 0;
   close(fd);
   return err;

@@ -98,6 +98,19 @@ options:
                          with --socket or --run-dir; '' for none)
   --policy-opts K=V,...  start: policy tunables, e.g. gap_quantile=0.05,
                          measure_gap_us=500 (fikit, oracle: docs/POLICY.md)
+  --priority-ceiling WHO=LEVEL
+                         start: the highest priority WHO may claim: uid:N,
+                         user:NAME, group:NAME or '*' (everyone else; default
+                         normal); repeat it, the first match wins. Root and
+                         --hp-group members may claim high. A tenant asking
+                         more is admitted at its ceiling and told so
+  --over-ceiling WHAT    start: admit (default) or refuse such a tenant
+  --hp-group GROUP       start: its members may claim high (default fikit-hp)
+  --admin-group GROUP    start: its members may stop the broker and see all
+                         tenants in status (default fikit-admin; root and
+                         the broker's uid always may)
+  --tenant-group GROUP   start: the control socket is root:GROUP 0660
+                         (default fikit); without that group 0666
   --file FILE            profile export/import: the JSON file ('-': stdio)
   -j, --json             status: print JSON for machines
 
@@ -278,6 +291,35 @@ void add_socket(CLI::App* app, Options* o) {
       ->type_name("PATH");
 }
 
+// Who may claim which priority and who may stop the broker (control/access.h).
+void add_access(CLI::App* s, Options* o) {
+  s->add_option_function<std::vector<std::string>>(
+       "--priority-ceiling",
+       [o](const std::vector<std::string>& specs) {
+         for (const std::string& spec : specs)
+           if (Status st = parse_ceiling_rule(spec, &o->access); !st.ok())
+             throw CLI::ValidationError(st.message());
+       },
+       "WHO=LEVEL: the highest priority WHO (uid:N,\nuser:NAME, group:NAME, '*') may claim")
+      ->type_name("WHO=LEVEL")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  s->add_option("--hp-group", o->access.hp_group, "members may claim high (default fikit-hp)")
+      ->type_name("GROUP");
+  s->add_option("--admin-group", o->access.admin_group,
+                "members may stop the broker (default fikit-admin)")
+      ->type_name("GROUP");
+  s->add_option("--tenant-group", o->tenant_group,
+                "owns the socket, 0660 (default fikit; 0666\nif there is no such group)")
+      ->type_name("GROUP");
+  add_value(s, "--over-ceiling", "admit (at the ceiling, default) or refuse", "WHAT",
+            [o](const std::string& v) {
+              if (v != "admit" && v != "refuse")
+                return usage_error("--over-ceiling wants admit or refuse, not '" + v + "'");
+              o->access.refuse_over_ceiling = v == "refuse";
+              return Status();
+            });
+}
+
 void add_start(CLI::App* app, Options* o) {
   CLI::App* s = app->add_subcommand("start", "start the broker");
   s->fallthrough();
@@ -331,6 +373,7 @@ void add_start(CLI::App* app, Options* o) {
             });
   s->add_option("--policy-opts", o->policy_cfg.opts, "policy tunables (docs/POLICY.md)")
       ->type_name("K=V,...");
+  add_access(s, o);
 }
 
 // `profile ACTION`: one subcommand per action, each with NAME where it takes one.

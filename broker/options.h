@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "control/access.h"
 #include "gpu/gpu_options.h"
 #include "log.h"
 #include "policy/policy.h"
@@ -37,6 +38,8 @@ struct Options {
   GpuOptions gpu;                // the eBPF GPU-driver observer: --no-bpf, --audit-launches, ...
   SubstrateConfig substrate;     // --substrate, --calibrate (switch cost: policy_cfg)
   uint32_t hp_marker_every = 0;  // --hp-marker-every: HP idleness measurement (idle_meter.h)
+  AccessConfig access;           // ceilings, --hp-group, --admin-group (control/access.h)
+  std::string tenant_group = "fikit";  // owns the socket (0660) when it exists, else 0666
   // `profile ACTION [NAME]` (profile_command.h).
   std::string profile_action;  // list, show, export or import
   std::string profile_name;

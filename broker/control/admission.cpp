@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "control/access.h"
 #include "control/shm_region.h"
 
 namespace fikit::broker {
@@ -95,7 +96,12 @@ Result<std::shared_ptr<TenantDesc>> admit(const char* msg, int len, const Peer& 
   RegisterRequest req{};
   memcpy(&req, msg, std::min(sizeof(req), static_cast<size_t>(len)));
   if (Status s = check_request(req, static_cast<uint32_t>(len), peer); !s.ok()) return s;
+  std::string note;
+  Result<uint32_t> granted = grant_priority(peer.uid, req.priority, &note);
+  if (!granted.ok()) return granted.status();
+  req.priority = *granted;
   auto desc = std::make_shared<TenantDesc>();
+  desc->note = note;
   desc->id = id;
   desc->pid = peer.pid;
   desc->uid = peer.uid;
@@ -117,6 +123,9 @@ RegisterReply register_reply(const Result<std::shared_ptr<TenantDesc>>& r) {
   if (r.ok()) {
     reply.tenant_id = r.value()->id;
     snprintf(reply.shm_name, sizeof(reply.shm_name), "%s", r.value()->shm_name.c_str());
+    // With status 0, the error text is a note the client prints (the granted priority is the
+    // segment's).
+    snprintf(reply.error, sizeof(reply.error), "%s", r.value()->note.c_str());
   } else {
     reply.status = status_errno(r.status());
     snprintf(reply.error, sizeof(reply.error), "%s", r.status().message().c_str());

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "control/access.h"
 #include "control/shm_region.h"
 #include "gpu/gpu_monitor.h"
 #include "log.h"
@@ -185,15 +186,13 @@ void Control::on_status(Conn& c) {
   std::string json = status_json(info, sched_.status(), now, kStatusMax - 1 - gpu.size() - 16);
   if (!gpu.empty()) json = add_json_member(json, "gpu", gpu);
   if (cfg_.add_status) json = cfg_.add_status(json);
-  send_text(c, MsgType::kStatusReply, 0, json);
+  send_text(c, MsgType::kStatusReply, 0, status_for(json, c.peer.uid));
   drop(c.fd, nullptr);
 }
 
 void Control::on_stop(Conn& c) {
-  uid_t self = geteuid();
-  if (c.peer.uid != 0 && c.peer.uid != self) {
-    std::string why = "stop refused: uid " + std::to_string(c.peer.uid) +
-                      " is neither root nor the broker's uid " + std::to_string(self);
+  if (!is_admin(c.peer.uid)) {
+    std::string why = "stop refused: " + not_admin_text(c.peer.uid);
     FIKIT_LOG_WARN("%s (pid %d)", why.c_str(), c.peer.pid);
     send_text(c, MsgType::kStopReply, -EPERM, why);
     return drop(c.fd, nullptr);
