@@ -6,10 +6,12 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "control/access.h"
 #include "control/control.h"
 #include "control/endpoint.h"
 #include "gpu/gpu_monitor.h"
 #include "log.h"
+#include "notify.h"
 #include "sched/idle_meter.h"
 #include "sched/scheduler.h"
 #include "substrate/substrate.h"
@@ -48,7 +50,8 @@ void add_status_parts(Control& control, const Substrate& sub, const IdleMeter* m
 
 int run_broker(const Options& o, const std::function<void(const Status&)>& ready) {
   if (Status s = block_signals(); !s.ok()) return ready(s), 1;
-  Result<std::unique_ptr<Endpoint>> ep = Endpoint::open(o.socket);
+  access_configure(o.access);
+  Result<std::unique_ptr<Endpoint>> ep = Endpoint::open(o.socket, o.tenant_group);
   if (!ep.ok()) return ready(ep.status()), 1;
   // MPS daemon and switch-back cost before the policy starts; the daemon stops with `sub`.
   Result<std::unique_ptr<Substrate>> sub =
@@ -79,16 +82,18 @@ int run_broker(const Options& o, const std::function<void(const Status&)>& ready
     (*ep)->remove();
     return ready(s), 1;
   }
-  FIKIT_LOG_INFO("listening on %s (policy %s, ABI %u.%u)", o.socket.c_str(), o.policy.c_str(),
-                 kAbiMajor, kAbiMinor);
+  FIKIT_LOG_INFO("listening on %s (%s; policy %s, ABI %u.%u)", o.socket.c_str(),
+                 (*ep)->access_text().c_str(), o.policy.c_str(), kAbiMajor, kAbiMinor);
   ready(Status());
   std::string reason = control.run();
   FIKIT_LOG_INFO("stopping: %s", reason.c_str());
+  notify_stopping("stopping: " + reason);
   sched.stop();
   if (sc.idle_meter) FIKIT_LOG_INFO("HP idleness, all tenants: %s", meter.summary_line().c_str());
   control.close_tenants();
   (*ep)->remove();
   sub->reset();  // stops the MPS daemon we run (its clients have been told to fail open)
+  log_flush_suppressed();
   FIKIT_LOG_INFO("stopped");
   return 0;
 }

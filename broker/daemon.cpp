@@ -14,10 +14,27 @@
 #include "broker.h"
 #include "control/endpoint.h"
 #include "log.h"
+#include "notify.h"
 #include "safe_fs.h"
 
 namespace fikit::broker {
 namespace {
+
+// Readiness for systemd (Type=notify), once the socket listens, or why the start failed.
+void tell_systemd(const Options& o, const Status& s) {
+  if (s.ok())
+    notify_ready("listening on " + o.socket + " (policy " + o.policy + ")");
+  else
+    notify_status("failed to start: " + s.message());
+}
+
+// Set up logging for `o` before anything is logged: the level, and journald's priority prefixes
+// when systemd reads our stderr. Take $NOTIFY_SOCKET from the environment (notify.h).
+void setup_logging(const Options& o) {
+  log_set_level(o.log_level);
+  log_set_journal(o.log.empty() && log_journal_detected());
+  notify_init();
+}
 
 // The daemon's side of the readiness pipe: "R<pid>" once listening, "E<message>" on failure.
 void report(int fd, const Status& s) {
@@ -45,6 +62,7 @@ void report(int fd, const Status& s) {
   bool reported = false;
   int code = run_broker(o, [&](const Status& s) {
     if (!s.ok()) FIKIT_LOG_ERROR("%s", s.message().c_str());
+    tell_systemd(o, s);
     report(ready_fd, s);
     reported = true;
   });
@@ -75,15 +93,18 @@ Status prepare_dirs(const Options& o) {
 }
 
 int start_foreground(const Options& o) {
-  if (Status s = prepare_dirs(o); !s.ok()) return fail(s);
-  if (Status s = log_open(o.log); !s.ok()) return fail(s);
-  return run_broker(o, [](const Status& s) {
+  setup_logging(o);
+  if (Status s = prepare_dirs(o); !s.ok()) return tell_systemd(o, s), fail(s);
+  if (Status s = log_open(o.log); !s.ok()) return tell_systemd(o, s), fail(s);
+  return run_broker(o, [&o](const Status& s) {
+    tell_systemd(o, s);
     // The log may be a file: say it on the terminal too.
     if (!s.ok()) fprintf(stderr, "fikit-broker: %s\n", s.message().c_str());
   });
 }
 
 int start_daemon(const Options& o) {
+  setup_logging(o);
   // Checked here, before the fork, so that a refusal is printed on the terminal.
   if (Status s = prepare_dirs(o); !s.ok()) return fail(s);
   int p[2];

@@ -1,6 +1,8 @@
 // `fikit-broker start`: in the foreground, or daemonized (fork, setsid, fork, output to the log)
 // with a readiness pipe, so that the command returns only once the broker listens (exit 0) or has
-// failed (its error printed, exit 1).
+// failed (its error printed, exit 1). Under systemd (Type=notify) the broker also sends READY=1
+// once it listens and STOPPING=1 when it stops (notify.h); run it with --foreground there: its log
+// goes to stderr with journald priority prefixes.
 #pragma once
 
 #include "options.h"

@@ -1,7 +1,12 @@
-// Log lines: "2026-01-31 12:00:00.123 fikit-broker[42] WARN message".
+// Log lines: "2026-01-31 12:00:00.123 fikit-broker[42] WARN message", with "<4>" in front for
+// journald. Repeats are counted per line with its digits left out ("tenant 7" and "tenant 8" are
+// one line), in windows of kWindowNs: past kBurst in a window a line is suppressed, and the count
+// is written once the window is over and that line or any other is next written (or on
+// log_flush_suppressed).
 #include "log.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -11,6 +16,7 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 
 #include "safe_fs.h"
@@ -18,7 +24,24 @@
 namespace fikit::broker {
 namespace {
 
+constexpr uint64_t kWindowNs = 5'000'000'000;
+constexpr uint32_t kBurst = 20;
+constexpr size_t kTracked = 128;
+
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+std::atomic<bool> g_journal{false};
+
+// One repeated line: its key (a hash of the text without digits) and this window's counts.
+struct Repeat {
+  uint64_t key = 0;
+  uint64_t window_start_ns = 0;
+  uint32_t written = 0;     // in this window
+  uint64_t suppressed = 0;  // since the last report
+  char sample[96] = {};     // the first suppressed line, for the report
+};
+
+std::mutex g_repeat_mu;
+Repeat g_repeats[kTracked];
 std::mutex g_path_mu;
 std::string g_path;
 
@@ -77,26 +100,137 @@ int log_reopen() {
 
 void log_set_level(LogLevel level) { g_level.store(static_cast<int>(level)); }
 
-void log_msg(LogLevel level, const char* fmt, ...) {
-  if (static_cast<int>(level) < g_level.load(std::memory_order_relaxed)) return;
-  int saved_errno = errno;
+void log_set_journal(bool on) { g_journal.store(on); }
+
+bool log_journal_detected() {
+  const char* notify = getenv("NOTIFY_SOCKET");
+  if (notify && *notify) return true;
+  // JOURNAL_STREAM is "<dev>:<inode>" of the journal's stream: it counts only if that is still
+  // our stderr (not, say, a terminal of a shell started by a service).
+  const char* stream = getenv("JOURNAL_STREAM");
+  unsigned long long dev = 0, ino = 0;
+  struct stat st;
+  return stream && sscanf(stream, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+         st.st_dev == dev && st.st_ino == ino;
+}
+
+namespace {
+
+int syslog_priority(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return 7;
+    case LogLevel::kInfo:
+      return 6;
+    case LogLevel::kWarn:
+      return 4;
+    case LogLevel::kError:
+      return 3;
+  }
+  return 6;
+}
+
+uint64_t mono_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// FNV-1a of the text without its digits, never 0.
+uint64_t repeat_key(const char* text) {
+  uint64_t h = 1469598103934665603ull;
+  for (const char* p = text; *p; p++) {
+    if (*p >= '0' && *p <= '9') continue;
+    h = (h ^ static_cast<unsigned char>(*p)) * 1099511628211ull;
+  }
+  return h ? h : 1;
+}
+
+// Write one finished line (prefix, timestamp, level, text) with a single write(2).
+void write_line(LogLevel level, const char* text) {
   char line[1024];
+  size_t n = 0;
+  if (g_journal.load(std::memory_order_relaxed))
+    n = static_cast<size_t>(snprintf(line, sizeof(line), "<%d>", syslog_priority(level)));
   timeval tv;
   gettimeofday(&tv, nullptr);
   tm t;
   localtime_r(&tv.tv_sec, &t);
-  size_t n = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &t);
-  n += snprintf(line + n, sizeof(line) - n, ".%03ld fikit-broker[%d] %s ",
-                static_cast<long>(tv.tv_usec / 1000), getpid(), level_name(level));
-  va_list ap;
-  va_start(ap, fmt);
-  int m = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-  va_end(ap);
+  n += strftime(line + n, sizeof(line) - n, "%Y-%m-%d %H:%M:%S", &t);
+  int m = snprintf(line + n, sizeof(line) - n, ".%03ld fikit-broker[%d] %s %s",
+                   static_cast<long>(tv.tv_usec / 1000), getpid(), level_name(level), text);
   n = m < 0 ? n : std::min(sizeof(line) - 2, n + static_cast<size_t>(m));
   line[n++] = '\n';
   // One write per line: lines from both threads never interleave.
   ssize_t w = write(STDERR_FILENO, line, n);
   (void)w;
+}
+
+// Report the suppressed lines of windows that are over (all of them if `all`). Holds g_repeat_mu.
+void report_suppressed(uint64_t now, bool all) {
+  for (Repeat& r : g_repeats) {
+    if (r.suppressed == 0 || (!all && now - r.window_start_ns < kWindowNs)) continue;
+    char text[256];
+    snprintf(text, sizeof(text), "suppressed %llu more line(s) like: %s",
+             static_cast<unsigned long long>(r.suppressed), r.sample);
+    write_line(LogLevel::kWarn, text);
+    r.suppressed = 0;
+  }
+}
+
+// Return true if the line `text` may be written now; count it as suppressed otherwise.
+bool admit(const char* text) {
+  uint64_t key = repeat_key(text), now = mono_ns();
+  std::lock_guard<std::mutex> lock(g_repeat_mu);
+  Repeat* slot = nullptr;
+  Repeat* oldest = &g_repeats[0];
+  for (Repeat& r : g_repeats) {
+    if (r.key == key) {
+      slot = &r;
+      break;
+    }
+    if (r.window_start_ns < oldest->window_start_ns) oldest = &r;
+  }
+  if (!slot) {
+    if (oldest->suppressed) report_suppressed(now, true);  // never lose a count
+    *oldest = Repeat();
+    oldest->key = key;
+    oldest->window_start_ns = now;
+    slot = oldest;
+  }
+  if (now - slot->window_start_ns >= kWindowNs) {
+    slot->window_start_ns = now;
+    slot->written = 0;
+  }
+  if (slot->written >= kBurst) {
+    if (slot->suppressed++ == 0) {
+      size_t n = std::min(strlen(text), sizeof(slot->sample) - 1);
+      memcpy(slot->sample, text, n);
+      slot->sample[n] = '\0';
+    }
+    return false;
+  }
+  slot->written++;
+  report_suppressed(now, false);
+  return true;
+}
+
+}  // namespace
+
+void log_flush_suppressed() {
+  std::lock_guard<std::mutex> lock(g_repeat_mu);
+  report_suppressed(mono_ns(), true);
+}
+
+void log_msg(LogLevel level, const char* fmt, ...) {
+  if (static_cast<int>(level) < g_level.load(std::memory_order_relaxed)) return;
+  int saved_errno = errno;
+  char text[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof(text), fmt, ap);
+  va_end(ap);
+  if (admit(text)) write_line(level, text);
   errno = saved_errno;
 }
 

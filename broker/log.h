@@ -1,5 +1,8 @@
 // The broker's log: one line per message, written with a single write(2) to stderr, which is the
-// log file once the broker is daemonized (log_open redirects it). Safe from any thread.
+// log file once the broker is daemonized (log_open redirects it). Safe from any thread. A line
+// repeated more than 20 times in 5 s (digits aside) is suppressed for the rest of those 5 s and
+// the number suppressed is logged afterwards. Under systemd each line starts with journald's
+// priority ("<3>" error, "<4>" warn, "<6>" info, "<7>" debug).
 #pragma once
 
 #include <fikit/result.h>
@@ -20,6 +23,13 @@ Status log_open(const std::string& path);
 // Reopen the log file (after rotation, on SIGHUP). Return 0 or -errno; no-op without a file.
 int log_reopen();
 void log_set_level(LogLevel level);
+// Put journald's "<N>" priority in front of every line (under systemd).
+void log_set_journal(bool on);
+// True if systemd runs us with the journal on stderr (JOURNAL_STREAM naming our stderr) or waits
+// for our readiness (NOTIFY_SOCKET).
+bool log_journal_detected();
+// Write the counts of suppressed repeats now (before stopping, and for tests).
+void log_flush_suppressed();
 
 void log_msg(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 

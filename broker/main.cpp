@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "daemon.h"
+#include "log.h"
 #include "options.h"
 #include "profile_command.h"
 
@@ -14,9 +15,10 @@ int main(int argc, char** argv) {
             o.status().message().c_str());
     return 2;
   }
+  log_set_level(o->log_level);
   switch (o->command) {
     case Command::kHelp:
-      fputs(usage_text().c_str(), stdout);
+      fputs(o->help_text.c_str(), stdout);
       return 0;
     case Command::kStart:
       return o->foreground ? start_foreground(*o) : start_daemon(*o);

@@ -1,14 +1,16 @@
 #include "options.h"
 
 #include <fikit/protocol.h>
-#include <getopt.h>
+#include <fikit/version.h>
+#include <strings.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 
-#include "profile_command.h"
 #include "status.h"
 
 namespace fikit::broker {
@@ -26,6 +28,9 @@ constexpr const char kUsage[] =
        fikit-broker status [--socket PATH] [--json]
        fikit-broker profile list|show|export|import [NAME] [--profile-dir DIR]
                           [--file FILE]
+       fikit-broker --version
+  every command: [--config FILE] [--log-level LEVEL]; COMMAND --help for its
+  own options and examples
 
 Share one NVIDIA GPU between tasks of different priority. The broker admits
 the processes that run with libfikit.so (tenants), sees their kernel launches
@@ -44,6 +49,12 @@ commands:
 
 options:
   -h, --help             show this help message and exit
+  --version              print the version, the ABI and the git commit
+  --config FILE          read options from FILE (default /etc/fikit/broker.conf
+                         if it exists): an INI or TOML file with a section per
+                         command and the options' long names, e.g.
+                         [start] policy = fikit; the command line wins
+  --log-level LEVEL      debug, info (default), warn or error
   -s, --socket PATH      control socket (default: $FIKIT_SOCKET, else
                          /run/fikit/broker.sock)
   -f, --foreground       start: stay in the foreground, log to stderr
@@ -89,9 +100,41 @@ options:
                          with --socket or --run-dir; '' for none)
   --policy-opts K=V,...  start: policy tunables, e.g. gap_quantile=0.05,
                          measure_gap_us=500 (fikit, oracle: docs/POLICY.md)
+  --priority-ceiling WHO=LEVEL
+                         start: the highest priority WHO may claim: uid:N,
+                         user:NAME, group:NAME or '*' (everyone else; default
+                         normal); repeat it, the first match wins. Root and
+                         --hp-group members may claim high. A tenant asking
+                         more is admitted at its ceiling and told so
+  --over-ceiling WHAT    start: admit (default) or refuse such a tenant
+  --hp-group GROUP       start: its members may claim high (default fikit-hp)
+  --admin-group GROUP    start: its members may stop the broker and see all
+                         tenants in status (default fikit-admin; root and
+                         the broker's uid always may)
+  --tenant-group GROUP   start: the control socket is root:GROUP 0660
+                         (default fikit); without that group 0666
   --file FILE            profile export/import: the JSON file ('-': stdio)
   -j, --json             status: print JSON for machines
 
+)";
+
+constexpr const char kStartExamples[] =
+    R"(Every command also takes --config FILE and --log-level LEVEL.
+Policies, and the long help of every option: fikit-broker --help.
+
+EXAMPLES:
+  sudo fikit-broker start          # daemonize; /run/fikit/broker.sock
+  sudo fikit-broker start --policy none --no-bpf
+  mkdir -m 0700 ~/fikit; fikit-broker start -f -s ~/fikit/broker.sock
+                                   # unprivileged, in the foreground
+  sudo fikit-broker start --config /etc/fikit/test.conf
+)";
+
+constexpr const char kProfileExamples[] = R"(EXAMPLES:
+  fikit-broker profile list        # tenants with a saved profile
+  fikit-broker profile show resnet-serve
+  fikit-broker profile export resnet-serve --file resnet.json
+  fikit-broker profile import resnet-serve --file resnet.json
 )";
 
 constexpr const char kExamples[] = R"(
@@ -116,58 +159,7 @@ EXAMPLES:
   sudo fikit-broker stop           # stop; tenants fail open
 )";
 
-enum LongOnly { kSwitchCost = 256, kMargin, kMaxLp, kSpin, kProfileDir, kPolicyOpts };
-
-// The GPU-driver observer's options (gpu_options.h); the test-only ones are not in --help.
-// The substrate's options (substrate.h) and the HP idleness measurement (idle_meter.h).
-enum SubstrateLongOnly { kSubstrate = 352, kCalibrate, kHpMarkerEvery };
-
-enum GpuLongOnly { kNoBpf = 320, kAuditLaunches, kBpfBtf, kBpfTestDevice, kBpfTestAudit };
-
-const option kLongOptions[] = {
-    {"help", no_argument, nullptr, 'h'},
-    {"socket", required_argument, nullptr, 's'},
-    {"foreground", no_argument, nullptr, 'f'},
-    {"policy", required_argument, nullptr, 'p'},
-    {"log", required_argument, nullptr, 'l'},
-    {"run-dir", required_argument, nullptr, 'r'},
-    {"json", no_argument, nullptr, 'j'},
-    {"switch-cost-us", required_argument, nullptr, kSwitchCost},
-    {"substrate", required_argument, nullptr, kSubstrate},
-    {"calibrate", no_argument, nullptr, kCalibrate},
-    {"hp-marker-every", required_argument, nullptr, kHpMarkerEvery},
-    {"margin-us", required_argument, nullptr, kMargin},
-    {"max-lp-in-flight", required_argument, nullptr, kMaxLp},
-    {"spin-us", required_argument, nullptr, kSpin},
-    {"no-bpf", no_argument, nullptr, kNoBpf},
-    {"audit-launches", no_argument, nullptr, kAuditLaunches},
-    {"bpf-btf", required_argument, nullptr, kBpfBtf},
-    {"bpf-test-device", required_argument, nullptr, kBpfTestDevice},
-    {"bpf-test-audit", required_argument, nullptr, kBpfTestAudit},
-    {"profile-dir", required_argument, nullptr, kProfileDir},
-    {"policy-opts", required_argument, nullptr, kPolicyOpts},
-    {nullptr, 0, nullptr, 0},
-};
-
-const char* option_name(int c) {
-  for (const option* o = kLongOptions; o->name; o++)
-    if (o->val == c) return o->name;
-  return "?";
-}
-
 Status usage_error(const std::string& what) { return Status(StatusCode::kInvalidArgument, what); }
-
-// Parse a decimal in [lo, hi] for option `name`.
-Status parse_number(const char* name, const char* arg, uint64_t lo, uint64_t hi, uint64_t* out) {
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long v = strtoull(arg, &end, 10);
-  if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' || v < lo || v > hi)
-    return usage_error(std::string("--") + name + " wants a number from " + std::to_string(lo) +
-                       " to " + std::to_string(hi) + ", not '" + arg + "'");
-  *out = v;
-  return Status();
-}
 
 std::string absolute(const std::string& path) {
   if (path.empty() || path[0] == '/') return path;
@@ -176,81 +168,17 @@ std::string absolute(const std::string& path) {
   return std::string(cwd) + "/" + path;
 }
 
-Status apply_option(int c, const char* arg, Options* o, bool* start_only) {
-  uint64_t v = 0;
-  *start_only = c != 's' && c != 'j';
-  switch (c) {
-    case 's':
-      o->socket = arg;
-      return Status();
-    case 'f':
-      o->foreground = true;
-      return Status();
-    case 'p':
-      o->policy = arg;
-      return Status();
-    case 'l':
-      o->log = arg;
-      return Status();
-    case 'r':
-      o->run_dir = arg;
-      return Status();
-    case 'j':
-      o->json = true;
-      return Status();
-    case kSwitchCost: {
-      Status s = parse_number("switch-cost-us", arg, 0, 10'000'000, &v);
-      o->policy_cfg.switch_cost_ns = v * 1000;
-      o->substrate.switch_cost_given = true;
-      return s;
-    }
-    case kSubstrate:
-      return parse_substrate(arg, &o->substrate);
-    case kCalibrate:
-      o->substrate.calibrate = true;
-      return Status();
-    case kHpMarkerEvery: {
-      Status s = parse_number("hp-marker-every", arg, 0, 1'000'000, &v);
-      o->hp_marker_every = static_cast<uint32_t>(v);
-      return s;
-    }
-    case kMargin: {
-      Status s = parse_number("margin-us", arg, 0, 10'000'000, &v);
-      o->policy_cfg.margin_ns = v * 1000;
-      return s;
-    }
-    case kMaxLp: {
-      Status s = parse_number("max-lp-in-flight", arg, 1, 4096, &v);
-      o->policy_cfg.max_lp_in_flight = static_cast<uint32_t>(v);
-      return s;
-    }
-    case kSpin: {
-      Status s = parse_number("spin-us", arg, 0, 1'000'000, &v);
-      o->spin_ns = v * 1000;
-      return s;
-    }
-    case kNoBpf:
-      o->gpu.enabled = false;
-      return Status();
-    case kAuditLaunches:
-      o->gpu.audit_launches = true;
-      return Status();
-    case kBpfBtf:
-      o->gpu.btf = arg;
-      return Status();
-    case kBpfTestDevice:
-      return parse_test_device(arg, &o->gpu);
-    case kBpfTestAudit:
-      return parse_test_audit(arg, &o->gpu);
-    case kProfileDir:
-      o->policy_cfg.profile_dir = arg;
-      o->profile_dir_given = true;
-      return Status();
-    case kPolicyOpts:
-      o->policy_cfg.opts = arg;
-      return Status();
-  }
-  return usage_error("unknown option");
+// Parse a decimal in [lo, hi] for option `name`.
+Status parse_number(const char* name, const std::string& arg, uint64_t lo, uint64_t hi,
+                    uint64_t* out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = strtoull(arg.c_str(), &end, 10);
+  if (errno != 0 || end == arg.c_str() || *end != '\0' || arg[0] == '-' || v < lo || v > hi)
+    return usage_error(std::string("--") + name + " wants a number from " + std::to_string(lo) +
+                       " to " + std::to_string(hi) + ", not '" + arg + "'");
+  *out = v;
+  return Status();
 }
 
 // --policy-opts: the policy checks its own options (PolicyOps::check_opts), now, not in the daemon.
@@ -331,42 +259,243 @@ std::string usage_text() {
   return text + status_legend() + kExamples;
 }
 
+namespace {
+
+// Add an option whose value goes through `apply`; a refusal is CLI11's error, with our message.
+CLI::Option* add_value(CLI::App* app, const std::string& flags, const std::string& help,
+                       const char* type, std::function<Status(const std::string&)> apply) {
+  return app
+      ->add_option_function<std::string>(
+          flags,
+          [apply](const std::string& v) {
+            if (Status s = apply(v); !s.ok()) throw CLI::ValidationError(s.message());
+          },
+          help)
+      ->type_name(type);
+}
+
+// Add --NAME N, a number in [lo, hi] stored as n * scale into *out.
+template <typename T>
+void add_number(CLI::App* app, const char* name, const std::string& help, uint64_t lo, uint64_t hi,
+                uint64_t scale, T* out) {
+  add_value(app, std::string("--") + name, help, "N", [=](const std::string& v) {
+    uint64_t n = 0;
+    Status s = parse_number(name, v, lo, hi, &n);
+    *out = static_cast<T>(n * scale);
+    return s;
+  });
+}
+
+void add_socket(CLI::App* app, Options* o) {
+  app->add_option(
+         "-s,--socket", o->socket,
+         "control socket (default: $FIKIT_SOCKET, else\n" + std::string(kDefaultSocket) + ")")
+      ->type_name("PATH");
+}
+
+// Who may claim which priority and who may stop the broker (control/access.h).
+void add_access(CLI::App* s, Options* o) {
+  s->add_option_function<std::vector<std::string>>(
+       "--priority-ceiling",
+       [o](const std::vector<std::string>& specs) {
+         for (const std::string& spec : specs)
+           if (Status st = parse_ceiling_rule(spec, &o->access); !st.ok())
+             throw CLI::ValidationError(st.message());
+       },
+       "WHO=LEVEL: the highest priority WHO (uid:N,\nuser:NAME, group:NAME, '*') may claim")
+      ->type_name("WHO=LEVEL")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  s->add_option("--hp-group", o->access.hp_group, "members may claim high (default fikit-hp)")
+      ->type_name("GROUP");
+  s->add_option("--admin-group", o->access.admin_group,
+                "members may stop the broker (default fikit-admin)")
+      ->type_name("GROUP");
+  s->add_option("--tenant-group", o->tenant_group,
+                "owns the socket, 0660 (default fikit; 0666\nif there is no such group)")
+      ->type_name("GROUP");
+  add_value(s, "--over-ceiling", "admit (at the ceiling, default) or refuse", "WHAT",
+            [o](const std::string& v) {
+              if (v != "admit" && v != "refuse")
+                return usage_error("--over-ceiling wants admit or refuse, not '" + v + "'");
+              o->access.refuse_over_ceiling = v == "refuse";
+              return Status();
+            });
+}
+
+void add_start(CLI::App* app, Options* o) {
+  CLI::App* s = app->add_subcommand("start", "start the broker");
+  s->fallthrough();
+  s->footer(kStartExamples);
+  s->callback([o] { o->command = Command::kStart; });
+  add_socket(s, o);
+  s->add_flag("-f,--foreground", o->foreground, "stay in the foreground, log to stderr");
+  s->add_option("-p,--policy", o->policy, "scheduling policy (fikit-broker --help lists them)")
+      ->type_name("NAME");
+  s->add_option("-l,--log", o->log, "log file (default: RUN_DIR/broker.log, daemonized)")
+      ->type_name("FILE");
+  s->add_option("-r,--run-dir", o->run_dir, "log, mps-pipe/, mps-log/ (default: socket's dir)")
+      ->type_name("DIR");
+  add_value(s, "--substrate", "mps, timeslice or auto (default)", "KIND",
+            [o](const std::string& v) { return parse_substrate(v.c_str(), &o->substrate); });
+  add_value(s, "--switch-cost-us", "cost of giving the GPU back (default: measured)", "N",
+            [o](const std::string& v) {
+              uint64_t n = 0;
+              Status st = parse_number("switch-cost-us", v, 0, 10'000'000, &n);
+              o->policy_cfg.switch_cost_ns = n * 1000;
+              o->substrate.switch_cost_given = true;
+              return st;
+            });
+  s->add_flag("--calibrate", o->substrate.calibrate, "measure the switch-back cost on mps too");
+  add_number(s, "hp-marker-every", "HP idleness: a marker after 1 in N HP launches", 0, 1'000'000,
+             1, &o->hp_marker_every);
+  add_number(s, "margin-us", "safety margin of every gap fit (default 20)", 0, 10'000'000, 1000,
+             &o->policy_cfg.margin_ns);
+  add_number(s, "max-lp-in-flight", "bound on granted, unfinished LP launches (16)", 1, 4096, 1,
+             &o->policy_cfg.max_lp_in_flight);
+  add_number(s, "spin-us", "poll this long after the last event (default 200)", 0, 1'000'000, 1000,
+             &o->spin_ns);
+  s->add_flag_callback(
+      "--no-bpf", [o] { o->gpu.enabled = false; }, "do not load the eBPF GPU-driver observer");
+  s->add_flag("--audit-launches", o->gpu.audit_launches, "count unmanaged kernel launches too");
+  s->add_option("--bpf-btf", o->gpu.btf, "BTF of the running kernel")->type_name("FILE");
+  // Test-only (gpu_options.h): not in --help.
+  add_value(s, "--bpf-test-device", "", "DEV", [o](const std::string& v) {
+    return parse_test_device(v.c_str(), &o->gpu);
+  })->group("");
+  add_value(s, "--bpf-test-audit", "", "LIB", [o](const std::string& v) {
+    return parse_test_audit(v.c_str(), &o->gpu);
+  })->group("");
+  add_value(s, "--profile-dir",
+            "learned profiles (default " + std::string(kDefaultProfileDir) +
+                ",\nRUN_DIR/profiles with --socket/--run-dir)",
+            "DIR", [o](const std::string& v) {
+              o->policy_cfg.profile_dir = v;
+              o->profile_dir_given = true;
+              return Status();
+            });
+  s->add_option("--policy-opts", o->policy_cfg.opts, "policy tunables (docs/POLICY.md)")
+      ->type_name("K=V,...");
+  add_access(s, o);
+}
+
+// `profile ACTION`: one subcommand per action, each with NAME where it takes one.
+CLI::App* add_profile_action(CLI::App* profile, const char* action, const char* help,
+                             const char* examples, Options* o) {
+  CLI::App* a = profile->add_subcommand(action, help);
+  a->fallthrough();
+  a->footer(examples);
+  a->callback([o, action] {
+    o->command = Command::kProfile;
+    o->profile_action = action;
+  });
+  a->add_option("--profile-dir", o->policy_cfg.profile_dir,
+                "the profiles (default " + std::string(kDefaultProfileDir) + ")")
+      ->type_name("DIR");
+  if (std::string(action) != "list")
+    a->add_option("name", o->profile_name, "the tenant's name")->required()->type_name("NAME");
+  if (std::string(action) == "export" || std::string(action) == "import")
+    a->add_option("--file", o->profile_file, "the JSON file (default, or '-': stdio)")
+        ->type_name("FILE");
+  return a;
+}
+
+void add_profile(CLI::App* app, Options* o) {
+  CLI::App* p = app->add_subcommand("profile", "kernel profiles the fikit policy learned");
+  p->fallthrough();
+  p->require_subcommand(1);
+  p->footer(kProfileExamples);
+  add_profile_action(p, "list", "tenants with a saved profile",
+                     "EXAMPLES:\n  fikit-broker profile list\n", o);
+  add_profile_action(p, "show", "a profile's kernels: durations, gaps, misses",
+                     "EXAMPLES:\n  fikit-broker profile show resnet-serve\n", o);
+  add_profile_action(p, "export", "write a profile as JSON (to --file or stdout)",
+                     "EXAMPLES:\n  fikit-broker profile export resnet-serve --file r.json\n", o);
+  add_profile_action(p, "import", "install a profile from JSON (--file or stdin)",
+                     "EXAMPLES:\n  fikit-broker profile import resnet-serve --file r.json\n", o);
+}
+
+// The whole command line. Options of each command are its own (`start --help` lists start's);
+// --log-level and --config belong to all (a command passes what it does not know up).
+void build_app(CLI::App* app, Options* o) {
+  // As with getopt, the last of a repeated option wins (commands inherit this).
+  app->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app->set_version_flag("--version", version_text("fikit-broker"));
+  app->set_help_flag("-h,--help", "show this help message and exit");
+  app->set_config("--config", kDefaultConfig, "options from FILE (INI or TOML; [start] etc.)")
+      ->type_name("FILE");
+  app->allow_config_extras(CLI::config_extras_mode::error);
+  add_value(app, "--log-level", "debug, info (default), warn or error", "LEVEL",
+            [o](const std::string& v) { return parse_log_level(v, &o->log_level); });
+  app->require_subcommand(1);
+  add_start(app, o);
+  CLI::App* stop = app->add_subcommand("stop", "stop the running broker (root or its uid)");
+  stop->fallthrough();
+  stop->callback([o] { o->command = Command::kStop; });
+  stop->footer("EXAMPLES:\n  sudo fikit-broker stop           # tenants carry on (fail open)\n");
+  add_socket(stop, o);
+  CLI::App* status = app->add_subcommand("status", "show the broker and its tenants");
+  status->fallthrough();
+  status->callback([o] { o->command = Command::kStatus; });
+  status->footer(
+      "EXAMPLES:\n  fikit-broker status              # list tenants\n"
+      "  fikit-broker status --json       # the same, for machines\n");
+  add_socket(status, o);
+  status->add_flag("-j,--json", o->json, "print JSON for machines");
+  add_profile(app, o);
+}
+
+// Fill in what a `profile` command did not give.
+Status resolve_profile(Options* o) {
+  if (o->policy_cfg.profile_dir.empty()) return usage_error("--profile-dir wants a directory");
+  o->policy_cfg.profile_dir = absolute(o->policy_cfg.profile_dir);
+  return Status();
+}
+
+}  // namespace
+
+Status parse_log_level(const std::string& word, LogLevel* out) {
+  static const std::pair<const char*, LogLevel> kLevels[] = {{"debug", LogLevel::kDebug},
+                                                             {"info", LogLevel::kInfo},
+                                                             {"warn", LogLevel::kWarn},
+                                                             {"warning", LogLevel::kWarn},
+                                                             {"error", LogLevel::kError}};
+  for (const auto& [name, level] : kLevels)
+    if (strcasecmp(word.c_str(), name) == 0) {
+      *out = level;
+      return Status();
+    }
+  return usage_error("unknown log level '" + word + "': use debug, info, warn or error");
+}
+
 Result<Options> parse_options(int argc, char** argv) {
   Options o;
   o.policy_cfg.profile_dir = kDefaultProfileDir;
   if (argc < 2) return usage_error("no command given: start, stop, status or profile");
   std::string cmd = argv[1];
-  if (cmd == "-h" || cmd == "--help" || cmd == "help") return o;
-  if (cmd == "profile") return parse_profile_options(argc, argv, std::move(o));
-  if (cmd == "start")
-    o.command = Command::kStart;
-  else if (cmd == "stop")
-    o.command = Command::kStop;
-  else if (cmd == "status")
-    o.command = Command::kStatus;
-  else
+  if (cmd == "help") cmd = "--help";
+  if (cmd[0] != '-' && cmd != "start" && cmd != "stop" && cmd != "status" && cmd != "profile")
     return usage_error("unknown command '" + cmd + "': use start, stop, status or profile");
-  char** args = argv + 1;  // getopt sees the command as its argv[0]
-  int nargs = argc - 1;
-  optind = 1;
-  opterr = 0;
-  int c;
-  while ((c = getopt_long(nargs, args, ":hs:fp:l:r:j", kLongOptions, nullptr)) != -1) {
-    if (c == 'h') {
-      o.command = Command::kHelp;
-      return o;
-    }
-    if (c == '?' || c == ':')
-      return usage_error(std::string(c == ':' ? "missing value for " : "unknown option ") +
-                         args[optind - 1]);
-    bool start_only = false;
-    if (Status s = apply_option(c, optarg, &o, &start_only); !s.ok()) return s;
-    if (start_only && o.command != Command::kStart)
-      return usage_error(std::string("--") + option_name(c) + " applies to start only");
-    if (c == 'j' && o.command != Command::kStatus)
-      return usage_error("--json applies to status only");
+  CLI::App app("Share one NVIDIA GPU between tasks of different priority.", "fikit-broker");
+  build_app(&app, &o);
+  try {
+    if (cmd == "--help" || cmd == "-h") throw CLI::CallForHelp();
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    o.command = Command::kHelp;
+    // The top level's help is the whole manual; a command's is its own part.
+    o.help_text = app.get_subcommands().empty() ? usage_text() : app.help();
+    return o;
+  } catch (const CLI::CallForVersion& e) {
+    o.command = Command::kHelp;
+    o.help_text = version_text("fikit-broker") + "\n";
+    return o;
+  } catch (const CLI::ParseError& e) {
+    return usage_error(e.what());
   }
-  if (optind < nargs) return usage_error(std::string("unexpected argument '") + args[optind] + "'");
+  if (o.command == Command::kProfile) {
+    if (Status s = resolve_profile(&o); !s.ok()) return s;
+    return o;
+  }
   if (Status s = resolve_defaults(&o); !s.ok()) return s;
   return o;
 }

@@ -1,4 +1,5 @@
-// Command line of fikit-broker: start | stop | status | profile, their options and the help text.
+// Command line of fikit-broker: start | stop | status | profile, their options, the configuration
+// file (/etc/fikit/broker.conf) and the help texts.
 #pragma once
 
 #include <fikit/result.h>
@@ -6,7 +7,9 @@
 #include <cstdint>
 #include <string>
 
+#include "control/access.h"
 #include "gpu/gpu_options.h"
+#include "log.h"
 #include "policy/policy.h"
 #include "substrate/substrate.h"
 
@@ -14,11 +17,15 @@ namespace fikit::broker {
 
 // Where learned kernel profiles are kept unless --profile-dir says otherwise.
 inline constexpr const char* kDefaultProfileDir = "/var/lib/fikit/profiles";
+// The configuration file read when it exists (--config FILE names another).
+inline constexpr const char* kDefaultConfig = "/etc/fikit/broker.conf";
 
 enum class Command { kHelp, kStart, kStop, kStatus, kProfile };
 
 struct Options {
   Command command = Command::kHelp;
+  std::string help_text;  // kHelp: what to print (the whole manual, a command's or --version)
+  LogLevel log_level = LogLevel::kInfo;
   bool foreground = false;
   bool json = false;
   std::string socket;              // absolute
@@ -31,17 +38,23 @@ struct Options {
   GpuOptions gpu;                // the eBPF GPU-driver observer: --no-bpf, --audit-launches, ...
   SubstrateConfig substrate;     // --substrate, --calibrate (switch cost: policy_cfg)
   uint32_t hp_marker_every = 0;  // --hp-marker-every: HP idleness measurement (idle_meter.h)
+  AccessConfig access;           // ceilings, --hp-group, --admin-group (control/access.h)
+  std::string tenant_group = "fikit";  // owns the socket (0660) when it exists, else 0666
   // `profile ACTION [NAME]` (profile_command.h).
   std::string profile_action;  // list, show, export or import
   std::string profile_name;
   std::string profile_file;  // export: write here, import: read from here ("" or "-": std streams)
 };
 
-// Parse argv and fill in every default. A usage error is kInvalidArgument with its message.
+// Parse argv (CLI11; the configuration file's values where the command line gives none) and fill
+// in every default. A usage error is kInvalidArgument with its message.
 Result<Options> parse_options(int argc, char** argv);
 
 // The --help text (80 columns, with EXAMPLES).
 std::string usage_text();
+
+// debug, info, warn or error (any case).
+Status parse_log_level(const std::string& word, LogLevel* out);
 
 // $FIKIT_SOCKET, else /run/fikit/broker.sock.
 std::string default_socket();

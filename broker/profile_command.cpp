@@ -1,7 +1,5 @@
 #include "profile_command.h"
 
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -14,31 +12,6 @@
 
 namespace fikit::broker {
 namespace {
-
-Status usage_error(const std::string& what) { return Status(StatusCode::kInvalidArgument, what); }
-
-std::string absolute(const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  char cwd[4096];
-  if (!getcwd(cwd, sizeof(cwd))) return path;
-  return std::string(cwd) + "/" + path;
-}
-
-// Take the value of option `name` from "--name VALUE" or "--name=VALUE" at argv[*i].
-bool take_value(const std::string& arg, const char* name, int argc, char** argv, int* i,
-                std::string* out, Status* err) {
-  std::string flag = std::string("--") + name;
-  if (arg.rfind(flag + "=", 0) == 0) {
-    *out = arg.substr(flag.size() + 1);
-    return true;
-  }
-  if (arg != flag) return false;
-  if (*i + 1 >= argc)
-    *err = usage_error("missing value for " + flag);
-  else
-    *out = argv[++*i];
-  return true;
-}
 
 int fail(const std::string& what) {
   fprintf(stderr, "fikit-broker: %s\n", what.c_str());
@@ -93,42 +66,6 @@ int import_profile(const Options& o) {
 }
 
 }  // namespace
-
-Result<Options> parse_profile_options(int argc, char** argv, Options o) {
-  o.command = Command::kProfile;
-  std::vector<std::string> words;
-  for (int i = 2; i < argc; i++) {
-    std::string a = argv[i];
-    Status err;
-    if (a == "-h" || a == "--help") {
-      o.command = Command::kHelp;
-      return o;
-    }
-    if (take_value(a, "profile-dir", argc, argv, &i, &o.policy_cfg.profile_dir, &err) ||
-        take_value(a, "file", argc, argv, &i, &o.profile_file, &err)) {
-      if (!err.ok()) return err;
-      continue;
-    }
-    if (a.size() > 1 && a[0] == '-') return usage_error("unknown option " + a + " for profile");
-    words.push_back(a);
-  }
-  if (words.empty()) return usage_error("profile wants an action: list, show, export or import");
-  o.profile_action = words[0];
-  bool named = o.profile_action != "list";
-  if (o.profile_action != "list" && o.profile_action != "show" && o.profile_action != "export" &&
-      o.profile_action != "import")
-    return usage_error("unknown profile action '" + o.profile_action +
-                       "': use list, show, export or import");
-  if (named && words.size() < 2) return usage_error("profile " + o.profile_action + " wants NAME");
-  if (words.size() > (named ? 2u : 1u))
-    return usage_error("unexpected argument '" + words.back() + "'");
-  if (named) o.profile_name = words[1];
-  if (!o.profile_file.empty() && o.profile_action != "export" && o.profile_action != "import")
-    return usage_error("--file applies to profile export and import only");
-  if (o.policy_cfg.profile_dir.empty()) return usage_error("--profile-dir wants a directory");
-  o.policy_cfg.profile_dir = absolute(o.policy_cfg.profile_dir);
-  return o;
-}
 
 int profile_command(const Options& o) {
   if (o.profile_action == "list") return list(o);

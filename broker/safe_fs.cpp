@@ -182,8 +182,8 @@ bool write_file_atomic(const DirFd& dir, const std::string& dir_path, const std:
   std::string path = join(dir_path, name);
   std::string tmp = "." + name + ".tmp." + std::to_string(getpid());
   unlinkat(dir.get(), tmp.c_str(), 0);  // a leftover of a writer of our pid that died
-  int fd = openat(dir.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                  mode);
+  int fd =
+      openat(dir.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) {
     *err = "failed to write " + join(dir_path, tmp) + ": " + strerror(errno);
     return false;

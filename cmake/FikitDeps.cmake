@@ -2,6 +2,7 @@
 # machine) are linked statically: liburing, libbpf, libelf, zlib.
 
 find_package(Threads REQUIRED)
+find_package(CLI11 2.1 CONFIG REQUIRED)  # command lines and config files, header-only (libcli11-dev)
 
 # CUDA driver API header: the toolkit's cuda.h, wherever the machine has it.
 find_path(CUDA_DRIVER_INCLUDE_DIR cuda.h

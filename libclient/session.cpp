@@ -165,9 +165,10 @@ Session* session_connect(const Config& cfg, uint16_t generation, LogLevel fail_l
     close(fd);
     return nullptr;
   }
+  reply.error[kErrorLen - 1] = '\0';
   if (s->priority != cfg.priority)
-    FIKIT_LOG_WARN("the broker set priority %s (asked for %s)", priority_name(s->priority),
-                   priority_name(cfg.priority));
+    FIKIT_LOG_WARN("the broker set priority %s (asked for %s)%s%s", priority_name(s->priority),
+                   priority_name(cfg.priority), reply.error[0] ? ": " : "", reply.error);
   FIKIT_LOG_INFO("registered with the broker as tenant %u '%s' (priority %s)", s->tenant_id,
                  cfg.name, priority_name(s->priority));
   return s;

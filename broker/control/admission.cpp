@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "control/access.h"
 #include "control/shm_region.h"
 
 namespace fikit::broker {
@@ -108,8 +109,13 @@ Result<RegisterRequest> decode_register(const char* msg, int len, const Peer& pe
 Result<Admitted> admit(const char* msg, int len, const Peer& peer, uint32_t id) {
   Result<RegisterRequest> decoded = decode_register(msg, len, peer);
   if (!decoded.ok()) return decoded.status();
-  const RegisterRequest& req = *decoded;
+  RegisterRequest req = *decoded;
+  std::string note;
+  Result<uint32_t> granted = grant_priority(peer.uid, req.priority, &note);
+  if (!granted.ok()) return granted.status();
+  req.priority = *granted;
   auto desc = std::make_shared<TenantDesc>();
+  desc->note = note;
   desc->id = id;
   desc->pid = peer.pid;
   desc->uid = peer.uid;
@@ -129,6 +135,9 @@ RegisterReply register_reply(const Result<Admitted>& r) {
   if (r.ok()) {
     reply.tenant_id = r.value().desc->id;
     reply.segment_size = sizeof(Segment);
+    // With status 0, the error text is a note the client prints (the granted priority is the
+    // segment's).
+    snprintf(reply.error, sizeof(reply.error), "%s", r.value().desc->note.c_str());
   } else {
     reply.status = status_errno(r.status());
     snprintf(reply.error, sizeof(reply.error), "%s", r.status().message().c_str());

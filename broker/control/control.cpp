@@ -17,6 +17,7 @@
 #include <cstring>
 #include <utility>
 
+#include "control/access.h"
 #include "control/shm_region.h"
 #include "gpu/gpu_inventory.h"
 #include "gpu/gpu_monitor.h"
@@ -290,15 +291,13 @@ StatusInput Control::status_input() {
 }
 
 void Control::on_status(Conn& c) {
-  send_text(c, MsgType::kStatusReply, 0, status_json(status_input()));
+  send_text(c, MsgType::kStatusReply, 0, status_for(status_json(status_input()), c.peer.uid));
   drop(c.fd, nullptr);
 }
 
 void Control::on_stop(Conn& c) {
-  uid_t self = geteuid();
-  if (c.peer.uid != 0 && c.peer.uid != self) {
-    std::string why = "stop refused: uid " + std::to_string(c.peer.uid) +
-                      " is neither root nor the broker's uid " + std::to_string(self);
+  if (!is_admin(c.peer.uid)) {
+    std::string why = "stop refused: " + not_admin_text(c.peer.uid);
     FIKIT_LOG_WARN("%s (pid %d)", why.c_str(), c.peer.pid);
     send_text(c, MsgType::kStopReply, -EPERM, why);
     return drop(c.fd, nullptr);

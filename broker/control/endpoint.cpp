@@ -1,6 +1,7 @@
 #include "control/endpoint.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "log.h"
@@ -88,7 +90,8 @@ Status bind_at(int fd, const DirFd& dir, const std::string& name, mode_t mode,
 
 std::string lock_path_of(const std::string& socket_path) { return socket_path + ".lock"; }
 
-Result<std::unique_ptr<Endpoint>> Endpoint::open(const std::string& socket_path) {
+Result<std::unique_ptr<Endpoint>> Endpoint::open(const std::string& socket_path,
+                                                 const std::string& tenant_group) {
   std::unique_ptr<Endpoint> ep(new Endpoint());
   ep->path_ = socket_path;
   ep->lock_path_ = lock_path_of(socket_path);
@@ -117,7 +120,25 @@ Result<std::unique_ptr<Endpoint>> Endpoint::open(const std::string& socket_path)
   }
   ep->fd_ = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (ep->fd_ < 0) return Status::from_errno(errno, "create control socket");
-  if (Status s = bind_at(ep->fd_, *dir, ep->name_, 0666, socket_path); !s.ok()) return s;
+  gid_t gid = 0;
+  mode_t mode = geteuid() == 0 ? 0666 : 0600;
+  if (geteuid() == 0 && !tenant_group.empty()) {
+    char buf[16384];
+    group g, *found = nullptr;
+    if (getgrnam_r(tenant_group.c_str(), &g, buf, sizeof(buf), &found) == 0 && found) {
+      gid = found->gr_gid;
+      mode = 0660;
+    }
+  }
+  // Bound 0660 (or 0600) root:root first: nobody else can connect until the group is set.
+  if (Status s = bind_at(ep->fd_, *dir, ep->name_, mode, socket_path); !s.ok()) return s;
+  if (gid != 0 && fchownat(dir->get(), ep->name_.c_str(), 0, gid, AT_SYMLINK_NOFOLLOW) != 0)
+    return Status::from_errno(errno,
+                              "give control socket " + socket_path + " to group " + tenant_group);
+  char text[64];
+  snprintf(text, sizeof(text), "mode %04o", static_cast<unsigned>(mode));
+  ep->access_ = text;
+  if (gid != 0) ep->access_ += ", group " + tenant_group;
   if (listen(ep->fd_, 128) != 0)
     return Status::from_errno(errno, "listen on control socket " + socket_path);
   ep->dir_ = std::move(*dir);

@@ -20,10 +20,15 @@ inline constexpr const char* kRunDirHint =
 
 class Endpoint {
  public:
-  // Take the lock, then bind and listen on `socket_path` (SOCK_SEQPACKET, mode 0666: any uid may
-  // register; the mode is the socket's from its bind on). Creates the socket's directory (0755)
-  // if missing.
-  static Result<std::unique_ptr<Endpoint>> open(const std::string& socket_path);
+  // Take the lock, then bind and listen on `socket_path` (SOCK_SEQPACKET). Who may connect: a
+  // root broker's socket is root:tenant_group 0660 when that group exists, else 0666 (any uid may
+  // register, at its priority ceiling: control/access.h); a non-root broker's is 0600 (it serves
+  // its own uid only). The mode is the socket's from its bind on. Creates the socket's directory
+  // (0755) if missing.
+  static Result<std::unique_ptr<Endpoint>> open(const std::string& socket_path,
+                                                const std::string& tenant_group = "");
+  // The socket's mode and group, as `open` set them (for the start message).
+  const std::string& access_text() const { return access_; }
   ~Endpoint();
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
@@ -39,6 +44,7 @@ class Endpoint {
   std::string name_;  // of the socket in dir_
   std::string lock_path_;
   DirFd dir_;
+  std::string access_;
   int fd_ = -1;
   int lock_fd_ = -1;
 };

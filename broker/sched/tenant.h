@@ -20,6 +20,7 @@ struct TenantDesc {
   Segment* seg = nullptr;      // the broker's mapping of that segment
   std::shared_ptr<void> keep;  // keeps the mapping alive while anyone holds the descriptor
   uint64_t admitted_ns = 0;    // CLOCK_MONOTONIC
+  std::string note;            // for the tenant to print, e.g. admitted below the priority asked
 };
 
 struct TenantStatus {

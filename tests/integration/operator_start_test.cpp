@@ -23,9 +23,9 @@ mode_t t_mode(const std::string& path) {
 
 // The broker's options that keep a test start quick and self-contained.
 std::vector<std::string> t_start(const std::string& socket, bool foreground = false) {
-  std::vector<std::string> argv = {t_bin("fikit-broker"), "start", "--socket", socket,
-                                   "--policy",           "none",  "--no-bpf", "--switch-cost-us",
-                                   "0"};
+  std::vector<std::string> argv = {
+      t_bin("fikit-broker"), "start", "--socket", socket, "--policy", "none", "--no-bpf",
+      "--switch-cost-us",    "0"};
   if (foreground) argv.push_back("--foreground");
   return argv;
 }
@@ -99,9 +99,9 @@ TEST(OperatorStart, RefusesADirectoryAnotherUserCanWrite) {
   ASSERT_EQ(symlink(victim.c_str(), (theirs + "/broker.log").c_str()), 0);
   std::string out;
   EXPECT_EQ(t_run(t_start(theirs + "/broker.sock"), dir, &out), 1) << out;
-  EXPECT_NE(out.find("refusing to use " + theirs + ": it is owned by uid " +
-                     std::to_string(user.uid())),
-            std::string::npos)
+  EXPECT_NE(
+      out.find("refusing to use " + theirs + ": it is owned by uid " + std::to_string(user.uid())),
+      std::string::npos)
       << out;
   // The same with a directory of root's that everyone may write (no sticky bit).
   const std::string open_dir = dir.file("open");

@@ -58,8 +58,8 @@ t_Group::~t_Group() {
 
 t_User::t_User(const std::string& tag, const std::vector<std::string>& groups)
     : name_(t_unique(tag)) {
-  std::vector<std::string> argv = {"useradd", "--system", "--no-create-home", "--shell",
-                                   "/usr/sbin/nologin", "--user-group"};
+  std::vector<std::string> argv = {"useradd", "--system",          "--no-create-home",
+                                   "--shell", "/usr/sbin/nologin", "--user-group"};
   std::string list;
   for (const std::string& g : groups) list += (list.empty() ? "" : ",") + g;
   if (!list.empty()) argv.insert(argv.end(), {"--groups", list});

@@ -71,7 +71,8 @@ TEST(SafeFs, RefusesADirectoryWritableByOthers) {
       << fd.status().message();
   // Below it too: another user could rename what is in it.
   ASSERT_EQ(mkdir(d.file("open/sub").c_str(), 0700), 0);
-  EXPECT_FALSE(open_owned_dir(d.file("open/sub"), {.create = false, .mode = 0700, .hint = ""}).ok());
+  EXPECT_FALSE(
+      open_owned_dir(d.file("open/sub"), {.create = false, .mode = 0700, .hint = ""}).ok());
 }
 
 TEST(SafeFs, FollowsOnlyTrustedSymlinks) {
@@ -99,7 +100,8 @@ TEST(SafeFs, RefusesADirectoryOfAnotherUser) {
       << fd.status().message();
   // A directory of theirs on the way is refused as well.
   ASSERT_EQ(mkdir(d.file("theirs/mine").c_str(), 0700), 0);
-  EXPECT_FALSE(open_owned_dir(d.file("theirs/mine"), {.create = false, .mode = 0700, .hint = ""}).ok());
+  EXPECT_FALSE(
+      open_owned_dir(d.file("theirs/mine"), {.create = false, .mode = 0700, .hint = ""}).ok());
 }
 
 TEST(SafeFs, TheCreateHintSaysWhatToDo) {

@@ -3,6 +3,7 @@
 // over an interval or while a command runs, and prints the difference (see --help).
 #include <fcntl.h>
 #include <fikit/util.h>
+#include <fikit/version.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -56,6 +57,7 @@ std::string find_libcuda(const Options& o) {
 
 bpf::Result<std::unique_ptr<bpf::BpfObserver>> load_observer(const Options& o) {
   bpf::BpfConfig config;
+  config.verbose = o.verbose;
   if (!o.test_device.empty()) {
     bpf::Result<bpf::DeviceId> dev = bpf::char_device_of(o.test_device);
     if (!dev.ok()) return dev.status();
@@ -222,6 +224,10 @@ int main(int argc, char** argv) {
   const std::string err = fikit::audit::parse_options(argc, argv, &o);
   if (o.help) {
     std::fputs(fikit::audit::usage(), stdout);
+    return 0;
+  }
+  if (o.version) {
+    std::printf("%s\n", fikit::version_text("fikit-audit").c_str());
     return 0;
   }
   if (!err.empty()) {

@@ -1,7 +1,6 @@
 #include "options.h"
 
-#include <getopt.h>
-
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <sstream>
 
@@ -33,6 +32,9 @@ an interval, or while COMMAND runs.
                           LD_LIBRARY_PATH and the usual library directories)
       --functions LIST    comma-separated entry points to probe (default: libcuda's
                           cuLaunchKernel*, cuLaunchCooperativeKernel*, cuGraphLaunch*)
+      --log-level LEVEL   debug prints libbpf's debug messages on stderr; info,
+                          warn and error (the default: warnings and errors)
+      --version           print the version, the ABI and the git commit
   -h, --help              this text
 
 Statistics are on (BPF_ENABLE_STATS) only while measuring; enabling them adds a
@@ -62,63 +64,53 @@ std::vector<std::string> split_commas(const std::string& s) {
   return out;
 }
 
-enum LongOnly { kJson = 256, kLoad, kEvents, kTestDevice, kAuditLaunches, kLibcuda, kFunctions };
-
 }  // namespace
 
 std::string parse_options(int argc, char** argv, Options* out) {
-  static const option kLong[] = {
-      {"interval", required_argument, nullptr, 'i'},
-      {"json", no_argument, nullptr, kJson},
-      {"load", no_argument, nullptr, kLoad},
-      {"events", no_argument, nullptr, kEvents},
-      {"test-device", required_argument, nullptr, kTestDevice},
-      {"audit-launches", no_argument, nullptr, kAuditLaunches},
-      {"libcuda", required_argument, nullptr, kLibcuda},
-      {"functions", required_argument, nullptr, kFunctions},
-      {"help", no_argument, nullptr, 'h'},
-      {nullptr, 0, nullptr, 0},
-  };
-  optind = 1;
-  opterr = 0;
-  for (int c; (c = getopt_long(argc, argv, "+i:h", kLong, nullptr)) != -1;) {
-    switch (c) {
-      case 'i': {
-        char* end = nullptr;
-        out->interval_s = std::strtod(optarg, &end);
-        if (!end || *end || out->interval_s <= 0)
-          return std::string("bad --interval: ") + optarg + " (seconds > 0)";
-        break;
-      }
-      case kJson:
-        out->json = true;
-        break;
-      case kLoad:
-        out->load = true;
-        break;
-      case kEvents:
-        out->events = true;
-        break;
-      case kTestDevice:
-        out->test_device = optarg;
-        break;
-      case kAuditLaunches:
-        out->audit_launches = true;
-        break;
-      case kLibcuda:
-        out->libcuda = optarg;
-        break;
-      case kFunctions:
-        out->functions = split_commas(optarg);
-        break;
-      case 'h':
-        out->help = true;
-        return "";
-      default:
-        return std::string("unknown or incomplete option: ") + argv[optind - 1];
-    }
+  // The help text is usage(), written by hand; CLI11 only parses.
+  CLI::App app("", "fikit-audit");
+  app.set_help_flag();
+  bool help = false, version = false;
+  std::string interval, functions, level;
+  app.add_flag("-h,--help", help);
+  app.add_flag("--version", version);
+  app.add_option("-i,--interval", interval);
+  app.add_flag("--json", out->json);
+  app.add_flag("--load", out->load);
+  app.add_flag("--events", out->events);
+  app.add_option("--test-device", out->test_device);
+  app.add_flag("--audit-launches", out->audit_launches);
+  app.add_option("--libcuda", out->libcuda);
+  app.add_option("--functions", functions);
+  app.add_option("--log-level", level);
+  // Everything from COMMAND on is COMMAND's, options included, even without "--".
+  app.prefix_command();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return e.what();
   }
-  for (int i = optind; i < argc; i++) out->command.push_back(argv[i]);
+  if (help || version) {
+    out->help = help;
+    out->version = version;
+    return "";
+  }
+  out->command = app.remaining();
+  if (!out->command.empty() && out->command[0] == "--")
+    out->command.erase(out->command.begin());
+  else if (!out->command.empty() && out->command[0].size() > 1 && out->command[0][0] == '-')
+    return "unknown option: " + out->command[0];
+  if (!interval.empty()) {
+    char* end = nullptr;
+    out->interval_s = std::strtod(interval.c_str(), &end);
+    if (!end || *end || out->interval_s <= 0)
+      return "bad --interval: " + interval + " (seconds > 0)";
+  }
+  if (!functions.empty()) out->functions = split_commas(functions);
+  if (level == "debug")
+    out->verbose = true;
+  else if (!level.empty() && level != "info" && level != "warn" && level != "error")
+    return "unknown log level '" + level + "': use debug, info, warn or error";
   if (!out->test_device.empty() && !out->load) return "--test-device needs --load";
   if (out->events && !out->load) return "--events needs --load";
   if (out->audit_launches && (!out->load || out->command.empty()))

@@ -1,4 +1,4 @@
-// fikit-audit's command line.
+// fikit-audit's command line (parsed with CLI11; the help text is written by hand).
 #pragma once
 
 #include <string>
@@ -16,7 +16,9 @@ struct Options {
   std::string libcuda;                 // with --audit-launches: the library to probe
   std::vector<std::string> functions;  // with --audit-launches: entry points (default: libcuda's)
   std::vector<std::string> command;    // measured while it runs
+  bool verbose = false;                // --log-level debug: libbpf's debug messages
   bool help = false;
+  bool version = false;
 };
 
 // Parse argv. Return "" on success, else what is wrong (for the usage message).

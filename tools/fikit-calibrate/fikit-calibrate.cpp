@@ -8,10 +8,12 @@
 // simulated driver (LD_LIBRARY_PATH=<build>/sim) as on a real GPU.
 #include <cuda.h>
 #include <fcntl.h>
+#include <fikit/version.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -29,6 +31,7 @@ namespace {
 const char kUsage[] =
     R"(usage: fikit-calibrate [--rounds N] [--warmup N] [--kernel-us X] [--budget-ms M]
                        [--kernel spin|burn] [--grid N] [--block N]
+                       [--log-level LEVEL] [--version]
 
 Measure the time-slicing switch-back cost: the extra time a kernel of one process takes when
 another process's kernel ran on the GPU just before it. fikit-broker runs this at start-up.
@@ -41,6 +44,8 @@ another process's kernel ran on the GPU just before it. fikit-broker runs this a
   --grid N        blocks per kernel (default 1: the cost measured is the switch, not the
                   kernel; e.g. --kernel burn --grid 132 --block 1024 fills an H100)
   --block N       threads per block (default 32)
+  --log-level L   debug also prints the settings on stderr; info, warn, error
+  --version       print the version, the ABI and the git commit
 
 Prints one line: switch_back_us (median after the other process minus median after itself),
 after_other_us, after_self_us, their p10/p90, rounds, kernel_us and the device name.
@@ -56,6 +61,7 @@ struct Args {
   double budget_ms = 1000;
   std::string kernel = "spin";
   unsigned grid = 1, block = 32;
+  bool debug = false;  // --log-level debug: the settings on stderr before measuring
 };
 
 [[noreturn]] void usage_error(const std::string& msg) {
@@ -63,38 +69,38 @@ struct Args {
   exit(2);
 }
 
+// Parse the command line (CLI11; the help text is kUsage). Exits 0 after --help or --version, 2
+// on a usage error.
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; i++) {
-    std::string k = argv[i];
-    if (k == "-h" || k == "--help") {
-      fputs(kUsage, stdout);
-      exit(0);
-    }
-    if (i + 1 >= argc) usage_error("unknown option or missing value: " + k);
-    if (k == "--kernel") {
-      a.kernel = argv[++i];
-      if (a.kernel != "spin" && a.kernel != "burn") usage_error("--kernel wants spin or burn");
-      continue;
-    }
-    char* end = nullptr;
-    double v = strtod(argv[++i], &end);
-    if (*end || !std::isfinite(v) || v < 0) usage_error(k + " wants a number >= 0");
-    if (k == "--rounds" && v >= 1)
-      a.rounds = static_cast<int>(v);
-    else if (k == "--warmup")
-      a.warmup = static_cast<int>(v);
-    else if (k == "--kernel-us" && v > 0)
-      a.kernel_us = v;
-    else if (k == "--budget-ms")
-      a.budget_ms = v;
-    else if (k == "--grid" && v >= 1)
-      a.grid = static_cast<unsigned>(v);
-    else if (k == "--block" && v >= 1 && v <= 1024)
-      a.block = static_cast<unsigned>(v);
-    else
-      usage_error("unknown option or bad value: " + k + " " + argv[i]);
+  CLI::App app("", "fikit-calibrate");
+  app.set_help_flag();
+  bool help = false, version = false;
+  std::string level;
+  app.add_flag("-h,--help", help);
+  app.add_flag("--version", version);
+  app.add_option("--rounds", a.rounds)->check(CLI::Range(1, 1'000'000));
+  app.add_option("--warmup", a.warmup)->check(CLI::Range(0, 1'000'000));
+  app.add_option("--kernel-us", a.kernel_us)->check(CLI::Range(1e-3, 1e9));
+  app.add_option("--budget-ms", a.budget_ms)->check(CLI::Range(0.0, 1e12));
+  app.add_option("--kernel", a.kernel)->check(CLI::IsMember({"spin", "burn"}));
+  app.add_option("--grid", a.grid)->check(CLI::Range(1u, 1u << 31));
+  app.add_option("--block", a.block)->check(CLI::Range(1u, 1024u));
+  app.add_option("--log-level", level)->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    usage_error(e.what());
   }
+  if (help) {
+    fputs(kUsage, stdout);
+    exit(0);
+  }
+  if (version) {
+    printf("%s\n", fikit::version_text("fikit-calibrate").c_str());
+    exit(0);
+  }
+  a.debug = level == "debug";
   return a;
 }
 
@@ -216,6 +222,11 @@ int first_main(const Args& a, int in, int out) {
 
 int main(int argc, char** argv) {
   Args a = parse(argc, argv);
+  if (a.debug)
+    fprintf(stderr,
+            "fikit-calibrate: rounds=%d warmup=%d kernel_us=%g budget_ms=%g kernel=%s grid=%u "
+            "block=%u\n",
+            a.rounds, a.warmup, a.kernel_us, a.budget_ms, a.kernel.c_str(), a.grid, a.block);
   int to_other[2], from_other[2];
   if (pipe2(to_other, O_CLOEXEC) != 0 || pipe2(from_other, O_CLOEXEC) != 0) {
     fprintf(stderr, "fikit-calibrate: failed to create pipes: %s\n", strerror(errno));
