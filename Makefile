@@ -80,8 +80,9 @@ deb: deps
 	cmake --build $(DEB_BUILD) -j $(JOBS) $(VERBOSE_FLAG) --target fikit_package_files
 	cd $(DEB_BUILD) && cpack -G DEB
 
+# Exit 77 from the test is a skip (not root, fikit installed, /etc/fikit or /var/lib/fikit there).
 test-deb: deb
-	tests/packaging/deb_test.sh $(DEB_BUILD)/fikit_*.deb
+	tests/packaging/deb_test.sh $(DEB_BUILD)/fikit_*.deb || [ $$? = 77 ]
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz $(DEB_BUILD)

@@ -1,8 +1,8 @@
 # Write one gzip'ed man page from a program's --help (cmake -P, called by FikitMan.cmake):
 #   -DHELP2MAN= -DGZIP= -DPROGRAM= -DOUT=<page>.gz -DSECTION= -DWHATIS= -DVERSION=
 #   [-DSUBCOMMANDS=a;b] [-DLIBRARY_PATH=dir]
-# A program without a working --version gets VERSION (the project version). Each subcommand whose
-# `PROGRAM SUB --help` differs from `PROGRAM --help` gets a section of its own with that text.
+# The version is the number --version prints, else VERSION (the project version). Each subcommand
+# whose `PROGRAM SUB --help` differs from `PROGRAM --help` gets a section of its own with that text.
 
 set(run ${CMAKE_COMMAND} -E env LD_LIBRARY_PATH=${LIBRARY_PATH})
 get_filename_component(name ${PROGRAM} NAME)
@@ -15,11 +15,13 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "${name} --help failed (exit ${rc}): ${err}")
 endif()
 
-set(version_args --version-string=${VERSION})
+# The footer shows the version number alone: --version's commit would change the page with every
+# commit (and not fit the footer).
+set(version ${VERSION})
 execute_process(COMMAND ${run} ${PROGRAM} --version RESULT_VARIABLE rc OUTPUT_VARIABLE out
                 ERROR_QUIET)
-if(rc EQUAL 0 AND out MATCHES "[0-9]+\\.[0-9]+")
-  set(version_args "")
+if(rc EQUAL 0 AND out MATCHES "[0-9]+\\.[0-9]+(\\.[0-9]+)?")
+  set(version ${CMAKE_MATCH_0})
 endif()
 
 # Subcommand texts as preformatted roff: escape backslashes and leading control characters.
@@ -45,7 +47,7 @@ endif()
 string(REGEX REPLACE "\\.gz$" "" page ${OUT})
 execute_process(
   COMMAND ${run} ${HELP2MAN} --no-info --no-discard-stderr --section=${SECTION}
-          --name=${WHATIS} ${version_args} ${include_args} --output=${page} ${PROGRAM}
+          --name=${WHATIS} --version-string=${version} ${include_args} --output=${page} ${PROGRAM}
   RESULT_VARIABLE rc ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "help2man ${name} failed: ${err}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The example /etc/fikit/broker.conf names only options the broker has: every key (commented out
-# or not) must be a long option in `fikit-broker start --help`, and every line is a comment or blank
-# (the example changes nothing).
+# or not) must be a long option in `fikit-broker start --help`, and every line is a comment, blank
+# or the [start] section header (the example changes nothing).
 # Usage: config_test.sh FIKIT_BROKER BROKER_CONF
 set -euo pipefail
 broker=$1 conf=$2
@@ -13,6 +13,7 @@ keys=$(sed -n 's/^# *\([a-z][a-z0-9-]*\) *=.*/\1/p' "$conf")
 for k in $keys; do
   grep -q -- "--$k\b" <<<"$help" || fail "$conf names '$k', which 'fikit-broker start --help' lacks"
 done
-active=$(grep -v '^[[:space:]]*\(#.*\)\?$' "$conf" || true)
+grep -qx '\[start\]' "$conf" || fail "$conf has no [start] section for the start options"
+active=$(grep -v '^[[:space:]]*\(#.*\)\?$' "$conf" | grep -vx '\[start\]' || true)
 [ -z "$active" ] || fail "$conf sets options (it must only document them): $active"
 echo "ok: $(wc -w <<<"$keys") options documented in $conf"

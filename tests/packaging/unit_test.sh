@@ -23,9 +23,12 @@ exec_start=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$installed")
 
 mkdir "$tmp/check"
 sed "s|^ExecStart=|ExecStart=$root|" "$installed" >"$tmp/check/fikit-broker.service"
-man_dir=$(dirname "$(dirname "$(find "$root" -name 'fikit-broker.8*' | head -n1)")")
-[ -d "$man_dir" ] || fail "no fikit-broker(8) man page installed"
-MANPATH=$man_dir systemd-analyze verify "$tmp/check/fikit-broker.service" >"$tmp/verify" 2>&1 ||
+# Builds without man pages (no help2man, sanitizer builds) leave Documentation= unchecked.
+page=$(find "$root" -name 'fikit-broker.8*' | head -n1)
+man_check=(--man=no)
+[ -z "$page" ] || man_check=(--man=yes)
+MANPATH=$(dirname "$(dirname "${page:-/x/y}")") \
+  systemd-analyze verify "${man_check[@]}" "$tmp/check/fikit-broker.service" >"$tmp/verify" 2>&1 ||
   fail "systemd-analyze verify: $(cat "$tmp/verify")"
 [ ! -s "$tmp/verify" ] || fail "systemd-analyze verify warns: $(cat "$tmp/verify")"
 
