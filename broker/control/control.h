@@ -115,7 +115,7 @@ class Control {
   GpuMonitor* gpu_ = nullptr;
   std::vector<StatusPart> status_parts_;
   Guard guard_;
-  TenantRates rates_;  // status: launches and grants per second
+  TenantRates rates_;       // status: launches and grants per second
   RateCounter over_quota_;  // connections displaced or closed by the quotas
   RateCounter refused_;     // registrations refused
   RateCounter accept_failures_;

@@ -1,6 +1,7 @@
 // fikit-broker's command line (broker/options.h): the configuration file and the command line
 // over it, --version, --log-level, a help text per command, and every flag the tests, the
 // benchmarks and the tools pass.
+#include <fikit/abi.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -69,7 +70,8 @@ TEST(OperatorOptions, VersionAndLogLevel) {
   ASSERT_TRUE(o.ok());
   EXPECT_EQ(o->command, Command::kHelp);
   EXPECT_EQ(o->help_text.rfind("fikit-broker 0.", 0), 0u) << o->help_text;
-  EXPECT_NE(o->help_text.find("(ABI 1."), std::string::npos) << o->help_text;
+  EXPECT_NE(o->help_text.find("(ABI " + std::to_string(fikit::kAbiMajor) + "."), std::string::npos)
+      << o->help_text;
   EXPECT_NE(o->help_text.find(", commit "), std::string::npos) << o->help_text;
   for (const char* cmd : {"start", "stop", "status"}) {
     o = t_parse({cmd, "--log-level", "debug"});

@@ -130,7 +130,8 @@ Options parse(int argc, char** argv) {
                             ->type_name("PATH");
   app.add_option("-l,--lib", o.lib,
                  "libfikit.so to preload (default: $FIKIT_LIB, else\n"
-                 "<dir of fikit-run>/../lib/libfikit.so, else\n" FIKIT_INSTALL_LIBDIR "/libfikit.so)")
+                 "<dir of fikit-run>/../lib/libfikit.so, else\n" FIKIT_INSTALL_LIBDIR
+                 "/libfikit.so)")
       ->type_name("PATH");
   app.add_option("--log-level", o.log_level,
                  "the library's log level (FIKIT_LOG): debug,\ninfo, warn, error or off")
