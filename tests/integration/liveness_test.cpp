@@ -32,9 +32,9 @@ class Liveness : public ::testing::Test {
   t_SimGpu gpu{dir};
 
   t_Proc lp_tenant(const t_Broker& b) {
-    std::vector<std::string> argv = {t_bin("fikit-run"), "--priority", "low",     "--name",
-                                     "lp",               "--socket",   b.socket(), "--",
-                                     t_bin("fikit-chain")};
+    std::vector<std::string> argv = {t_bin("fikit-run"), "--priority", "low",
+                                     "--name",           "lp",         "--socket",
+                                     b.socket(),         "--",         t_bin("fikit-chain")};
     argv.insert(argv.end(), kLp.begin(), kLp.end());
     return t_spawn(argv, gpu.env(), dir.file("lp"));
   }
