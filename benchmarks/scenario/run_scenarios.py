@@ -38,6 +38,9 @@ WORKLOADS = {
                   "--request-gap-us", "3000"],
                  [("lp-normal", "normal", [80]), ("lp-low", "low", [400])]),
     "long-lp": (HP + ["--gap-us", "300"], [("lp-low", "low", [1000])]),
+    # Fairness within one LP level (issue 16): the same kernels, then short against long ones.
+    "fair-same": (HP + ["--gap-us", "300"], [("lp-a", "low", [50]), ("lp-b", "low", [50])]),
+    "fair-long": (HP + ["--gap-us", "500"], [("lp-short", "low", [40]), ("lp-long", "low", [400])]),
 }
 POLICIES = ["none", "priority", "fikit", "oracle"]
 MODES = ["timeslice", "mps"]
@@ -164,7 +167,8 @@ class Runner:
         lp = [(sm.read_trace(self.path(tag + "-" + n)), us) for _, n, us in lps]
         log_text = open(log).read()
         return {"kv": sm.parse_kv(hp_out), "hp_trace": sm.read_trace(self.path(tag + "-hp")),
-                "lp": lp, "stats": sm.policy_stats(log_text, "hp")}
+                "lp": lp, "lp_levels": [prio for _, prio, _ in WORKLOADS[workload][1]],
+                "stats": sm.policy_stats(log_text, "hp")}
 
 
 def machine():
@@ -252,7 +256,7 @@ def report(a, rows, started):
         lp = "; ".join("%s (%s) %s us" % (n, p, ",".join(map(str, us))) for n, p, us in lps)
         hp_text = " ".join(hp).replace(",".join(["200"] * 10), "200,...(x10)")
         lines.append("- %s: HP `%s`; LP %s" % (wl, hp_text, lp))
-    lines += ["", sm.table(rows), "", "Targets (issue 3):", sm.targets(rows), ""]
+    lines += ["", sm.table(rows), "", "Targets (issues 3 and 16):", sm.targets(rows), ""]
     return "\n".join(lines)
 
 

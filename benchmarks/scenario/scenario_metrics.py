@@ -76,6 +76,16 @@ def ratio(a, b):
     return a / b if b else float("nan")
 
 
+def lp_shares(busy, levels):
+    """(Jain's index, least / equal share) of the LP tenants' GPU time `busy` when two or more
+    share one level (`levels`: each tenant's priority), else (None, None)."""
+    if len(busy) < 2 or len(set(levels)) != 1 or sum(busy) <= 0:
+        return None, None
+    n = len(busy)
+    jain = sum(busy) ** 2 / (n * sum(b * b for b in busy))
+    return jain, min(busy) / (sum(busy) / n)
+
+
 def run_metrics(alone, coloc):
     """Compare a co-located run with the alone run of the same workload.
 
@@ -87,7 +97,9 @@ def run_metrics(alone, coloc):
     a_win = window(alone["hp_trace"])
     c_win = window(coloc["hp_trace"])
     idle_ns = (a_win[1] - a_win[0]) - busy_ns if a_win else 0.0
-    lp_ns = sum(lp_busy_in(k, d, c_win) for k, d in coloc["lp"]) if c_win else 0.0
+    busy = [lp_busy_in(k, d, c_win) if c_win else 0.0 for k, d in coloc["lp"]]
+    lp_ns = sum(busy)
+    jain, least = lp_shares(busy, coloc.get("lp_levels", []))
     st = coloc.get("stats") or {}
     scored = st.get("gap_hits", 0) + st.get("gap_misses", 0)
     return {
@@ -101,6 +113,8 @@ def run_metrics(alone, coloc):
         "gaps": st.get("gaps"),
         "fill_misses": st.get("fill_misses"),
         "gaps_filled": st.get("gaps_filled"),
+        "jain": jain,
+        "least_share": least,
     }
 
 
@@ -122,18 +136,19 @@ def fmt(v, spec):
 def table(rows):
     """Markdown table of result rows (dicts with mode, workload, policy and run_metrics keys)."""
     head = ("| substrate | workload | policy | HP JCT x | HP p50 x | HP p99 x | LP harvest "
-            "| vs oracle | hit rate | gaps filled | fill misses |")
-    lines = [head, "|" + "---|" * 11]
+            "| vs oracle | hit rate | gaps filled | fill misses | LP Jain | LP least share |")
+    lines = [head, "|" + "---|" * 13]
     oracle = {(r["mode"], r["workload"]): r["harvest"] for r in rows if r["policy"] == "oracle"}
     for r in rows:
         o = oracle.get((r["mode"], r["workload"]))
         # Below 0.5% the oracle found next to nothing to fill: a ratio would mean nothing.
         ok = o is not None and o == o and o > 0.005 and r["harvest"] == r["harvest"]
         rel = r["harvest"] / o if ok else None
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             r["mode"], r["workload"], r["policy"], fmt(r["jct"], ".3f"), fmt(r["p50"], ".3f"),
             fmt(r["p99"], ".3f"), fmt(r["harvest"], ".1%"), fmt(rel, ".0%"),
-            fmt(r["hit"], ".1%"), fmt(r["gaps_filled"], "d"), fmt(r["fill_misses"], "d")))
+            fmt(r["hit"], ".1%"), fmt(r["gaps_filled"], "d"), fmt(r["fill_misses"], "d"),
+            fmt(r.get("jain"), ".2f"), fmt(r.get("least_share"), ".2f")))
     return "\n".join(lines)
 
 
@@ -155,6 +170,11 @@ def targets(rows):
         else:
             checks.append(("JCT <= 1.15", r["jct"] <= 1.15))
             checks.append(("harvest > 0", r["harvest"] > 0))
+        # Fairness within one LP level (issue 16).
+        if r.get("jain") is not None and r["workload"] == "fair-same":
+            checks.append(("LP Jain >= 0.95", r["jain"] >= 0.95))
+        if r.get("least_share") is not None:
+            checks.append(("LP least share >= 0.5", r["least_share"] >= 0.5))
         verdict = ", ".join("%s %s" % (name, "met" if ok else "MISSED") for name, ok in checks)
         out.append("- %s / %s: %s" % (r["mode"], r["workload"], verdict))
     return "\n".join(out)

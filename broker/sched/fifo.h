@@ -33,8 +33,9 @@ class Fifo {
     if (i == 0) return pop_front();
     items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(front_ + i));
   }
+  // Empty the queue and give its memory back.
   void clear() {
-    items_.clear();
+    std::vector<T>().swap(items_);
     front_ = 0;
   }
 

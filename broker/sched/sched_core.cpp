@@ -94,6 +94,8 @@ bool SchedCore::remove(uint32_t id) {
       if (t.fault.empty()) log_policy_stats(t);
       if (ops_->on_tenant_remove) ops_->on_tenant_remove(policy_state_, t.info);
       if (t.fault.empty()) release(t, TenantState::kClosed);
+      // What it had outstanding or granted no longer holds anyone: the policy decides again.
+      tenants_left_ = true;
     }
     list->erase(it);
     return true;
@@ -113,16 +115,18 @@ void SchedCore::drain(Tenant& t) {
 
 uint32_t SchedCore::poll(uint64_t now_ns) {
   uint32_t events = 0;
+  round_ns_ = now_ns;
   for (auto& t : active_) {
     // Completions first: a drain and the next launch seen in one round are then a gap (idle at
     // the drain, busy at the launch), not one long busy stretch (with short host gaps the policy
     // would see few of them: 68 of 590 measured).
-    events += reap_slots(*t, now_ns) + expire_grants(*t, now_ns);
+    events += reap_slots(*t, now_ns) + expire_grants(*t, now_ns) + expire_silent(*t, now_ns);
     events += consume(*t);
   }
   retire_faulty();
-  if (events > 0 || (wake_at_ns_ != 0 && now_ns >= wake_at_ns_)) {
+  if (events > 0 || tenants_left_ || (wake_at_ns_ != 0 && now_ns >= wake_at_ns_)) {
     wake_at_ns_ = 0;
+    tenants_left_ = false;
     ops_->dispatch(policy_state_, *this, now_ns);
   }
   publish_grants();
@@ -172,7 +176,9 @@ void SchedCore::track(Tenant& t, uint16_t slot, const Launch& l) {
     q.pop_front();
     t.info.outstanding--;
   }
+  if (t.info.outstanding == 0) t.progress_ns = round_ns_;
   q.push_back(l);
+  q.back().seen_ns = round_ns_;
   // Keep each queue in position order: LP launches of several threads may be reported out of
   // request order, and completion words cover every position below them.
   for (size_t i = q.size() - 1; i > 0 && pos_at_or_after(q[i - 1].position, q[i].position + 1); i--)
@@ -218,6 +224,8 @@ uint32_t SchedCore::reap_slots(Tenant& t, uint64_t now_ns) {
 
 void SchedCore::complete(Tenant& t, const Launch& l, uint64_t done_ns, bool exact) {
   t.info.outstanding--;
+  t.progress_ns = round_ns_;
+  if (round_ns_ > l.seen_ns) t.longest_ns = std::max(t.longest_ns, round_ns_ - l.seen_ns);
   if (l.lp) lp_done(t);
   if (ops_->on_complete)
     ops_->on_complete(policy_state_, t.info,
@@ -259,6 +267,32 @@ uint32_t SchedCore::expire_grants(Tenant& t, uint64_t now_ns) {
     revoke(t, position);
     events++;
   }
+  return events;
+}
+
+// A tenant whose outstanding launches have not moved for longer than any launch of it took (it
+// died mid-launch without its reaper noticing yet, stopped synchronizing, lost its markers) is
+// taken as drained: its launches complete now, not exactly. Its next launches count again.
+uint32_t SchedCore::expire_silent(Tenant& t, uint64_t now_ns) {
+  uint64_t limit = std::min(t.longest_ns, kSilentLongestMaxNs) + kSilentMarginNs;
+  if (t.info.outstanding == 0 || now_ns <= t.progress_ns + limit) return 0;
+  FIKIT_LOG_WARN(
+      "tenant %u (pid %d, \"%s\"): %u launches outstanding without progress for %llu ms: taken as "
+      "drained",
+      t.info.id, t.info.pid, t.info.name, t.info.outstanding,
+      static_cast<unsigned long long>((now_ns - t.progress_ns) / 1'000'000));
+  uint32_t events = 0;
+  uint64_t longest = t.longest_ns;  // these launches' time is not a launch's length
+  for (uint64_t bits = t.busy_slots; bits != 0; bits &= bits - 1) {
+    Fifo<Launch>& q = t.slots[static_cast<uint32_t>(__builtin_ctzll(bits))];
+    for (; !q.empty(); events++) {
+      Launch l = q.front();
+      q.pop_front();
+      complete(t, l, now_ns, false);
+    }
+  }
+  t.busy_slots = 0;
+  t.longest_ns = longest;
   return events;
 }
 
@@ -321,6 +355,7 @@ void SchedCore::retire_faulty() {
     make_faulty(t);
     lp_in_flight_ -= t.info.lp_in_flight;
     if (ops_->on_tenant_remove) ops_->on_tenant_remove(policy_state_, t.info);
+    tenants_left_ = true;
     faulty_.push_back(std::move(active_[i]));
     active_.erase(active_.begin() + static_cast<std::ptrdiff_t>(i));
   }

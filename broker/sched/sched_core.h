@@ -4,8 +4,12 @@
 // A round (poll) consumes every tenant's submission ring (copy, validate, sequence-check), tracks
 // launches outstanding per stream slot until the slot's completion words pass them, takes back
 // grants that were never launched, calls the policy, and publishes grants and heartbeats into the
-// segments. A tenant whose entries break the protocol is marked faulty (its client then fails
-// open) and leaves scheduling; the others are not affected. Not thread-safe: one thread drives it.
+// segments. Liveness: a tenant that leaves or faults makes the next round call the policy, and a
+// tenant whose outstanding launches make no progress for its longest known launch plus
+// kSilentMarginNs (the longest counted at most kSilentLongestMaxNs) is taken as drained, so that
+// nothing a tenant does or fails to do holds the levels below it for longer than that. A tenant
+// whose entries break the protocol is marked faulty (its client then fails open) and leaves
+// scheduling; the others are not affected. Not thread-safe: one thread drives it.
 #pragma once
 
 #include <fikit/abi.h>
@@ -23,6 +27,11 @@
 #include "sched/tenant.h"
 
 namespace fikit::broker {
+
+// A tenant with more LP requests than this waiting or granted and not launched is faulty.
+inline constexpr size_t kMaxQueuedRequests = kRingEntries;
+inline constexpr uint64_t kSilentMarginNs = 1'000'000'000;
+inline constexpr uint64_t kSilentLongestMaxNs = 10'000'000'000;
 
 class SchedCore final : public SchedulerApi {
  public:
@@ -73,7 +82,8 @@ class SchedCore final : public SchedulerApi {
     bool marker;        // a completion marker writing position + 1 follows it
     bool lp;            // counted in LP in flight until complete
     uint64_t key;
-    uint64_t issue_ns;
+    uint64_t issue_ns;  // the client's time
+    uint64_t seen_ns;   // the round that consumed it (the broker's clock; set by track)
   };
   struct Grant {
     uint32_t position;
@@ -92,6 +102,8 @@ class SchedCore final : public SchedulerApi {
     Fifo<uint32_t> expired;    // grants taken back: a late launch of one is accepted
     std::array<Fifo<Launch>, kStreamSlots> slots;  // issued, not yet complete, per stream slot
     uint64_t busy_slots = 0;                       // bit i: slots[i] is not empty
+    uint64_t progress_ns = 0;                      // the last round its outstanding count changed
+    uint64_t longest_ns = 0;  // the longest a launch of it stayed outstanding (broker's clock)
     uint64_t launches = 0, granted = 0, expired_count = 0;
     std::string fault;  // non-empty once faulty
   };
@@ -106,6 +118,7 @@ class SchedCore final : public SchedulerApi {
   uint32_t reap_slots(Tenant& t, uint64_t now_ns);
   void complete(Tenant& t, const Launch& l, uint64_t done_ns, bool exact);
   uint32_t expire_grants(Tenant& t, uint64_t now_ns);
+  uint32_t expire_silent(Tenant& t, uint64_t now_ns);
   void publish_grants();
   void heartbeat(uint64_t now_ns);
   void drain(Tenant& t);
@@ -125,6 +138,8 @@ class SchedCore final : public SchedulerApi {
   std::vector<std::unique_ptr<Tenant>> faulty_;
   uint32_t lp_in_flight_ = 0;
   uint64_t wake_at_ns_ = 0;
+  uint64_t round_ns_ = 0;      // the current round's time
+  bool tenants_left_ = false;  // a tenant left or faulted since the last dispatch
   uint64_t last_heartbeat_ns_ = 0;
 };
 

@@ -56,13 +56,18 @@ const char* SchedCore::handle_entry(Tenant& t, const EntryCopy& e) {
                    .marker = (e.flags & kFlagMarker) != 0,
                    .lp = false,
                    .key = e.kernel_key,
-                   .issue_ns = e.t_ns});
+                   .issue_ns = e.t_ns,
+                   .seen_ns = 0});
       t.info.last_key = e.kernel_key;
       if (meter_) meter_->on_hp_record(t.info.id, e.stream_slot, e.position, e.t_ns);
       submit(t, e);
       return nullptr;
     case EntryKind::kLpRequest:
       if (hp) return "kLpRequest from a tenant of the highest priority (it never waits)";
+      // A client thread waits on its request until it is launched: more than a ring's worth
+      // waiting or granted is a flood, which must not grow the broker.
+      if (t.waiting.size() + t.grants.size() >= kMaxQueuedRequests)
+        return "too many LP requests waiting or granted and not launched (flooding its ring)";
       t.waiting.push_back(submission_of(e));
       t.info.waiting++;
       submit(t, e);
@@ -107,7 +112,12 @@ const char* SchedCore::handle_lp_end(Tenant& t, const EntryCopy& e) {
   // ref + 1.
   if (e.flags & kFlagMarker) {
     track(t, e.stream_slot,
-          Launch{.position = e.ref, .marker = true, .lp = counted, .key = key, .issue_ns = e.t_ns});
+          Launch{.position = e.ref,
+                 .marker = true,
+                 .lp = counted,
+                 .key = key,
+                 .issue_ns = e.t_ns,
+                 .seen_ns = 0});
     return nullptr;
   }
   // No marker: nothing will say when it ends, so it counts as complete once issued.

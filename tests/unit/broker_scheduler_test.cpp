@@ -271,6 +271,65 @@ TEST_F(SchedulerTest, AbortAndExpiryRevokeTheGrantByPosition) {
   EXPECT_TRUE(g_calls.completes.empty());
 }
 
+// Liveness: a tenant that leaves makes the policy decide again, with no other event.
+TEST_F(SchedulerTest, TenantLeavingRunsThePolicyAgain) {
+  make("priority");
+  t_Tenant& hp = add(kPriorityHigh);
+  t_Tenant& lp = add(kPriorityLow);
+  hp.push(EntryKind::kHpLaunch);  // outstanding: never drained
+  uint32_t r = lp.push(EntryKind::kLpRequest);
+  round();
+  EXPECT_EQ(lp.granted(), 0u);
+  sched->post_remove(hp.desc->id);
+  round();
+  EXPECT_EQ(lp.granted(), r + 1);
+}
+
+// Liveness: launches that make no progress for longer than the tenant's longest launch plus a
+// margin are taken as drained; the tenant's next launches count again.
+TEST_F(SchedulerTest, SilentTenantIsTakenAsDrained) {
+  make("priority");
+  t_Tenant& hp = add(kPriorityHigh);
+  t_Tenant& lp = add(kPriorityLow);
+  uint64_t t0 = now_ns();
+  hp.push(EntryKind::kHpLaunch, 3);
+  uint32_t r = lp.push(EntryKind::kLpRequest);
+  sched->run_once(t0);
+  sched->run_once(t0 + kSilentMarginNs / 2);
+  EXPECT_EQ(lp.granted(), 0u);
+  EXPECT_EQ(status_of(hp).outstanding, 1u);
+  sched->run_once(t0 + kSilentMarginNs + 1);
+  EXPECT_EQ(status_of(hp).outstanding, 0u);
+  EXPECT_EQ(lp.granted(), r + 1);
+  hp.push(EntryKind::kHpLaunch, 3);
+  uint32_t r2 = lp.push(EntryKind::kLpRequest);
+  sched->run_once(t0 + kSilentMarginNs + 2);
+  EXPECT_EQ(status_of(hp).outstanding, 1u);
+  EXPECT_EQ(lp.granted(), r + 1);  // held again: r2 waits
+  EXPECT_EQ(status_of(lp).lp_waiting, 1u);
+  sched->run_once(t0 + 3 * kSilentMarginNs);
+  EXPECT_EQ(lp.granted(), r2 + 1);
+}
+
+// Memory: a tenant that floods LP requests it never launches is faulty, its queue freed.
+TEST_F(SchedulerTest, FloodOfLpRequestsMakesTheTenantFaulty) {
+  make("priority");
+  t_Tenant& hp = add(kPriorityHigh);
+  t_Tenant& lp = add(kPriorityLow);
+  hp.push(EntryKind::kHpLaunch);  // holds every request
+  for (uint32_t n = 0; n <= kMaxQueuedRequests && lp.state() != TenantState::kFaulty;) {
+    uint32_t pos;
+    while (
+        ring__push(&lp.seg->ring, EntryFields{EntryKind::kLpRequest, 0, 0, 0, 1, now_ns()}, &pos))
+      n++;
+    round();
+  }
+  EXPECT_EQ(lp.state(), TenantState::kFaulty);
+  EXPECT_NE(status_of(lp).fault.find("too many LP requests"), std::string::npos);
+  EXPECT_EQ(status_of(lp).lp_waiting, 0u);
+  EXPECT_EQ(hp.state(), TenantState::kActive);
+}
+
 // Each way of breaking the protocol makes that tenant faulty and leaves the other one served.
 class SchedulerFaultTest : public SchedulerTest,
                            public ::testing::WithParamInterface<const char*> {};

@@ -8,6 +8,7 @@
 #include "policy/fikit/gap.h"
 #include "policy/fikit/grants.h"
 #include "policy/fikit/markers.h"
+#include "policy/fikit/share.h"
 
 namespace fikit::broker::fikit_policy {
 
@@ -63,7 +64,8 @@ void classify(Ctx& c) {
            .active = false,
            .busy = busy,
            .blocked = t.priority != kPriorityHigh && !busy && t.waiting > 0,
-           .inactive_at = 0};
+           .inactive_at = 0,
+           .turn_over = false};
     v.active = tenant_active(c.state, t, *td, c.now, &v.inactive_at);
     c.views.push_back(v);
   }
@@ -126,6 +128,7 @@ void note_grant(Ctx& c, View& v, const Submission& r, const Window& w, const Fil
   c.state.trace.add(TraceKind::kGrant, c.now, v.td->id, r.kernel_key, d.end_ns, w.end,
                     trace_verdict(d.verdict));
   Grant& g = grant_add(c.state, *v.td, r, c.now);
+  share_charge(*v.td, cost.known ? cost.ns : 0, c.now);
   g.end_ns = d.end_ns;
   g.fill = w.end != kNoEnd;
   g.risky = d.verdict == FillVerdict::kGrantRisky;
@@ -178,15 +181,38 @@ void trace_deny(Ctx& c, TenantData& td, const Submission& head, TraceVerdict why
   c.state.trace.add(TraceKind::kDeny, c.now, td.id, head.kernel_key, cost_ns, room_ns, why);
 }
 
-// Grant v's requests, oldest first, while they fit. Return true if v still waits.
-bool grant_tenant(Ctx& c, View& v, const Window& w, uint64_t* committed) {
+// The window for a request of v: the gap, the LP work committed into it, the risk allowed.
+FillWindow fill_window(const Ctx& c, const Window& w, uint64_t committed, bool risky_ok) {
+  const PolicyConfig& cfg = c.state.cfg;
+  return FillWindow{.now_ns = c.now,
+                    .gap_end_ns = w.end,
+                    .committed_end_ns = committed,
+                    .switch_cost_ns = cfg.switch_cost_ns,
+                    .margin_ns = cfg.margin_ns,
+                    .measure_gap_ns = c.state.params.measure_gap_ns,
+                    .risky_ok = risky_ok};
+}
+
+// Return true if v's oldest request would fit the window were no other LP work in it.
+bool fits_alone(const Ctx& c, const View& v, const Window& w) {
+  const Submission* head = head_of(c, v);
+  if (!head) return false;
+  LpCost cost = lp_cost(v.td->keys.find(head->kernel_key), v.td->delays, c.state.params);
+  FillVerdict verdict = decide_fill(fill_window(c, w, c.now, false), cost).verdict;
+  return verdict == FillVerdict::kGrant || verdict == FillVerdict::kGrantToMeasure;
+}
+
+enum class Turn { kGranted, kHeld, kEmpty };
+
+// Grant v's oldest request if it fits: kGranted, kHeld (it waits), or kEmpty (none waits).
+Turn grant_one(Ctx& c, View& v, const Window& w, uint64_t* committed) {
   const PolicyConfig& cfg = c.state.cfg;
   const FikitParams& p = c.state.params;
-  while (const Submission* head = head_of(c, v)) {
+  if (const Submission* head = head_of(c, v)) {
     if (c.in_flight >= cfg.max_lp_in_flight) {
       v.td->held = HeldReason::kInFlight;
       trace_deny(c, *v.td, *head, TraceVerdict::kHeldInFlight);
-      return true;
+      return Turn::kHeld;
     }
     LpCost cost = lp_cost(v.td->keys.find(head->kernel_key), v.td->delays, p);
     // Time-slicing also switches between two LP contexts.
@@ -194,27 +220,24 @@ bool grant_tenant(Ctx& c, View& v, const Window& w, uint64_t* committed) {
       cost.ns += cfg.switch_cost_ns;
     bool waited = c.now >= head->t_ns + p.starve_wait_ns;
     bool rate_ok = c.state.last_risky_ns == 0 || c.now >= c.state.last_risky_ns + p.risky_every_ns;
-    FillWindow fw{.now_ns = c.now,
-                  .gap_end_ns = w.end,
-                  .committed_end_ns = *committed,
-                  .switch_cost_ns = cfg.switch_cost_ns,
-                  .margin_ns = cfg.margin_ns,
-                  .measure_gap_ns = p.measure_gap_ns,
-                  .risky_ok = waited && rate_ok};
+    FillWindow fw = fill_window(c, w, *committed, waited && rate_ok);
     FillDecision d = decide_fill(fw, cost);
     if (!fill_grants(d.verdict)) {
       v.td->held = d.verdict == FillVerdict::kNoRoom ? HeldReason::kNoRoom : HeldReason::kUnknown;
       if (d.verdict == FillVerdict::kNoRoom) count_no_room(*v.td, fw, cost, waited);
       trace_deny(c, *v.td, *head, trace_verdict(d.verdict), cost.ns, room_left(fw));
-      return true;
+      return Turn::kHeld;
     }
     Submission r = *head;  // grant() moves the scheduler's queue on
-    if (!c.sched.grant(v.idx)) break;
-    note_grant(c, v, r, w, d, cost);
-    if (w.end != kNoEnd) *committed = d.end_ns;
+    if (c.sched.grant(v.idx)) {
+      note_grant(c, v, r, w, d, cost);
+      if (w.end != kNoEnd) *committed = d.end_ns;
+      v.td->held = HeldReason::kNone;
+      return Turn::kGranted;
+    }
   }
   v.td->held = HeldReason::kNone;
-  return false;
+  return Turn::kEmpty;
 }
 
 // Grant what level `level` may run. Return false if no level below it may run either.
@@ -234,10 +257,25 @@ bool dispatch_level(Ctx& c, uint32_t level, uint32_t top, bool* still_waiting) {
     return false;
   }
   uint64_t committed = grants_committed_end(c.state, c.now);
-  uint32_t first = c.state.rr[level]++ % mine.size();
-  for (size_t k = 0; k < mine.size(); k++) {
-    View& v = *mine[(first + k) % mine.size()];
-    if (grant_tenant(c, v, w, &committed)) *still_waiting = true;
+  share_order(mine, c.now);
+  bool owed = share_owed(mine, c.now);
+  // One request per tenant per turn, least served first, while any is granted (share.h).
+  for (bool granted = true; granted;) {
+    granted = false;
+    for (View* v : mine) {
+      if (v->turn_over) continue;
+      Turn t = grant_one(c, *v, w, &committed);
+      if (t == Turn::kGranted) {
+        granted = true;
+        continue;
+      }
+      v->turn_over = true;
+      if (t != Turn::kHeld) continue;
+      *still_waiting = true;
+      // The least served is owed the gap: the others (and the levels below) wait for the LP work
+      // in it to end, if that leaves room for its request.
+      if (v == mine[0] && owed && fits_alone(c, *v, w)) return false;
+    }
   }
   return true;
 }

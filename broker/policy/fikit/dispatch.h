@@ -1,7 +1,8 @@
 // The fikit dispatch: priority levels and gap filling. The highest active level runs freely
 // (its requests are granted at once, within the LP in-flight bound); each lower level fills the
 // predicted gaps of all active levels above it, best level first; one tenant's requests are
-// granted in order, several per gap while they fit.
+// granted in order, several per gap while they fit, the tenants of a level taking turns, least
+// served first (share.h).
 #pragma once
 
 #include <cstdint>

@@ -149,6 +149,8 @@ struct TenantData {
   uint64_t submits_since_sync = 0;     // submissions since its last synchronizing call
   uint64_t launches_per_sync = 0;      // recent most, decaying by 1/16 per sync (0: never synced)
   TenantCounters counters;
+  double served_ns = 0;  // GPU time granted, decayed (share.cpp) as of served_at_ns
+  uint64_t served_at_ns = 0;
   HeldReason held = HeldReason::kNone;  // why its oldest request waits, since held_since_ns
   uint64_t held_since_ns = 0;
   uint64_t traced_deny_t_ns = 0;  // the request and verdict of the last deny traced (one each)
@@ -166,6 +168,7 @@ struct TenantView {
   bool busy;     // launches outstanding or granted, or granted in this dispatch
   bool blocked;  // LP tenant waiting with nothing running: it is not idle, it has no gap
   uint64_t inactive_at;
+  bool turn_over;  // dispatch_level: nothing more of it is granted in this dispatch
 };
 
 // Memory dispatch reuses from call to call, so that it does not allocate.
@@ -191,7 +194,6 @@ struct FikitState {
   FikitParams params;
   std::map<uint32_t, std::unique_ptr<TenantData>> tenants;  // by tenant id
   std::vector<Grant> grants;                                // in flight, oldest first (grants.cpp)
-  std::array<uint32_t, kPriorityLevels> rr{};               // round-robin cursor per level
   uint32_t last_fill_tenant = UINT32_MAX;                   // time-slicing: who holds the GPU
   uint64_t last_risky_ns = 0;  // last risky grant (a kernel that waited too long, short gap)
   GapSourceFn gap_source;
