@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "metrics/exporter.h"
 #include "profile_command.h"
 #include "status.h"
 
@@ -21,7 +22,7 @@ constexpr const char kUsage[] =
                           [--no-bpf] [--audit-launches] [--bpf-btf FILE]
                           [--profile-dir DIR] [--policy-opts K=V,...]
                           [--substrate mps|timeslice|auto] [--calibrate]
-                          [--hp-marker-every N]
+                          [--hp-marker-every N] [--metrics ADDR:PORT|off]
        fikit-broker stop [--socket PATH]
        fikit-broker status [--socket PATH] [--json]
        fikit-broker profile list|show|export|import [NAME] [--profile-dir DIR]
@@ -89,6 +90,9 @@ options:
   --policy-opts K=V,...  start: policy tunables, e.g. gap_quantile=0.05,
                          measure_gap_us=500 (fikit, oracle: docs/POLICY.md)
   --file FILE            profile export/import: the JSON file ('-': stdio)
+  --metrics ADDR:PORT    start: serve Prometheus metrics at
+                         http://ADDR:PORT/metrics (default 127.0.0.1:9842;
+                         'off': none; docs/STATUS.md "Metrics")
   -j, --json             status: print JSON for machines
 
 )";
@@ -120,6 +124,7 @@ enum LongOnly { kSwitchCost = 256, kMargin, kMaxLp, kSpin, kProfileDir, kPolicyO
 // The GPU-driver observer's options (gpu_options.h); the test-only ones are not in --help.
 // The substrate's options (substrate.h) and the HP idleness measurement (idle_meter.h).
 enum SubstrateLongOnly { kSubstrate = 352, kCalibrate, kHpMarkerEvery };
+enum MetricsLongOnly { kMetrics = 384 };
 
 enum GpuLongOnly { kNoBpf = 320, kAuditLaunches, kBpfBtf, kBpfTestDevice, kBpfTestAudit };
 
@@ -145,6 +150,7 @@ const option kLongOptions[] = {
     {"bpf-test-audit", required_argument, nullptr, kBpfTestAudit},
     {"profile-dir", required_argument, nullptr, kProfileDir},
     {"policy-opts", required_argument, nullptr, kPolicyOpts},
+    {"metrics", required_argument, nullptr, kMetrics},
     {nullptr, 0, nullptr, 0},
 };
 
@@ -197,6 +203,10 @@ Status apply_option(int c, const char* arg, Options* o, bool* start_only) {
     case 'j':
       o->json = true;
       return Status();
+    case kMetrics:
+      o->metrics = arg;
+      if (o->metrics == "off") return Status();
+      return metrics::parse_listen_address(o->metrics).status();
     case kSwitchCost: {
       Status s = parse_number("switch-cost-us", arg, 0, 10'000'000, &v);
       o->policy_cfg.switch_cost_ns = v * 1000;

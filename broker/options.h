@@ -30,6 +30,7 @@ struct Options {
   GpuOptions gpu;                // the eBPF GPU-driver observer: --no-bpf, --audit-launches, ...
   SubstrateConfig substrate;     // --substrate, --calibrate (switch cost: policy_cfg)
   uint32_t hp_marker_every = 0;  // --hp-marker-every: HP idleness measurement (idle_meter.h)
+  std::string metrics = "127.0.0.1:9842";  // --metrics ADDR:PORT or "off" (metrics/exporter.h)
   // `profile ACTION [NAME]` (profile_command.h).
   std::string profile_action;  // list, show, export or import
   std::string profile_name;

@@ -15,6 +15,7 @@
 #include <array>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "policy/policy.h"
@@ -52,6 +53,11 @@ class SchedCore final : public SchedulerApi {
   size_t active_count() const { return active_.size(); }
 
   std::vector<TenantStatus> status() const;
+  // The final status of the tenants removed since the last call (at most kKeepDeparted: when
+  // nobody scrapes metrics, later ones are not kept), for the metrics of tenants that left
+  // between two scrapes.
+  static constexpr size_t kKeepDeparted = 1024;
+  std::vector<TenantStatus> take_departed() { return std::exchange(departed_, {}); }
   const PolicyOps& policy() const { return *ops_; }
 
   // SchedulerApi, for the policy during dispatch.
@@ -125,6 +131,7 @@ class SchedCore final : public SchedulerApi {
   uint32_t lp_in_flight_ = 0;
   uint64_t wake_at_ns_ = 0;
   uint64_t last_heartbeat_ns_ = 0;
+  std::vector<TenantStatus> departed_;
 };
 
 }  // namespace fikit::broker
