@@ -2,7 +2,8 @@
 # Install the Debian packages fikit builds with, if any is missing. Needs root (or sudo) only when installing.
 set -euo pipefail
 pkgs=(nlohmann-json3-dev cmake g++ make pkg-config libboost-dev liburing-dev libgtest-dev libbenchmark-dev libbpf-dev bpftool
-      clang llvm libelf-dev zlib1g-dev prometheus python3-prometheus-client)
+      clang llvm libelf-dev zlib1g-dev prometheus python3-prometheus-client
+      libncurses-dev tmux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
