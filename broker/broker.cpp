@@ -11,6 +11,7 @@
 #include "control/endpoint.h"
 #include "gpu/gpu_monitor.h"
 #include "log.h"
+#include "metrics/exporter.h"
 #include "notify.h"
 #include "sched/idle_meter.h"
 #include "sched/scheduler.h"
@@ -18,6 +19,8 @@
 
 namespace fikit::broker {
 namespace {
+
+constexpr size_t kMetricsDocMax = 64 << 20;
 
 // Block the signals the control loop reads from its signalfd, in every thread to come.
 Status block_signals() {
@@ -44,6 +47,27 @@ void add_status_parts(Control& control, const Substrate& sub, const IdleMeter* m
   control.add_status_part({"gpu", [&gpu](uint64_t now, size_t max_len) {
                              return gpu.status_json(now, std::min<size_t>(max_len, kStatusMax / 2));
                            }});
+}
+
+// The /metrics endpoint on the control loop, or nullptr (--metrics off, or it could not listen:
+// the broker runs without it, as without the GPU observer).
+std::unique_ptr<metrics::Exporter> start_metrics(const std::string& addr, Control& control) {
+  if (addr == "off") return nullptr;
+  Result<metrics::ListenAddress> a = metrics::parse_listen_address(addr);
+  auto doc = [&control] {
+    StatusInput in = control.status_input(true, true);
+    in.max_len = kMetricsDocMax;  // every tenant, not one message's worth
+    return status_document(in);
+  };
+  auto e = std::make_unique<metrics::Exporter>(control.loop(), doc);
+  Status s = a.ok() ? e->start(*a) : a.status();
+  if (!s.ok()) {
+    FIKIT_LOG_WARN("%s: running without metrics (--metrics off silences this)",
+                   s.message().c_str());
+    return nullptr;
+  }
+  FIKIT_LOG_INFO("metrics at http://%s:%u/metrics", a->host.c_str(), e->port());
+  return e;
 }
 
 }  // namespace
@@ -77,6 +101,8 @@ int run_broker(const Options& o, const std::function<void(const Status&)>& ready
   add_status_parts(control, **sub, sc.idle_meter, gpu);
   Status s = control.init();
   if (s.ok()) gpu.start();
+  std::unique_ptr<metrics::Exporter> exporter;
+  if (s.ok()) exporter = start_metrics(o.metrics, control);
   if (s.ok()) s = sched.start();
   if (!s.ok()) {
     (*ep)->remove();

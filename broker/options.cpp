@@ -11,6 +11,7 @@
 #include <cstring>
 #include <functional>
 
+#include "metrics/exporter.h"
 #include "status.h"
 
 namespace fikit::broker {
@@ -23,7 +24,7 @@ constexpr const char kUsage[] =
                           [--no-bpf] [--audit-launches] [--bpf-btf FILE]
                           [--profile-dir DIR] [--policy-opts K=V,...]
                           [--substrate mps|timeslice|auto] [--calibrate]
-                          [--hp-marker-every N]
+                          [--hp-marker-every N] [--metrics ADDR:PORT|off]
        fikit-broker stop [--socket PATH]
        fikit-broker status [--socket PATH] [--json]
        fikit-broker profile list|show|export|import [NAME] [--profile-dir DIR]
@@ -114,6 +115,9 @@ options:
   --tenant-group GROUP   start: the control socket is root:GROUP 0660
                          (default fikit); without that group 0666
   --file FILE            profile export/import: the JSON file ('-': stdio)
+  --metrics ADDR:PORT    start: serve Prometheus metrics at
+                         http://ADDR:PORT/metrics (default 127.0.0.1:9842;
+                         'off': none; docs/STATUS.md "Metrics")
   -j, --json             status: print JSON for machines
 
 )";
@@ -375,6 +379,12 @@ void add_start(CLI::App* app, Options* o) {
             });
   s->add_option("--policy-opts", o->policy_cfg.opts, "policy tunables (docs/POLICY.md)")
       ->type_name("K=V,...");
+  add_value(s, "--metrics", "Prometheus metrics at http://ADDR:PORT/metrics\n(default 127.0.0.1:9842; off: none)",
+            "ADDR:PORT", [o](const std::string& v) {
+              o->metrics = v;
+              if (v == "off") return Status();
+              return metrics::parse_listen_address(v).status();
+            });
   add_access(s, o);
 }
 

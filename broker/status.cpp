@@ -253,7 +253,7 @@ const char* state_name(TenantState s) {
   return "unknown";
 }
 
-std::string status_json(const StatusInput& in) {
+json status_document(const StatusInput& in) {
   const BrokerInfo& info = in.info;
   json broker{{"pid", info.pid},
               {"uid", info.uid},
@@ -297,12 +297,18 @@ std::string status_json(const StatusInput& in) {
     doc["tenants"].push_back(std::move(j));
   }
   doc["broker"]["tenants_omitted"] = omitted;
-  return doc.dump();
+  if (!in.departed.empty()) {
+    json& gone = doc["departed_tenants"] = json::array();
+    for (const TenantStatus& t : in.departed) gone.push_back(tenant_json(t, nullptr, in.now_ns));
+  }
+  return doc;
 }
+
+std::string status_json(const StatusInput& in) { return status_document(in).dump(); }
 
 std::string status_json(const BrokerInfo& info, const std::vector<TenantStatus>& tenants,
                         uint64_t now_ns, size_t max_len, const std::vector<StatusPart>& parts) {
-  return status_json(StatusInput{info, tenants, {}, parts, now_ns, max_len});
+  return status_json(StatusInput{info, tenants, {}, {}, parts, now_ns, max_len});
 }
 
 Result<std::string> status_text(const std::string& text) {

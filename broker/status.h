@@ -66,14 +66,18 @@ struct StatusPart {
 struct StatusInput {
   BrokerInfo info;
   std::vector<TenantStatus> tenants;
+  // Tenants gone since the last metrics scrape, with their final counts: listed in
+  // "departed_tenants" (metrics documents only; omitted when empty).
+  std::vector<TenantStatus> departed;
   std::unordered_map<uint32_t, TenantRate> rates;  // by tenant id (TenantRates)
   std::vector<StatusPart> parts;
   uint64_t now_ns = 0;
   size_t max_len = 0;
 };
 
-// The JSON document, at most max_len bytes: the parts first, in their order, then the tenants
-// in the room left (those beyond it are counted in tenants_omitted).
+// The document, at most max_len bytes dumped: the parts first, in their order, then the tenants
+// in the room left (those beyond it are counted in tenants_omitted). status_json() dumps it.
+nlohmann::json status_document(const StatusInput& in);
 std::string status_json(const StatusInput& in);
 std::string status_json(const BrokerInfo& info, const std::vector<TenantStatus>& tenants,
                         uint64_t now_ns, size_t max_len, const std::vector<StatusPart>& parts = {});

@@ -2,7 +2,8 @@
 # Install the Debian packages fikit builds with, if any is missing. Needs root (or sudo) only when installing.
 set -euo pipefail
 pkgs=(nlohmann-json3-dev cmake g++ make pkg-config liburing-dev libgtest-dev libbenchmark-dev libbpf-dev bpftool
-      clang llvm libelf-dev zlib1g-dev libcli11-dev)
+      clang llvm libelf-dev zlib1g-dev libcli11-dev prometheus python3-prometheus-client
+      libncurses-dev tmux)
 # Packaging (cmake/FikitInstall.cmake, tests/packaging/): man pages, completions, systemd-analyze,
 # and for `make deb`/`make test-deb` dpkg-shlibdeps (dpkg-dev, file) and lintian.
 pkgs+=(help2man gzip man-db bash-completion systemd dpkg-dev file lintian)

@@ -265,7 +265,7 @@ void Control::on_register(Conn& c, const char* msg, int len) {
   if (!answered) drop(fd, "failed to answer its registration");
 }
 
-StatusInput Control::status_input() {
+StatusInput Control::status_input(bool with_parts, bool take_departed) {
   StatusInput in;
   BrokerInfo& info = in.info;
   info.pid = getpid();
@@ -283,9 +283,10 @@ StatusInput Control::status_input() {
     info.gpu_uuid = gpus[0].uuid;
     info.gpu_model = gpus[0].model;
   }
+  if (take_departed) in.departed = sched_.take_departed();  // before: none is lost between
   in.tenants = sched_.status();
   in.rates = rates_.update(in.tenants, in.now_ns);
-  in.parts = status_parts_;
+  if (with_parts) in.parts = status_parts_;
   in.max_len = kStatusMax - 1;
   return in;
 }

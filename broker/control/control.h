@@ -59,6 +59,9 @@ class Control {
   UringLoop& loop() { return loop_; }
   // The eBPF GPU-driver observer's side (gpu_monitor.h): told of tenants.
   void set_gpu(GpuMonitor* gpu) { gpu_ = gpu; }
+  // What a status document is built from, now (status.h); with_parts: the parts' members too;
+  // take_departed: the tenants gone since the last such call (for metrics).
+  StatusInput status_input(bool with_parts = true, bool take_departed = false);
   // A member of the status document besides "broker" and "tenants" (status.h), in this order.
   void add_status_part(StatusPart part) { status_parts_.push_back(std::move(part)); }
   // Reap the tenants of process `pid` (its exit was seen by other means than its pidfd).
@@ -91,8 +94,7 @@ class Control {
   void on_message(int fd, const char* msg, int len);
   void on_register(Conn& c, const char* msg, int len);
   void on_status(Conn& c);
-  // What a status document is built from, now.
-  StatusInput status_input();
+
   void on_stop(Conn& c);
   void on_signal();
   void on_timer();

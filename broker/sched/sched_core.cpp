@@ -90,6 +90,7 @@ bool SchedCore::remove(uint32_t id) {
     Tenant& t = **it;
     if (list == &active_) {
       drain(t);
+      if (departed_.size() < kKeepDeparted) departed_.push_back(status_of(t));
       lp_in_flight_ -= t.info.lp_in_flight;
       if (t.fault.empty()) log_policy_stats(t);
       if (ops_->on_tenant_remove) ops_->on_tenant_remove(policy_state_, t.info);

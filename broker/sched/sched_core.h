@@ -19,6 +19,7 @@
 #include <array>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "policy/policy.h"
@@ -62,6 +63,11 @@ class SchedCore final : public SchedulerApi {
   size_t active_count() const { return active_.size(); }
 
   std::vector<TenantStatus> status() const;
+  // The final status of the tenants removed since the last call (at most kKeepDeparted: when
+  // nobody scrapes metrics, later ones are not kept), for the metrics of tenants that left
+  // between two scrapes.
+  static constexpr size_t kKeepDeparted = 1024;
+  std::vector<TenantStatus> take_departed() { return std::exchange(departed_, {}); }
   const PolicyOps& policy() const { return *ops_; }
   // Hand every HP record consumed from now on to `meter` (nullptr: none; not owned).
   void set_idle_meter(IdleMeter* meter) { meter_ = meter; }
@@ -141,6 +147,7 @@ class SchedCore final : public SchedulerApi {
   uint64_t round_ns_ = 0;      // the current round's time
   bool tenants_left_ = false;  // a tenant left or faulted since the last dispatch
   uint64_t last_heartbeat_ns_ = 0;
+  std::vector<TenantStatus> departed_;
 };
 
 }  // namespace fikit::broker

@@ -88,6 +88,15 @@ std::vector<TenantStatus> Scheduler::status() {
   return status_;
 }
 
+std::vector<TenantStatus> Scheduler::take_departed() {
+  std::vector<TenantStatus> core =
+      running_.load() ? std::vector<TenantStatus>{} : core_.take_departed();
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<TenantStatus> out = std::exchange(departed_, {});
+  out.insert(out.end(), core.begin(), core.end());
+  return out;
+}
+
 double Scheduler::cpu_seconds() const {
   clockid_t clock;
   timespec ts;
@@ -122,6 +131,11 @@ void Scheduler::drain_handovers(uint64_t now_ns) {
       core_.remove(h.id);
       if (meter_) meter_->remove(h.id);
     }
+  }
+  if (std::vector<TenantStatus> gone = core_.take_departed(); !gone.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (TenantStatus& t : gone)
+      if (departed_.size() < SchedCore::kKeepDeparted) departed_.push_back(std::move(t));
   }
   if (asked == status_given_) return;
   std::vector<TenantStatus> s = core_.status();

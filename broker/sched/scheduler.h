@@ -53,6 +53,8 @@ class Scheduler {
   void post_remove(uint32_t id);
   // Any thread: tenant status taken by the scheduler thread (at most ~1 s old if it is stuck).
   std::vector<TenantStatus> status();
+  // Any thread: the final status of tenants removed since the last call (SchedCore::take_departed).
+  std::vector<TenantStatus> take_departed();
   // CPU time the scheduler thread has used, in seconds (0 before start).
   double cpu_seconds() const;
   const PolicyOps& policy() const { return core_.policy(); }
@@ -89,6 +91,7 @@ class Scheduler {
   std::condition_variable status_cv_;
   uint64_t status_asked_ = 0, status_given_ = 0;
   std::vector<TenantStatus> status_;
+  std::vector<TenantStatus> departed_;
 };
 
 }  // namespace fikit::broker

@@ -7,6 +7,9 @@
 //   rogue_client SOCKET hold     register as LP, request one launch, print "granted" when granted,
 //   then wait
 //                                to be killed (a tenant killed while holding a grant)
+//   rogue_client SOCKET hp-busy  register as HP and record a launch every 10 ms that never
+//                                completes (no marker, no drain) until killed: under the
+//                                priority policy no LP tenant gets a grant (fikit-top's test)
 #include <fikit/ring.h>
 #include <fikit/util.h>
 #include <unistd.h>
@@ -47,11 +50,20 @@ int hold(fikit::Segment* seg) {
   return 0;
 }
 
+int hp_busy(fikit::Segment* seg) {
+  for (;;) {
+    uint32_t pos;
+    fikit::EntryFields rec{fikit::EntryKind::kHpLaunch, 0, 0, 0, 0x4242, fikit::now_ns()};
+    fikit::ring__push(&seg->ring, rec, &pos);  // a full ring drops it, as the library would
+    usleep(10000);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    fprintf(stderr, "usage: rogue_client SOCKET abi|corrupt|hold\n");
+    fprintf(stderr, "usage: rogue_client SOCKET abi|corrupt|hold|hp-busy\n");
     return 2;
   }
   std::string mode = argv[2];
@@ -61,13 +73,15 @@ int main(int argc, char** argv) {
     printf("status=%d error=%s\n", t.reply().status, t.reply().error);
     return !ok && t.reply().status != 0 && t.reply().error[0] ? 0 : 1;
   }
-  if (!t.connect_and_register(argv[1], fikit::kPriorityLow, "rogue") ||
+  const uint32_t priority = mode == "hp-busy" ? fikit::kPriorityHigh : fikit::kPriorityLow;
+  if (!t.connect_and_register(argv[1], priority, "rogue") ||
       !t.wait_state(fikit::TenantState::kActive, kTimeoutNs)) {
     fprintf(stderr, "rogue: %s\n", t.error().c_str());
     return 1;
   }
   if (mode == "corrupt") return corrupt(t.segment(), t);
   if (mode == "hold") return hold(t.segment());
+  if (mode == "hp-busy") return hp_busy(t.segment());
   fprintf(stderr, "rogue: unknown mode %s\n", mode.c_str());
   return 2;
 }
