@@ -41,8 +41,9 @@ struct Options {
   AccessConfig access;           // ceilings, --hp-group, --admin-group (control/access.h)
   std::string tenant_group = "fikit";  // owns the socket (0660) when it exists, else 0666
   // `profile ACTION [NAME]` (profile_command.h).
-  std::string profile_action;  // list, show, export or import
+  std::string profile_action;  // list, show, export, import or rm
   std::string profile_name;
+  uint32_t profile_uid = 0;  // whose profile NAME is (default: the caller's uid)
   std::string profile_file;  // export: write here, import: read from here ("" or "-": std streams)
 };
 

@@ -119,17 +119,15 @@ TEST_F(OperatorAccess, StopIsForAdmins) {
   auto broker = start();
   ASSERT_TRUE(broker->running());
   std::string out;
-  EXPECT_EQ(t_run({t_bin("fikit-broker"), "stop", "--socket", broker->socket()}, dir_, &out,
-                  &plain),
-            1);
+  EXPECT_EQ(
+      t_run({t_bin("fikit-broker"), "stop", "--socket", broker->socket()}, dir_, &out, &plain), 1);
   EXPECT_NE(out.find("stop refused: uid " + std::to_string(plain.uid()) +
                      " is not root, the broker's uid 0 or in group " + admin_.name()),
             std::string::npos)
       << out;
   out.clear();
-  EXPECT_EQ(t_run({t_bin("fikit-broker"), "stop", "--socket", broker->socket()}, dir_, &out,
-                  &admin),
-            0)
+  EXPECT_EQ(
+      t_run({t_bin("fikit-broker"), "stop", "--socket", broker->socket()}, dir_, &out, &admin), 0)
       << out;
   EXPECT_TRUE(t_wait(broker->proc(), std::chrono::seconds(10))) << "an admin stopped it";
 }

@@ -84,9 +84,11 @@ TEST(FikitProfile, NoFileIsNotAnError) {
 }
 
 TEST(FikitProfile, NameIsSanitisedIntoOneFile) {
-  EXPECT_EQ(fp::profile_path("/d", "a/../b c"), "/d/a_.._b_c.json");
-  EXPECT_EQ(fp::profile_path("/d", ".hidden"), "/d/_hidden.json");
-  EXPECT_EQ(fp::profile_path("/d", ""), "/d/_.json");
+  // Keyed by (uid, name); bytes outside [A-Za-z0-9_-] are %XX, so no two names share a file.
+  EXPECT_EQ(fp::profile_path("/d", "a/../b c"), "/d/a%2F..%2Fb%20c.json");
+  EXPECT_EQ(fp::profile_path("/d", ".hidden"), "/d/%2Ehidden.json");
+  EXPECT_EQ(fp::profile_path("/d", ""), "/d/%.json");
+  EXPECT_EQ(fp::profile_path("/d", "serve", 1000), "/d/u1000/serve.json");
 }
 
 // A bad file: load fails with a message naming the file and the problem; td is unchanged.
