@@ -1,5 +1,6 @@
 #include "broker.h"
 
+#include <fikit/util.h>
 #include <signal.h>
 
 #include <cstring>
@@ -8,7 +9,9 @@
 #include "control/control.h"
 #include "control/endpoint.h"
 #include "control/shm_region.h"
+#include "degraded.h"
 #include "gpu/gpu_monitor.h"
+#include "gpu/gpu_status.h"
 #include "log.h"
 #include "notify.h"
 #include "sched/idle_meter.h"
@@ -34,18 +37,19 @@ Status block_signals() {
 
 }  // namespace
 
-int run_broker(const Options& o, const std::function<void(const Status&)>& ready) {
-  if (Status s = block_signals(); !s.ok()) return ready(s), 1;
+int run_broker(const Options& o, const ReadyFn& ready) {
+  if (Status s = block_signals(); !s.ok()) return ready(s, {}), 1;
   // Before listening: a client that connects finds the leftovers already gone.
   if (int n = shm_remove_stale(); n > 0)
     FIKIT_LOG_INFO("removed %d segment(s) left by brokers that died", n);
   access_configure(o.access);
   Result<std::unique_ptr<Endpoint>> ep = Endpoint::open(o.socket, o.tenant_group);
-  if (!ep.ok()) return ready(ep.status()), 1;
+  if (!ep.ok()) return ready(ep.status(), {}), 1;
   // MPS daemon and switch-back cost before the policy starts; the daemon stops with `sub`.
   Result<std::unique_ptr<Substrate>> sub =
       Substrate::setup(o.substrate, o.run_dir, o.policy_cfg.switch_cost_ns);
-  if (!sub.ok()) return (*ep)->remove(), ready(sub.status()), 1;
+  if (!sub.ok()) return (*ep)->remove(), ready(sub.status(), {}), 1;
+  std::vector<std::string> degraded;  // found once the observer is loaded, below
   IdleMeter meter(o.hp_marker_every);
   SchedulerConfig sc;
   sc.policy = policy_find(o.policy.c_str());
@@ -59,7 +63,8 @@ int run_broker(const Options& o, const std::function<void(const Status&)>& ready
   cc.socket_path = o.socket;
   cc.spin_ns = o.spin_ns;
   cc.add_status = [&](const std::string& doc) {
-    return add_substrate_status(doc, **sub, sc.idle_meter, kStatusMax - 1);
+    std::string d = add_substrate_status(doc, **sub, sc.idle_meter, kStatusMax - 1);
+    return add_json_member(d, "degraded", degraded_json(degraded));
   };
   Control control(cc, sched);
   // The eBPF GPU-driver observer: loaded before the broker reports ready; never fails the start.
@@ -71,11 +76,13 @@ int run_broker(const Options& o, const std::function<void(const Status&)>& ready
   if (s.ok()) s = sched.start();
   if (!s.ok()) {
     (*ep)->remove();
-    return ready(s), 1;
+    return ready(s, {}), 1;
   }
   FIKIT_LOG_INFO("listening on %s (%s; policy %s, ABI %u.%u)", o.socket.c_str(),
                  (*ep)->access_text().c_str(), o.policy.c_str(), kAbiMajor, kAbiMinor);
-  ready(Status());
+  degraded = degraded_modes(o, gpu.status_json(now_ns(), kStatusMax / 2), (*sub)->status_fields());
+  for (const std::string& d : degraded) FIKIT_LOG_WARN("degraded: %s", d.c_str());
+  ready(Status(), degraded);
   std::string reason = control.run();
   FIKIT_LOG_INFO("stopping: %s", reason.c_str());
   notify_stopping("stopping: " + reason);

@@ -152,6 +152,8 @@ Result<std::string> status_text(const std::string& text) {
              b.at("socket").get<std::string>().c_str(), cpu, up > 0 ? 100 * cpu / up : 0.0,
              b.at("process_cpu_s").get<double>());
     std::string out = head + substrate_status_text(doc);
+    if (doc.contains("degraded") && doc["degraded"].is_array())
+      for (const json& d : doc["degraded"]) out += "degraded: " + d.get<std::string>() + "\n";
     const json& tenants = doc.at("tenants");
     out += std::to_string(b.at("tenants").get<size_t>()) + " tenant(s)\n";
     if (tenants.empty()) return out + gpu_status_text(doc);

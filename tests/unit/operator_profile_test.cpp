@@ -75,8 +75,8 @@ TEST(OperatorProfile, NamesThatCouldEscapeOrAreNotUtf8AreRefused) {
   ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
   for (const std::string& bad :
        {std::string("../x"), std::string("/etc/passwd"), std::string("a/b"), std::string(".."),
-        std::string(40, 'x'), std::string("caf\xe9"), std::string("\xff"),
-        std::string("tab\there"), std::string("\xc0\xaf")}) {
+        std::string(40, 'x'), std::string("caf\xe9"), std::string("\xff"), std::string("tab\there"),
+        std::string("\xc0\xaf")}) {
     EXPECT_NE(fp::profile_name_problem(bad), "") << bad;
     std::string err;
     EXPECT_FALSE(fp::profile_save(t_tenant(0, bad, 1), dir, &err)) << bad;
