@@ -21,8 +21,9 @@ std::vector<std::string> degraded_modes(const Options& o, const std::string& gpu
       out.push_back("MPS unavailable: " + sub.value("why", std::string()) +
                     " (tenants share the GPU by time-slicing)");
     if (sub.value("switch_cost_source", std::string()) == "default")
-      out.push_back("calibration not done: the switch-back cost is a default, not measured "
-                    "(fikit-calibrate failed; see the log)");
+      out.push_back(
+          "calibration not done: the switch-back cost is a default, not measured "
+          "(fikit-calibrate failed; see the log)");
   }
   const std::string& dir = o.policy_cfg.profile_dir;
   if (!dir.empty() && access(dir.c_str(), W_OK | X_OK) != 0)

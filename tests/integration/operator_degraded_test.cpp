@@ -40,8 +40,7 @@ TEST(OperatorDegraded, PrintedOnStartsTerminalAndShownInStatus) {
 
 TEST(OperatorDegraded, NoneWhenNothingIsMissingOnPurpose) {
   t_TempDir dir;
-  t_Broker broker(dir, "none",
-                  {"--no-bpf", "--substrate", "timeslice", "--switch-cost-us", "0"});
+  t_Broker broker(dir, "none", {"--no-bpf", "--substrate", "timeslice", "--switch-cost-us", "0"});
   ASSERT_TRUE(broker.running());
   nlohmann::json doc = t_status(broker.socket());
   ASSERT_TRUE(doc.is_object());

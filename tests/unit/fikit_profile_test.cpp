@@ -145,7 +145,7 @@ TEST(FikitProfile, CliShowExportImportList) {
   ASSERT_TRUE(fikit_profile_show(dir.path, "serve-copy", &out, &err)) << err;
   EXPECT_EQ(fikit_profile_list(dir.path), (std::vector<std::string>{"serve", "serve-copy"}));
   EXPECT_FALSE(fikit_profile_show(dir.path, "missing", &out, &err));
-  EXPECT_NE(err.find("missing.json"), std::string::npos) << err;
+  EXPECT_NE(err.find("no profile named 'missing'"), std::string::npos) << err;
   EXPECT_FALSE(fikit_profile_import(dir.path, "bad", "{", &err));
   EXPECT_NE(err.find("not valid JSON"), std::string::npos) << err;
   EXPECT_FALSE(std::filesystem::exists(dir.path + "/bad.json"));
