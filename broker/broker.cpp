@@ -1,5 +1,6 @@
 #include "broker.h"
 
+#include <fikit/util.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -9,7 +10,9 @@
 #include "control/access.h"
 #include "control/control.h"
 #include "control/endpoint.h"
+#include "degraded.h"
 #include "gpu/gpu_monitor.h"
+#include "gpu/gpu_status.h"
 #include "log.h"
 #include "metrics/exporter.h"
 #include "notify.h"
@@ -72,15 +75,16 @@ std::unique_ptr<metrics::Exporter> start_metrics(const std::string& addr, Contro
 
 }  // namespace
 
-int run_broker(const Options& o, const std::function<void(const Status&)>& ready) {
-  if (Status s = block_signals(); !s.ok()) return ready(s), 1;
+int run_broker(const Options& o, const ReadyFn& ready) {
+  if (Status s = block_signals(); !s.ok()) return ready(s, {}), 1;
   access_configure(o.access);
   Result<std::unique_ptr<Endpoint>> ep = Endpoint::open(o.socket, o.tenant_group);
-  if (!ep.ok()) return ready(ep.status()), 1;
+  if (!ep.ok()) return ready(ep.status(), {}), 1;
   // MPS daemon and switch-back cost before the policy starts; the daemon stops with `sub`.
   Result<std::unique_ptr<Substrate>> sub =
       Substrate::setup(o.substrate, o.run_dir, o.policy_cfg.switch_cost_ns);
-  if (!sub.ok()) return (*ep)->remove(), ready(sub.status()), 1;
+  if (!sub.ok()) return (*ep)->remove(), ready(sub.status(), {}), 1;
+  std::vector<std::string> degraded;  // found once the observer is loaded, below
   IdleMeter meter(o.hp_marker_every);
   SchedulerConfig sc;
   sc.policy = policy_find(o.policy.c_str());
@@ -99,6 +103,8 @@ int run_broker(const Options& o, const std::function<void(const Status&)>& ready
                  [&control](pid_t pid, const char* why) { control.reap_pid(pid, why); });
   control.set_gpu(&gpu);
   add_status_parts(control, **sub, sc.idle_meter, gpu);
+  control.add_status_part(
+      {"degraded", [&degraded](uint64_t, size_t) { return nlohmann::json(degraded); }});
   Status s = control.init();
   if (s.ok()) gpu.start();
   std::unique_ptr<metrics::Exporter> exporter;
@@ -106,11 +112,13 @@ int run_broker(const Options& o, const std::function<void(const Status&)>& ready
   if (s.ok()) s = sched.start();
   if (!s.ok()) {
     (*ep)->remove();
-    return ready(s), 1;
+    return ready(s, {}), 1;
   }
   FIKIT_LOG_INFO("listening on %s (%s; policy %s, ABI %u.%u)", o.socket.c_str(),
                  (*ep)->access_text().c_str(), o.policy.c_str(), kAbiMajor, kAbiMinor);
-  ready(Status());
+  degraded = degraded_modes(o, gpu.status_json(now_ns(), kStatusMax / 2), (*sub)->status_json());
+  for (const std::string& d : degraded) FIKIT_LOG_WARN("degraded: %s", d.c_str());
+  ready(Status(), degraded);
   std::string reason = control.run();
   FIKIT_LOG_INFO("stopping: %s", reason.c_str());
   notify_stopping("stopping: " + reason);

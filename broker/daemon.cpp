@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "broker.h"
 #include "control/endpoint.h"
@@ -21,9 +22,12 @@ namespace fikit::broker {
 namespace {
 
 // Readiness for systemd (Type=notify), once the socket listens, or why the start failed.
-void tell_systemd(const Options& o, const Status& s) {
+void tell_systemd(const Options& o, const Status& s,
+                  const std::vector<std::string>& degraded = {}) {
+  std::string modes;
+  for (const std::string& d : degraded) modes += "; degraded: " + d;
   if (s.ok())
-    notify_ready("listening on " + o.socket + " (policy " + o.policy + ")");
+    notify_ready("listening on " + o.socket + " (policy " + o.policy + ")" + modes);
   else
     notify_status("failed to start: " + s.message());
 }
@@ -36,9 +40,12 @@ void setup_logging(const Options& o) {
   notify_init();
 }
 
-// The daemon's side of the readiness pipe: "R<pid>" once listening, "E<message>" on failure.
-void report(int fd, const Status& s) {
+// The daemon's side of the readiness pipe: "R<pid>" and a line per degraded mode once listening,
+// "E<message>" on failure.
+void report(int fd, const Status& s, const std::vector<std::string>& degraded = {}) {
   std::string msg = s.ok() ? "R" + std::to_string(getpid()) : "E" + s.message();
+  if (s.ok())
+    for (const std::string& d : degraded) msg += "\n" + d;
   ssize_t n = write(fd, msg.data(), msg.size());
   (void)n;
   close(fd);
@@ -60,10 +67,10 @@ void report(int fd, const Status& s) {
   if (chdir("/") != 0) FIKIT_LOG_WARN("failed to chdir to /: %s", strerror(errno));
   umask(022);
   bool reported = false;
-  int code = run_broker(o, [&](const Status& s) {
+  int code = run_broker(o, [&](const Status& s, const std::vector<std::string>& degraded) {
     if (!s.ok()) FIKIT_LOG_ERROR("%s", s.message().c_str());
-    tell_systemd(o, s);
-    report(ready_fd, s);
+    tell_systemd(o, s, degraded);
+    report(ready_fd, s, degraded);
     reported = true;
   });
   if (!reported) report(ready_fd, Status(StatusCode::kInternal, "broker ended during start-up"));
@@ -96,10 +103,13 @@ int start_foreground(const Options& o) {
   setup_logging(o);
   if (Status s = prepare_dirs(o); !s.ok()) return tell_systemd(o, s), fail(s);
   if (Status s = log_open(o.log); !s.ok()) return tell_systemd(o, s), fail(s);
-  return run_broker(o, [&o](const Status& s) {
-    tell_systemd(o, s);
+  return run_broker(o, [&o](const Status& s, const std::vector<std::string>& degraded) {
+    tell_systemd(o, s, degraded);
     // The log may be a file: say it on the terminal too.
     if (!s.ok()) fprintf(stderr, "fikit-broker: %s\n", s.message().c_str());
+    if (!o.log.empty())
+      for (const std::string& d : degraded)
+        fprintf(stderr, "fikit-broker: degraded: %s\n", d.c_str());
   });
 }
 
@@ -135,8 +145,17 @@ int start_daemon(const Options& o) {
     if (n > 0) msg.append(buf, static_cast<size_t>(n));
   close(p[0]);
   if (!msg.empty() && msg[0] == 'R') {
-    printf("fikit-broker: started (pid %s, socket %s, policy %s, log %s)\n", msg.c_str() + 1,
+    std::vector<std::string> lines;
+    for (size_t at = 1, nl; at <= msg.size(); at = nl + 1) {
+      nl = msg.find('\n', at);
+      if (nl == std::string::npos) nl = msg.size();
+      lines.push_back(msg.substr(at, nl - at));
+    }
+    printf("fikit-broker: started (pid %s, socket %s, policy %s, log %s)\n", lines[0].c_str(),
            o.socket.c_str(), o.policy.c_str(), o.log.empty() ? "none" : o.log.c_str());
+    fflush(stdout);
+    for (size_t i = 1; i < lines.size(); i++)
+      fprintf(stderr, "fikit-broker: degraded: %s\n", lines[i].c_str());
     return 0;
   }
   if (!msg.empty())

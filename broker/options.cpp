@@ -27,8 +27,8 @@ constexpr const char kUsage[] =
                           [--hp-marker-every N] [--metrics ADDR:PORT|off]
        fikit-broker stop [--socket PATH]
        fikit-broker status [--socket PATH] [--json]
-       fikit-broker profile list|show|export|import [NAME] [--profile-dir DIR]
-                          [--file FILE]
+       fikit-broker profile list|show|export|import|rm [NAME] [--uid UID]
+                          [--profile-dir DIR] [--file FILE]
        fikit-broker --version
   every command: [--config FILE] [--log-level LEVEL]; COMMAND --help for its
   own options and examples
@@ -44,9 +44,10 @@ commands:
                          its tenants carry on without it (fail open)
   status                 show the broker and its tenants (with the policy's
                          statistics per tenant)
-  profile                kernel profiles the fikit policy learned, per tenant
-                         name: list; show NAME; export NAME (JSON to --file
-                         or stdout); import NAME (JSON from --file or stdin)
+  profile                kernel profiles the fikit policy learned, per uid and
+                         tenant name: list; show NAME; export NAME (JSON to
+                         --file or stdout); import NAME (JSON from --file or
+                         stdin); rm NAME. --uid UID: another user's (root)
 
 options:
   -h, --help             show this help message and exit
@@ -379,7 +380,8 @@ void add_start(CLI::App* app, Options* o) {
             });
   s->add_option("--policy-opts", o->policy_cfg.opts, "policy tunables (docs/POLICY.md)")
       ->type_name("K=V,...");
-  add_value(s, "--metrics", "Prometheus metrics at http://ADDR:PORT/metrics\n(default 127.0.0.1:9842; off: none)",
+  add_value(s, "--metrics",
+            "Prometheus metrics at http://ADDR:PORT/metrics\n(default 127.0.0.1:9842; off: none)",
             "ADDR:PORT", [o](const std::string& v) {
               o->metrics = v;
               if (v == "off") return Status();
@@ -401,8 +403,10 @@ CLI::App* add_profile_action(CLI::App* profile, const char* action, const char* 
   a->add_option("--profile-dir", o->policy_cfg.profile_dir,
                 "the profiles (default " + std::string(kDefaultProfileDir) + ")")
       ->type_name("DIR");
-  if (std::string(action) != "list")
+  if (std::string(action) != "list") {
     a->add_option("name", o->profile_name, "the tenant's name")->required()->type_name("NAME");
+    a->add_option("--uid", o->profile_uid, "whose profile (default: yours)")->type_name("UID");
+  }
   if (std::string(action) == "export" || std::string(action) == "import")
     a->add_option("--file", o->profile_file, "the JSON file (default, or '-': stdio)")
         ->type_name("FILE");
@@ -422,6 +426,8 @@ void add_profile(CLI::App* app, Options* o) {
                      "EXAMPLES:\n  fikit-broker profile export resnet-serve --file r.json\n", o);
   add_profile_action(p, "import", "install a profile from JSON (--file or stdin)",
                      "EXAMPLES:\n  fikit-broker profile import resnet-serve --file r.json\n", o);
+  add_profile_action(p, "rm", "remove a profile",
+                     "EXAMPLES:\n  sudo fikit-broker profile rm resnet-serve --uid 1000\n", o);
 }
 
 // The whole command line. Options of each command are its own (`start --help` lists start's);
@@ -479,6 +485,7 @@ Status parse_log_level(const std::string& word, LogLevel* out) {
 
 Result<Options> parse_options(int argc, char** argv) {
   Options o;
+  o.profile_uid = getuid();
   o.policy_cfg.profile_dir = kDefaultProfileDir;
   if (argc < 2) return usage_error("no command given: start, stop, status or profile");
   std::string cmd = argv[1];

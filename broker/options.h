@@ -39,11 +39,12 @@ struct Options {
   SubstrateConfig substrate;     // --substrate, --calibrate (switch cost: policy_cfg)
   uint32_t hp_marker_every = 0;  // --hp-marker-every: HP idleness measurement (idle_meter.h)
   AccessConfig access;           // ceilings, --hp-group, --admin-group (control/access.h)
-  std::string tenant_group = "fikit";  // owns the socket (0660) when it exists, else 0666
+  std::string tenant_group = "fikit";      // owns the socket (0660) when it exists, else 0666
   std::string metrics = "127.0.0.1:9842";  // --metrics ADDR:PORT or "off" (metrics/exporter.h)
   // `profile ACTION [NAME]` (profile_command.h).
-  std::string profile_action;  // list, show, export or import
+  std::string profile_action;  // list, show, export, import or rm
   std::string profile_name;
+  uint32_t profile_uid = 0;  // whose profile NAME is (default: the caller's uid)
   std::string profile_file;  // export: write here, import: read from here ("" or "-": std streams)
 };
 

@@ -31,7 +31,7 @@ int list(const Options& o) {
 
 int export_profile(const Options& o) {
   std::string json, err;
-  if (!fikit_profile_export(o.policy_cfg.profile_dir, o.profile_name, &json, &err))
+  if (!fikit_profile_export(o.policy_cfg.profile_dir, o.profile_name, &json, &err, o.profile_uid))
     return fail(err);
   if (o.profile_file.empty() || o.profile_file == "-") {
     fputs(json.c_str(), stdout);
@@ -56,7 +56,8 @@ int import_profile(const Options& o) {
     text << in.rdbuf();
   }
   std::string err;
-  if (!fikit_profile_import(o.policy_cfg.profile_dir, o.profile_name, text.str(), &err))
+  if (!fikit_profile_import(o.policy_cfg.profile_dir, o.profile_name, text.str(), &err,
+                            o.profile_uid))
     return fail(err);
   fprintf(stderr,
           "fikit-broker: profile of '%s' installed in %s; a tenant of that name loads it when it "
@@ -72,7 +73,14 @@ int profile_command(const Options& o) {
   if (o.profile_action == "export") return export_profile(o);
   if (o.profile_action == "import") return import_profile(o);
   std::string out, err;
-  if (!fikit_profile_show(o.policy_cfg.profile_dir, o.profile_name, &out, &err)) return fail(err);
+  if (o.profile_action == "rm") {
+    if (!fikit_profile_remove(o.policy_cfg.profile_dir, o.profile_name, &err, o.profile_uid))
+      return fail(err);
+    fprintf(stderr, "fikit-broker: profile of '%s' removed\n", o.profile_name.c_str());
+    return 0;
+  }
+  if (!fikit_profile_show(o.policy_cfg.profile_dir, o.profile_name, &out, &err, o.profile_uid))
+    return fail(err);
   fputs(out.c_str(), stdout);
   return 0;
 }

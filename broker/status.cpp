@@ -204,6 +204,8 @@ std::string header(const json& doc) {
       if (!g.value("uuid", std::string()).empty())
         out += "GPU " + std::to_string(g.value("index", 0)) + ": " +
                g.value("model", std::string()) + " " + g.value("uuid", std::string()) + "\n";
+  if (doc.contains("degraded") && doc["degraded"].is_array())
+    for (const json& d : doc["degraded"]) out += "degraded: " + d.get<std::string>() + "\n";
   return out;
 }
 

@@ -61,6 +61,7 @@ struct TenantInfo {
   uint64_t last_key;        // kernel key of the latest issued launch
   uint64_t host_syncs;  // its synchronizing calls that published a drain (as of its last submit)
   void* policy_data;    // owned by the policy (set in on_tenant_add, freed in on_tenant_remove)
+  uint32_t uid;         // the tenant process's uid (with name, the key of saved profiles)
 };
 
 // What a policy may ask of the scheduler during dispatch.

@@ -70,6 +70,7 @@ void SchedCore::add(std::shared_ptr<const TenantDesc> desc, uint64_t now_ns) {
   info.id = t->desc->id;
   info.priority = t->desc->priority;
   info.pid = t->desc->pid;
+  info.uid = t->desc->uid;
   info.name = t->desc->name.c_str();
   info.idle_since_ns = now_ns;
   t->seg->broker.heartbeat_ns.store(now_ns, std::memory_order_relaxed);

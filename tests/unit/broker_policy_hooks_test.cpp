@@ -225,7 +225,7 @@ TEST(BrokerProfileCli, ImportListShowExport) {
   ASSERT_EQ(t_run(b + "export serve" + d, &out), 0) << out;
   EXPECT_EQ(nlohmann::json::parse(out)["tenant"], "serve");
   EXPECT_EQ(t_run(b + "show nobody" + d, &out), 1);
-  EXPECT_NE(out.find("failed to load profile"), std::string::npos) << out;
+  EXPECT_NE(out.find("no profile named 'nobody'"), std::string::npos) << out;
   std::ofstream(src) << "{not json";
   EXPECT_EQ(t_run(b + "import serve --file " + src + d, &out), 1);
   EXPECT_NE(out.find("failed to import profile for 'serve'"), std::string::npos) << out;

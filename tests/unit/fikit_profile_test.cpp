@@ -84,9 +84,11 @@ TEST(FikitProfile, NoFileIsNotAnError) {
 }
 
 TEST(FikitProfile, NameIsSanitisedIntoOneFile) {
-  EXPECT_EQ(fp::profile_path("/d", "a/../b c"), "/d/a_.._b_c.json");
-  EXPECT_EQ(fp::profile_path("/d", ".hidden"), "/d/_hidden.json");
-  EXPECT_EQ(fp::profile_path("/d", ""), "/d/_.json");
+  // Keyed by (uid, name); bytes outside [A-Za-z0-9_-] are %XX, so no two names share a file.
+  EXPECT_EQ(fp::profile_path("/d", "a/../b c"), "/d/a%2F..%2Fb%20c.json");
+  EXPECT_EQ(fp::profile_path("/d", ".hidden"), "/d/%2Ehidden.json");
+  EXPECT_EQ(fp::profile_path("/d", ""), "/d/%.json");
+  EXPECT_EQ(fp::profile_path("/d", "serve", 1000), "/d/u1000/serve.json");
 }
 
 // A bad file: load fails with a message naming the file and the problem; td is unchanged.
@@ -143,7 +145,7 @@ TEST(FikitProfile, CliShowExportImportList) {
   ASSERT_TRUE(fikit_profile_show(dir.path, "serve-copy", &out, &err)) << err;
   EXPECT_EQ(fikit_profile_list(dir.path), (std::vector<std::string>{"serve", "serve-copy"}));
   EXPECT_FALSE(fikit_profile_show(dir.path, "missing", &out, &err));
-  EXPECT_NE(err.find("missing.json"), std::string::npos) << err;
+  EXPECT_NE(err.find("no profile named 'missing'"), std::string::npos) << err;
   EXPECT_FALSE(fikit_profile_import(dir.path, "bad", "{", &err));
   EXPECT_NE(err.find("not valid JSON"), std::string::npos) << err;
   EXPECT_FALSE(std::filesystem::exists(dir.path + "/bad.json"));

@@ -5,3 +5,5 @@ fikit_cc_test(operator_safe_fs_test SRCS operator_safe_fs_test.cpp
 fikit_cc_test(operator_options_test SRCS operator_options_test.cpp LIBS fikit_broker_core)
 # The broker's log: repeats suppressed and counted, journald prefixes.
 fikit_cc_test(operator_log_test SRCS operator_log_test.cpp LIBS fikit_broker_core)
+# Profiles keyed by (uid, name), names validated, profile rm.
+fikit_cc_test(operator_profile_test SRCS operator_profile_test.cpp LIBS fikit_policy_fikit)

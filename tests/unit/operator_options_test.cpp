@@ -4,6 +4,7 @@
 #include <fikit/abi.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -134,6 +135,13 @@ TEST(OperatorOptions, EveryExistingFlagStillWorks) {
       {"profile", "import", "serve", "--file", "x.json", "--profile-dir", "/tmp/p"},
       {"profile", "list", "--profile-dir=/tmp/q"},
   };
+  Result<Options> rm = t_parse({"profile", "rm", "serve", "--uid", "1000", "--profile-dir", "/p"});
+  ASSERT_TRUE(rm.ok()) << rm.status().message();
+  EXPECT_EQ(rm->profile_action, "rm");
+  EXPECT_EQ(rm->profile_uid, 1000u);
+  rm = t_parse({"profile", "show", "serve"});
+  ASSERT_TRUE(rm.ok());
+  EXPECT_EQ(rm->profile_uid, getuid()) << "one's own profiles by default";
   Result<Options> last = t_parse({"start", "-p", "none", "--policy", "priority"});
   ASSERT_TRUE(last.ok()) << last.status().message();
   EXPECT_EQ(last->policy, "priority") << "as with getopt, the last one wins";

@@ -30,17 +30,22 @@ std::string fikit_tenant_stats_json(const void* state, uint32_t tenant_id);
 // policies. Return false with *err naming the bad pair.
 bool fikit_policy_opts_check(const std::string& spec, std::string* err);
 
-// `fikit-broker profile ...`: each returns false with *err saying what failed.
+// `fikit-broker profile ...`: each returns false with *err saying what failed. Profiles are keyed
+// by (uid, tenant name) (profile.h); `uid` picks whose.
 // show NAME: a human-readable summary of the saved profile of tenant NAME.
 bool fikit_profile_show(const std::string& dir, const std::string& name, std::string* out,
-                        std::string* err);
+                        std::string* err, uint32_t uid = 0);
 // export NAME: the profile's JSON text, validated (the CLI writes it to a file or stdout).
 bool fikit_profile_export(const std::string& dir, const std::string& name, std::string* json,
-                          std::string* err);
+                          std::string* err, uint32_t uid = 0);
 // import NAME: validate `json` (a profile of any tenant name) and install it as NAME's profile.
 bool fikit_profile_import(const std::string& dir, const std::string& name, const std::string& json,
-                          std::string* err);
-// Tenant names with a profile in dir (from the files' contents), sorted.
+                          std::string* err, uint32_t uid = 0);
+// rm NAME: remove the profile (never following a symlink).
+bool fikit_profile_remove(const std::string& dir, const std::string& name, std::string* err,
+                          uint32_t uid = 0);
+// Tenant names with a profile in dir (from the files' contents), sorted: root's as "NAME", other
+// uids' as "NAME (uid N)".
 std::vector<std::string> fikit_profile_list(const std::string& dir);
 
 }  // namespace fikit::broker

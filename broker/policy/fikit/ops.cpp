@@ -113,6 +113,7 @@ void exit_state(void* s) {
 void tenant_add(void* s, TenantInfo& t) {
   FikitState* st = state_of(s);
   auto td = std::make_unique<TenantData>(t.id, t.name ? t.name : "", t.priority, st->params);
+  td->uid = t.uid;
   load_profile(*st, *td);
   t.policy_data = td.get();
   st->tenants[t.id] = std::move(td);

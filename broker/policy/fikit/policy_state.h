@@ -131,6 +131,7 @@ struct TenantData {
   uint32_t id;
   std::string name;
   uint32_t priority;
+  uint32_t uid = 0;  // with name, the key of its profile (profile.h)
   KernelTable keys;
   LogHistogram all_gaps;  // every gap of the tenant: fallback for keys with too few gaps
   LogHistogram delays;    // grant-to-launch delay of its LP requests

@@ -103,12 +103,43 @@ void check_header(const json& j, bool any_name, const std::string& name) {
 
 }  // namespace
 
-std::string profile_path(const std::string& dir, const std::string& name) {
-  std::string file = name.empty() ? "_" : name;
-  for (char& ch : file)
-    if (!(isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-')) ch = '_';
-  if (file[0] == '.') file[0] = '_';
-  return (std::filesystem::path(dir) / (file + ".json")).string();
+std::string profile_path(const std::string& dir, const std::string& name, uint32_t uid) {
+  std::string file = name.empty() ? "%" : "";
+  for (size_t i = 0; i < name.size(); i++) {
+    auto ch = static_cast<unsigned char>(name[i]);
+    if (isalnum(ch) || ch == '_' || ch == '-' || (ch == '.' && i > 0)) {
+      file += static_cast<char>(ch);
+    } else {
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "%%%02X", ch);
+      file += hex;
+    }
+  }
+  std::filesystem::path d(dir);
+  if (uid != 0) d /= "u" + std::to_string(uid);
+  return (d / (file + ".json")).string();
+}
+
+std::string profile_name_problem(const std::string& name) {
+  if (name.empty() || name.size() > 31) return "a tenant name is 1 to 31 bytes";
+  if (name == "." || name == "..") return "'.' and '..' name no tenant";
+  for (size_t i = 0; i < name.size();) {
+    auto c = static_cast<unsigned char>(name[i]);
+    if (c == '/') return "a tenant name has no '/'";
+    if (c < 0x20 || c == 0x7f) return "a tenant name has no control characters";
+    // UTF-8: the length from the lead byte, then continuation bytes; no overlong 2-byte forms.
+    size_t len = c < 0x80                  ? 1
+                 : (c >= 0xc2 && c < 0xe0) ? 2
+                 : (c >= 0xe0 && c < 0xf0) ? 3
+                 : (c >= 0xf0 && c < 0xf5) ? 4
+                                           : 0;
+    if (len == 0 || i + len > name.size()) return "a tenant name is valid UTF-8";
+    for (size_t k = 1; k < len; k++)
+      if ((static_cast<unsigned char>(name[i + k]) & 0xc0) != 0x80)
+        return "a tenant name is valid UTF-8";
+    i += len;
+  }
+  return "";
 }
 
 std::string profile_to_json(const TenantData& td) {
@@ -184,12 +215,17 @@ bool write_text_file_atomic(const std::string& path, const std::string& text, st
 }
 
 bool profile_save(const TenantData& td, const std::string& dir, std::string* err) {
-  return write_text_file_atomic(profile_path(dir, td.name), profile_to_json(td), err);
+  if (std::string why = profile_name_problem(td.name); !why.empty()) {
+    *err = "no profile for tenant name '" + td.name + "': " + why;
+    return false;
+  }
+  return write_text_file_atomic(profile_path(dir, td.name, td.uid), profile_to_json(td), err);
 }
 
 bool profile_load(TenantData* td, const std::string& dir, std::string* err) {
   err->clear();
-  std::string path = profile_path(dir, td->name);
+  if (!profile_name_problem(td->name).empty()) return false;  // none can have been saved
+  std::string path = profile_path(dir, td->name, td->uid);
   struct stat sb;
   if (::stat(path.c_str(), &sb) != 0 && errno == ENOENT) return false;
   std::string text, why;

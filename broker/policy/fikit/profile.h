@@ -15,9 +15,14 @@ namespace fikit::broker::fikit_policy {
 inline constexpr const char* kProfileFormat = "fikit-profile";
 inline constexpr int kProfileVersion = 1;
 
-// Path of the profile of tenant `name` in `dir`: <dir>/<name>.json, with every character
-// outside [A-Za-z0-9._-] replaced by '_'.
-std::string profile_path(const std::string& dir, const std::string& name);
+// Profiles are keyed by (uid, tenant name): one user cannot read, overwrite or poison another's.
+// Root's are <dir>/<name>.json (where profiles were before they were keyed by uid), another uid's
+// <dir>/u<uid>/<name>.json (directories 0700). In the file name every byte outside
+// [A-Za-z0-9_-], and a leading '.', is %XX, so distinct names never share a file.
+std::string profile_path(const std::string& dir, const std::string& name, uint32_t uid = 0);
+// "" if `name` may name a profile, else why not: 1 to 31 bytes of valid UTF-8, no '/', no
+// control characters, not "." or "..".
+std::string profile_name_problem(const std::string& name);
 
 // The JSON text of td's profile.
 std::string profile_to_json(const TenantData& td);
