@@ -24,6 +24,7 @@ build: $(BUILD)/CMakeCache.txt
 
 test: deps build
 	cd $(BUILD) && ctest $(CTEST_FLAGS) -j $(JOBS) -LE gpu
+	$(MAKE) test-deb
 
 test-gpu: build
 	cd $(BUILD) && ctest $(CTEST_FLAGS) -L gpu
@@ -68,14 +69,18 @@ install: $(BUILD)/CMakeCache.txt
 # The Debian package, from a build of its own with prefix /usr (only what the package holds is
 # built): $(DEB_BUILD)/fikit_<version>_<arch>.deb. A package runs where Debian's libraries are, so
 # it links liburing, libbpf, libelf and zlib as shared libraries (its Depends say which), not
-# statically as the plain build does. `make test-deb` also lints, installs and removes it (as
-# root; tests/packaging/deb_test.sh).
+# statically as the plain build does. `make test-deb` (part of `make test`) also lints, installs,
+# runs and removes it, as root, in a sandbox that leaves the machine unchanged
+# (tests/packaging/deb_test.sh).
 DEB_BUILD ?= build-deb
+# ccache, where the machine has it: the package build compiles the same sources as $(BUILD).
+DEB_CCACHE := $(if $(shell command -v ccache),-DCMAKE_C_COMPILER_LAUNCHER=ccache \
+  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 DEB_LIBDIR := /usr/lib/$(shell gcc -dumpmachine)
 DEB_SHARED_LIBS := -DURING_LIB_PATH=$(DEB_LIBDIR)/liburing.so -DBPF_LIB_PATH=$(DEB_LIBDIR)/libbpf.so \
   -DELF_LIB_PATH=$(DEB_LIBDIR)/libelf.so -DZ_LIB_PATH=$(DEB_LIBDIR)/libz.so
 deb: deps
-	cmake -S . -B $(DEB_BUILD) $(CMAKE_FLAGS) -DCMAKE_INSTALL_PREFIX=/usr -DFIKIT_DEB=ON \
+	cmake -S . -B $(DEB_BUILD) $(DEB_CCACHE) $(CMAKE_FLAGS) -DCMAKE_INSTALL_PREFIX=/usr -DFIKIT_DEB=ON \
 	  -DFIKIT_BENCHMARKS=OFF -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON $(DEB_SHARED_LIBS)
 	cmake --build $(DEB_BUILD) -j $(JOBS) $(VERBOSE_FLAG) --target fikit_package_files
 	cd $(DEB_BUILD) && cpack -G DEB

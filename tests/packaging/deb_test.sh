@@ -1,22 +1,49 @@
 #!/usr/bin/env bash
 # The Debian package: lintian reports no error; it installs with dpkg (groups fikit and fikit-hp
-# created, nothing started); a broker and a tenant run from /usr/bin on the simulated driver; the
+# created, nothing enabled); a broker and a tenant run from /usr/bin on the simulated driver; the
 # installed unit verifies; `dpkg -r` removes it (the conffile stays), `dpkg -P` purges the rest.
-# Needs root and a machine without fikit installed; the groups are removed after if the package
-# created them. Run by `make test-deb` (not by ctest: it changes the machine's packages).
+# Needs root. It runs in a sandbox: a private mount namespace where /etc, /usr and /var are
+# throw-away overlays of the machine's, so the package, its groups and the purge never reach the
+# machine (and a fikit already there is hidden). Where that cannot be set up it runs on the
+# machine itself, only if no fikit, /etc/fikit or /var/lib/fikit is there, and removes the groups
+# it made. Run by `make test-deb`.
 # Usage: deb_test.sh FIKIT.deb   (built by `make deb`; its build directory holds the sim driver)
 set -euo pipefail
 deb=$(realpath "$1")
 build=$(dirname "$deb")
 fail() { echo "FAIL: $*" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "SKIP: installs a package: run as root"; exit 77; }
-if dpkg-query -W -f='${Status}' fikit 2>/dev/null | grep -q installed; then
-  echo "SKIP: fikit is installed on this machine; remove it first"; exit 77
+skip() { echo "SKIP: $*"; exit 77; }
+[ "$(id -u)" = 0 ] || skip "installs a package: run as root"
+
+kNoSandbox=3
+if [ -z "${FIKIT_DEB_TEST_SANDBOX:-}" ]; then
+  if unshare --mount --propagation private true 2>/dev/null; then
+    sandbox=$(mktemp -d)
+    rc=0
+    FIKIT_DEB_TEST_SANDBOX=$sandbox unshare --mount --propagation private -- bash "$0" "$@" || rc=$?
+    rm -rf "$sandbox"
+    [ $rc = $kNoSandbox ] || exit $rc
+  fi
+  echo "no sandbox (unshare or overlayfs unavailable): testing on the machine itself"
+  if dpkg-query -W -f='${Status}' fikit 2>/dev/null | grep -q installed; then
+    skip "fikit is installed on this machine; remove it first"
+  fi
+  # Purge removes /etc/fikit and /var/lib/fikit: never run where they hold someone's files.
+  for d in /etc/fikit /var/lib/fikit; do
+    [ ! -e $d ] || skip "$d exists; the purge would remove it"
+  done
+else
+  for d in etc usr var; do
+    mkdir -p "$FIKIT_DEB_TEST_SANDBOX/$d/upper" "$FIKIT_DEB_TEST_SANDBOX/$d/work"
+    mount -t overlay overlay -o "lowerdir=/$d,upperdir=$FIKIT_DEB_TEST_SANDBOX/$d/upper,\
+workdir=$FIKIT_DEB_TEST_SANDBOX/$d/work" "/$d" 2>/dev/null || exit $kNoSandbox
+  done
+  # Start from a machine without fikit: what the machine has of it is hidden, not touched.
+  if dpkg-query -W fikit >/dev/null 2>&1; then dpkg -P fikit >/dev/null 2>&1 || true; fi
+  rm -rf /etc/fikit /var/lib/fikit
+  for g in fikit-hp fikit; do getent group $g >/dev/null && groupdel $g; done
+  echo "sandbox: /etc, /usr and /var are overlays; the machine is not changed"
 fi
-# Purge removes /etc/fikit and /var/lib/fikit: never run where they hold someone's files.
-for d in /etc/fikit /var/lib/fikit; do
-  [ ! -e $d ] || { echo "SKIP: $d exists; the purge would remove it"; exit 77; }
-done
 
 tmp=$(mktemp -d)
 gpu=/fikit-pkg-deb-$$
