@@ -20,7 +20,10 @@ int main(int argc, char** argv) {
       std::ifstream f(e.path(), std::ios::binary);
       std::vector<char> bytes((std::istreambuf_iterator<char>(f)),
                               std::istreambuf_iterator<char>());
-      LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+      // libFuzzer never passes a null pointer, even for an empty input.
+      static const uint8_t kNone = 0;
+      LLVMFuzzerTestOneInput(
+          bytes.empty() ? &kNone : reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
       inputs++;
     }
     if (ec)

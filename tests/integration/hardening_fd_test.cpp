@@ -102,6 +102,11 @@ TEST(HardeningFd, SilentConnectionsWithDefaultLimits) {
 
 TEST(HardeningFd, SilentConnectionsWithDescriptorsExhausted) {
   if (access("/usr/bin/prlimit", X_OK) != 0) GTEST_SKIP() << "needs prlimit (util-linux)";
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizer runtime needs descriptors of its own (UBSan's vptr check reported a valid
+  // nlohmann::json object as invalid with none left, and aborted): the release build runs this.
+  GTEST_SKIP() << "not under sanitizers: their runtime needs free descriptors too";
+#endif
   t_TempDir dir;
   t_PrefixedBroker b(dir, {"/usr/bin/prlimit", "--nofile=24:24", "--"});
   EXPECT_EQ(nofile_of(b.proc.pid).first, "24");
