@@ -7,13 +7,13 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "base/log.h"
 #include "control/access.h"
 #include "control/control.h"
 #include "control/endpoint.h"
 #include "degraded.h"
 #include "gpu/gpu_monitor.h"
 #include "gpu/gpu_status.h"
-#include "log.h"
 #include "metrics/exporter.h"
 #include "notify.h"
 #include "sched/idle_meter.h"

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <memory>
 
-#include "status.h"
+#include "control/status.h"
 
 namespace fikit::broker {
 namespace {

@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "base/log.h"
+#include "base/safe_fs.h"
 #include "broker.h"
 #include "control/endpoint.h"
-#include "log.h"
 #include "notify.h"
-#include "safe_fs.h"
 
 namespace fikit::broker {
 namespace {

@@ -1,9 +1,9 @@
 // fikit-broker: start, stop or query the fikit broker. See `fikit-broker --help`.
 #include <cstdio>
 
+#include "base/log.h"
 #include "commands.h"
 #include "daemon.h"
-#include "log.h"
 #include "options.h"
 #include "profile_command.h"
 

@@ -11,8 +11,8 @@
 #include <cstring>
 #include <functional>
 
+#include "control/status.h"
 #include "metrics/exporter.h"
-#include "status.h"
 
 namespace fikit::broker {
 namespace {

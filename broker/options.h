@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <string>
 
+#include "base/log.h"
 #include "control/access.h"
 #include "gpu/gpu_options.h"
-#include "log.h"
 #include "policy/policy.h"
 #include "substrate/substrate.h"
 

@@ -17,11 +17,11 @@
 #include <cstring>
 #include <utility>
 
+#include "base/log.h"
 #include "control/access.h"
 #include "control/shm_region.h"
 #include "gpu/gpu_inventory.h"
 #include "gpu/gpu_monitor.h"
-#include "log.h"
 
 namespace fikit::broker {
 namespace {

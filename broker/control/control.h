@@ -21,14 +21,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/uring_loop.h"
 #include "control/admission.h"
 #include "control/fd_limit.h"
 #include "control/guard.h"
 #include "control/quota.h"
 #include "control/rate_counter.h"
+#include "control/status.h"
 #include "sched/scheduler.h"
-#include "status.h"
-#include "uring_loop.h"
 
 namespace fikit::broker {
 

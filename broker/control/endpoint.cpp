@@ -12,8 +12,8 @@
 #include <cstdio>
 #include <cstring>
 
-#include "log.h"
-#include "safe_fs.h"
+#include "base/log.h"
+#include "base/safe_fs.h"
 
 namespace fikit::broker {
 namespace {

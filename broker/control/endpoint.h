@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "safe_fs.h"
+#include "base/safe_fs.h"
 
 namespace fikit::broker {
 

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <exception>
 
-#include "log.h"
+#include "base/log.h"
 
 namespace fikit::broker {
 

@@ -11,11 +11,11 @@
 #include <unordered_set>
 #include <vector>
 
+#include "base/log.h"
+#include "base/uring_loop.h"
 #include "gpu_event.h"
-#include "log.h"
 #include "observer.h"
 #include "sched/tenant.h"
-#include "uring_loop.h"
 
 namespace fikit::broker {
 namespace {

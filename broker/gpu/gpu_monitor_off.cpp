@@ -3,8 +3,8 @@
 // gpu_monitor.cpp, never both.
 #include <nlohmann/json.hpp>
 
+#include "base/log.h"
 #include "gpu/gpu_monitor.h"
-#include "log.h"
 
 namespace fikit::broker {
 

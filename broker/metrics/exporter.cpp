@@ -4,8 +4,8 @@
 
 #include <cstring>
 
+#include "base/uring_loop.h"
 #include "metrics/exposition.h"
-#include "uring_loop.h"
 
 namespace fikit::broker::metrics {
 

@@ -9,8 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "log.h"
-#include "uring_loop.h"
+#include "base/log.h"
+#include "base/uring_loop.h"
 
 namespace fikit::broker::metrics {
 namespace {

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include "log.h"
+#include "base/log.h"
 
 namespace fikit::broker {
 namespace {

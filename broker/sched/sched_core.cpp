@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <climits>
 
-#include "log.h"
+#include "base/log.h"
 
 namespace fikit::broker {
 namespace {

@@ -11,7 +11,7 @@
 #include <cerrno>
 #include <chrono>
 
-#include "log.h"
+#include "base/log.h"
 
 namespace fikit::broker {
 namespace {

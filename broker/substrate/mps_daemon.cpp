@@ -11,7 +11,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "log.h"
+#include "base/log.h"
 #include "substrate/subprocess.h"
 
 namespace fikit::broker {

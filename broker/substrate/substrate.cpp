@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
-#include "log.h"
+#include "base/log.h"
 #include "substrate/calibration.h"
 #include "substrate/subprocess.h"
 

@@ -7,9 +7,11 @@
 //   rogue_client SOCKET hold     register as LP, request one launch, print "granted" when granted,
 //   then wait
 //                                to be killed (a tenant killed while holding a grant)
-//   rogue_client SOCKET hp-busy  register as HP and record a launch every 10 ms that never
-//                                completes (no marker, no drain) until killed: under the
-//                                priority policy no LP tenant gets a grant (fikit-top's test)
+//   rogue_client SOCKET hp-busy  register as HP and stay busy until killed: a launch every
+//                                10 ms, each completing the one before (host drains), so
+//                                one is always outstanding and the tenant is never silent:
+//                                under the priority policy no LP tenant gets a grant
+//                                (fikit-top's test)
 #include <fikit/ring.h>
 #include <fikit/util.h>
 #include <unistd.h>
@@ -51,11 +53,17 @@ int hold(fikit::Segment* seg) {
 }
 
 int hp_busy(fikit::Segment* seg) {
-  for (;;) {
+  for (uint32_t done = 0;; done++) {
     uint32_t pos;
     fikit::EntryFields rec{fikit::EntryKind::kHpLaunch, 0, 0, 0, 0x4242, fikit::now_ns()};
     fikit::ring__push(&seg->ring, rec, &pos);  // a full ring drops it, as the library would
     usleep(10000);
+    // The launch before this one has completed: the broker's liveness rule takes a tenant whose
+    // outstanding launches see no completion for a while as drained, which would end the wait.
+    if (done > 0) {
+      seg->slots[0].host_done_ns.store(fikit::now_ns(), std::memory_order_relaxed);
+      seg->slots[0].host_done.store(done, std::memory_order_release);
+    }
   }
 }
 

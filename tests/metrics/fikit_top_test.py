@@ -20,14 +20,14 @@ def fail(msg):
     sys.exit(1)
 
 
-def wait_for(what, fn, timeout=20):
+def wait_for(what, fn, timeout=20, show=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
         v = fn()
         if v:
             return v
         time.sleep(0.2)
-    fail("timed out waiting for " + what)
+    fail("timed out waiting for " + what + ("; last seen:\n" + show() if show else ""))
 
 
 def main():
@@ -69,7 +69,7 @@ def main():
             return tmux("capture-pane", "-p", "-t", session).stdout
 
         screen = wait_for("fikit-top to flag the LP tenant as starving",
-                          lambda: "STARVING" in pane() and pane())
+                          lambda: "STARVING" in pane() and pane(), show=pane)
         print(screen)
         for want in ("fikit-top", "rogue", "fikit-chain", "HP", "low", "STARVING: waiting",
                      "sort: priority"):

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "control/status.h"
 #include "gpu/gpu_status.h"
 #include "options.h"
-#include "status.h"
 
 namespace fikit::broker {
 namespace {

@@ -13,10 +13,10 @@
 #include <string>
 #include <thread>
 
+#include "base/uring_loop.h"
 #include "metrics/exposition.h"
 #include "metrics/http_server.h"
 #include "metrics/metrics.h"
-#include "uring_loop.h"
 
 namespace fikit::broker::metrics {
 namespace {

@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
+#include "control/status.h"
 #include "options.h"
 #include "sched/sched_core.h"
-#include "status.h"
 #include "t_command.h"
 #include "t_segment.h"
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "status.h"
+#include "control/status.h"
 #include "t_command.h"
 
 namespace fikit::broker {

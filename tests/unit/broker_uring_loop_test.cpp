@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "uring_loop.h"
+#include "base/uring_loop.h"
 
 namespace fikit::broker {
 namespace {

@@ -1,4 +1,4 @@
-# The operator's daemon: files written where no other user can redirect them (broker/safe_fs.h).
+# The operator's daemon: files written where no other user can redirect them (broker/base/safe_fs.h).
 fikit_cc_test(operator_safe_fs_test SRCS operator_safe_fs_test.cpp
   LIBS fikit_safe_fs fikit_policy_fikit)
 # fikit-broker's command line: the configuration file, --version, --log-level, help per command.

@@ -1,11 +1,11 @@
-// The broker's log (broker/log.h): repeated lines are suppressed past a burst and counted, distinct
-// lines are not, and journald's priority prefixes when asked.
+// The broker's log (broker/base/log.h): repeated lines are suppressed past a burst and counted,
+// distinct lines are not, and journald's priority prefixes when asked.
 #include <gtest/gtest.h>
 
 #include <sstream>
 #include <string>
 
-#include "log.h"
+#include "base/log.h"
 
 namespace fikit::broker {
 namespace {

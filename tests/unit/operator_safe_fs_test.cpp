@@ -1,4 +1,4 @@
-// Files the broker writes as root in directories from its command line (broker/safe_fs.h): the
+// Files the broker writes as root in directories from its command line (broker/base/safe_fs.h): the
 // directory rules (owner, modes, symlinks on the way), files never opened through a symlink or a
 // hard link, modes set on the fd, and profiles written atomically beside a planted symlink. The
 // tests of other owners need root (they chown to nobody); they skip otherwise.
@@ -11,8 +11,8 @@
 #include <fstream>
 #include <string>
 
+#include "base/safe_fs.h"
 #include "policy/fikit/profile.h"
-#include "safe_fs.h"
 
 namespace fikit::broker {
 namespace {

@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "safe_fs.h"
+#include "base/safe_fs.h"
 
 namespace fikit::broker::fikit_policy {
 

@@ -31,7 +31,7 @@ std::string profile_to_json(const TenantData& td);
 bool profile_from_json(const std::string& text, bool any_name, TenantData* td, std::string* err);
 
 // Write td's profile into dir (created 0700 if missing; refused if another user owns it or may
-// write it: safe_fs.h), atomically (temporary file, then rename), mode 0600, never through a
+// write it: base/safe_fs.h), atomically (temporary file, then rename), mode 0600, never through a
 // symlink.
 bool profile_save(const TenantData& td, const std::string& dir, std::string* err);
 // Load td's profile from dir. Return true if loaded; false with *err empty if there is none,

@@ -1,4 +1,4 @@
-#include "safe_fs.h"
+#include "base/safe_fs.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

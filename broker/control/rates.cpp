@@ -1,4 +1,4 @@
-#include "rates.h"
+#include "control/rates.h"
 
 namespace fikit::broker {
 namespace {

@@ -1,4 +1,4 @@
-#include "status.h"
+#include "control/status.h"
 
 #include <fikit/abi.h>
 #include <fikit/util.h>

@@ -3,7 +3,7 @@
 // one line), in windows of kWindowNs: past kBurst in a window a line is suppressed, and the count
 // is written once the window is over and that line or any other is next written (or on
 // log_flush_suppressed).
-#include "log.h"
+#include "base/log.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -19,7 +19,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "safe_fs.h"
+#include "base/safe_fs.h"
 
 namespace fikit::broker {
 namespace {

@@ -28,7 +28,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "rates.h"
+#include "control/rates.h"
 #include "sched/tenant.h"
 
 namespace fikit::broker {

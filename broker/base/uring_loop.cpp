@@ -1,4 +1,4 @@
-#include "uring_loop.h"
+#include "base/uring_loop.h"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "log.h"
+#include "base/log.h"
 
 namespace fikit::broker {
 namespace {
