@@ -42,8 +42,8 @@ t_TempDir::~t_TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-t_Proc t_spawn(const std::vector<std::string>& argv, const Env& env,
-               const std::string& log_prefix) {
+t_Proc t_spawn(const std::vector<std::string>& argv, const Env& env, const std::string& log_prefix,
+               const std::function<bool()>& in_child) {
   t_Proc p;
   p.out_path = log_prefix + ".out";
   p.err_path = log_prefix + ".err";
@@ -60,6 +60,7 @@ t_Proc t_spawn(const std::vector<std::string>& argv, const Env& env,
     dup2(out, 1);
     dup2(err, 2);
     for (auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    if (in_child && !in_child()) _exit(126);
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -140,7 +141,7 @@ Env t_SimGpu::env() const {
           {"FIKIT_SIM_MODE", mode}};
 }
 
-static bool t_socket_accepts(const std::string& path) {
+bool t_socket_accepts(const std::string& path) {
   int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   sockaddr_un a{};
   a.sun_family = AF_UNIX;

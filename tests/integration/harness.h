@@ -40,7 +40,11 @@ struct t_Proc {
 };
 
 // Start argv with the current environment plus `env`. Aborts the test on failure to spawn.
-t_Proc t_spawn(const std::vector<std::string>& argv, const Env& env, const std::string& log_prefix);
+// `in_child`, if given, runs in the child before exec (e.g. to change user); false: exit 126.
+t_Proc t_spawn(const std::vector<std::string>& argv, const Env& env, const std::string& log_prefix,
+               const std::function<bool()>& in_child = {});
+// True if a SOCK_SEQPACKET connect to `path` succeeds (something listens there).
+bool t_socket_accepts(const std::string& path);
 // Wait for the process to exit, at most `timeout`. Return true if it exited (status filled in).
 bool t_wait(t_Proc& p, std::chrono::milliseconds timeout);
 // Return the exit code (or 128 + signal) of a reaped process.

@@ -49,16 +49,6 @@ class t_NotifySocket {
   int fd_ = -1;
 };
 
-bool t_connects(const std::string& path) {
-  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  snprintf(a.sun_path, sizeof(a.sun_path), "%s", path.c_str());
-  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-  close(fd);
-  return ok;
-}
-
 void t_expect_notify_cycle(const std::string& notify_name) {
   t_TempDir dir;
   t_NotifySocket systemd(notify_name);
@@ -68,7 +58,7 @@ void t_expect_notify_cycle(const std::string& notify_name) {
                      {{"NOTIFY_SOCKET", notify_name}}, dir.file("broker"));
   std::string ready = systemd.wait_for("READY=1");
   ASSERT_NE(ready, "") << t_read_file(p.err_path);
-  EXPECT_TRUE(t_connects(socket)) << "READY=1 comes after the socket listens";
+  EXPECT_TRUE(t_socket_accepts(socket)) << "READY=1 comes after the socket listens";
   EXPECT_NE(ready.find("MAINPID=" + std::to_string(p.pid)), std::string::npos) << ready;
   EXPECT_NE(ready.find("STATUS=listening on " + socket), std::string::npos) << ready;
   ASSERT_EQ(kill(p.pid, SIGTERM), 0);
@@ -98,7 +88,7 @@ TEST(OperatorNotify, NoPrefixesOutsideSystemd) {
   t_Proc p = t_spawn({t_bin("fikit-broker"), "start", "--foreground", "--socket", socket,
                       "--policy", "none", "--no-bpf", "--switch-cost-us", "0"},
                      {{"NOTIFY_SOCKET", ""}, {"JOURNAL_STREAM", ""}}, dir.file("broker"));
-  ASSERT_TRUE(t_eventually([&] { return t_connects(socket); }, std::chrono::seconds(20)))
+  ASSERT_TRUE(t_eventually([&] { return t_socket_accepts(socket); }, std::chrono::seconds(20)))
       << t_read_file(p.err_path);
   kill(p.pid, SIGTERM);
   ASSERT_TRUE(t_wait(p, std::chrono::seconds(10)));

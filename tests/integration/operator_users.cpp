@@ -80,33 +80,13 @@ t_User::~t_User() {
 
 t_Proc t_spawn_as(const t_User& user, const std::vector<std::string>& argv, const Env& env,
                   const std::string& log_prefix) {
-  t_Proc p;
-  p.out_path = log_prefix + ".out";
-  p.err_path = log_prefix + ".err";
-  pid_t pid = fork();
-  if (pid < 0) return p;
-  if (pid == 0) {
-    setpgid(0, 0);
-    int out = open(p.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int err = open(p.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (out < 0 || err < 0) _exit(126);
-    dup2(out, 1);
-    dup2(err, 2);
-    for (auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    if (initgroups(user.name().c_str(), user.gid()) != 0 || setgid(user.gid()) != 0 ||
-        setuid(user.uid()) != 0) {
-      dprintf(2, "failed to become %s: %s\n", user.name().c_str(), strerror(errno));
-      _exit(126);
-    }
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    dprintf(2, "failed to exec %s: %s\n", args[0], strerror(errno));
-    _exit(127);
-  }
-  p.pid = pid;
-  return p;
+  return t_spawn(argv, env, log_prefix, [&user] {
+    if (initgroups(user.name().c_str(), user.gid()) == 0 && setgid(user.gid()) == 0 &&
+        setuid(user.uid()) == 0)
+      return true;
+    dprintf(2, "failed to become %s: %s\n", user.name().c_str(), strerror(errno));
+    return false;
+  });
 }
 
 int t_run(const std::vector<std::string>& argv, const t_TempDir& dir, std::string* out,
