@@ -47,22 +47,6 @@ struct t_PrefixedBroker {
   }
 };
 
-// Connect `n` times without ever sending (non-blocking: those the backlog refuses are closed).
-std::vector<int> silent_connections(const std::string& socket, int n) {
-  std::vector<int> fds;
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  snprintf(a.sun_path, sizeof(a.sun_path), "%s", socket.c_str());
-  for (int i = 0; i < n; i++) {
-    int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0)
-      fds.push_back(fd);
-    else
-      close(fd);
-  }
-  return fds;
-}
-
 // The soft and hard "Max open files" of a process.
 std::pair<std::string, std::string> nofile_of(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/limits");
@@ -78,11 +62,11 @@ std::pair<std::string, std::string> nofile_of(pid_t pid) {
 }
 
 void flood_then_check(const t_PrefixedBroker& b) {
-  std::vector<int> held = silent_connections(b.socket, kConnections);
+  std::vector<int> held = t_silent_connections(b.socket, kConnections);
   EXPECT_GT(held.size(), 0u);
   EXPECT_TRUE(t_eventually([&] { return t_status(b.socket).is_object(); }, 30s))
       << "status never answered";
-  std::vector<int> more = silent_connections(b.socket, kConnections);  // while the first stay
+  std::vector<int> more = t_silent_connections(b.socket, kConnections);  // while the first stay
   EXPECT_TRUE(t_eventually([&] { return t_status(b.socket).is_object(); }, 30s));
   for (int fd : held) close(fd);
   for (int fd : more) close(fd);

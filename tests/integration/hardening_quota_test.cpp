@@ -126,23 +126,6 @@ TEST(HardeningQuota, OneUidCannotTakeEveryTenantSlot) {
   EXPECT_NE(log.find(kQuotaText), std::string::npos);
 }
 
-// Open `n` connections to `socket` that never speak (non-blocking connects; those the listen
-// backlog refuses are closed). Return the descriptors.
-std::vector<int> silent_connections(const std::string& socket, int n) {
-  std::vector<int> fds;
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  snprintf(a.sun_path, sizeof(a.sun_path), "%s", socket.c_str());
-  for (int i = 0; i < n; i++) {
-    int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0)
-      fds.push_back(fd);
-    else
-      close(fd);
-  }
-  return fds;
-}
-
 TEST(HardeningQuota, SilentConnectionsOfOneUidDoNotKeepStatusOut) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root (useradd, setuid)";
   t_User user;
@@ -156,7 +139,7 @@ TEST(HardeningQuota, SilentConnectionsOfOneUidDoNotKeepStatusOut) {
   pid_t child = fork();
   if (child == 0) {
     if (setgid(user.gid()) != 0 || setuid(user.uid()) != 0) _exit(126);
-    std::vector<int> held = silent_connections(broker.socket(), 200);
+    std::vector<int> held = t_silent_connections(broker.socket(), 200);
     // Its own status request displaces its oldest silent connection.
     bool own = t_eventually([&] { return t_status(broker.socket()).is_object(); }, 20s);
     char c = own ? 1 : 0;

@@ -151,6 +151,21 @@ bool t_socket_accepts(const std::string& path) {
   return ok;
 }
 
+std::vector<int> t_silent_connections(const std::string& path, int n) {
+  std::vector<int> fds;
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  snprintf(a.sun_path, sizeof(a.sun_path), "%s", path.c_str());
+  for (int i = 0; i < n; i++) {
+    int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0)
+      fds.push_back(fd);
+    else
+      close(fd);
+  }
+  return fds;
+}
+
 t_Broker::t_Broker(const t_TempDir& dir, const std::string& policy,
                    const std::vector<std::string>& extra) {
   socket_ = dir.file("broker.sock");

@@ -45,6 +45,9 @@ t_Proc t_spawn(const std::vector<std::string>& argv, const Env& env, const std::
                const std::function<bool()>& in_child = {});
 // True if a SOCK_SEQPACKET connect to `path` succeeds (something listens there).
 bool t_socket_accepts(const std::string& path);
+// Open `n` connections to `path` that never speak (non-blocking connects: those the listen backlog
+// refuses are closed). Return the descriptors; the caller closes them.
+std::vector<int> t_silent_connections(const std::string& path, int n);
 // Wait for the process to exit, at most `timeout`. Return true if it exited (status filled in).
 bool t_wait(t_Proc& p, std::chrono::milliseconds timeout);
 // Return the exit code (or 128 + signal) of a reaped process.
