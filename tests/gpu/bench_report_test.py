@@ -10,6 +10,7 @@ import csv
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import tempfile
 import unittest
@@ -65,6 +66,7 @@ def synthetic_rows():
 class ReportTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="fikit-report-test-")
+        self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
         report.append_rows(os.path.join(self.dir, "results.csv"), synthetic_rows())
         raw = [{"type": "meta", "gpu": "Test GPU", "driver": "1.0", "commit": "abc", "date": "d"},
                {"type": "step", "setting": "timeslice", "lp": "X", "hp_records": [
