@@ -16,8 +16,15 @@ all: build
 deps:
 	@scripts/install-deps.sh
 
+# ccache, where the machine has it: the plain, package and sanitizer builds compile the same sources,
+# and a clone in another folder hits the same cache (paths relative to the checkout).
+CCACHE := $(if $(shell command -v ccache),-DCMAKE_C_COMPILER_LAUNCHER=ccache \
+  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
+
 $(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD) $(CCACHE) $(CMAKE_FLAGS)
 
 build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS) $(VERBOSE_FLAG)
@@ -73,14 +80,11 @@ install: $(BUILD)/CMakeCache.txt
 # runs and removes it, as root, in a sandbox that leaves the machine unchanged
 # (tests/packaging/deb_test.sh).
 DEB_BUILD ?= build-deb
-# ccache, where the machine has it: the package build compiles the same sources as $(BUILD).
-DEB_CCACHE := $(if $(shell command -v ccache),-DCMAKE_C_COMPILER_LAUNCHER=ccache \
-  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 DEB_LIBDIR := /usr/lib/$(shell gcc -dumpmachine)
 DEB_SHARED_LIBS := -DURING_LIB_PATH=$(DEB_LIBDIR)/liburing.so -DBPF_LIB_PATH=$(DEB_LIBDIR)/libbpf.so \
   -DELF_LIB_PATH=$(DEB_LIBDIR)/libelf.so -DZ_LIB_PATH=$(DEB_LIBDIR)/libz.so
 deb: deps
-	cmake -S . -B $(DEB_BUILD) $(DEB_CCACHE) $(CMAKE_FLAGS) -DCMAKE_INSTALL_PREFIX=/usr -DFIKIT_DEB=ON \
+	cmake -S . -B $(DEB_BUILD) $(CCACHE) $(CMAKE_FLAGS) -DCMAKE_INSTALL_PREFIX=/usr -DFIKIT_DEB=ON \
 	  -DFIKIT_BENCHMARKS=OFF -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON $(DEB_SHARED_LIBS)
 	cmake --build $(DEB_BUILD) -j $(JOBS) $(VERBOSE_FLAG) --target fikit_package_files
 	cd $(DEB_BUILD) && cpack -G DEB

@@ -7,6 +7,8 @@ pkgs=(nlohmann-json3-dev cmake g++ make pkg-config liburing-dev libgtest-dev lib
 # Packaging (cmake/FikitInstall.cmake, tests/packaging/): man pages, completions, systemd-analyze,
 # and for `make deb`/`make test-deb` dpkg-shlibdeps (dpkg-dev, file) and lintian.
 pkgs+=(help2man gzip man-db bash-completion systemd dpkg-dev file lintian)
+# ccache: the plain, package and sanitizer builds compile the same sources (Makefile).
+pkgs+=(ccache)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
