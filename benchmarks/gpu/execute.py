@@ -16,6 +16,7 @@ import traceback
 
 import trace_report
 from fikit_proc import Broker, MpsDaemon, compute_apps
+from plan import hp_workloads
 
 _STRIPPED_ENV = ("LD_PRELOAD", "FIKIT_", "CUDA_MPS_")
 
@@ -141,7 +142,7 @@ def run_step(plan, step, cmds, timebox_s):
         if cmds.mps_root:
             mps = MpsDaemon(cmds.mps_root).start()
         if cmds.broker:
-            env = dict(mps.env() if mps else {}, **trace_env(step))
+            env = dict(cmds.env or {}, **(mps.env() if mps else {}), **trace_env(step))
             broker = Broker(**cmds.broker, extra_env=env).start()
             raw["broker_argv"] = broker.argv()
         _drive(plan, step, cmds, t0 + timebox_s, raw, procs)
@@ -322,7 +323,7 @@ def collect(plan, step, cmds, raw, broker):
         recs = {r.get("workload"): r for r in read_jsonl(cmds.hp_jsonl)}
         raw["hp_records"] = list(recs.values())
         lp_times = read_times(cmds.lp_progress) if cmds.lp_progress else []
-        for w in step.hp_set.workloads:
+        for w in hp_workloads(plan, step.hp_set):
             r = recs.get(w)
             parts.append((w, _hp_row(r, lp_times, broker, step.setting.fikit) if r else
                           {"status": "error", "note": "no record (HP failed or was stopped first)"}))
