@@ -180,6 +180,9 @@ def lp_main(argv):
             progress.flush()
     rec = {"type": "lp", "model": args.model, "mode": args.mode, "iters": iters, "seconds": t - t0,
            "its_per_s": iters / (t - t0) if t > t0 else None, "device": "sim",
+           # What the MPS levers would have told a real client (the simulated driver ignores them).
+           "mps_env": {k: os.environ.get(k) for k in ("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE",
+                                                      "CUDA_MPS_CLIENT_PRIORITY")},
            "fikit": {"loaded": fikit_stats.loaded(), "connected": fikit_stats.connected()}}
     if args.out_json:
         with open(args.out_json, "w") as f:
