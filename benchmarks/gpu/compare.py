@@ -142,8 +142,9 @@ def main_tables(new, new_reps, prev, label_new, label_prev):
                     mps_alone = (agg.get((arr, hp, "", "alone-mps")) or {}).get("slow_p50")
                     cpu = [(agg.get((arr, hp, lp, s)) or {}).get("broker_cpu_pct") for s in FIKIT]
                     cpu = [c for c in cpu if c is not None]
-                    out.append(report._cells([hp, label, n] + [cell(agg.get((arr, hp, lp, s)), s) for s in cols]
-                                              + [_x(mps_alone), f"{max(cpu):.0f}%" if cpu else "—"]))
+                    cells = [cell(agg.get((arr, hp, lp, s)), s) for s in cols]
+                    out.append(report._cells([hp, label, n] + cells +
+                                             [_x(mps_alone), f"{max(cpu):.0f}%" if cpu else "—"]))
             out.append("")
         spread = [(hp, s, v) for (a, hp, s), v in sorted(new_reps.items()) if a == arr and s in FIKIT]
         if spread:
@@ -158,8 +159,9 @@ def overhead_table(new, prev, label_new, label_prev):
            "| HP | arrivals | " + f"{label_new} | {label_prev} |", "|---|---|---|---|"]
     keys = sorted({(k[0], k[1]) for k in list(new) + list(prev) if k[3] == "alone-fikit"})
     for arr, hp in keys:
-        f = lambda agg: (lambda a: "—" if not a else f"{a.get('slow_mean') or float('nan'):.3f}x (n {a['n']})")(
-            agg.get((arr, hp, "", "alone-fikit")))
+        def f(agg):
+            a = agg.get((arr, hp, "", "alone-fikit"))
+            return "—" if not a else f"{a.get('slow_mean') or float('nan'):.3f}x (n {a['n']})"
         out.append(report._cells([hp, arr, f(new), f(prev)]))
     return out + [""]
 
@@ -203,11 +205,12 @@ def lever_name(s):
 
 def lever_table(levers):
     out = ["## Run 2: the MPS levers (LP thread percentage x LP client priority, without and with fikit)", "",
-           "p50 / p99 slowdown against HP alone; LP: its share of its time-sliced throughput (in brackets: of "
-           "LP alone, where the run measured it).", ""]
+           "p50 / p99 slowdown against HP alone; LP: its share of its time-sliced throughput "
+           "(in brackets: of LP alone, where the run measured it).", ""]
     for hp in sorted({k[1] for k in levers}):
         for lp in sorted({k[2] for k in levers if k[1] == hp and k[2]}):
-            head = ["LP threads", "MPS, LP prio 1", "MPS, LP prio 0", "fikit MPS, LP prio 1", "fikit MPS, LP prio 0"]
+            head = ["LP threads", "MPS, LP prio 1", "MPS, LP prio 0", "fikit MPS, LP prio 1",
+                    "fikit MPS, LP prio 0"]
             out += [f"### {hp}, LP {lp}", "", report._cells(head), "|" + "---|" * len(head)]
             for pct in (25, 50, 75, 100):
                 cells = []
@@ -258,7 +261,8 @@ def pareto(new, prev, levers, path, title):
                            facecolors=colors[hp] if ln[2] else "none", s=40)
                 ax.annotate(str(ln[1]), (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
                 ys.append(y)
-            ax.set_title("run 2 levers: ^ MPS, o fikit MPS; filled: LP prio 1; label: LP thread %", fontsize=8)
+            ax.set_title("run 2 levers: ^ MPS, o fikit MPS; filled: LP prio 1; label: LP thread %",
+                         fontsize=8)
         else:
             for src, agg, hollow in ((new, new, False), (prev, prev, True)):
                 for (arr, hp, lp, s), a in agg.items():
@@ -268,13 +272,14 @@ def pareto(new, prev, levers, path, title):
                     ax.scatter(x, y, marker=markers[s], s=45, color=colors[hp],
                                facecolors="none" if hollow else colors[hp])
                     if not hollow:
-                        ax.annotate(report.SHORT[s], (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+                        ax.annotate(report.SHORT[s], (x, y), fontsize=6, xytext=(3, 2),
+                                    textcoords="offset points")
                     ys.append(y)
             ax.set_title(f"{ARRIVALS[panel]}; hollow: the earlier run", fontsize=8)
         ax.axvline(report.TARGETS["lp_vs_ts"], color="gray", ls=":", lw=1)
         report._slowdown_axis(ax, [y for y in ys if y and math.isfinite(y)])
-        ax.set_xlim(-0.03, max(1.3, max([a.get("lp_vs_ts") or 0 for a in list(new.values()) + list(levers.values())]
-                                     + [0]) * 1.05))
+        shares = [a.get("lp_vs_ts") or 0 for a in list(new.values()) + list(levers.values())]
+        ax.set_xlim(-0.03, max(1.3, max(shares + [0]) * 1.05))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.0%}"))
         ax.set_xlabel("LP throughput, share of its time-sliced rate")
         ax.set_ylabel("HP p99 slowdown vs alone")
@@ -290,8 +295,9 @@ def pareto(new, prev, levers, path, title):
 def describe(metas):
     out = []
     for d, m in metas:
-        out.append(f"- `{d}`: {m.get('gpu', '?')}, driver {m.get('driver', '?')}, CUDA {m.get('cuda_driver', '?')}, "
-                   f"PyTorch {m.get('torch', '?')}, commit {m.get('commit', '?')}, {m.get('date', '?')}, "
+        out.append(f"- `{d}`: {m.get('gpu', '?')}, driver {m.get('driver', '?')}, "
+                   f"CUDA {m.get('cuda_driver', '?')}, PyTorch {m.get('torch', '?')}, "
+                   f"commit {m.get('commit', '?')}, {m.get('date', '?')}, "
                    f"repeats {m.get('repeats', '?')}")
         out += [f"  - note: {r}" for r in m.get("notes", [])]
     return out
@@ -301,7 +307,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--run1", nargs="+", default=[], help="run1a and run1b folders (pooled)")
     p.add_argument("--run2", help="the lever matrix's folder")
-    p.add_argument("--prev", nargs="*", default=[], help="the earlier run's folders (one per arrival process)")
+    p.add_argument("--prev", nargs="*", default=[],
+                   help="the earlier run's folders (one per arrival process)")
     p.add_argument("--label-prev", default="abad16f")
     p.add_argument("--label-new", default="new")
     p.add_argument("--out", required=True)

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """HP inference server loop of the GPU benchmark: a stream of requests with gaps between them.
 
-One process serves one or more workloads in turn. A workload is MODEL:MODE:BATCH[@exp|@fixed], for example
-resnet50:eager:1 or bert-base:graph:8@fixed (models: resnet50, mobilenet_v3, bert-base, gpt2-small; modes:
-eager, or graph = CUDA-graph replay). For each it builds the model (random weights from --seed),
+One process serves one or more workloads in turn. A workload is MODEL:MODE:BATCH[@exp|@fixed],
+for example resnet50:eager:1 or bert-base:graph:8@fixed (models: resnet50, mobilenet_v3,
+bert-base, gpt2-small; modes: eager, or graph = CUDA-graph replay; the suffix overrides
+--gap-dist). For each it builds the model (random weights from --seed; once for all its suffixes),
 warms up, then serves --requests requests in a closed loop: copy a new input batch to the GPU, run
 the model, copy the small output back (that synchronizes), then stay idle for a gap drawn from
 --gap-dist with mean --gap-ms before the next request. The gap sequence depends only on the seed
@@ -244,7 +245,9 @@ def measure(server, spec, args, state):
         if not wait_for(args.wait_for, args.wait_timeout_s):
             raise TimeoutError(f"LP not ready after {args.wait_timeout_s:.0f} s ({args.wait_for})")
         state["lp_ready"] = True
-    gaps = gap_schedule(args.requests, args.gap_ms, arrival(spec, args), args.seed ^ zlib.crc32(spec.encode()))
+    # Seeded by the model, not the arrival suffix: the Poisson gaps of earlier runs, again.
+    seed = args.seed ^ zlib.crc32(SPEC_RE.match(spec).group(1).encode())
+    gaps = gap_schedule(args.requests, args.gap_ms, arrival(spec, args), seed)
     lat, outs, truncated = [], [], False
     before = fikit_stats.read()
     t_start = time.monotonic()
@@ -329,7 +332,8 @@ def main():
     args = parse_args()
     for spec in args.workload:
         if not valid_spec(spec):
-            sys.exit(f"bad workload {spec!r}: want MODEL:eager|graph:BATCH[@exp|@fixed], e.g. resnet50:graph:8")
+            sys.exit(f"bad workload {spec!r}: want MODEL:eager|graph:BATCH[@exp|@fixed], "
+                     "e.g. resnet50:graph:8")
     # A server is kept until the last workload that uses its model, then freed.
     last_use = {SPEC_RE.match(s).group(1): s for s in args.workload}
     state = {"lp_ready": False, "servers": {}, "last_use": last_use}

@@ -104,11 +104,12 @@ class Node:
         script = [sys.executable, os.path.join(HERE, "sim_workload.py"), kind] if self.args.sim else \
             [sys.executable, os.path.join(HERE, "hp_infer.py" if kind == "hp" else "lp_train.py")]
         if kind == "hp":
-            return script + ["--workload", HP_WORKLOAD, "--requests", str(self.args.requests), "--warmup", "20",
-                             "--gap-ms", "3", "--gap-dist", "exp", "--deadline-s", "40", "--check-requests", "0",
-                             "--out-jsonl", os.path.join(d, f"{name}.jsonl")]
+            return script + ["--workload", HP_WORKLOAD, "--requests", str(self.args.requests),
+                             "--warmup", "20", "--gap-ms", "3", "--gap-dist", "exp", "--deadline-s", "40",
+                             "--check-requests", "0", "--out-jsonl", os.path.join(d, f"{name}.jsonl")]
         return script + ["--model", "resnet50", "--mode", "train", "--batch", "64", "--seconds", "120",
-                         "--progress", os.path.join(d, f"{name}.progress"), "--ready", os.path.join(d, f"{name}.ready")]
+                         "--progress", os.path.join(d, f"{name}.progress"),
+                         "--ready", os.path.join(d, f"{name}.ready")]
 
 
 # A case: which processes on which GPU (by "index" or "uuid"), under a broker or not.
@@ -163,7 +164,8 @@ def second_broker(node, d):
         os.makedirs(run_dir, exist_ok=True)
         argv = [node.bin("fikit-broker"), "start", "--socket", os.path.join(run_dir, "second.sock"),
                 "--run-dir", run_dir, "--foreground", "--policy", "fikit", "--substrate", "timeslice",
-                "--log", os.path.join(run_dir, "second.log")] + (["--no-bpf", "--profile-dir", ""] if node.args.sim else [])
+                "--log", os.path.join(run_dir, "second.log")]
+        argv += ["--no-bpf", "--profile-dir", ""] if node.args.sim else []
         try:
             p = subprocess.Popen(argv, env=dict(os.environ, **node.env), stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True, process_group=0)
@@ -171,8 +173,8 @@ def second_broker(node, d):
                 text, _ = p.communicate(timeout=10)
                 out[label] = {"refused": p.returncode != 0, "rc": p.returncode, "output": text[-1500:]}
             except subprocess.TimeoutExpired:  # it started: that is the failure; stop it
-                subprocess.run([node.bin("fikit-broker"), "stop", "--socket", os.path.join(run_dir, "second.sock")],
-                               capture_output=True, timeout=15)
+                subprocess.run([node.bin("fikit-broker"), "stop", "--socket",
+                                os.path.join(run_dir, "second.sock")], capture_output=True, timeout=15)
                 execute.stop_group(p, signal.SIGTERM, 10)
                 out[label] = {"refused": False, "rc": None, "output": "still running after 10 s: NOT refused"}
         except OSError as e:
@@ -188,7 +190,8 @@ def second_broker(node, d):
 def run_case(node, case, deadline):
     d = os.path.join(node.work, case["name"])
     os.makedirs(d, exist_ok=True)
-    rec = {"type": "case", "name": case["name"], "date": datetime.datetime.now().isoformat(timespec="seconds")}
+    rec = {"type": "case", "name": case["name"],
+           "date": datetime.datetime.now().isoformat(timespec="seconds")}
     cmds = case_cmds(node, case, d)
     rec["commands"] = {n: c.shell() for n, c in cmds}
     broker, procs = None, {}
@@ -264,8 +267,9 @@ def gpus_of_status(status):
     names = {t.get("id"): t.get("name") for t in status.get("tenants") or [] if isinstance(t, dict)}
     out = []
     for g in status["gpus"]:
-        ts = [names.get(t, str(t)) if not isinstance(t, dict) else t.get("name") for t in g.get("tenants") or []]
-        rest = {k: v for k, v in g.items() if k not in ("index", "uuid", "tenants") and not isinstance(v, (list, dict))}
+        ts = [t.get("name") if isinstance(t, dict) else names.get(t, str(t)) for t in g.get("tenants") or []]
+        rest = {k: v for k, v in g.items()
+                if k not in ("index", "uuid", "tenants") and not isinstance(v, (list, dict))}
         out.append((g.get("index"), g.get("uuid"), ts, rest))
     return out
 
@@ -277,7 +281,8 @@ def write_md(out_dir, node, recs, metas):
     lines += [f"- GPUs: {m.get('gpus', '?')}; UUIDs (cuDeviceGetUuid): {', '.join(node.uuids) or 'unknown'}"
               + (f" ({m['uuid_error']}: split-uuid used indices)" if m.get("uuid_error") else ""),
               f"- commit {m.get('commit')}; date {m.get('date')}; HP {HP_WORKLOAD} (Poisson, mean 3 ms), "
-              f"LP ResNet-50 train b64; {'SIMULATED driver: plumbing only' if node.args.sim else 'real GPUs'}", ""]
+              "LP ResNet-50 train b64; " + ("SIMULATED driver: plumbing only" if node.args.sim
+                                             else "real GPUs"), ""]
     alone = {g: (by.get(f"hp-alone-{g}") or {}).get("hp0" if g == 0 else "hp1") for g in (0, 1)}
     lp_alone = {g: lp_rate(by.get(f"lp-alone-{g}") or {}, f"lp{g}") for g in (0, 1)}
     head = ["case", "HP on GPU 0 p50 / p99 (x alone)", "HP on GPU 1 p50 / p99 (x alone)",
@@ -292,14 +297,17 @@ def write_md(out_dir, node, recs, metas):
             if not h or h.get("p50_ms") is None:
                 cells.append("—")
                 continue
-            x = f" ({h['p50_ms'] / a['p50_ms']:.2f}x / {h['p99_ms'] / a['p99_ms']:.2f}x)" if a and a.get("p50_ms") else ""
+            x = ""
+            if a and a.get("p50_ms"):
+                x = f" ({h['p50_ms'] / a['p50_ms']:.2f}x / {h['p99_ms'] / a['p99_ms']:.2f}x)"
             cells.append(f"{h['p50_ms']:.2f} / {h['p99_ms']:.2f} ms{x}")
         for g in (0, 1):
             rate = lp_rate(r, f"lp{g}", win)
             if rate is None:
                 cells.append("—")
                 continue
-            cells.append(f"{rate:.1f} it/s" + (f" ({rate / lp_alone[g]:.0%})" if lp_alone[g] and "alone" not in r["name"] else ""))
+            share = lp_alone[g] and "alone" not in r["name"]
+            cells.append(f"{rate:.1f} it/s" + (f" ({rate / lp_alone[g]:.0%})" if share else ""))
         cells.append("—" if r.get("broker_cpu_pct") is None else f"{r['broker_cpu_pct']:.0f}%")
         notes = [r[k] if isinstance(r.get(k), str) else k for k in ("error", "timed_out") if r.get(k)]
         cells.append("; ".join(notes) or "")
@@ -315,7 +323,8 @@ def write_md(out_dir, node, recs, metas):
                          f"tenants {[t.get('name') for t in (st or {}).get('tenants') or []]}")
         else:
             lines.append(f"- {r['name']}: " + "; ".join(
-                f"GPU {i} {u or '(no uuid)'}: {', '.join(t) or 'no tenant'} {json.dumps(rest)}" for i, u, t, rest in g))
+                f"GPU {i} {u or '(no uuid)'}: {', '.join(t) or 'no tenant'} {json.dumps(rest)}"
+                for i, u, t, rest in g))
         cal = [l.strip() for l in (r.get("broker_log") or "").splitlines()
                if any(w in l.lower() for w in ("switch", "calibrat"))]
         lines += [f"  - log: `{report._one_line(l, 200)}`" for l in cal[-4:]]
@@ -324,9 +333,11 @@ def write_md(out_dir, node, recs, metas):
         lines += ["", "## A second broker on the same GPUs", ""]
         for label, v in sb.items():
             verdict = {True: "refused (PASS)", False: "NOT refused (FAIL)", None: "not run"}[v.get("refused")]
-            lines.append(f"- {label}: {verdict}, exit {v.get('rc')}: `{report._one_line(v.get('output'), 300)}`")
-    lines += ["", "Targets (issues 12 and 17): the LP on a GPU without HP keeps >= 95% of its alone rate; the "
-              "HP on its own GPU stays at its alone latency; a second broker is refused, naming the first.", ""]
+            said = report._one_line(v.get("output"), 300)
+            lines.append(f"- {label}: {verdict}, exit {v.get('rc')}: `{said}`")
+    lines += ["", "Targets (issues 12 and 17): the LP on a GPU without HP keeps >= 95% of its alone "
+              "rate; the HP on its own GPU stays at its alone latency; a second broker is refused, "
+              "naming the first.", ""]
     with open(os.path.join(out_dir, "multigpu.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -337,7 +348,8 @@ def main():
     node = Node(args, work)
     if args.dry_run:
         for case in CASES:
-            print(f"[{case['name']}]" + (f" broker --substrate {case['fikit']}" if case.get("fikit") else " plain"))
+            how = f" broker --substrate {case['fikit']}" if case.get("fikit") else " plain"
+            print(f"[{case['name']}]{how}")
             for n, c in case_cmds(node, case, os.path.join(work, case["name"])):
                 print(f"  {n}: {c.shell()}")
         return 0

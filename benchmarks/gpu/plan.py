@@ -55,7 +55,8 @@ def _lever(fikit, pct, prio):
     broker's own choice of lever decides them."""
     name = f"{'fikit-mps' if fikit else 'mps'}-t{pct}-p{1 if prio else 0}"
     label = f"{'fikit on MPS' if fikit else 'MPS'}, LP {pct}% threads, LP priority {1 if prio else 0}"
-    env = (("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE", str(pct)), ("CUDA_MPS_CLIENT_PRIORITY", "1" if prio else "0"))
+    env = (("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE", str(pct)),
+           ("CUDA_MPS_CLIENT_PRIORITY", "1" if prio else "0"))
     return Setting(name, label, True, True, True, fikit, lp_env=env)
 
 

@@ -420,8 +420,8 @@ def plot(agg, path, title):
         return False
     # The lever matrix has a table of its own (compare.py); here the settings of the main matrix.
     present = {s for (l, hp, s) in agg}
-    settings = ["alone-fikit"] + [s for s in COLOCATED if s not in LEVERS and
-                                  (s in present or s in ("timeslice", "mps", "mps-prio", "fikit-ts", "fikit-mps"))]
+    core = ("timeslice", "mps", "mps-prio", "fikit-ts", "fikit-mps")
+    settings = ["alone-fikit"] + [s for s in COLOCATED if s not in LEVERS and (s in present or s in core)]
     fig, axes = plt.subplots(len(lps), 2, figsize=(13, 3.3 * len(lps) + 0.8), squeeze=False)
     for row, lp in enumerate(lps):
         _plot_pair(axes[row][0], axes[row][1], lp, agg, settings)

@@ -56,7 +56,8 @@ def parse_args(argv=None):
                    help="HP think time between requests: exponential (the preset's) or fixed")
     p.add_argument("--arrivals", help="comma-separated HP arrival processes served by each HP step in\n"
                    "turn (exp,fixed): one start-up for both; workloads get an @exp/@fixed suffix")
-    p.add_argument("--settings", help="comma-separated settings, run in this order, from: " + ",".join(SETTINGS))
+    p.add_argument("--settings",
+                   help="comma-separated settings, run in this order, from: " + ",".join(SETTINGS))
     p.add_argument("--reps", help="comma-separated repeat indices to run (default: 0..repeats-1), so that\n"
                    "two calls can share the repeats of one plan")
     p.add_argument("--once", help="comma-separated settings run only in the first repeat of --reps")

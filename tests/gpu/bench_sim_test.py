@@ -29,8 +29,9 @@ class SimRunTest(unittest.TestCase):
     def setUpClass(cls):
         cls.root = tempfile.mkdtemp(prefix="fikit-sim-bench-test-")
         cls.out = os.path.join(cls.root, "out")
-        argv = [sys.executable, os.path.join(BENCH, "run_bench.py"), "--sim", "--build", BUILD, "--out", cls.out,
-                "--lps", "resnet50-train-b64", "--workloads", "resnet50:graph:8", "--arrivals", "exp,fixed",
+        argv = [sys.executable, os.path.join(BENCH, "run_bench.py"), "--sim", "--build", BUILD,
+                "--out", cls.out, "--lps", "resnet50-train-b64", "--workloads", "resnet50:graph:8",
+                "--arrivals", "exp,fixed",
                 "--requests", "20", "--warmup", "3", "--lp-alone-s", "1", "--no-plot", "--budget-s", "150",
                 "--settings", SETTINGS, "--work-dir", os.path.join(cls.root, "w")]
         cls.proc = subprocess.run(argv, capture_output=True, text=True, timeout=240)
@@ -63,9 +64,11 @@ class SimRunTest(unittest.TestCase):
 
     def test_levers_reach_the_lp(self):
         steps = {r["key"]: r for r in self.raw if r.get("type") == "step"}
-        lp = json.loads(steps["r0-fikit-mps-t25-p0-resnet50-train-b64"]["lp_output_tail"].strip().splitlines()[-1])
-        self.assertEqual(lp["mps_env"], {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "25", "CUDA_MPS_CLIENT_PRIORITY": "0"})
-        lp = json.loads(steps["r0-mps-t50-p1-resnet50-train-b64"]["lp_output_tail"].strip().splitlines()[-1])
+        last = lambda key: json.loads(steps[key]["lp_output_tail"].strip().splitlines()[-1])  # noqa: E731
+        lp = last("r0-fikit-mps-t25-p0-resnet50-train-b64")
+        self.assertEqual(lp["mps_env"], {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "25",
+                                         "CUDA_MPS_CLIENT_PRIORITY": "0"})
+        lp = last("r0-mps-t50-p1-resnet50-train-b64")
         self.assertEqual(lp["mps_env"]["CUDA_MPS_CLIENT_PRIORITY"], "1")
         self.assertNotIn("ACTIVE_THREAD", steps["r0-mps-t50-p1-resnet50-train-b64"]["commands"]["hp"])
 
