@@ -248,9 +248,11 @@ def run_case(node, case, deadline):
 
 def lp_rate(rec, name, window=None):
     """The LP's iterations/s: over its whole progress, or inside window (t0, t1)."""
-    t = (rec.get(name) or {}).get("times") or []
-    if window:
-        t = [x for x in t if window[0] <= x <= window[1]]
+    t = (rec.get(name) or {}).get("times")
+    if t is None:
+        return None
+    if window:  # iterations completed inside the HP's window, 0 if none
+        return sum(1 for x in t if window[0] <= x <= window[1]) / (window[1] - window[0])
     return (len(t) - 1) / (t[-1] - t[0]) if len(t) >= 2 and t[-1] > t[0] else None
 
 
