@@ -41,9 +41,9 @@ PLANS = {
         args=["--lps", "resnet50-train-b64", "--workloads", TORCH_WORKLOADS, "--arrivals", "exp,fixed",
               "--requests", "200", "--warmup", "20", "--lp-alone-s", "6", "--reps", "2",
               "--settings", "alone,alone-fikit,lp-alone,timeslice,fikit-ts,fikit-mps-b1.10,fikit-mps-b1.05"],
-        tests_after=True,
-        what="run 1, repeat 2 of the p99 settings with their references (alone, LP alone, "
-             "time-slice), then the GPU tests (issue 17 item 4) in what is left of the call"),
+        what="run 1, repeat 2 of the p99 settings with their references (alone, fikit alone, LP "
+             "alone, time-slice); device-run.sh then runs the GPU tests (issue 17 item 4) in the "
+             "call's last 250 s"),
     "run2": dict(
         args=["--lps", "resnet50-train-b64", "--workloads", "resnet50:graph:8,bert-base:graph:8",
               "--arrivals", "exp", "--requests", "200", "--warmup", "20", "--repeats", "1",
