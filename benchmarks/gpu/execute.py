@@ -15,7 +15,7 @@ import time
 import traceback
 
 import trace_report
-from fikit_proc import Broker, MpsDaemon, compute_apps
+from fikit_proc import Broker, MpsDaemon, compute_apps, remove_sim_gpu
 from plan import hp_workloads
 
 _STRIPPED_ENV = ("LD_PRELOAD", "FIKIT_", "CUDA_MPS_")
@@ -160,6 +160,8 @@ def run_step(plan, step, cmds, timebox_s):
         if mps:
             mps.stop()
             raw["mps_log_tail"] = mps.log_tail(1500)
+        if (cmds.env or {}).get("FIKIT_SIM_GPU"):  # --sim: each step had a simulated GPU of its own
+            remove_sim_gpu(cmds.env["FIKIT_SIM_GPU"])
     raw["step_s"] = time.monotonic() - t0
     raw["returncodes"] = {k: p.returncode for k, p in procs.items()}
     failed = raw.get("error") or raw.get("timed_out") or raw["returncodes"].get("hp") not in (0, None)

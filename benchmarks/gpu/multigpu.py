@@ -385,6 +385,8 @@ def main():
         pass
     finally:
         fikit_proc.stop_all()
+        if args.sim:
+            fikit_proc.remove_sim_gpu(node.env["FIKIT_SIM_GPU"])
         write_md(args.out, node, recs, meta)
         shutil.rmtree(work, ignore_errors=True)
     with open(os.path.join(args.out, "multigpu.md")) as f:
