@@ -4,6 +4,11 @@
 #
 #   benchmarks/gpu/device-run.sh BUILD OUT [all|tests|bench|idle|micro] [BUDGET_S]
 #                                [-- run_bench.py options]
+#   benchmarks/gpu/device-run.sh BUILD OUT run1a|run1b|run2|run3 [BUDGET_S] [-- options]
+#
+# The second form runs one named plan of campaign.py (issue 17) into OUT/NAME (3 files; run3:
+# multigpu.md and its raw.jsonl); run1b then runs the GPU tests in its last 250 s (gpu-tests.log;
+# FIKIT_SKIP_GPU_TESTS=1 leaves them out). benchmarks/gpu/README.md has the calls.
 #
 # OUT receives at most 8 files, one folder deep: device.log (GPU state before and after, what
 # ran), gpu-tests.log, idle.md (HP idleness accuracy, idle_accuracy.py), micro.txt (the HP hook
@@ -14,7 +19,7 @@
 # FIKIT_COMMIT names the commit in the results where the machine has no .git.
 # GPU settings are only read (nvidia-smi queries), never changed.
 set -uo pipefail
-[ $# -ge 2 ] || { sed -n '2,15p' "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,20p' "$0"; exit 2; }
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "$1" && pwd) || exit 2
 out=$2
@@ -22,7 +27,7 @@ what=${3:-all}
 budget=${4:-540}
 shift $(( $# < 4 ? $# : 4 ))
 [ "${1:-}" = "--" ] && shift
-mkdir -p "$out/bench"
+case $what in run1a|run1b|run2|run3) mkdir -p "$out/$what" ;; *) mkdir -p "$out/bench" ;; esac
 log=$out/device.log
 start=$(date +%s)
 elapsed() { echo $(( $(date +%s) - start )); }
@@ -73,6 +78,22 @@ if [ "$what" = all ] || [ "$what" = bench ]; then
   timeout --kill-after=30 $((left + 15)) python3 "$repo/benchmarks/gpu/run_bench.py" --quick \
     --build "$build" --out "$out/bench" --budget-s "$left" "$@" 2>&1 | tee -a "$log" | tail -40
 fi
+
+case $what in run1a|run1b|run2|run3)
+  tests_box=0  # run1b leaves 250 s to the GPU tests, unless FIKIT_SKIP_GPU_TESTS=1
+  [ "$what" = run1b ] && [ "${FIKIT_SKIP_GPU_TESTS:-0}" != 1 ] && tests_box=250
+  left=$(( budget - $(elapsed) - 20 - tests_box ))
+  echo "== plan $what (budget ${left}s) at $(elapsed)s" | tee -a "$log"
+  timeout --kill-after=30 $((left + 15)) python3 "$repo/benchmarks/gpu/campaign.py" "$what" \
+    --build "$build" --out "$out/$what" --budget-s "$left" "$@" 2>&1 | tee -a "$log" | tail -40
+  if [ "$tests_box" -gt 0 ]; then
+    box=$(( budget - $(elapsed) - 15 ))
+    echo "== GPU tests (box ${box}s) at $(elapsed)s" | tee -a "$log"
+    timeout --kill-after=20 "$box" "$repo/tests/gpu/run-gpu-tests.sh" "$build" >"$out/gpu-tests.log" 2>&1
+    echo "tests exit $?: $(tail -1 "$out/gpu-tests.log")" | tee -a "$log"
+  fi
+  ;;
+esac
 
 {
   echo "== $(date -Is) done after $(elapsed)s; GPU state after:"

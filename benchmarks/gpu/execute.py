@@ -15,7 +15,8 @@ import time
 import traceback
 
 import trace_report
-from fikit_proc import Broker, MpsDaemon, compute_apps
+from fikit_proc import Broker, MpsDaemon, compute_apps, remove_sim_gpu
+from plan import hp_workloads
 
 _STRIPPED_ENV = ("LD_PRELOAD", "FIKIT_", "CUDA_MPS_")
 
@@ -141,7 +142,7 @@ def run_step(plan, step, cmds, timebox_s):
         if cmds.mps_root:
             mps = MpsDaemon(cmds.mps_root).start()
         if cmds.broker:
-            env = dict(mps.env() if mps else {}, **trace_env(step))
+            env = dict(cmds.env or {}, **(mps.env() if mps else {}), **trace_env(step))
             broker = Broker(**cmds.broker, extra_env=env).start()
             raw["broker_argv"] = broker.argv()
         _drive(plan, step, cmds, t0 + timebox_s, raw, procs)
@@ -159,6 +160,8 @@ def run_step(plan, step, cmds, timebox_s):
         if mps:
             mps.stop()
             raw["mps_log_tail"] = mps.log_tail(1500)
+        if (cmds.env or {}).get("FIKIT_SIM_GPU"):  # --sim: each step had a simulated GPU of its own
+            remove_sim_gpu(cmds.env["FIKIT_SIM_GPU"])
     raw["step_s"] = time.monotonic() - t0
     raw["returncodes"] = {k: p.returncode for k, p in procs.items()}
     failed = raw.get("error") or raw.get("timed_out") or raw["returncodes"].get("hp") not in (0, None)
@@ -322,7 +325,7 @@ def collect(plan, step, cmds, raw, broker):
         recs = {r.get("workload"): r for r in read_jsonl(cmds.hp_jsonl)}
         raw["hp_records"] = list(recs.values())
         lp_times = read_times(cmds.lp_progress) if cmds.lp_progress else []
-        for w in step.hp_set.workloads:
+        for w in hp_workloads(plan, step.hp_set):
             r = recs.get(w)
             parts.append((w, _hp_row(r, lp_times, broker, step.setting.fikit) if r else
                           {"status": "error", "note": "no record (HP failed or was stopped first)"}))

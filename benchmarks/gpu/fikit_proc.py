@@ -260,6 +260,16 @@ def quit_stale_mps(pattern):
         d.stop()
 
 
+def remove_sim_gpu(name, devices=8):
+    """Remove a simulated GPU's shared memory (FIKIT_SIM_GPU=name; GPU k > 0 of a node of several
+    is name-k): the simulated driver leaves it for the next process, so its user removes it."""
+    for n in [name] + [f"{name}-{k}" for k in range(1, devices)]:
+        try:
+            os.unlink("/dev/shm/" + n.lstrip("/"))
+        except OSError:
+            pass
+
+
 def broker_help(broker_bin):
     """Return the text of `fikit-broker --help` (empty if it cannot run)."""
     try:

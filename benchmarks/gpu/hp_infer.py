@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """HP inference server loop of the GPU benchmark: a stream of requests with gaps between them.
 
-One process serves one or more workloads in turn. A workload is MODEL:MODE:BATCH, for example
-resnet50:eager:1 or bert-base:graph:8 (models: resnet50, mobilenet_v3, bert-base, gpt2-small; modes:
-eager, or graph = CUDA-graph replay). For each it builds the model (random weights from --seed),
+One process serves one or more workloads in turn. A workload is MODEL:MODE:BATCH[@exp|@fixed],
+for example resnet50:eager:1 or bert-base:graph:8@fixed (models: resnet50, mobilenet_v3,
+bert-base, gpt2-small; modes: eager, or graph = CUDA-graph replay; the suffix overrides
+--gap-dist). For each it builds the model (random weights from --seed; once for all its suffixes),
 warms up, then serves --requests requests in a closed loop: copy a new input batch to the GPU, run
 the model, copy the small output back (that synchronizes), then stay idle for a gap drawn from
 --gap-dist with mean --gap-ms before the next request. The gap sequence depends only on the seed
@@ -36,6 +37,9 @@ import zlib
 import fikit_stats
 
 WORKLOAD_RE = re.compile(r"^(resnet50|mobilenet_v3|bert-base|gpt2-small):(eager|graph):([1-9]\d*)$")
+# A workload may name its arrival process, MODEL:MODE:BATCH@exp or @fixed (else --gap-dist): one
+# process then serves the same model under both, built once.
+SPEC_RE = re.compile(r"^([^@]+)(?:@(exp|fixed))?$")
 GPU_EVENT_CATS = ("kernel", "gpu_memcpy", "gpu_memset")
 
 
@@ -241,7 +245,9 @@ def measure(server, spec, args, state):
         if not wait_for(args.wait_for, args.wait_timeout_s):
             raise TimeoutError(f"LP not ready after {args.wait_timeout_s:.0f} s ({args.wait_for})")
         state["lp_ready"] = True
-    gaps = gap_schedule(args.requests, args.gap_ms, args.gap_dist, args.seed ^ zlib.crc32(spec.encode()))
+    # Seeded by the model, not the arrival suffix: the Poisson gaps of earlier runs, again.
+    seed = args.seed ^ zlib.crc32(SPEC_RE.match(spec).group(1).encode())
+    gaps = gap_schedule(args.requests, args.gap_ms, arrival(spec, args), seed)
     lat, outs, truncated = [], [], False
     before = fikit_stats.read()
     t_start = time.monotonic()
@@ -267,12 +273,25 @@ def measure(server, spec, args, state):
     return rec, outs
 
 
+def arrival(spec, args):
+    """The workload's arrival process: its @suffix, else --gap-dist."""
+    return SPEC_RE.match(spec).group(2) or args.gap_dist
+
+
+def valid_spec(spec):
+    m = SPEC_RE.match(spec)
+    return bool(m and WORKLOAD_RE.match(m.group(1)))
+
+
 def run_workload(spec, args, state):
-    """Serve one workload; return its JSON record (with "error" set if it failed)."""
-    model_name, mode, batch = WORKLOAD_RE.match(spec).groups()
+    """Serve one workload; return its JSON record (with "error" set if it failed). The server of
+    the same model, mode and batch is kept in state["servers"] for the next arrival process."""
+    base = SPEC_RE.match(spec).group(1)
+    model_name, mode, batch = WORKLOAD_RE.match(base).groups()
     rec = {"type": "hp", "workload": spec, "model": model_name, "mode": mode, "batch": int(batch),
-           "dtype": args.dtype, "gap_ms": args.gap_ms, "gap_dist": args.gap_dist, "error": None}
+           "dtype": args.dtype, "gap_ms": args.gap_ms, "gap_dist": arrival(spec, args), "error": None}
     server = None
+    last = state["last_use"].get(base) == spec
     try:
         import torch
 
@@ -280,7 +299,7 @@ def run_workload(spec, args, state):
                    gpu=torch.cuda.get_device_name() if args.device.startswith("cuda") else None)
         torch.backends.cudnn.benchmark = False  # the same algorithms in every run: comparable outputs
         t0 = time.monotonic()
-        server = Server(model_name, mode, int(batch), args)
+        server = state["servers"].pop(base, None) or Server(model_name, mode, int(batch), args)
         rec["build_s"] = time.monotonic() - t0
         core, outs = measure(server, spec, args, state)
         rec.update(core)
@@ -296,6 +315,8 @@ def run_workload(spec, args, state):
         rec["error"] = f"{type(e).__name__}: {e}"
         rec["traceback"] = traceback.format_exc()[-4000:]
     finally:
+        if server is not None and not last and rec["error"] is None:
+            state["servers"][base] = server
         del server
         try:
             import torch
@@ -310,9 +331,12 @@ def run_workload(spec, args, state):
 def main():
     args = parse_args()
     for spec in args.workload:
-        if not WORKLOAD_RE.match(spec):
-            sys.exit(f"bad workload {spec!r}: want MODEL:eager|graph:BATCH, e.g. resnet50:graph:8")
-    state = {"lp_ready": False}
+        if not valid_spec(spec):
+            sys.exit(f"bad workload {spec!r}: want MODEL:eager|graph:BATCH[@exp|@fixed], "
+                     "e.g. resnet50:graph:8")
+    # A server is kept until the last workload that uses its model, then freed.
+    last_use = {SPEC_RE.match(s).group(1): s for s in args.workload}
+    state = {"lp_ready": False, "servers": {}, "last_use": last_use}
     failed = 0
     for spec in args.workload:
         rec = run_workload(spec, args, state)

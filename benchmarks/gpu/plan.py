@@ -25,6 +25,9 @@ class Setting:
     mps: bool  # processes are clients of an MPS daemon
     fikit: bool  # a broker runs and the workloads are its tenants (fikit-run)
     lp_low_mps_priority: bool = False  # CUDA_MPS_CLIENT_PRIORITY=1 for the LP (0 for the HP)
+    lp_env: tuple = ()  # (NAME, VALUE) pairs added to the LP's environment (the MPS levers)
+    broker_args: tuple = ()  # added to the broker's command line (a budget)
+    needs: str = ""  # a BrokerCaps field the setting needs ("hp_budget"); skipped without it
 
 
 SETTINGS = {s.name: s for s in (
@@ -38,6 +41,30 @@ SETTINGS = {s.name: s for s in (
     Setting("fikit-ts", "fikit on time-slicing", True, True, False, True),
     Setting("fikit-mps", "fikit on MPS", True, True, True, True),
 )}
+
+
+def _budget(x):
+    """fikit on MPS at an HP budget of p99 = x (--hp-budget, the harvest issue)."""
+    return Setting(f"fikit-mps-b{x}", f"fikit on MPS, budget p99={x}", True, True, True, True,
+                   broker_args=("--hp-budget", f"p99={x}"), needs="hp_budget")
+
+
+def _lever(fikit, pct, prio):
+    """MPS with the LP at CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=pct and client priority 1 (prio) or 0.
+    Both are set explicitly, so that neither fikit-run's default (priority 1 for low tenants) nor a
+    broker's own choice of lever decides them."""
+    name = f"{'fikit-mps' if fikit else 'mps'}-t{pct}-p{1 if prio else 0}"
+    label = f"{'fikit on MPS' if fikit else 'MPS'}, LP {pct}% threads, LP priority {1 if prio else 0}"
+    env = (("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE", str(pct)),
+           ("CUDA_MPS_CLIENT_PRIORITY", "1" if prio else "0"))
+    return Setting(name, label, True, True, True, fikit, lp_env=env)
+
+
+BUDGETS = ("1.05", "1.10")
+LEVER_PCTS = (100, 50, 25, 75)  # the order they run in: if the call runs short, 75 goes first
+for _s in [_budget(x) for x in BUDGETS] + [_lever(f, t, pr) for t in LEVER_PCTS for pr in (True, False)
+                                            for f in (False, True)]:
+    SETTINGS[_s.name] = _s
 CORE_SETTINGS = ("alone", "alone-fikit", "lp-alone", "timeslice", "mps", "mps-prio", "fikit-ts",
                  "fikit-mps")
 
@@ -81,6 +108,13 @@ class Plan:
     # probe measured ~210 us for each HP kernel that follows LP work (gpu-probe-results.md).
     switch_cost_us: int = 210
     policy: str = "fikit"  # the broker's policy in the fikit settings
+    # HP arrival processes served by every HP step, one after another ("exp", "fixed"). With more
+    # than one, each workload is named MODEL:MODE:BATCH@ARRIVAL (hp_infer.py) and served once per
+    # arrival process by the same process (one start-up for both).
+    arrivals: list = None
+    reps: list = None  # the repeat indices to run (default: range(repeats)); another call runs the rest
+    once: tuple = ()  # settings run only in the first repeat of `reps`
+    sim: bool = False  # the stand-in workloads on the simulated driver (sim_workload.py), for dry runs
     chain: dict = field(default_factory=lambda: dict(
         requests=200, kernels=10, kernel_us=200, gap_us=100, request_gap_us=2000, kernel="burn",
         warmup=20, lp_seconds=7.0, lp_alone_seconds=3.0, settle_s=1.5))
@@ -116,6 +150,7 @@ def full_plan():
 class BrokerCaps:
     """What the fikit-broker at hand offers (read from its --help), and who runs MPS for fikit-mps."""
     substrate: bool = False  # start --substrate mps|timeslice|auto (it then measures switch cost)
+    hp_budget: bool = False  # start --hp-budget SPEC (the harvest issue)
     switch_cost: bool = False  # start --switch-cost-us N
     mps_by_broker: bool = False  # fikit-mps: the broker starts MPS itself (--substrate mps)
 
@@ -133,16 +168,30 @@ class Step:
         return f"r{self.rep}-{self.setting.name}-{self.lp.name if self.lp else self.hp_set.name}"
 
 
+def rep_list(plan):
+    """The repeat indices this run makes."""
+    return list(plan.reps) if plan.reps is not None else list(range(plan.repeats))
+
+
+def hp_workloads(plan, hs):
+    """The workload names an HP set serves: with several arrival processes, each once per process."""
+    if hs.kind != "torch" or not plan.arrivals or len(plan.arrivals) < 2:
+        return list(hs.workloads)
+    return [f"{w}@{a}" for a in plan.arrivals for w in hs.workloads]
+
+
 def steps(plan, rep):
     """The steps of one repeat, in the order they run."""
+    reps = rep_list(plan)
+    wanted = [s for s in plan.settings if s not in plan.once or rep == reps[0]]
     out = []
     for hs in plan.hp_sets:
         if any(lp.hp_set == hs.name for lp in plan.lps):
-            out += [Step(rep, SETTINGS[s], hs) for s in plan.settings if not SETTINGS[s].lp]
+            out += [Step(rep, SETTINGS[s], hs) for s in wanted if not SETTINGS[s].lp]
     for lp in plan.lps:
         hs = next(h for h in plan.hp_sets if h.name == lp.hp_set)
         out += [Step(rep, SETTINGS[s], None if not SETTINGS[s].hp else hs, lp)
-                for s in plan.settings if SETTINGS[s].lp]
+                for s in wanted if SETTINGS[s].lp]
     return out
 
 
@@ -152,6 +201,13 @@ class Paths:
     work: str  # scratch directory of this run
     bench: str = os.path.dirname(os.path.abspath(__file__))
     python: str = sys.executable
+    sim_root: str = ""  # --sim: where the stub MPS daemon leaves its marker
+
+    def script(self, plan, name):
+        """hp_infer.py / lp_train.py, or with --sim the stand-in that speaks their interface."""
+        if plan.sim:
+            return [self.python, os.path.join(self.bench, "sim_workload.py"), name.split("_")[0]]
+        return [self.python, os.path.join(self.bench, name + ".py")]
 
     def bin(self, name):
         return os.path.join(self.build, "bin", name)
@@ -182,18 +238,20 @@ class StepCmds:
     hp_jsonl: str = None
     lp_json: str = None
     timeout_s: float = 0.0
+    env: dict = None  # added to every process of the step, the broker's too (--sim: the simulated GPU)
 
 
 def _torch_hp(plan, step, paths, d):
     s = step.setting
-    a = [paths.python, os.path.join(paths.bench, "hp_infer.py")]
-    for w in step.hp_set.workloads:
+    a = paths.script(plan, "hp_infer")
+    for w in hp_workloads(plan, step.hp_set):
         a += ["--workload", w]
     a += ["--requests", str(plan.requests), "--warmup", str(plan.warmup), "--gap-ms", str(plan.gap_ms),
           "--gap-dist", plan.gap_dist, "--dtype", plan.dtype, "--deadline-s", str(plan.deadline_s),
           "--check-requests", str(plan.check_requests), "--out-jsonl", os.path.join(d, "hp.jsonl")]
     outputs = os.path.join(paths.work, "outputs")
-    a += ["--dump-dir" if (s.name == "alone" and step.rep == 0) else "--compare-dir", outputs]
+    first = step.rep == rep_list(plan)[0]
+    a += ["--dump-dir" if (s.name == "alone" and first) else "--compare-dir", outputs]
     if s.name == "alone":  # profiled without the library only: the library's run stays plain
         a += ["--gpu-busy-requests", str(plan.gpu_busy_requests)]
     if s.lp:
@@ -217,7 +275,7 @@ def _lp(plan, step, paths, d):
                 str(lp.kernel_us), "--kernel", plan.chain["kernel"]]
     # Co-located: the runner stops it after the HP; its own limit only ends it if the runner died.
     secs = plan.lp_alone_s if alone else timeout_for(plan, step) + 30
-    return [paths.python, os.path.join(paths.bench, "lp_train.py"), "--model", lp.model, "--mode",
+    return paths.script(plan, "lp_train") + ["--model", lp.model, "--mode",
             lp.mode, "--batch", str(lp.batch), "--seconds", str(secs), "--progress",
             os.path.join(d, "lp.progress"), "--ready", os.path.join(d, "lp.ready"), "--out-json",
             os.path.join(d, "lp.json")]
@@ -234,7 +292,7 @@ def timeout_for(plan, step):
         return 120 + (plan.lp_alone_s if step.lp.kind == "torch" else plan.chain["lp_alone_seconds"])
     if step.hp_set.kind == "chain":
         return 90 + plan.chain["lp_seconds"]
-    return 120 + len(step.hp_set.workloads) * (plan.deadline_s + 45)
+    return 120 + len(hp_workloads(plan, step.hp_set)) * (plan.deadline_s + 45)
 
 
 def estimate_s(plan, step):
@@ -245,11 +303,12 @@ def estimate_s(plan, step):
         c = plan.chain
         alone_s = c["requests"] * (c["kernels"] * (c["kernel_us"] + c["gap_us"]) + c["request_gap_us"]) / 1e6
         return 3 + (c["settle_s"] + c["lp_seconds"] if step.lp else alone_s)
-    per_workload = 4 + (plan.requests + plan.warmup) * (plan.gap_ms + 6.0) / 1e3
-    if step.lp:
-        per_workload *= 1.5
+    # Fitted to the H200 run at abad16f (3 models, 400 requests: HP-only steps 23-26 s, co-located
+    # 28-41 s): start-up, a model build each (kept for its second arrival process), ~3 ms a request.
+    per_workload = (plan.requests + plan.warmup) * (plan.gap_ms + 3.0) / 1e3 * (1.3 if step.lp else 1.0)
     busy = plan.gpu_busy_requests * 0.05 if step.setting.name == "alone" else 0
-    return 15 + len(step.hp_set.workloads) * (per_workload + busy) + (10 if step.lp else 0)
+    return 15 + 1.5 * len(step.hp_set.workloads) + len(hp_workloads(plan, step.hp_set)) * \
+        (per_workload + busy) + (10 if step.lp else 0)
 
 
 def _broker(plan, s, paths, d, caps):
@@ -258,15 +317,28 @@ def _broker(plan, s, paths, d, caps):
         extra = [] if s.mps and not caps.mps_by_broker else ["--substrate", "mps" if s.mps else "timeslice"]
     elif caps.switch_cost and not s.mps:
         extra = ["--switch-cost-us", str(plan.switch_cost_us)]
+    if plan.sim:  # no eBPF observer, no profiles from earlier runs on the simulated GPU
+        extra += ["--no-bpf", "--profile-dir", ""]
+    extra += list(s.broker_args)
     return dict(broker_bin=paths.bin("fikit-broker"), run_dir=d, policy=plan.policy, extra_args=extra)
+
+
+def sim_env(plan, step, paths):
+    """--sim: one simulated GPU per step (its own shm), in MPS mode for the MPS settings."""
+    if not plan.sim:
+        return {}
+    return {"LD_LIBRARY_PATH": os.path.join(paths.build, "sim"),
+            "FIKIT_SIM_GPU": f"/fikit-bench-{os.getpid()}-{step.key}",
+            "FIKIT_SIM_MODE": "mps" if step.setting.mps else "timeslice",
+            "FIKIT_BENCH_SIM_ROOT": paths.sim_root}
 
 
 def commands(plan, step, paths, caps=None):
     """Return the StepCmds of a step, for a broker with capabilities `caps` (BrokerCaps)."""
     caps = caps or BrokerCaps()
     s, d = step.setting, paths.step_dir(step)
-    c = StepCmds(dir=d, timeout_s=timeout_for(plan, step))
-    env = {"PYTHONUNBUFFERED": "1"}
+    c = StepCmds(dir=d, timeout_s=timeout_for(plan, step), env=sim_env(plan, step, paths))
+    env = dict({"PYTHONUNBUFFERED": "1"}, **c.env)
     if s.mps and not (s.fikit and caps.mps_by_broker):
         c.mps_root = d
         env.update(CUDA_MPS_PIPE_DIRECTORY=os.path.join(d, "mps-pipe"),
@@ -284,7 +356,8 @@ def commands(plan, step, paths, caps=None):
         lp = _lp(plan, step, paths, d)
         if s.fikit:
             lp = _fikit_run(paths, "low", "lp", socket, lp)
-        c.lp = Cmd(lp, dict(env, **({"CUDA_MPS_CLIENT_PRIORITY": "1"} if s.lp_low_mps_priority else {})))
+        c.lp = Cmd(lp, dict(env, **({"CUDA_MPS_CLIENT_PRIORITY": "1"} if s.lp_low_mps_priority else {}),
+                            **dict(s.lp_env)))
         if step.lp.kind == "torch":
             c.lp_ready, c.lp_progress = os.path.join(d, "lp.ready"), os.path.join(d, "lp.progress")
             c.lp_json = os.path.join(d, "lp.json")

@@ -33,15 +33,30 @@ import re
 import statistics
 import sys
 
+from plan import SETTINGS
+
 FIELDS = ["date", "step", "rep", "setting", "lp", "hp", "status", "requests", "jct_ms", "mean_ms",
           "p50_ms", "p99_ms", "gpu_busy_ms", "kernels_per_req", "launches_per_req", "outputs_match",
           "lp_rate", "lp_unit", "lp_scope", "lp_units", "lp_run_s", "broker_cpu_pct", "substrate",
           "step_s", "note"]
 NUMERIC = ("requests", "jct_ms", "mean_ms", "p50_ms", "p99_ms", "gpu_busy_ms", "kernels_per_req",
            "launches_per_req", "lp_rate", "lp_units", "lp_run_s", "broker_cpu_pct", "step_s")
-COLOCATED = ("timeslice", "mps", "mps-prio", "fikit-ts", "fikit-mps")
+# Every setting that runs an HP beside an LP, in plan order: the core five, then fikit on MPS at
+# each budget, then the MPS lever matrix (plan.py).
+COLOCATED = tuple(s.name for s in SETTINGS.values() if s.hp and s.lp)
+LEVERS = tuple(s.name for s in SETTINGS.values() if s.lp_env)
 SHORT = {"alone-fikit": "fikit alone", "alone-mps": "MPS alone", "timeslice": "time-slice",
          "mps": "MPS", "mps-prio": "MPS prio", "fikit-ts": "fikit TS", "fikit-mps": "fikit MPS"}
+for _name in COLOCATED:  # fikit-mps-b1.05 -> "fikit MPS b1.05", mps-t50-p1 -> "MPS t50 p1"
+    if _name not in SHORT:
+        _head = "fikit MPS" if _name.startswith("fikit-mps-") else "MPS"
+        SHORT[_name] = _head + " " + _name.split("mps-", 1)[1].replace("-", " ")
+
+
+def budget_of(setting):
+    """The p99 budget a fikit-on-MPS setting ran at (None: the broker's default)."""
+    m = re.match(r"fikit-mps-b([\d.]+)$", setting)
+    return float(m.group(1)) if m else None
 # HP slowdown of the same chain workload in shared/reference/gpu-probe-results.md (burn kernels unless
 # noted); the fikit rows compare with the probe's oracle gap filler, the bar fikit must approach.
 PROBE = {("timeslice", 50): (2.14, "time-sliced"), ("timeslice", 500): (7.5, "time-sliced, spin"),
@@ -198,15 +213,18 @@ def targets(agg):
     """The issue's targets, each as (ok, text)."""
     out = []
     for (lp, hp, s), a in sorted(agg.items()):
-        if s == "fikit-mps":
+        if s == "fikit-mps" or budget_of(s):
+            # At a budget below 1.10 the harvest issue asks less of the LP (35% at 1.05).
+            b = budget_of(s) or TARGETS["p99"]
+            p99, lp_min = min(b, TARGETS["p99"]), (TARGETS["lp_vs_ts"] if b >= TARGETS["p99"] else 0.35)
             ok = all(v is not None for v in (a.get("slow_p50"), a.get("slow_p99"), a.get("lp_vs_ts")))
-            ok = ok and a["slow_p50"] <= TARGETS["p50"] and a["slow_p99"] <= TARGETS["p99"] and \
-                a["lp_vs_ts"] >= TARGETS["lp_vs_ts"]
+            ok = ok and a["slow_p50"] <= TARGETS["p50"] and a["slow_p99"] <= p99 and a["lp_vs_ts"] >= lp_min
             floor = agg.get(("", hp, "alone-mps"), {}).get("slow_p50")
             floor = f"; HP alone on MPS: p50 {_x(floor)}" if floor is not None else ""
-            out.append((ok, f"fikit on MPS, {hp} with {lp}: p50 {_x(a.get('slow_p50'))} (<= 1.05), "
-                            f"p99 {_x(a.get('slow_p99'))} (<= 1.10), LP {_pct(a.get('lp_vs_ts'))} of "
-                            f"time-sliced (>= 50%){floor}"))
+            name = "fikit on MPS" + (f" at budget p99={budget_of(s)}" if budget_of(s) else "")
+            out.append((ok, f"{name}, {hp} with {lp}: p50 {_x(a.get('slow_p50'))} (<= 1.05), "
+                            f"p99 {_x(a.get('slow_p99'))} (<= {p99:.2f}), LP {_pct(a.get('lp_vs_ts'))} of "
+                            f"time-sliced (>= {lp_min:.0%}){floor}"))
         if s == "fikit-ts":
             ts = agg.get((lp, hp, "timeslice"), {})
             mine, theirs = a.get("slow_jct"), ts.get("slow_jct")
@@ -400,7 +418,10 @@ def plot(agg, path, title):
     lps = sorted({l for (l, hp, s) in agg if l and s in COLOCATED})
     if not lps:
         return False
-    settings = ["alone-fikit"] + list(COLOCATED)
+    # The lever matrix has a table of its own (compare.py); here the settings of the main matrix.
+    present = {s for (l, hp, s) in agg}
+    core = ("timeslice", "mps", "mps-prio", "fikit-ts", "fikit-mps")
+    settings = ["alone-fikit"] + [s for s in COLOCATED if s not in LEVERS and (s in present or s in core)]
     fig, axes = plt.subplots(len(lps), 2, figsize=(13, 3.3 * len(lps) + 0.8), squeeze=False)
     for row, lp in enumerate(lps):
         _plot_pair(axes[row][0], axes[row][1], lp, agg, settings)

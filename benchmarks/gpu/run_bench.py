@@ -35,8 +35,8 @@ import time
 import fikit_proc
 import report
 from execute import run_step
-from plan import (SETTINGS, BrokerCaps, Paths, commands, describe, estimate_s, full_plan, quick_plan,
-                  steps)
+from plan import (SETTINGS, BrokerCaps, Paths, commands, describe, estimate_s, full_plan, hp_workloads,
+                  quick_plan, rep_list, steps)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORK_PREFIX = "fikit-bench-"
@@ -54,7 +54,19 @@ def parse_args(argv=None):
     p.add_argument("--requests", type=int, help="override requests per HP workload")
     p.add_argument("--gap-dist", choices=("exp", "fixed"),
                    help="HP think time between requests: exponential (the preset's) or fixed")
-    p.add_argument("--settings", help="comma-separated subset of: " + ",".join(SETTINGS))
+    p.add_argument("--arrivals", help="comma-separated HP arrival processes served by each HP step in\n"
+                   "turn (exp,fixed): one start-up for both; workloads get an @exp/@fixed suffix")
+    p.add_argument("--settings",
+                   help="comma-separated settings, run in this order, from: " + ",".join(SETTINGS))
+    p.add_argument("--reps", help="comma-separated repeat indices to run (default: 0..repeats-1), so that\n"
+                   "two calls can share the repeats of one plan")
+    p.add_argument("--once", help="comma-separated settings run only in the first repeat of --reps")
+    p.add_argument("--warmup", type=int, help="override warm-up requests per HP workload")
+    p.add_argument("--lp-alone-s", type=float, help="override the LP-alone measurement (seconds)")
+    p.add_argument("--no-plot", action="store_true", help="no results.png (draw it where the results land)")
+    p.add_argument("--sim", action="store_true",
+                   help="dry run on the simulated driver: sim_workload.py stands in for the PyTorch\n"
+                        "workloads, sim/ stubs for nvidia-cuda-mps-control and nvidia-smi")
     p.add_argument("--lps", help="comma-separated subset of the preset's LP names")
     p.add_argument("--workloads", help="comma-separated PyTorch HP workloads (MODEL:MODE:BATCH)")
     p.add_argument("--policy", default="fikit", help="broker policy of the fikit settings (default fikit)")
@@ -80,13 +92,29 @@ def build_plan(args):
         plan.requests = args.requests
     if args.gap_dist:
         plan.gap_dist = args.gap_dist
+    if args.warmup is not None:
+        plan.warmup = args.warmup
+    if args.lp_alone_s:
+        plan.lp_alone_s = args.lp_alone_s
+    if args.arrivals:
+        plan.arrivals = args.arrivals.split(",")
+        bad = [a for a in plan.arrivals if a not in ("exp", "fixed")]
+        if bad:
+            sys.exit(f"unknown arrivals {bad}: choose from exp, fixed")
+        plan.gap_dist = plan.arrivals[0]
+    if args.reps:
+        plan.reps = [int(x) for x in args.reps.split(",")]
+        plan.repeats = max(plan.repeats, max(plan.reps) + 1)
     plan.policy = args.policy
+    plan.sim = args.sim
     if args.settings:
         wanted = args.settings.split(",")
         bad = [s for s in wanted if s not in SETTINGS]
         if bad:
             sys.exit(f"unknown settings {bad}: choose from {', '.join(SETTINGS)}")
-        plan.settings = [s for s in SETTINGS if s in wanted]
+        plan.settings = wanted
+    if args.once:
+        plan.once = tuple(args.once.split(","))
     if args.lps:
         wanted = args.lps.split(",")
         bad = [l for l in wanted if l not in [lp.name for lp in plan.lps]]
@@ -98,10 +126,12 @@ def build_plan(args):
     return plan
 
 
-def missing_parts(step, paths, have_torch):
+def missing_parts(step, paths, have_torch, caps=None):
     """What the step needs and this machine lacks (empty: runnable)."""
     miss = []
     s = step.setting
+    if s.needs and caps is not None and not getattr(caps, s.needs):
+        miss.append(f"fikit-broker --{s.needs.replace('_', '-')} (not in its --help)")
     if s.fikit:
         miss += [p for p in (paths.bin("fikit-broker"), paths.bin("fikit-run"),
                              os.path.join(paths.build, "lib", "libfikit.so")) if not os.path.exists(p)]
@@ -152,29 +182,60 @@ def collect_meta(args, plan):
 def broker_caps(broker_bin, mps_by):
     """Read what the broker offers from its --help; decide who runs MPS for fikit-mps."""
     text = fikit_proc.broker_help(broker_bin) if os.path.exists(broker_bin) else ""
-    caps = BrokerCaps(substrate="--substrate" in text, switch_cost="--switch-cost-us" in text)
+    caps = BrokerCaps(substrate="--substrate" in text, switch_cost="--switch-cost-us" in text,
+                      hp_budget="--hp-budget" in text)
     caps.mps_by_broker = mps_by == "broker" or (mps_by == "auto" and caps.substrate)
     return caps
 
 
+def budget_fallback(plan, caps):
+    """Without --hp-budget in the broker, the budget settings are skipped: run plain fikit on MPS
+    in their place (the broker's own default), and say so. Returns the note, or None."""
+    budgeted = [s for s in plan.settings if SETTINGS[s].needs == "hp_budget"]
+    if not budgeted or caps.hp_budget:
+        return None
+    if "fikit-mps" not in plan.settings:
+        plan.settings.insert(plan.settings.index(budgeted[0]), "fikit-mps")
+    return (f"fikit-broker --help has no --hp-budget: {', '.join(budgeted)} skipped, fikit-mps "
+            "(the broker's default) run in their place")
+
+
 def dry_run(plan, paths, caps):
-    print(f"preset {plan.preset}: {plan.repeats} repeat(s); settings {', '.join(plan.settings)}")
+    note = budget_fallback(plan, caps)
+    if note:
+        print("note: " + note)
+    print(f"preset {plan.preset}: repeats {rep_list(plan)}; settings {', '.join(plan.settings)}"
+          + (f"; only in the first repeat: {', '.join(plan.once)}" if plan.once else ""))
     print(f"build {paths.build}; broker: {caps}; fikit-mps: MPS run by "
           f"{'the broker' if caps.mps_by_broker else 'this runner'}")
     print("every command runs with the runner's environment minus LD_PRELOAD, FIKIT_* and CUDA_MPS_*,"
           " plus the variables shown")
-    total = 0.0
-    for step in steps(plan, 0):
-        c = commands(plan, step, paths, caps)
-        miss = missing_parts(step, paths, True)
-        total += estimate_s(plan, step)
-        print()
-        print("\n".join(describe(plan, step, c)))
-        if miss:
-            print("  would be skipped here: missing " + ", ".join(miss))
-    print(f"\nestimated {total:.0f} s per repeat ({total * plan.repeats:.0f} s for {plan.repeats}); "
-          "repeats run the same steps in the same order")
+    total, first = 0.0, True
+    for rep in rep_list(plan):
+        for step in steps(plan, rep):
+            total += estimate_s(plan, step)
+            if not first:
+                continue
+            c = commands(plan, step, paths, caps)
+            miss = missing_parts(step, paths, True, caps)
+            print()
+            print("\n".join(describe(plan, step, c)))
+            if miss:
+                print("  would be skipped here: missing " + ", ".join(miss))
+        first = False
+    print(f"\nestimated {total:.0f} s for repeats {rep_list(plan)} (commands shown for the first; later "
+          "repeats run the same steps in the same order, less the --once settings)")
     return 0
+
+
+def sim_setup(paths, create=True):
+    """--sim: the stubs in sim/ come first on PATH (an MPS daemon that only keeps its pipe, an
+    nvidia-smi that reports it), with their marker directory in the scratch directory."""
+    paths.sim_root = os.path.join(paths.work, "sim")
+    if create:
+        os.makedirs(paths.sim_root, exist_ok=True)
+    os.environ["PATH"] = os.path.join(paths.bench, "sim") + os.pathsep + os.environ["PATH"]
+    os.environ["FIKIT_BENCH_SIM_ROOT"] = paths.sim_root
 
 
 def _on_signal(signum, frame):
@@ -235,7 +296,7 @@ class Runner:
         return self.measured.get(k, estimate_s(self.plan, step)), k
 
     def skip(self, step, status, why):
-        hps = step.hp_set.workloads if step.hp_set and step.hp_set.kind == "torch" else \
+        hps = hp_workloads(self.plan, step.hp_set) if step.hp_set and step.hp_set.kind == "torch" else \
             ([step.hp_set.name] if step.hp_set else [""])
         rows = [{"date": datetime.datetime.now().isoformat(timespec="seconds"), "step": step.key,
                  "rep": step.rep, "setting": step.setting.name, "lp": step.lp.name if step.lp else "",
@@ -246,7 +307,7 @@ class Runner:
     def run_step(self, step, have_torch, done):
         if step.key in done:
             return
-        miss = missing_parts(step, self.paths, have_torch)
+        miss = missing_parts(step, self.paths, have_torch, self.caps)
         if miss:
             return self.skip(step, "skipped", "missing " + ", ".join(miss))
         est, k = self.estimate(step)
@@ -266,16 +327,17 @@ class Runner:
 
     def run(self, have_torch):
         done = _done_steps(self.args.out) if self.args.resume else set()
-        for rep in range(self.plan.repeats):
+        reps = rep_list(self.plan)
+        for i, rep in enumerate(reps):
             todo = [s for s in steps(self.plan, rep) if s.key not in done]
             need = sum(self.estimate(s)[0] for s in todo)
-            if rep > 0 and need > self.left_s():
-                self.note(f"dropped repeats {rep + 1}..{self.plan.repeats}: one needs ~{need:.0f} s, "
+            if i > 0 and need > self.left_s():
+                self.note(f"dropped repeats {reps[i:]}: one needs ~{need:.0f} s, "
                           f"{self.left_s():.0f} s of the budget left")
                 break
             for step in todo:
                 self.run_step(step, have_torch, done)
-            write_report(self.args.out, with_plot=True)
+            write_report(self.args.out, with_plot=not self.args.no_plot)
 
 
 def main():
@@ -284,12 +346,15 @@ def main():
     work = args.work_dir or (tempfile.mkdtemp(prefix=WORK_PREFIX) if not args.dry_run else
                              os.path.join(tempfile.gettempdir(), WORK_PREFIX + "DRYRUN"))
     paths = Paths(build=os.path.abspath(args.build), work=os.path.abspath(work))
+    if args.sim:
+        sim_setup(paths, create=not args.dry_run)
     longest = max(len(os.path.join(paths.step_dir(s), "mps-pipe", "control")) for s in steps(plan, 0))
     if longest > 100:
         sys.exit(f"--work-dir is too long for unix socket paths ({longest} > 100 bytes): use a shorter one")
     caps = broker_caps(paths.bin("fikit-broker"), args.mps_by)
     if args.dry_run:
         return dry_run(plan, paths, caps)
+    fallback = budget_fallback(plan, caps)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _on_signal)
     fikit_proc.quit_stale_mps(os.path.join(tempfile.gettempdir(), WORK_PREFIX + "*", "*", "mps-pipe",
@@ -298,15 +363,17 @@ def main():
     meta = collect_meta(args, plan)
     meta.update(broker_caps=vars(caps), build=paths.build, work=paths.work)
     runner.write_raw(meta)
+    if fallback:
+        runner.note(fallback)
     print(f"{meta.get('gpu', 'no GPU found')}, driver {meta.get('driver')}, torch {meta.get('torch')}, "
           f"commit {meta['commit']}", flush=True)
     try:
-        runner.run(have_torch=bool(meta.get("torch")))
+        runner.run(have_torch=args.sim or bool(meta.get("torch")))
     except KeyboardInterrupt as e:
         runner.note(f"interrupted ({e}); results so far are kept")
     finally:
         fikit_proc.stop_all()
-        write_report(args.out, with_plot=True)
+        write_report(args.out, with_plot=not args.no_plot)
         if not args.keep_work:
             shutil.rmtree(paths.work, ignore_errors=True)
     md = os.path.join(args.out, "results.md")

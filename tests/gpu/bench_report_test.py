@@ -217,5 +217,82 @@ class PlanTest(unittest.TestCase):
         self.assertAlmostEqual(execute.kv_ms(execute.parse_kv("p99=1500"), "p99"), 1.5)
 
 
+class CampaignPlanTest(unittest.TestCase):
+    """The settings and plan options issue 17's calls rest on: budgets, levers, arrivals, repeats."""
+
+    def setUp(self):
+        self.plan = plan.quick_plan()
+        self.plan.hp_sets = self.plan.hp_sets[:1]
+        self.plan.lps = self.plan.lps[:1]
+        self.paths = plan.Paths(build="/b", work="/w", bench="/bench", python="py")
+
+    def step(self, setting, rep=0):
+        self.plan.settings = [setting] if setting not in self.plan.settings else self.plan.settings
+        return next(s for s in plan.steps(self.plan, rep) if s.setting.name == setting)
+
+    def test_budget_goes_to_the_broker(self):
+        caps = plan.BrokerCaps(substrate=True, hp_budget=True, mps_by_broker=True)
+        c = plan.commands(self.plan, self.step("fikit-mps-b1.05"), self.paths, caps)
+        self.assertEqual(c.broker["extra_args"][-2:], ["--hp-budget", "p99=1.05"])
+        self.assertEqual(plan.SETTINGS["fikit-mps-b1.05"].needs, "hp_budget")
+
+    def test_budget_settings_fall_back_without_the_flag(self):
+        import run_bench
+        self.plan.settings = ["alone", "fikit-mps-b1.10", "fikit-mps-b1.05"]
+        note = run_bench.budget_fallback(self.plan, plan.BrokerCaps())
+        self.assertIn("--hp-budget", note)
+        self.assertEqual(self.plan.settings, ["alone", "fikit-mps", "fikit-mps-b1.10", "fikit-mps-b1.05"])
+        miss = run_bench.missing_parts(self.step("fikit-mps-b1.10"), self.paths, True, plan.BrokerCaps())
+        self.assertTrue(any("--hp-budget" in m for m in miss), miss)
+        self.assertIsNone(run_bench.budget_fallback(self.plan, plan.BrokerCaps(hp_budget=True)))
+
+    def test_levers_set_both_variables_for_the_lp_only(self):
+        c = plan.commands(self.plan, self.step("fikit-mps-t25-p0"), self.paths, plan.BrokerCaps())
+        self.assertEqual(c.lp.env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"], "25")
+        self.assertEqual(c.lp.env["CUDA_MPS_CLIENT_PRIORITY"], "0")  # over fikit-run's default 1
+        self.assertNotIn("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE", c.hp.env)
+        self.assertEqual(c.lp.argv[0], "/b/bin/fikit-run")
+        c = plan.commands(self.plan, self.step("mps-t100-p1"), self.paths, plan.BrokerCaps())
+        self.assertIsNone(c.broker)
+        self.assertEqual(c.lp.env["CUDA_MPS_CLIENT_PRIORITY"], "1")
+        self.assertEqual(len([s for s in plan.SETTINGS if s.startswith(("mps-t", "fikit-mps-t"))]), 16)
+
+    def test_both_arrivals_in_one_hp_process(self):
+        self.plan.arrivals = ["exp", "fixed"]
+        c = plan.commands(self.plan, self.step("alone"), self.paths, plan.BrokerCaps())
+        ws = [c.hp.argv[i + 1] for i, a in enumerate(c.hp.argv) if a == "--workload"]
+        self.assertEqual(ws[0], "resnet50:eager:1@exp")
+        self.assertEqual(ws[-1], "bert-base:graph:8@fixed")
+        self.assertEqual(len(ws), 6)
+
+    def test_reps_and_once(self):
+        self.plan.settings = ["alone", "timeslice", "fikit-ts"]
+        self.plan.reps, self.plan.once = [1, 2], ("timeslice",)
+        first = [s.setting.name for s in plan.steps(self.plan, 1)]
+        later = [s.setting.name for s in plan.steps(self.plan, 2)]
+        self.assertEqual(first, ["alone", "timeslice", "fikit-ts"])
+        self.assertEqual(later, ["alone", "fikit-ts"])
+        c = plan.commands(self.plan, plan.steps(self.plan, 1)[0], self.paths)
+        self.assertIn("--dump-dir", c.hp.argv)  # the first repeat of this call keeps the outputs
+
+    def test_sim_swaps_the_workloads_and_names_a_gpu_per_step(self):
+        self.plan.sim = True
+        c = plan.commands(self.plan, self.step("mps"), self.paths)
+        self.assertEqual(c.hp.argv[1:3], ["/bench/sim_workload.py", "hp"])
+        self.assertEqual(c.lp.argv[1:3], ["/bench/sim_workload.py", "lp"])
+        self.assertEqual(c.env["FIKIT_SIM_MODE"], "mps")
+        self.assertEqual(c.lp.env["LD_LIBRARY_PATH"], "/b/sim")
+        self.assertIn("r0-mps-", c.env["FIKIT_SIM_GPU"])
+
+    def test_report_names_and_targets_of_the_new_settings(self):
+        self.assertEqual(report.SHORT["fikit-mps-b1.05"], "fikit MPS b1.05")
+        self.assertEqual(report.SHORT["mps-t50-p1"], "MPS t50 p1")
+        self.assertEqual(report.budget_of("fikit-mps-b1.05"), 1.05)
+        agg = {("L", "H", "fikit-mps-b1.05"): {"slow_p50": 1.0, "slow_p99": 1.07, "lp_vs_ts": 0.4}}
+        (ok, text), = report.targets(agg)
+        self.assertFalse(ok)  # 1.07 is over its 1.05 budget
+        self.assertIn("budget p99=1.05", text)
+
+
 if __name__ == "__main__":
     unittest.main()
