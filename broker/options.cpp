@@ -99,7 +99,7 @@ options:
   --bpf-stats            start: turn on the kernel's BPF run-time statistics
                          while the broker runs, for the metrics' run time and
                          run count of the observer's programs (every BPF
-                         program on the host then costs ~20 ns more a run)
+                         program on the host is then timed at each run)
   --bpf-btf FILE         start: BTF of the running kernel, for kernels
                          without /sys/kernel/btf/vmlinux
   --profile-dir DIR      start, profile: where learned profiles are kept

@@ -50,7 +50,7 @@ json latency_json(const LatencyHistogram& h) {
   json le = json::array(), cumulative = json::array();
   uint64_t sum = 0;
   for (size_t i = 0; i < LatencyHistogram::kUpperNs.size(); i++) {
-    le.push_back(static_cast<double>(LatencyHistogram::kUpperNs[i]) * 1e-9);
+    le.push_back(static_cast<double>(LatencyHistogram::kUpperNs[i]) / 1e9);  // 2.5e-05, not 2.5000000000000001e-05
     cumulative.push_back(sum += h.counts[i]);
   }
   return json{{"count", h.count},
@@ -60,7 +60,7 @@ json latency_json(const LatencyHistogram& h) {
 }
 
 json tenant_base_json(const TenantStatus& t, uint64_t now_ns) {
-  json j{{"id", t.id},
+  return json{{"id", t.id},
               {"pid", t.pid},
               {"uid", t.uid},
               {"name", t.name},
@@ -78,9 +78,6 @@ json tenant_base_json(const TenantStatus& t, uint64_t now_ns) {
               {"outstanding", t.outstanding},
               {"busy_s", static_cast<double>(t.busy_ns) * 1e-9},
               {"age_s", static_cast<double>(now_ns - t.admitted_ns) * 1e-9}};
-  if (!t.kube.pod_uid.empty()) j["kubernetes"] = kube_json(t.kube);
-  if (t.grant_latency.count > 0) j["grant_latency"] = latency_json(t.grant_latency);
-  return j;
 }
 
 json tenant_json(const TenantStatus& t, const TenantRate* rate, uint64_t now_ns) {
@@ -89,6 +86,8 @@ json tenant_json(const TenantStatus& t, const TenantRate* rate, uint64_t now_ns)
   j["launches_per_s"] = rate ? rate->launches_per_s : 0.0;
   j["grants_per_s"] = rate ? rate->grants_per_s : 0.0;
   j["rate_window_s"] = rate ? rate->window_s : 0.0;
+  if (!t.kube.pod_uid.empty()) j["kubernetes"] = kube_json(t.kube);
+  if (t.grant_latency.count > 0) j["grant_latency"] = latency_json(t.grant_latency);
   // The policy's statistics (PolicyOps::tenant_stats), if it keeps any.
   json stats = json::parse(t.policy_json.empty() ? "{}" : t.policy_json, nullptr, false);
   if (!stats.is_object()) stats = json::object();

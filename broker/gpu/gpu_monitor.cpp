@@ -102,7 +102,7 @@ struct GpuMonitor::Impl {
   GpuProcessInfo describe(const bpf::ProcessUsage& u) const;
 
   std::unique_ptr<bpf::BpfObserver> obs;
-  std::vector<uint32_t> program_ids;         // the observer's programs (for their run statistics)
+  std::vector<uint32_t> program_ids;       // the observer's programs (for their run statistics)
   std::optional<bpf::StatsSession> stats;  // --bpf-stats
   bpf::BpfObserver::EventCallback on_event_fn = [this](const bpf::GpuEvent& e) { on_event(e); };
 };

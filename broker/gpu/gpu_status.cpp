@@ -202,6 +202,8 @@ std::string gpu_status_text(const json& g) {
   }
   if (size_t n = g.at("processes_omitted").get<size_t>(); n > 0)
     out += "(" + std::to_string(n) + " more not shown: use --json)\n";
+  if (size_t n = g.value("processes_of_others", size_t{0}); n > 0)
+    out += "(" + std::to_string(n) + " of other users not shown)\n";
   if (any_unmanaged)
     notes +=
         "UNMGD: a GPU process that is not a tenant; the broker cannot schedule its\n"

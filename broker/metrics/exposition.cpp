@@ -1,8 +1,8 @@
 #include "metrics/exposition.h"
 
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 
 namespace fikit::broker::metrics {
 namespace {

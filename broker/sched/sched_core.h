@@ -24,8 +24,8 @@
 
 #include "policy/policy.h"
 #include "sched/fifo.h"
-#include "sched/latency_histogram.h"
 #include "sched/idle_meter.h"
+#include "sched/latency_histogram.h"
 #include "sched/tenant.h"
 
 namespace fikit::broker {

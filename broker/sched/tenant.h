@@ -47,7 +47,7 @@ struct TenantStatus {
   std::string policy_json;  // the policy's statistics of the tenant (PolicyOps::tenant_stats)
   std::string policy_text;  // the same as indented lines ("" if the policy has none)
   KubeRef kube;
-  uint64_t busy_ns = 0;  // time with launches outstanding (from issue to seen complete)
+  uint64_t busy_ns = 0;            // time with launches outstanding (from issue to seen complete)
   LatencyHistogram grant_latency;  // LP: from the request (client's timestamp) to its grant
 };
 

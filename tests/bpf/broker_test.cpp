@@ -187,8 +187,8 @@ TEST(BrokerObserver, StatusShowsOthersGpuProcessesToAdminsOnly) {
 
   t_TempDir d;
   std::string out;
-  ASSERT_EQ(t_run({t_bin("fikit-broker"), "status", "--json", "--socket", broker.socket()}, d,
-                  &out, &viewer),
+  ASSERT_EQ(t_run({t_bin("fikit-broker"), "status", "--json", "--socket", broker.socket()}, d, &out,
+                  &viewer),
             0)
       << out;
   json seen = json::parse(out, nullptr, false);
@@ -196,6 +196,32 @@ TEST(BrokerObserver, StatusShowsOthersGpuProcessesToAdminsOnly) {
   EXPECT_FALSE(t_gpu_process(seen, own.pid()).is_null()) << "the viewer's own process: " << out;
   EXPECT_TRUE(t_gpu_process(seen, root_child.pid()).is_null()) << "root's process hidden: " << out;
   EXPECT_GE(seen["gpu"]["processes_of_others"].get<int>(), 1) << out;
+}
+
+// --bpf-stats: the observer's programs are listed with the kernel's run count and time, which grow
+// with the ioctls they trace (the metrics' fikit_bpf_program_runs_total and _run_seconds_total).
+TEST(BrokerObserver, BpfStatsCountTheProgramsRuns) {
+  t::TestDevice dev;
+  ObservedBroker broker(dev, {"--bpf-stats"});
+  ASSERT_TRUE(broker.loaded());
+  t::Child child({t::build_file("tests/fikit_bpf_test_child"), "script", dev.path()});
+  ASSERT_EQ(child.read_line(), "phase1");
+  ASSERT_FALSE(
+      broker
+          .wait_process(child.pid(),
+                        [](const json& p) { return p["device_bytes"].get<uint64_t>() > 0; })
+          .is_null());
+  const json& g = broker.last()["gpu"];
+  EXPECT_EQ(g["run_stats"], true) << g.dump();
+  uint64_t runs = 0, run_ns = 0;
+  for (const json& p : g["programs"]) {
+    EXPECT_FALSE(p["name"].get<std::string>().empty());
+    runs += p["runs"].get<uint64_t>();
+    run_ns += p["run_ns"].get<uint64_t>();
+  }
+  EXPECT_GE(g["programs"].size(), 2u) << g.dump();
+  EXPECT_GE(runs, t::kScriptRmAllocs) << g.dump();
+  EXPECT_GT(run_ns, 0u) << g.dump();
 }
 
 // Issue the driver calls of a process with one context and 2 MiB of device memory.

@@ -13,13 +13,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <vector>
 #include <thread>
+#include <vector>
 
+#include "base/kube_pod.h"
 #include "base/uring_loop.h"
 #include "metrics/exposition.h"
 #include "metrics/http_server.h"
-#include "base/kube_pod.h"
 #include "metrics/metrics.h"
 
 namespace fikit::broker::metrics {
@@ -86,8 +86,8 @@ TEST(KubePod, CgroupPathsOfBothDriversAndTheRuntimes) {
       // cgroupfs driver, containerd (v2)
       {"0::/kubepods/burstable/pod" + std::string(kUid) + "/" + kId + "\n", true},
       // cgroupfs, Guaranteed QoS (no QoS level), v1 with several hierarchies
-      {"12:memory:/kubepods/pod" + std::string(kUid) + "/" + kId + "\n11:cpu,cpuacct:/kubepods/pod" +
-           kUid + "/" + kId + "\n0::/\n",
+      {"12:memory:/kubepods/pod" + std::string(kUid) + "/" + kId +
+           "\n11:cpu,cpuacct:/kubepods/pod" + kUid + "/" + kId + "\n0::/\n",
        true},
       // systemd driver, containerd
       {"0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" +
@@ -120,8 +120,8 @@ TEST(KubePod, CgroupPathsOfBothDriversAndTheRuntimes) {
   }
   for (const char* none :
        {"0::/user.slice/user-1000.slice/session-2.scope\n", "0::/\n", "",
-        "0::/kubepods/burstable/pod../../etc/\n",
-        "0::/kubepods/burstable/podnot-a-uuid/x\n", "garbage without colons kubepods\n",
+        "0::/kubepods/burstable/pod../../etc/\n", "0::/kubepods/burstable/podnot-a-uuid/x\n",
+        "garbage without colons kubepods\n",
         "0::/kubepods/burstable/pod5E6F7A8B-1C2D-4E3F-9A0B-1C2D3E4F5A6B/x\n"})
     EXPECT_TRUE(kube_ref_of_cgroup(none).pod_uid.empty()) << none;
 }
@@ -228,7 +228,7 @@ TEST_F(HttpServerTest, RequestInPiecesAndAPageLargerThanASocketBuffer) {
 }
 
 TEST(MetricsPage, TenantsAndDepartedTenantsWithTheirLabels) {
-  json t{{"id", 1},       {"pid", 0},        {"uid", 1000}, {"name", "serve"},
+  json t{{"id", 1},       {"pid", 0},        {"uid", 1000},  {"name", "serve"},
          {"priority", 0}, {"launches", 250}, {"granted", 0}, {"busy_s", 1.5}};
   json gone{{"id", 2},       {"pid", 0},
             {"uid", 1001},   {"name", "train \"x\""},
@@ -271,8 +271,8 @@ TEST(MetricsPage, TenantsAndDepartedTenantsWithTheirLabels) {
             std::string::npos)
       << text;
   // The pod's labels (an empty container name is left out), and the grant latency histogram.
-  const std::string pod = "class=\"lp\",pod_uid=\"" + std::string(kUid) +
-                          "\",pod=\"trainer-0\",namespace=\"ml\"";
+  const std::string pod =
+      "class=\"lp\",pod_uid=\"" + std::string(kUid) + "\",pod=\"trainer-0\",namespace=\"ml\"";
   EXPECT_NE(text.find(pod + "} 9\n"), std::string::npos) << text;
   EXPECT_NE(text.find("# TYPE fikit_grant_latency_seconds histogram\n"), std::string::npos);
   EXPECT_NE(text.find("fikit_grant_latency_seconds_bucket{gpu=\"GPU-1\",tenant=\"trainer\""),

@@ -22,9 +22,9 @@ json t_doc(double hp_busy_s, uint64_t lp_fill_ns, bool latency) {
   } else {
     hp["slowdown"] = nullptr;  // unknown
   }
-  json lp{{"id", 2},    {"name", "train"}, {"priority", 2},
+  json lp{{"id", 2},           {"name", "train"}, {"priority", 2},
           {"state", "active"}, {"launches", 500}, {"granted", 500},
-          {"gpu", 0},   {"lp_waiting", 0},  {"policy", {{"fill_busy_ns", lp_fill_ns}}}};
+          {"gpu", 0},          {"lp_waiting", 0}, {"policy", {{"fill_busy_ns", lp_fill_ns}}}};
   json doc{{"broker", {{"pid", 42}, {"policy", "fikit"}}},
            {"gpus", json::array({{{"index", 0}, {"uuid", "GPU-x"}, {"model", "H200"}}})},
            {"tenants", json::array({hp, lp})}};

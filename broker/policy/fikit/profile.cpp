@@ -147,7 +147,8 @@ std::string profile_to_json(const TenantData& td) {
   json keys = json::array();
   for (const KeyStats& ks : td.keys.by_recency()) {
     keys.push_back(key_to_json(ks));
-    if (auto n = td.key_names.find(ks.key); n != td.key_names.end()) keys.back()["name"] = n->second;
+    if (auto n = td.key_names.find(ks.key); n != td.key_names.end())
+      keys.back()["name"] = n->second;
   }
   json j = {{"format", kProfileFormat},
             {"version", kProfileVersion},

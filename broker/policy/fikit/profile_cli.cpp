@@ -65,7 +65,8 @@ std::string key_line(const fp::KeyStats& k, const std::string& name) {
                 " %5.2f ",
                 k.key, k.seen, d50.c_str(), d99.c_str(), k.gap_samples, gp10.c_str(), gp50.c_str(),
                 k.pred_misses, k.fill_misses, k.factor);
-  return buf + (name.empty() ? std::string("-") : fp::key_name_display(name, kShownNameWidth)) + "\n";
+  return buf + (name.empty() ? std::string("-") : fp::key_name_display(name, kShownNameWidth)) +
+         "\n";
 }
 
 }  // namespace
