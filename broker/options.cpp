@@ -21,8 +21,9 @@ constexpr const char kUsage[] =
     R"(usage: fikit-broker start [--foreground] [--socket PATH] [--policy NAME]
                           [--log FILE] [--run-dir DIR] [--switch-cost-us N]
                           [--margin-us N] [--max-lp-in-flight N] [--spin-us N]
-                          [--no-bpf] [--audit-launches] [--bpf-btf FILE]
-                          [--profile-dir DIR] [--policy-opts K=V,...]
+                          [--no-bpf] [--audit-launches] [--bpf-stats]
+                          [--bpf-btf FILE] [--profile-dir DIR]
+                          [--policy-opts K=V,...]
                           [--substrate mps|timeslice|auto] [--calibrate]
                           [--hp-marker-every N] [--metrics ADDR:PORT|off]
        fikit-broker stop [--socket PATH]
@@ -95,6 +96,10 @@ options:
                          GPU processes (uprobes on libcuda); each audited
                          launch costs ~1.35 us more (measured on an H100),
                          other processes pay nothing
+  --bpf-stats            start: turn on the kernel's BPF run-time statistics
+                         while the broker runs, for the metrics' run time and
+                         run count of the observer's programs (every BPF
+                         program on the host is then timed at each run)
   --bpf-btf FILE         start: BTF of the running kernel, for kernels
                          without /sys/kernel/btf/vmlinux
   --profile-dir DIR      start, profile: where learned profiles are kept
@@ -362,6 +367,7 @@ void add_start(CLI::App* app, Options* o) {
   s->add_flag_callback(
       "--no-bpf", [o] { o->gpu.enabled = false; }, "do not load the eBPF GPU-driver observer");
   s->add_flag("--audit-launches", o->gpu.audit_launches, "count unmanaged kernel launches too");
+  s->add_flag("--bpf-stats", o->gpu.run_stats, "count the observer programs' run time (metrics)");
   s->add_option("--bpf-btf", o->gpu.btf, "BTF of the running kernel")->type_name("FILE");
   // Test-only (gpu_options.h): not in --help.
   add_value(s, "--bpf-test-device", "", "DEV", [o](const std::string& v) {
@@ -420,7 +426,7 @@ void add_profile(CLI::App* app, Options* o) {
   p->footer(kProfileExamples);
   add_profile_action(p, "list", "tenants with a saved profile",
                      "EXAMPLES:\n  fikit-broker profile list\n", o);
-  add_profile_action(p, "show", "a profile's kernels: durations, gaps, misses",
+  add_profile_action(p, "show", "a profile's kernels: names, durations, gaps, misses",
                      "EXAMPLES:\n  fikit-broker profile show resnet-serve\n", o);
   add_profile_action(p, "export", "write a profile as JSON (to --file or stdout)",
                      "EXAMPLES:\n  fikit-broker profile export resnet-serve --file r.json\n", o);

@@ -29,9 +29,11 @@ target_compile_definitions(fikit-run PRIVATE
   FIKIT_INSTALL_LIBDIR="${CMAKE_INSTALL_FULL_LIBDIR}")
 
 set(fikit_programs fikit-broker fikit-run fikit-calibrate)
-if(TARGET fikit-audit)
-  list(APPEND fikit_programs fikit-audit)
-endif()
+foreach(t fikit-audit fikit-top)
+  if(TARGET ${t})
+    list(APPEND fikit_programs ${t})
+  endif()
+endforeach()
 install(TARGETS ${fikit_programs} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS fikit LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${CMAKE_SOURCE_DIR}/include/fikit/client.h
@@ -45,6 +47,9 @@ install(FILES ${CMAKE_BINARY_DIR}/packaging/fikit-broker.service
 install(FILES ${fikit_pkg}/fikit/broker.conf DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/fikit)
 install(FILES ${fikit_pkg}/bash-completion/fikit-broker ${fikit_pkg}/bash-completion/fikit-run
         DESTINATION ${FIKIT_BASH_COMPLETION_DIR})
+if(TARGET fikit-top)
+  install(FILES ${fikit_pkg}/bash-completion/fikit-top DESTINATION ${FIKIT_BASH_COMPLETION_DIR})
+endif()
 
 include(${fikit_pkg}/man/FikitMan.cmake)
 include(${fikit_pkg}/debian/FikitDeb.cmake)

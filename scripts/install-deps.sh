@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(nlohmann-json3-dev cmake g++ make pkg-config liburing-dev libgtest-dev libbenchmark-dev libbpf-dev bpftool
       clang llvm libelf-dev zlib1g-dev libcli11-dev prometheus python3-prometheus-client
-      libncurses-dev tmux)
+      libncurses-dev tmux python3-matplotlib)
 # Packaging (cmake/FikitInstall.cmake, tests/packaging/): man pages, completions, systemd-analyze,
 # and for `make deb`/`make test-deb` dpkg-shlibdeps (dpkg-dev, file) and lintian.
 pkgs+=(help2man gzip man-db bash-completion systemd dpkg-dev file lintian)

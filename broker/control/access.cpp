@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace fikit::broker {
 namespace {
@@ -136,15 +137,45 @@ std::string status_for(const std::string& json, uid_t uid) {
   nlohmann::json doc = nlohmann::json::parse(json, nullptr, false);
   if (!doc.is_object() || !doc.contains("tenants") || !doc["tenants"].is_array()) return json;
   nlohmann::json mine = nlohmann::json::array();
+  std::set<uint32_t> mine_ids;
   size_t hidden = 0;
   for (const nlohmann::json& t : doc["tenants"]) {
-    if (t.value("uid", static_cast<uid_t>(-1)) == uid)
+    if (t.value("uid", static_cast<uid_t>(-1)) == uid) {
       mine.push_back(t);
-    else
+      mine_ids.insert(t.value("id", 0u));
+    } else {
       hidden++;
+    }
   }
   doc["tenants"] = mine;
   doc["tenants_of_others"] = hidden;  // the totals stay in "broker"
+  if (doc.contains("gpus") && doc["gpus"].is_array())
+    for (nlohmann::json& g : doc["gpus"])
+      if (g.is_object() && g.contains("tenants") && g["tenants"].is_array()) {
+        nlohmann::json ids = nlohmann::json::array();
+        for (const nlohmann::json& id : g["tenants"])
+          if (id.is_number_unsigned() && mine_ids.count(id.get<uint32_t>())) ids.push_back(id);
+        g["tenants"] = ids;
+      }
+  // The GPU observer's processes: the user's own (by their /proc owner, or as its tenants); the
+  // others are counted, as tenants are.
+  if (doc.contains("gpu") && doc["gpu"].is_object() && doc["gpu"].contains("processes") &&
+      doc["gpu"]["processes"].is_array()) {
+    nlohmann::json& g = doc["gpu"];
+    nlohmann::json procs = nlohmann::json::array();
+    size_t others = 0;
+    for (const nlohmann::json& p : g["processes"]) {
+      const nlohmann::json owner = p.value("uid", nlohmann::json());
+      const bool own = (owner.is_number_unsigned() && owner.get<uint64_t>() == uid) ||
+                       (p.value("tenant", 0u) != 0 && mine_ids.count(p.value("tenant", 0u)));
+      if (own)
+        procs.push_back(p);
+      else
+        others++;
+    }
+    g["processes"] = procs;
+    g["processes_of_others"] = others;
+  }
   return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

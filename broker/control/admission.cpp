@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "base/kube_pod.h"
 #include "control/access.h"
 #include "control/shm_region.h"
 
@@ -122,6 +123,7 @@ Result<Admitted> admit(const char* msg, int len, const Peer& peer, uint32_t id) 
   desc->priority = req.priority;
   desc->name = req.name[0] ? std::string(req.name) : comm_of(peer.pid);
   desc->admitted_ns = now_ns();
+  desc->kube = kube_ref_of_pid(peer.pid);
   Result<ShmSegment> shm = shm_create(ShmSpec{id, peer.pid, peer.uid, req.priority, desc->name});
   if (!shm.ok()) return shm.status();
   desc->seg = shm->seg;

@@ -37,6 +37,28 @@ std::string parts_text(const json& doc, bool above_tenants) {
   return out;
 }
 
+json kube_json(const KubeRef& k) {
+  return json{{"pod_uid", k.pod_uid},
+              {"container_id", k.container_id},
+              {"pod", k.pod},
+              {"namespace", k.ns},
+              {"container", k.container}};
+}
+
+// Cumulative counts per upper bound (seconds), as the metrics' histogram wants them.
+json latency_json(const LatencyHistogram& h) {
+  json le = json::array(), cumulative = json::array();
+  uint64_t sum = 0;
+  for (size_t i = 0; i < LatencyHistogram::kUpperNs.size(); i++) {
+    le.push_back(static_cast<double>(LatencyHistogram::kUpperNs[i]) / 1e9);  // 2.5e-05, not 2.5000000000000001e-05
+    cumulative.push_back(sum += h.counts[i]);
+  }
+  return json{{"count", h.count},
+              {"sum_s", static_cast<double>(h.sum_ns) * 1e-9},
+              {"le_s", le},
+              {"cumulative", cumulative}};
+}
+
 json tenant_base_json(const TenantStatus& t, uint64_t now_ns) {
   return json{{"id", t.id},
               {"pid", t.pid},
@@ -54,6 +76,7 @@ json tenant_base_json(const TenantStatus& t, uint64_t now_ns) {
               {"lp_waiting", t.lp_waiting},
               {"lp_in_flight", t.lp_in_flight},
               {"outstanding", t.outstanding},
+              {"busy_s", static_cast<double>(t.busy_ns) * 1e-9},
               {"age_s", static_cast<double>(now_ns - t.admitted_ns) * 1e-9}};
 }
 
@@ -63,6 +86,8 @@ json tenant_json(const TenantStatus& t, const TenantRate* rate, uint64_t now_ns)
   j["launches_per_s"] = rate ? rate->launches_per_s : 0.0;
   j["grants_per_s"] = rate ? rate->grants_per_s : 0.0;
   j["rate_window_s"] = rate ? rate->window_s : 0.0;
+  if (!t.kube.pod_uid.empty()) j["kubernetes"] = kube_json(t.kube);
+  if (t.grant_latency.count > 0) j["grant_latency"] = latency_json(t.grant_latency);
   // The policy's statistics (PolicyOps::tenant_stats), if it keeps any.
   json stats = json::parse(t.policy_json.empty() ? "{}" : t.policy_json, nullptr, false);
   if (!stats.is_object()) stats = json::object();

@@ -1,12 +1,14 @@
 #include "gpu/gpu_monitor.h"
 
 #include <fikit/util.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
 #include <deque>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "base/uring_loop.h"
 #include "gpu_event.h"
 #include "observer.h"
+#include "prog_stats.h"
 #include "sched/tenant.h"
 
 namespace fikit::broker {
@@ -43,6 +46,12 @@ std::string proc_comm(pid_t pid) {
   std::string name;
   std::getline(f, name);
   return name;
+}
+
+// Whose process it is (its /proc entry's owner: status shows a process to its user), or -1.
+int64_t proc_uid(pid_t pid) {
+  struct stat st;
+  return stat(("/proc/" + std::to_string(pid)).c_str(), &st) == 0 ? st.st_uid : -1;
 }
 
 }  // namespace
@@ -93,6 +102,8 @@ struct GpuMonitor::Impl {
   GpuProcessInfo describe(const bpf::ProcessUsage& u) const;
 
   std::unique_ptr<bpf::BpfObserver> obs;
+  std::vector<uint32_t> program_ids;       // the observer's programs (for their run statistics)
+  std::optional<bpf::StatsSession> stats;  // --bpf-stats
   bpf::BpfObserver::EventCallback on_event_fn = [this](const bpf::GpuEvent& e) { on_event(e); };
 };
 
@@ -182,6 +193,19 @@ void GpuMonitor::Impl::load() {
     FIKIT_LOG_WARN("failed to arm the GPU observer's timer: %s: lost exits stay unreconciled",
                    strerror(-timer_op));
   info.state = GpuObserverState::kLoaded;
+  for (int fd : obs->program_fds())
+    if (Result<uint32_t> id = bpf::program_id(fd); id.ok()) program_ids.push_back(id.value());
+  if (opts.run_stats) {
+    // Turns on the statistics of every BPF program on the host (a little time per run) until
+    // the broker stops, unless someone else holds them too.
+    Result<bpf::StatsSession> s = bpf::StatsSession::start();
+    if (s.ok())
+      stats.emplace(std::move(s.value()));
+    else
+      FIKIT_LOG_WARN("--bpf-stats: failed to turn on BPF run-time statistics: %s",
+                     s.status().message().c_str());
+    info.run_stats = stats.has_value();
+  }
   info.nvidia_major = obs->config().nvidia_major;
   info.uvm_major = obs->config().uvm_major;
   last_reap_ns = now_ns();
@@ -319,6 +343,7 @@ GpuProcessInfo GpuMonitor::Impl::describe(const bpf::ProcessUsage& u) const {
   GpuProcessInfo p;
   p.pid = u.pid;
   p.name = u.comm.empty() ? proc_comm(u.pid) : u.comm;
+  p.uid = proc_uid(u.pid);
   p.exited = u.exited;
   p.exit_status = u.exit_status;
   p.first_ns = u.first_ns;
@@ -384,6 +409,11 @@ nlohmann::json GpuMonitor::status_json(uint64_t now_ns, size_t max_len) {
                    c.bad_events + c.launch_drops;
     info.impossible = c.error_count;
     info.impossible_line = c.error_line;
+    if (!m.program_ids.empty())
+      if (Result<std::vector<bpf::ProgramSample>> ps = bpf::sample_programs("", m.program_ids);
+          ps.ok())
+        for (const bpf::ProgramSample& s : ps.value())
+          info.programs.push_back({s.id, s.name, s.run_cnt, s.run_time_ns});
   }
   return gpu_status_json(info, m.processes(), now_ns, max_len);
 }

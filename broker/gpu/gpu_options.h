@@ -21,6 +21,7 @@ struct DeviceNumber {
 struct GpuOptions {
   bool enabled = true;                       // --no-bpf clears it
   bool audit_launches = false;               // --audit-launches
+  bool run_stats = false;                    // --bpf-stats: BPF run-time statistics on
   std::string btf;                           // --bpf-btf: "" = the kernel's /sys/kernel/btf/vmlinux
   std::optional<DeviceNumber> test_device;   // --bpf-test-device
   std::string audit_library;                 // --bpf-test-audit: "" = each process's libcuda

@@ -26,6 +26,7 @@ json process_json(const GpuProcessInfo& p, uint64_t now_ns) {
       {"name", p.name},
       {"kind", process_kind_name(p.kind)},
       {"tenant", p.tenant},
+      {"uid", p.uid >= 0 ? json(p.uid) : json(nullptr)},
       {"state", p.exited ? "exited" : "running"},
       {"exit_code", exit_code(p)},
       {"exit_signal", exit_signal(p)},
@@ -155,9 +156,14 @@ json gpu_status_json(const GpuObserverInfo& info, const std::vector<GpuProcessIn
            {"dropped", info.dropped},
            {"impossible", info.impossible},
            {"impossible_line", info.impossible_line},
+           {"run_stats", info.run_stats},
+           {"programs", json::array()},
            {"unmanaged", unmanaged},
            {"processes_omitted", 0},
            {"processes", json::array()}};
+  for (const GpuObserverInfo::Program& p : info.programs)
+    doc["programs"].push_back(
+        {{"id", p.id}, {"name", p.name}, {"runs", p.runs}, {"run_ns", p.run_ns}});
   size_t len = doc.dump().size() + 16;
   size_t omitted = 0;
   for (const GpuProcessInfo& p : procs) {
@@ -196,6 +202,8 @@ std::string gpu_status_text(const json& g) {
   }
   if (size_t n = g.at("processes_omitted").get<size_t>(); n > 0)
     out += "(" + std::to_string(n) + " more not shown: use --json)\n";
+  if (size_t n = g.value("processes_of_others", size_t{0}); n > 0)
+    out += "(" + std::to_string(n) + " of other users not shown)\n";
   if (any_unmanaged)
     notes +=
         "UNMGD: a GPU process that is not a tenant; the broker cannot schedule its\n"

@@ -38,6 +38,7 @@ struct GpuProcessInfo {
   std::string name;
   GpuProcessKind kind = GpuProcessKind::kOther;
   uint32_t tenant = 0;  // tenant id, kTenant only
+  int64_t uid = -1;     // the owner of its /proc entry; -1: unknown (gone before it was seen)
   bool exited = false;
   int exit_status = 0;  // wait status once exited; -1: unknown (the exit event was lost)
   uint64_t first_ns = 0;
@@ -69,6 +70,16 @@ struct GpuObserverInfo {
   uint64_t dropped = 0;     // events, statistics or objects lost (maps or ring buffer full)
   uint64_t impossible = 0;  // impossible states met by the BPF programs
   uint32_t impossible_line = 0;
+  // The observer's BPF programs, with the kernel's run count and run time (counted only while
+  // BPF statistics are on: --bpf-stats, or the sysctl kernel.bpf_stats_enabled).
+  struct Program {
+    uint32_t id = 0;
+    std::string name;
+    uint64_t runs = 0;
+    uint64_t run_ns = 0;
+  };
+  std::vector<Program> programs;
+  bool run_stats = false;  // the broker holds BPF statistics on (--bpf-stats)
 };
 
 const char* observer_state_name(GpuObserverState s);

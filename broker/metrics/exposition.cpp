@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 namespace fikit::broker::metrics {
 namespace {
@@ -61,7 +62,11 @@ std::string format_value(double v) {
   if (v == std::floor(v) && std::fabs(v) < 1e15)
     snprintf(buf, sizeof(buf), "%.0f", v);
   else
-    snprintf(buf, sizeof(buf), "%.17g", v);
+    // The fewest digits that read back as v (0.000025, not 2.5000000000000001e-05).
+    for (int digits = 15; digits <= 17; digits++) {
+      snprintf(buf, sizeof(buf), "%.*g", digits, v);
+      if (std::strtod(buf, nullptr) == v) break;
+    }
   return buf;
 }
 

@@ -39,7 +39,8 @@ class Exposition {
 
 // `s` as a label value: valid UTF-8, with backslash, double quote and newline escaped.
 std::string escape_label_value(std::string_view s);
-// A sample value: integers exactly, others with 17 significant digits; NaN, +Inf, -Inf.
+// A sample value: integers exactly, others with the fewest digits (15 to 17) that read back the
+// same; NaN, +Inf, -Inf.
 std::string format_value(double v);
 
 }  // namespace fikit::broker::metrics

@@ -1,7 +1,5 @@
 #include "metrics/metrics.h"
 
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 namespace fikit::broker::metrics {
@@ -47,6 +45,9 @@ const TenantFamily kTenantFamilies[] = {
      [](const json& t) { return num(t, "passed_through"); }},
     {"fikit_tenant_hp_records_dropped_total", "counter", "HP launch records lost to a full ring.",
      [](const json& t) { return num(t, "dropped"); }},
+    {"fikit_tenant_busy_seconds_total", "counter",
+     "Time the tenant had launches outstanding (issued, not yet seen complete).",
+     [](const json& t) { return num(t, "busy_s"); }},
     {"fikit_tenant_grants_expired_total", "counter",
      "Grants not launched within 100 ms, taken back.",
      [](const json& t) { return num(t, "expired"); }},
@@ -77,47 +78,10 @@ const char* const kHeldReasons[] = {"above_busy", "no_room", "unknown", "in_flig
 
 }  // namespace
 
-PodRef pod_of_cgroup(const std::string& text) {
-  PodRef r;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    size_t kube = line.find("kubepods");
-    if (kube == std::string::npos) continue;
-    // The pod segment: "pod<UID>" after '/' or '-', up to '/' or ".slice"; systemd writes the
-    // UID's '-' as '_'.
-    for (size_t at = line.find("pod", kube); at != std::string::npos;
-         at = line.find("pod", at + 3)) {
-      if (line[at - 1] != '/' && line[at - 1] != '-') continue;
-      size_t end = line.find_first_of("/.", at);
-      std::string uid = line.substr(at + 3, end == std::string::npos ? end : end - at - 3);
-      if (uid.size() < 32) continue;
-      for (char& c : uid)
-        if (c == '_') c = '-';
-      r.pod = uid;
-      size_t slash = line.find('/', at);
-      if (slash != std::string::npos) {
-        std::string rest = line.substr(slash + 1);
-        rest = rest.substr(0, rest.find('/'));
-        if (size_t dash = rest.rfind('-'); dash != std::string::npos && rest.ends_with(".scope"))
-          rest = rest.substr(dash + 1, rest.size() - dash - 1 - 6);
-        r.container = rest;
-      }
-      return r;
-    }
-  }
-  return r;
-}
+namespace {
 
-Labels MetricsPage::tenant_labels(const json& t, const std::string& gpu) {
-  const pid_t pid = t.value("pid", 0);
-  auto it = pods_.find(pid);
-  if (it == pods_.end()) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/cgroup");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    it = pods_.emplace(pid, pod_of_cgroup(ss.str())).first;
-  }
+// A tenant's labels: gpu, tenant, tenant_id, uid, priority, class; and its pod's, if any.
+Labels tenant_labels(const json& t, const std::string& gpu) {
   const uint32_t prio = t.value("priority", 0u);
   Labels l{{"gpu", gpu},
            {"tenant", t.value("name", std::string())},
@@ -125,25 +89,22 @@ Labels MetricsPage::tenant_labels(const json& t, const std::string& gpu) {
            {"uid", std::to_string(t.value("uid", 0u))},
            {"priority", std::to_string(prio)},
            {"class", prio == 0 ? "hp" : "lp"}};
-  if (!it->second.pod.empty()) {
-    l.push_back({"pod", it->second.pod});
-    l.push_back({"container", it->second.container});
+  if (auto k = t.find("kubernetes"); k != t.end() && k->is_object()) {
+    l.push_back({"pod_uid", k->value("pod_uid", "")});
+    for (const char* key : {"pod", "namespace", "container"})
+      if (std::string v = k->value(key, ""); !v.empty()) l.push_back({key, v});
   }
   return l;
 }
 
+}  // namespace
+
 void MetricsPage::tenant_families(Exposition& e, const json& doc) {
   const std::string gpu = gpu_label(doc);
   std::vector<std::pair<Labels, const json*>> tenants;
-  std::map<pid_t, PodRef> keep;
-  auto add = [&](const json& t) {
-    tenants.emplace_back(tenant_labels(t, gpu), &t);
-    keep[t.value("pid", 0)] = pods_[t.value("pid", 0)];
-  };
-  for (const json& t : doc["tenants"]) add(t);
+  for (const json& t : doc["tenants"]) tenants.emplace_back(tenant_labels(t, gpu), &t);
   if (doc.contains("departed_tenants"))
-    for (const json& t : doc["departed_tenants"]) add(t);
-  pods_ = std::move(keep);
+    for (const json& t : doc["departed_tenants"]) tenants.emplace_back(tenant_labels(t, gpu), &t);
   for (const TenantFamily& f : kTenantFamilies) {
     e.family(f.name, f.type, f.help);
     for (const auto& [labels, t] : tenants) e.sample(f.name, labels, f.value(*t));
@@ -158,6 +119,20 @@ void MetricsPage::tenant_families(Exposition& e, const json& doc) {
       l.push_back({"reason", reason});
       e.sample("fikit_tenant_lp_held_seconds_total", l, num((*held)["held_ns"], reason) * 1e-9);
     }
+  }
+  e.family("fikit_grant_latency_seconds", "histogram",
+           "Time from an LP request (the tenant's timestamp) to its grant.");
+  for (const auto& [labels, t] : tenants) {
+    auto h = t->find("grant_latency");
+    if (h == t->end() || !h->is_object()) continue;
+    std::vector<double> le;
+    std::vector<uint64_t> cumulative;
+    for (const json& v : h->value("le_s", json::array())) le.push_back(v.get<double>());
+    for (const json& v : h->value("cumulative", json::array()))
+      cumulative.push_back(v.get<uint64_t>());
+    if (le.size() != cumulative.size()) continue;
+    e.histogram("fikit_grant_latency_seconds", labels, le, cumulative, num(*h, "sum_s"),
+                h->value("count", uint64_t{0}));
   }
 }
 
@@ -192,6 +167,23 @@ std::string MetricsPage::page(const json& doc) {
     e.family("fikit_bpf_dropped_total", "counter",
              "Events, statistics or objects the observer lost (maps or ring buffer full).");
     e.sample("fikit_bpf_dropped_total", {}, num(g, "dropped"));
+    e.family("fikit_bpf_program_runs_total", "counter",
+             "Runs of each of the observer's BPF programs (counted while BPF statistics are on: "
+             "--bpf-stats).");
+    for (const json& p : g.value("programs", json::array()))
+      e.sample("fikit_bpf_program_runs_total",
+               {{"program", p.value("name", "")}, {"id", std::to_string(p.value("id", 0u))}},
+               num(p, "runs"));
+    e.family("fikit_bpf_program_run_seconds_total", "counter",
+             "Time the kernel spent in each of the observer's BPF programs (while BPF "
+             "statistics are on: --bpf-stats).");
+    for (const json& p : g.value("programs", json::array()))
+      e.sample("fikit_bpf_program_run_seconds_total",
+               {{"program", p.value("name", "")}, {"id", std::to_string(p.value("id", 0u))}},
+               num(p, "run_ns") * 1e-9);
+    e.family("fikit_bpf_stats_enabled", "gauge",
+             "1 if the broker holds the kernel's BPF run-time statistics on (--bpf-stats).");
+    e.sample("fikit_bpf_stats_enabled", {}, g.value("run_stats", false) ? 1 : 0);
     e.family("fikit_gpu_process_device_bytes", "gauge",
              "Device memory of each running GPU process the observer sees.");
     for (const json& p : g.value("processes", json::array()))

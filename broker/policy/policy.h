@@ -8,6 +8,8 @@
 // Threading: every op runs on the scheduler thread; a policy needs no locks.
 #pragma once
 
+#include <fikit/abi.h>
+
 #include <cstdint>
 #include <string>
 
@@ -62,6 +64,9 @@ struct TenantInfo {
   uint64_t host_syncs;  // its synchronizing calls that published a drain (as of its last submit)
   void* policy_data;    // owned by the policy (set in on_tenant_add, freed in on_tenant_remove)
   uint32_t uid;         // the tenant process's uid (with name, the key of saved profiles)
+  // The kernel names the tenant publishes (its segment; untrusted: read with key_names.h), or
+  // nullptr.
+  const KeyNameTable* key_names;
 };
 
 // What a policy may ask of the scheduler during dispatch.

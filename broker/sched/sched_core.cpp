@@ -72,6 +72,7 @@ void SchedCore::add(std::shared_ptr<const TenantDesc> desc, uint64_t now_ns) {
   info.pid = t->desc->pid;
   info.uid = t->desc->uid;
   info.name = t->desc->name.c_str();
+  info.key_names = &t->seg->names;
   info.idle_since_ns = now_ns;
   t->seg->broker.heartbeat_ns.store(now_ns, std::memory_order_relaxed);
   // Release: the client that sees kActive also sees the words above.
@@ -152,7 +153,10 @@ bool SchedCore::grant(uint32_t i) {
   if (t.waiting.empty()) return false;
   Submission r = t.waiting.front();
   t.waiting.pop_front();
-  t.grants.push_back(Grant{r.position, r.kernel_key, now_ns()});
+  const uint64_t now = now_ns();
+  t.grants.push_back(Grant{r.position, r.kernel_key, now});
+  // From the client's timestamp of the request: untrusted, so a time in the future counts 0.
+  t.grant_latency.add(now > r.t_ns ? now - r.t_ns : 0);
   // Requests leave `waiting` in ring order, so `granted` only moves forward.
   t.granted_word = r.position + 1;
   t.grant_dirty = true;
@@ -186,6 +190,7 @@ void SchedCore::track(Tenant& t, uint16_t slot, const Launch& l) {
   for (size_t i = q.size() - 1; i > 0 && pos_at_or_after(q[i - 1].position, q[i].position + 1); i--)
     std::swap(q[i - 1], q[i]);
   t.busy_slots |= uint64_t{1} << slot;
+  if (t.info.outstanding == 0) t.busy_since_ns = round_ns_;
   t.info.outstanding++;
   t.info.idle_since_ns = 0;
 }
@@ -237,6 +242,7 @@ void SchedCore::complete(Tenant& t, const Launch& l, uint64_t done_ns, bool exac
                                  .done_ns = done_ns,
                                  .exact = exact});
   if (t.info.outstanding == 0) {
+    if (done_ns > t.busy_since_ns) t.busy_ns += done_ns - t.busy_since_ns;
     t.info.idle_since_ns = done_ns;
     if (ops_->on_idle) ops_->on_idle(policy_state_, t.info, done_ns);
   }
@@ -406,6 +412,13 @@ TenantStatus SchedCore::status_of(const Tenant& t) const {
   s.lp_waiting = static_cast<uint32_t>(t.waiting.size());
   s.lp_in_flight = t.info.lp_in_flight;
   s.outstanding = t.info.outstanding;
+  s.kube = d.kube;
+  s.busy_ns = t.busy_ns;
+  if (t.info.outstanding > 0) {
+    const uint64_t now = ::fikit::now_ns();
+    if (now > t.busy_since_ns) s.busy_ns += now - t.busy_since_ns;
+  }
+  s.grant_latency = t.grant_latency;
   if (ops_->tenant_stats && t.fault.empty()) {
     s.policy_json = ops_->tenant_stats(policy_state_, t.info.id, true);
     s.policy_text = ops_->tenant_stats(policy_state_, t.info.id, false);

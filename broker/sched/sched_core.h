@@ -25,6 +25,7 @@
 #include "policy/policy.h"
 #include "sched/fifo.h"
 #include "sched/idle_meter.h"
+#include "sched/latency_histogram.h"
 #include "sched/tenant.h"
 
 namespace fikit::broker {
@@ -111,6 +112,9 @@ class SchedCore final : public SchedulerApi {
     uint64_t progress_ns = 0;                      // the last round its outstanding count changed
     uint64_t longest_ns = 0;  // the longest a launch of it stayed outstanding (broker's clock)
     uint64_t launches = 0, granted = 0, expired_count = 0;
+    uint64_t busy_ns = 0;        // closed busy periods (launches outstanding)
+    uint64_t busy_since_ns = 0;  // start of the open one (outstanding > 0)
+    LatencyHistogram grant_latency;
     std::string fault;  // non-empty once faulty
   };
 

@@ -9,6 +9,9 @@
 #include <memory>
 #include <string>
 
+#include "base/kube_pod.h"
+#include "sched/latency_histogram.h"
+
 namespace fikit::broker {
 
 struct TenantDesc {
@@ -21,6 +24,7 @@ struct TenantDesc {
   std::shared_ptr<void> keep;  // keeps the mapping alive while anyone holds the descriptor
   uint64_t admitted_ns = 0;    // CLOCK_MONOTONIC
   std::string note;            // for the tenant to print, e.g. admitted below the priority asked
+  KubeRef kube;                // its Kubernetes pod and container, if any (at registration)
 };
 
 struct TenantStatus {
@@ -42,6 +46,9 @@ struct TenantStatus {
   uint64_t admitted_ns = 0;
   std::string policy_json;  // the policy's statistics of the tenant (PolicyOps::tenant_stats)
   std::string policy_text;  // the same as indented lines ("" if the policy has none)
+  KubeRef kube;
+  uint64_t busy_ns = 0;            // time with launches outstanding (from issue to seen complete)
+  LatencyHistogram grant_latency;  // LP: from the request (client's timestamp) to its grant
 };
 
 }  // namespace fikit::broker

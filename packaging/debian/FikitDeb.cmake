@@ -25,7 +25,7 @@ endif()
 # Everything the package holds, for `make deb` to build without the tests and benchmarks.
 add_custom_target(fikit_package_files)
 add_dependencies(fikit_package_files fikit-broker fikit-run fikit-calibrate fikit)
-foreach(t fikit-audit fikit_man fikit_deb_doc)
+foreach(t fikit-audit fikit-top fikit_man fikit_deb_doc)
   if(TARGET ${t})
     add_dependencies(fikit_package_files ${t})
   endif()

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <linux/ioctl.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <functional>
@@ -15,6 +16,7 @@
 
 #include "gpu_observer.h"
 #include "integration/harness.h"
+#include "integration/operator_users.h"
 #include "integration/status_query.h"
 #include "raw_tenant.h"
 #include "t_bpf.h"
@@ -156,6 +158,70 @@ TEST(BrokerObserver, TableListsTheUnmanagedProcess) {
             std::string::npos)
       << table;
   EXPECT_NE(table.find("6.0M"), std::string::npos) << table;
+}
+
+// gpu.processes in `status` is filtered like the tenants: a user who is not an admin sees the
+// GPU processes that are theirs (by uid) and a count of the others'; root sees all, with uids.
+TEST(BrokerObserver, StatusShowsOthersGpuProcessesToAdminsOnly) {
+  if (!t_can_make_users()) GTEST_SKIP() << "needs root, useradd and groupadd";
+  t_User viewer("gpuview");
+  ASSERT_TRUE(viewer.ok());
+  t::TestDevice dev;
+  ObservedBroker broker(dev, {"--admin-group", "", "--tenant-group", ""});
+  ASSERT_TRUE(broker.loaded());
+  std::string socket_dir = broker.socket().substr(0, broker.socket().rfind('/'));
+  ASSERT_EQ(chmod(socket_dir.c_str(), 0755), 0);  // the viewer reaches the socket
+  t::Child root_child({t::build_file("tests/fikit_bpf_test_child"), "script", dev.path()});
+  ASSERT_EQ(root_child.read_line(), "phase1");
+  // The viewer's process: /dev/null has the test device's numbers and is open to everyone.
+  t::Child own({"/usr/bin/setpriv", "--reuid", std::to_string(viewer.uid()), "--regid",
+                std::to_string(viewer.gid()), "--clear-groups",
+                t::build_file("tests/fikit_bpf_test_child"), "script", "/dev/null"});
+  ASSERT_EQ(own.read_line(), "phase1");
+  auto has_memory = [](const json& p) { return p["device_bytes"].get<uint64_t>() > 0; };
+  ASSERT_FALSE(broker.wait_process(root_child.pid(), has_memory).is_null()) << broker.last();
+  json mine = broker.wait_process(own.pid(), has_memory);
+  ASSERT_FALSE(mine.is_null()) << broker.last();
+  EXPECT_EQ(mine["uid"], viewer.uid());
+  EXPECT_EQ(t_gpu_process(broker.last(), root_child.pid())["uid"], 0) << "root sees every uid";
+
+  t_TempDir d;
+  std::string out;
+  ASSERT_EQ(t_run({t_bin("fikit-broker"), "status", "--json", "--socket", broker.socket()}, d, &out,
+                  &viewer),
+            0)
+      << out;
+  json seen = json::parse(out, nullptr, false);
+  ASSERT_TRUE(seen.is_object()) << out;
+  EXPECT_FALSE(t_gpu_process(seen, own.pid()).is_null()) << "the viewer's own process: " << out;
+  EXPECT_TRUE(t_gpu_process(seen, root_child.pid()).is_null()) << "root's process hidden: " << out;
+  EXPECT_GE(seen["gpu"]["processes_of_others"].get<int>(), 1) << out;
+}
+
+// --bpf-stats: the observer's programs are listed with the kernel's run count and time, which grow
+// with the ioctls they trace (the metrics' fikit_bpf_program_runs_total and _run_seconds_total).
+TEST(BrokerObserver, BpfStatsCountTheProgramsRuns) {
+  t::TestDevice dev;
+  ObservedBroker broker(dev, {"--bpf-stats"});
+  ASSERT_TRUE(broker.loaded());
+  t::Child child({t::build_file("tests/fikit_bpf_test_child"), "script", dev.path()});
+  ASSERT_EQ(child.read_line(), "phase1");
+  ASSERT_FALSE(
+      broker
+          .wait_process(child.pid(),
+                        [](const json& p) { return p["device_bytes"].get<uint64_t>() > 0; })
+          .is_null());
+  const json& g = broker.last()["gpu"];
+  EXPECT_EQ(g["run_stats"], true) << g.dump();
+  uint64_t runs = 0, run_ns = 0;
+  for (const json& p : g["programs"]) {
+    EXPECT_FALSE(p["name"].get<std::string>().empty());
+    runs += p["runs"].get<uint64_t>();
+    run_ns += p["run_ns"].get<uint64_t>();
+  }
+  EXPECT_GE(g["programs"].size(), 2u) << g.dump();
+  EXPECT_GE(runs, t::kScriptRmAllocs) << g.dump();
+  EXPECT_GT(run_ns, 0u) << g.dump();
 }
 
 // Issue the driver calls of a process with one context and 2 MiB of device memory.

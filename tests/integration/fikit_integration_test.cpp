@@ -136,6 +136,14 @@ TEST_F(FikitIntegration, ProfileSavedOnStopAndLoadedByTheNextBroker) {
   ASSERT_FALSE(saved.is_discarded());
   EXPECT_EQ(saved.value("tenant", ""), "serve");
   EXPECT_EQ(saved["keys"].size(), 1u);
+  ASSERT_FALSE(saved["keys"].empty());
+  EXPECT_EQ(saved["keys"][0].value("name", ""), "spin") << "the kernel name the tenant published";
+  t_Proc show =
+      t_spawn({t_bin("fikit-broker"), "profile", "show", "serve", "--profile-dir", profiles}, {},
+              dir.file("show"));
+  ASSERT_TRUE(t_wait(show, 10s));
+  EXPECT_NE(t_read_file(show.out_path).find(" spin\n"), std::string::npos)
+      << t_read_file(show.out_path) << t_read_file(show.err_path);
 
   t_Broker broker(dir, "fikit", {"--profile-dir", profiles});
   std::vector<std::string> longer = kHp;

@@ -4,10 +4,12 @@
 A broker under the priority policy; a raw HP tenant records a launch every 10 ms that never
 completes, so the LP tenant (fikit-chain on the simulated driver) never gets a grant. fikit-top
 runs in a detached tmux session of 80x24: capture-pane must show both tenants and the LP one
-flagged STARVING; `s` changes the sort, `h` shows the help, `q` quits (the session ends).
+flagged STARVING, the GPU's busy/filled/idle sparklines (the HP tenant, never done, keeps it 100%
+busy) and the HP latency and slowdown columns; `s` changes the sort, `h` shows the help, `q` quits (the session ends).
 `fikit-top --once` prints the same view as text within 80 columns.
 """
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -72,9 +74,11 @@ def main():
                           lambda: "STARVING" in pane() and pane(), show=pane)
         print(screen)
         for want in ("fikit-top", "rogue", "fikit-chain", "HP", "low", "STARVING: waiting",
-                     "sort: priority"):
+                     "sort: priority", "  filled [", "  idle   [", "P50", "P99", "SLOW50/99"):
             if want not in screen:
                 fail("%r not on the screen:\n%s" % (want, screen))
+        wait_for("the busy sparkline at 100%",
+                 lambda: re.search(r"^  busy   \[[ .:=+*#-]*\] 100%$", pane(), re.M), show=pane)
         rows = screen.splitlines()
         if len(rows) > 24 or any(len(r) > 80 for r in rows):
             fail("the screen does not fit 80x24")

@@ -122,6 +122,18 @@ def main():
         r = wait_for("an LP launch rate above zero in Prometheus", lp_rate)
         print("LP launch rate: %s/s" % r[0]["value"][1])
 
+        # Each grant's latency is in the LP tenant's histogram: as many as its grants.
+        def grant_latency():
+            n = query(prom, 'fikit_grant_latency_seconds_count{class="lp"}')
+            g = query(prom, 'fikit_tenant_grants_total{class="lp"}')
+            return (n and g and float(n[0]["value"][1]) > 0 and
+                    float(n[0]["value"][1]) == float(g[0]["value"][1]) and n)
+        r = wait_for("the LP tenant's grant latency count (= its grants) in Prometheus",
+                     grant_latency)
+        q = query(prom, 'histogram_quantile(0.5, fikit_grant_latency_seconds_bucket{class="lp"})')
+        print("LP grants with a latency: %s; median grant latency %s s" %
+              (r[0]["value"][1], q[0]["value"][1] if q else "?"))
+
         want = HP_REQUESTS * HP_KERNELS
 
         def hp_count():
@@ -158,8 +170,15 @@ def main():
                 fail("python3-prometheus-client is missing (scripts/install-deps.sh installs it)")
         # The parser names a counter family without its _total.
         families = {f.name: f.type for f in text_string_to_metric_families(page)}
-        for name, kind in (("fikit_tenant_launches", "counter"), ("fikit_build_info", "gauge"),
-                           ("fikit_tenant_lp_waiting", "gauge")):
+        want_families = [("fikit_tenant_launches", "counter"), ("fikit_build_info", "gauge"),
+                         ("fikit_tenant_lp_waiting", "gauge"),
+                         ("fikit_grant_latency_seconds", "histogram"),
+                         ("fikit_broker_cpu_seconds", "counter"),
+                         ("fikit_tenant_busy_seconds", "counter")]
+        if "fikit_bpf_observer_loaded 1\n" in page:
+            want_families += [("fikit_bpf_program_runs", "counter"),
+                              ("fikit_bpf_program_run_seconds", "counter")]
+        for name, kind in want_families:
             if families.get(name) != kind:
                 fail("family %s: %s (want %s)" % (name, families.get(name), kind))
         print("PASS")

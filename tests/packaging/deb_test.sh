@@ -67,14 +67,14 @@ grep '^W:' "$tmp/lintian" || true
 
 dpkg -i "$deb" >"$tmp/dpkg" 2>&1 || fail "dpkg -i: $(cat "$tmp/dpkg")"
 for g in fikit fikit-hp; do getent group $g >/dev/null || fail "postinst did not create group $g"; done
-for f in /usr/bin/fikit-broker /usr/bin/fikit-run /usr/bin/fikit-calibrate \
+for f in /usr/bin/fikit-broker /usr/bin/fikit-run /usr/bin/fikit-calibrate /usr/bin/fikit-top \
   /lib/systemd/system/fikit-broker.service /etc/fikit/broker.conf /usr/include/fikit/client.h \
-  /usr/share/bash-completion/completions/fikit-run; do
+  /usr/share/bash-completion/completions/fikit-run /usr/share/bash-completion/completions/fikit-top; do
   [ -e "$f" ] || fail "$f not installed"
 done
 # Minimal images tell dpkg not to unpack /usr/share/man (path-exclude): look in the package.
 dpkg-deb -c "$deb" >"$tmp/contents"
-for f in man8/fikit-broker.8.gz man1/fikit-run.1.gz; do
+for f in man8/fikit-broker.8.gz man1/fikit-run.1.gz man1/fikit-top.1.gz; do
   grep -q "usr/share/man/$f\$" "$tmp/contents" || fail "no $f in the package"
 done
 libfikit=$(dpkg -L fikit | grep '/libfikit\.so$')
@@ -110,6 +110,9 @@ FIKIT_LOG=info /usr/bin/fikit-run --priority low --name pkg-deb --socket "$sock"
   fail "tenant failed: $(cat "$tmp/tenant.err")"
 grep -q "registered with the broker as tenant .* 'pkg-deb'" "$tmp/tenant.err" ||
   fail "the tenant did not register: $(cat "$tmp/tenant.err")"
+/usr/bin/fikit-top --once --delay 0.2 --socket "$sock" >"$tmp/top.out" 2>&1 ||
+  fail "fikit-top --once failed: $(cat "$tmp/top.out")"
+grep -q "^fikit-top  broker pid $broker_pid" "$tmp/top.out" || fail "fikit-top: $(cat "$tmp/top.out")"
 /usr/bin/fikit-broker stop --socket "$sock" >/dev/null 2>&1 || fail "fikit-broker stop failed"
 wait "$broker_pid" || fail "broker exited with status $?: $(cat "$tmp/broker.err")"
 broker_pid=""

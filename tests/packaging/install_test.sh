@@ -56,6 +56,12 @@ FIKIT_LOG=info "$bin/fikit-run" --priority low --name pkg-install --socket "$soc
   fail "tenant failed (exit $?): $(cat "$tmp/tenant.err")"
 grep -q "registered with the broker as tenant .* 'pkg-install'" "$tmp/tenant.err" ||
   fail "the tenant did not register with the installed broker: $(cat "$tmp/tenant.err")"
+if [ -e "$bin/fikit-top" ]; then
+  "$bin/fikit-top" --once --delay 0.2 --socket "$sock" >"$tmp/top.out" 2>&1 ||
+    fail "installed fikit-top --once failed: $(cat "$tmp/top.out")"
+  grep -q "^fikit-top  broker pid $broker_pid" "$tmp/top.out" ||
+    fail "installed fikit-top did not show the broker: $(cat "$tmp/top.out")"
+fi
 
 "$bin/fikit-broker" stop --socket "$sock" >/dev/null 2>"$tmp/stop.err" ||
   fail "installed fikit-broker stop failed: $(cat "$tmp/stop.err")"

@@ -8,7 +8,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 command -v man >/dev/null || { echo "SKIP: man (man-db) is not installed"; exit 77; }
 
 declare -A option=([fikit-broker]=--policy [fikit-run]=--priority [fikit-calibrate]=--rounds
-                   [fikit-audit]=--interval)
+                   [fikit-audit]=--interval [fikit-top]=--starve-after)
 n=0
 for page in "$dir"/*.gz; do
   base=$(basename "$page" .gz) program=${base%.*}

@@ -9,10 +9,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "base/kube_pod.h"
 #include "base/uring_loop.h"
 #include "metrics/exposition.h"
 #include "metrics/http_server.h"
@@ -20,6 +24,10 @@
 
 namespace fikit::broker::metrics {
 namespace {
+
+using ::fikit::broker::kube_names;
+using ::fikit::broker::kube_ref_of_cgroup;
+using ::fikit::broker::KubeRef;
 
 using nlohmann::json;
 
@@ -45,7 +53,7 @@ TEST(Exposition, ValuesAndFamilies) {
             "fikit_y_seconds_bucket{gpu=\"0\",le=\"0.001\"} 2\n"
             "fikit_y_seconds_bucket{gpu=\"0\",le=\"0.01\"} 5\n"
             "fikit_y_seconds_bucket{gpu=\"0\",le=\"+Inf\"} 6\n"
-            "fikit_y_seconds_sum{gpu=\"0\"} 0.029999999999999999\n"
+            "fikit_y_seconds_sum{gpu=\"0\"} 0.03\n"
             "fikit_y_seconds_count{gpu=\"0\"} 6\n");
 }
 
@@ -63,19 +71,89 @@ TEST(ListenAddress, ParsesAndRefuses) {
   EXPECT_NE(parse_listen_address("9842").status().message().find("ADDR:PORT"), std::string::npos);
 }
 
-TEST(PodOfCgroup, CgroupfsAndSystemdPaths) {
-  PodRef r = pod_of_cgroup(
-      "0::/kubepods/burstable/pod5e6f7a8b-1c2d-4e3f-9a0b-1c2d3e4f5a6b/"
-      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n");
-  EXPECT_EQ(r.pod, "5e6f7a8b-1c2d-4e3f-9a0b-1c2d3e4f5a6b");
-  EXPECT_EQ(r.container, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
-  r = pod_of_cgroup(
-      "0::/kubepods.slice/kubepods-besteffort.slice/"
-      "kubepods-besteffort-pod5e6f7a8b_1c2d_4e3f_9a0b_1c2d3e4f5a6b.slice/"
-      "cri-containerd-abcdef0123.scope\n");
-  EXPECT_EQ(r.pod, "5e6f7a8b-1c2d-4e3f-9a0b-1c2d3e4f5a6b");
-  EXPECT_EQ(r.container, "abcdef0123");
-  EXPECT_TRUE(pod_of_cgroup("0::/user.slice/user-1000.slice/session-2.scope\n").pod.empty());
+constexpr const char* kUid = "5e6f7a8b-1c2d-4e3f-9a0b-1c2d3e4f5a6b";
+constexpr const char* kUidSystemd = "5e6f7a8b_1c2d_4e3f_9a0b_1c2d3e4f5a6b";
+const std::string kId = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+// /proc/<pid>/cgroup as the kernel writes it for containers of the common runtimes, under both
+// kubelet cgroup drivers, on cgroup v2 and v1.
+TEST(KubePod, CgroupPathsOfBothDriversAndTheRuntimes) {
+  struct Case {
+    std::string text;
+    bool container;
+  };
+  const std::vector<Case> cases = {
+      // cgroupfs driver, containerd (v2)
+      {"0::/kubepods/burstable/pod" + std::string(kUid) + "/" + kId + "\n", true},
+      // cgroupfs, Guaranteed QoS (no QoS level), v1 with several hierarchies
+      {"12:memory:/kubepods/pod" + std::string(kUid) + "/" + kId +
+           "\n11:cpu,cpuacct:/kubepods/pod" + kUid + "/" + kId + "\n0::/\n",
+       true},
+      // systemd driver, containerd
+      {"0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" +
+           std::string(kUidSystemd) + ".slice/cri-containerd-" + kId + ".scope\n",
+       true},
+      // systemd driver, CRI-O
+      {"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" +
+           std::string(kUidSystemd) + ".slice/crio-" + kId + ".scope\n",
+       true},
+      // systemd driver, Guaranteed, docker (cri-dockerd)
+      {"0::/kubepods.slice/kubepods-pod" + std::string(kUidSystemd) + ".slice/docker-" + kId +
+           ".scope\n",
+       true},
+      // kind: a node in a container, systemd driver below the node's own cgroup
+      {"0::/system.slice/docker-aaaa.scope/kubelet.slice/kubelet-kubepods.slice/"
+       "kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod" +
+           std::string(kUidSystemd) + ".slice/cri-containerd-" + kId + ".scope\n",
+       true},
+      // a process in the pod's cgroup itself (no container below it)
+      {"0::/kubepods/besteffort/pod" + std::string(kUid) + "\n", false},
+      // CRI-O's container monitor is no container
+      {"0::/kubepods.slice/kubepods-pod" + std::string(kUidSystemd) + ".slice/crio-conmon-" + kId +
+           ".scope\n",
+       false},
+  };
+  for (const Case& c : cases) {
+    KubeRef r = kube_ref_of_cgroup(c.text);
+    EXPECT_EQ(r.pod_uid, kUid) << c.text;
+    EXPECT_EQ(r.container_id, c.container ? kId : "") << c.text;
+  }
+  for (const char* none :
+       {"0::/user.slice/user-1000.slice/session-2.scope\n", "0::/\n", "",
+        "0::/kubepods/burstable/pod../../etc/\n", "0::/kubepods/burstable/podnot-a-uuid/x\n",
+        "garbage without colons kubepods\n",
+        "0::/kubepods/burstable/pod5E6F7A8B-1C2D-4E3F-9A0B-1C2D3E4F5A6B/x\n"})
+    EXPECT_TRUE(kube_ref_of_cgroup(none).pod_uid.empty()) << none;
+}
+
+// The kubelet's log links name the pod, its namespace and the container; what is not a
+// well-formed name is ignored.
+TEST(KubePod, NamesFromTheKubeletsLogs) {
+  char tmpl[] = "/tmp/fikit-kube-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string root = tmpl;
+  std::filesystem::create_directories(root + "/containers");
+  std::filesystem::create_directories(root + "/pods/ml_resnet-serve-7d9f_" + std::string(kUid));
+  auto touch = [&](const std::string& f) { std::ofstream(root + "/containers/" + f) << ""; };
+  touch("other-pod_ml_x-" + std::string(64, 'f') + ".log");
+  touch("Bad_NAME_x-" + kId + ".log");
+  KubeRef r;
+  r.pod_uid = kUid;
+  r.container_id = kId;
+  kube_names(&r, root);
+  EXPECT_EQ(r.pod, "resnet-serve-7d9f") << "from /var/log/pods when no container link is good";
+  EXPECT_EQ(r.ns, "ml");
+  EXPECT_EQ(r.container, "");
+  touch("resnet-serve-7d9f_ml_infer-" + kId + ".log");
+  r = KubeRef{kUid, kId, "", "", ""};
+  kube_names(&r, root);
+  EXPECT_EQ(r.pod, "resnet-serve-7d9f");
+  EXPECT_EQ(r.ns, "ml");
+  EXPECT_EQ(r.container, "infer");
+  r = KubeRef{};
+  kube_names(&r, root);
+  EXPECT_EQ(r.pod, "") << "no pod, no names";
+  std::filesystem::remove_all(root);
 }
 
 // An HTTP server on a loop thread; request() sends raw bytes and reads the whole answer.
@@ -150,16 +228,26 @@ TEST_F(HttpServerTest, RequestInPiecesAndAPageLargerThanASocketBuffer) {
 }
 
 TEST(MetricsPage, TenantsAndDepartedTenantsWithTheirLabels) {
-  json t{{"id", 1},       {"pid", 0},        {"uid", 1000}, {"name", "serve"},
-         {"priority", 0}, {"launches", 250}, {"granted", 0}};
+  json t{{"id", 1},       {"pid", 0},        {"uid", 1000},  {"name", "serve"},
+         {"priority", 0}, {"launches", 250}, {"granted", 0}, {"busy_s", 1.5}};
   json gone{{"id", 2},       {"pid", 0},
             {"uid", 1001},   {"name", "train \"x\""},
             {"priority", 2}, {"launches", 9},
             {"granted", 9},  {"policy", {{"fill_busy_ns", 2'500'000'000}}}};
+  json in_pod{{"id", 3},
+              {"uid", 1002},
+              {"name", "trainer"},
+              {"priority", 2},
+              {"launches", 9},
+              {"granted", 9},
+              {"kubernetes",
+               {{"pod_uid", kUid}, {"pod", "trainer-0"}, {"namespace", "ml"}, {"container", ""}}},
+              {"grant_latency",
+               {{"count", 9}, {"sum_s", 0.0045}, {"le_s", {1e-5, 1e-3}}, {"cumulative", {2, 9}}}}};
   json doc{{"version", "0.1.0"},
            {"broker", {{"abi", "1.0"}, {"policy", "fikit"}, {"tenants", 1}}},
            {"gpus", json::array({{{"index", 0}, {"uuid", "GPU-1"}}})},
-           {"tenants", json::array({t})},
+           {"tenants", json::array({t, in_pod})},
            {"departed_tenants", json::array({gone})}};
   MetricsPage page;
   const std::string text = page.page(doc);
@@ -179,6 +267,23 @@ TEST(MetricsPage, TenantsAndDepartedTenantsWithTheirLabels) {
             std::string::npos)
       << text;
   EXPECT_NE(text.find("fikit_tenants{gpu=\"GPU-1\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("fikit_tenant_busy_seconds_total{gpu=\"GPU-1\",tenant=\"serve\""),
+            std::string::npos)
+      << text;
+  // The pod's labels (an empty container name is left out), and the grant latency histogram.
+  const std::string pod =
+      "class=\"lp\",pod_uid=\"" + std::string(kUid) + "\",pod=\"trainer-0\",namespace=\"ml\"";
+  EXPECT_NE(text.find(pod + "} 9\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE fikit_grant_latency_seconds histogram\n"), std::string::npos);
+  EXPECT_NE(text.find("fikit_grant_latency_seconds_bucket{gpu=\"GPU-1\",tenant=\"trainer\""),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(pod + ",le=\"0.001\"} 9\n"), std::string::npos) << text;
+  EXPECT_NE(text.find(pod + ",le=\"+Inf\"} 9\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("fikit_grant_latency_seconds_count{"), std::string::npos) << text;
+  EXPECT_EQ(text.find("fikit_grant_latency_seconds_bucket{gpu=\"GPU-1\",tenant=\"serve\""),
+            std::string::npos)
+      << "no histogram for a tenant without grants";
 }
 
 }  // namespace

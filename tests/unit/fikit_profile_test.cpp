@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "fikit_fake_sched.h"
+#include "policy/fikit/key_names.h"
 #include "policy/fikit/profile.h"
 
 namespace fikit::broker {
@@ -149,6 +151,61 @@ TEST(FikitProfile, CliShowExportImportList) {
   EXPECT_FALSE(fikit_profile_import(dir.path, "bad", "{", &err));
   EXPECT_NE(err.find("not valid JSON"), std::string::npos) << err;
   EXPECT_FALSE(std::filesystem::exists(dir.path + "/bad.json"));
+}
+
+// A key-name table as a tenant's segment holds it, written by hand (the client's writer is
+// libfikit's; here the bytes are whatever a hostile tenant might leave).
+struct t_NameTable {
+  std::unique_ptr<KeyNameTable> t = std::make_unique<KeyNameTable>();
+  void put(uint64_t key, const std::string& bytes) {
+    uint32_t i = t->claimed.fetch_add(1);
+    std::memset(t->entries[i].name, 0, kKeyNameLen);
+    std::memcpy(t->entries[i].name, bytes.data(), std::min<size_t>(bytes.size(), kKeyNameLen));
+    t->entries[i].kernel_key.store(key);
+  }
+};
+
+TEST(FikitProfile, KernelNamesAreCollectedSavedAndShown) {
+  t_TmpDir dir;
+  fp::TenantData td = t_learned("serve");
+  t_NameTable names;
+  names.put(kKeyHp, "_Z6matmulPfS_i");
+  names.put(kKeyLp, "evil\x1b[2Jname\xff");
+  names.put(0x9999, "not_a_key_of_the_profile");
+  fp::collect_key_names(td, names.t.get());
+  ASSERT_EQ(td.key_names.size(), 2u);
+  EXPECT_EQ(td.key_names[kKeyLp], "evil?[2Jname?") << "control bytes and bad UTF-8 replaced";
+  std::string err, out;
+  ASSERT_TRUE(fp::profile_save(td, dir.path, &err)) << err;
+  ASSERT_TRUE(fikit_profile_show(dir.path, "serve", &out, &err)) << err;
+  EXPECT_NE(out.find(" kernel\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("matmul(float*, float*, int)\n"), std::string::npos) << "demangled: " << out;
+  EXPECT_NE(out.find("evil?[2Jname?\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find('\x1b'), std::string::npos) << out;
+  // A profile whose names are not what a tenant could have published is rejected.
+  auto j = nlohmann::json::parse(fp::profile_to_json(td));
+  j["keys"][0]["name"] = std::string(200, 'x');
+  t_expect_rejected(j.dump(), "bad kernel name");
+  j["keys"][0]["name"] = "tab\there";
+  t_expect_rejected(j.dump(), "bad kernel name");
+  j["keys"][0]["name"] = 7;
+  t_expect_rejected(j.dump(), "key #0");
+}
+
+TEST(FikitProfile, KernelNamesAreCutWithAMarker) {
+  EXPECT_EQ(fp::key_name_display("short", 40), "short");
+  EXPECT_EQ(fp::key_name_display(std::string(30, 'a'), 10), std::string(9, 'a') + "~");
+  // A name that filled the client's entry may have been cut by the client.
+  EXPECT_EQ(fp::key_name_display(std::string(kKeyNameLen - 1, 'b'), 60),
+            std::string(kKeyNameLen - 1, 'b') + "~");
+  // A mangled name cut by the client does not demangle: shown as it is, marked.
+  std::string cut_mangled = "_ZN5torch8autograd" + std::string(kKeyNameLen - 1 - 18, 'x');
+  EXPECT_EQ(fp::key_name_display(cut_mangled, 60), cut_mangled + "~");
+  // Cut on a UTF-8 boundary.
+  EXPECT_EQ(fp::key_name_display("ab\xc3\xa9\xc3\xa9", 4), "ab~");
+  EXPECT_EQ(fp::key_name_problem("ok"), "");
+  EXPECT_NE(fp::key_name_problem(""), "");
+  EXPECT_NE(fp::key_name_problem("caf\xe9"), "");
 }
 
 // Run an HP task with 300 us gaps and a LP task with 50 us kernels; return the LP grants the

@@ -3,6 +3,7 @@
 #include <curses.h>
 #include <fikit/protocol.h>
 #include <fikit/util.h>
+#include <fikit/version.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -20,10 +21,12 @@ namespace {
 constexpr const char kUsage[] =
     R"(usage: fikit-top [--socket PATH] [--delay S] [--starve-after S] [--once]
 
-A live view of the tenants of fikit-broker: per GPU, tenants sorted by
-priority with launches and grants per second, the LP tenants' harvest of
-HP gaps, the HP tenants' gap hits and misses, LP tenants that wait without a
-grant flagged as starving, and a sparkline of the GPU's launches per second.
+A live view of the tenants of fikit-broker: per GPU, sparklines of the time
+HP tenants kept it busy, LP kernels filled HP gaps, and it idled; the HP
+tenants with launches per second, request latency p50/p99, slowdown against
+their latency alone (- where the broker does not say), gap hits and misses;
+the LP tenants with launches and grants per second and their harvest of HP
+gaps, flagged as starving when they wait without a grant.
 
 options:
   -s, --socket PATH     the broker's socket (default: $FIKIT_SOCKET, else
@@ -34,6 +37,7 @@ options:
   --once                print one snapshot (two samples --delay apart) as
                         text and exit
   -h, --help            show this help message and exit
+  --version             print the version, the ABI and the commit, and exit
 
 keys: s sort (priority, launch rate, name), p pause, h help, q quit
 
@@ -53,7 +57,7 @@ struct Options {
   bool once = false;
 };
 
-enum { kStarveAfter = 256, kOnce };
+enum { kStarveAfter = 256, kOnce, kVersion };
 
 int usage_error(const std::string& what) {
   fprintf(stderr, "fikit-top: %s (see --help)\n", what.c_str());
@@ -160,6 +164,7 @@ int main(int argc, char** argv) {
                           {"starve-after", required_argument, nullptr, kStarveAfter},
                           {"once", no_argument, nullptr, kOnce},
                           {"help", no_argument, nullptr, 'h'},
+                          {"version", no_argument, nullptr, kVersion},
                           {nullptr, 0, nullptr, 0}};
   Options o;
   const char* env = getenv("FIKIT_SOCKET");
@@ -183,6 +188,9 @@ int main(int argc, char** argv) {
         break;
       case 'h':
         fputs(kUsage, stdout);
+        return 0;
+      case kVersion:
+        printf("%s\n", fikit::version_text("fikit-top").c_str());
         return 0;
       default:
         return usage_error(std::string(c == ':' ? "missing value for " : "unknown option ") +

@@ -15,6 +15,35 @@ uint64_t u64(const json& j, const char* key) {
   return it != j.end() && it->is_number() ? it->get<uint64_t>() : 0;
 }
 
+// t[obj][key] as a number, or -1 when absent or null (a broker that does not measure it).
+double maybe(const json& t, const char* obj, const char* key) {
+  auto o = t.find(obj);
+  if (o == t.end() || !o->is_object()) return -1;
+  auto v = o->find(key);
+  return v != o->end() && v->is_number() ? v->get<double>() : -1;
+}
+
+std::string us_text(double us) {
+  char buf[32];
+  if (us < 0) return "-";
+  if (us < 10'000)
+    snprintf(buf, sizeof(buf), "%.0fus", us);
+  else if (us < 10'000'000)
+    snprintf(buf, sizeof(buf), "%.1fms", us / 1e3);
+  else
+    snprintf(buf, sizeof(buf), "%.0fs", us / 1e6);
+  return buf;
+}
+
+std::string slow_text(double s50, double s99) {
+  if (s50 < 0 && s99 < 0) return "-";
+  char a[16] = "-", b[16] = "-", buf[40];
+  if (s50 >= 0) snprintf(a, sizeof(a), "%.2f", s50);
+  if (s99 >= 0) snprintf(b, sizeof(b), "%.2f", s99);
+  snprintf(buf, sizeof(buf), "%s/%s", a, b);
+  return buf;
+}
+
 uint64_t policy_u64(const json& t, const char* key) {
   auto p = t.find("policy");
   return p != t.end() && p->is_object() ? u64(*p, key) : 0;
@@ -56,11 +85,14 @@ const char* kHelp[] = {
     "  q      quit",
     "",
     "  L/s G/s   launches and grants per second since the last sample",
-    "  HARV      LP: share of wall time its kernels ran in HP gaps (fikit)",
+    "  P50 P99   HP: request latency (first launch after a drain to the drain)",
+    "  SLOW      HP: slowdown p50/p99 against its latency alone (- unknown)",
     "  HIT MISS  HP: gaps filled as predicted, and mispredicted, since start",
     "  FMISS     HP: gaps that ended while LP work still ran (fill misses)",
+    "  HARV      LP: share of wall time its kernels ran in HP gaps (fikit)",
     "  STARVING  LP waiting without a grant for longer than --starve-after",
-    "  sparkline GPU launches per second, the last two minutes",
+    "  busy      GPU time HP tenants had work outstanding, last two minutes",
+    "  filled    GPU time LP kernels ran in HP gaps; idle: the rest",
 };
 
 }  // namespace
@@ -77,14 +109,16 @@ const char* sort_name(SortKey k) {
   return "?";
 }
 
-std::string sparkline(const std::deque<double>& v, size_t width) {
+std::string sparkline(const std::deque<double>& v, size_t width, double top) {
   static const char kLevels[] = " .:-=+*#";
   size_t n = std::min(v.size(), width);
-  double top = 0;
-  for (size_t i = v.size() - n; i < v.size(); i++) top = std::max(top, v[i]);
+  if (top <= 0)
+    for (size_t i = v.size() - n; i < v.size(); i++) top = std::max(top, v[i]);
   std::string out;
   for (size_t i = v.size() - n; i < v.size(); i++)
-    out += top > 0 ? kLevels[std::min<size_t>(7, static_cast<size_t>(v[i] / top * 7.999))] : ' ';
+    out += top > 0 && v[i] > 0
+               ? kLevels[std::min<size_t>(7, static_cast<size_t>(v[i] / top * 7.999))]
+               : ' ';
   return out;
 }
 
@@ -92,10 +126,15 @@ void View::update(const json& doc, double t) {
   doc_ = doc;
   rows_.clear();
   std::map<uint32_t, Seen> next;
-  double total_rate = 0;
+  std::map<uint32_t, GpuShare> share;  // per GPU: busy and filled seconds over dt, summed
   for (const json& j : doc.value("tenants", json::array())) {
     TenantRow r;
     r.id = j.value("id", 0u);
+    r.gpu = j.value("gpu", 0u);
+    r.p50_us = maybe(j, "request_latency", "p50_us");
+    r.p99_us = maybe(j, "request_latency", "p99_us");
+    r.slow50 = maybe(j, "slowdown", "p50");
+    r.slow99 = maybe(j, "slowdown", "p99");
     r.name = j.value("name", std::string());
     r.priority = j.value("priority", 0u);
     r.state = j.value("state", std::string());
@@ -105,6 +144,7 @@ void View::update(const json& doc, double t) {
     s.launches = u64(j, "launches");
     s.granted = u64(j, "granted");
     s.fill_busy_ns = policy_u64(j, "fill_busy_ns");
+    s.busy_s = j.value("busy_s", 0.0);
     uint64_t hits = policy_u64(j, "gap_hits"), misses = policy_u64(j, "gap_misses"),
              fmiss = policy_u64(j, "fill_misses");
     auto it = seen_.find(r.id);
@@ -122,6 +162,11 @@ void View::update(const json& doc, double t) {
         r.harvest_share =
             static_cast<double>(s.fill_busy_ns - std::min(s.fill_busy_ns, p.fill_busy_ns)) * 1e-9 /
             dt;
+        GpuShare& g = share[r.gpu];
+        if (r.priority == 0)
+          g.busy += std::max(0.0, s.busy_s - p.busy_s) / dt;
+        else
+          g.filled += r.harvest_share;
       }
       s.first_hits = p.first_hits;
       s.first_misses = p.first_misses;
@@ -132,14 +177,25 @@ void View::update(const json& doc, double t) {
     r.gap_misses = misses - std::min(misses, s.first_misses);
     r.fill_misses = fmiss - std::min(fmiss, s.first_fill_misses);
     if (r.priority > 0 && r.waiting > 0) r.starving_s = t - s.last_grant_t;
-    total_rate += r.launch_rate;
     next[r.id] = s;
     rows_.push_back(std::move(r));
   }
-  if (!seen_.empty()) {
-    history_.push_back(total_rate);
-    if (history_.size() > kHistory) history_.pop_front();
+  // Shares of the wall time; several HP tenants may be busy at once, so the sum is capped.
+  for (auto& [gpu, g] : share) {
+    g.busy = std::min(1.0, g.busy);
+    g.filled = std::min(1.0 - g.busy, g.filled);
+    g.idle = 1.0 - g.busy - g.filled;
+    std::deque<GpuShare>& h = history_[gpu];
+    h.push_back(g);
+    if (h.size() > kHistory) h.pop_front();
   }
+  if (!seen_.empty())  // a GPU whose tenants are all new (or none): all idle
+    for (const json& g : doc.value("gpus", json::array()))
+      if (uint32_t i = g.value("index", 0u); !share.count(i)) {
+        std::deque<GpuShare>& h = history_[i];
+        h.push_back(GpuShare{0, 0, 1});
+        if (h.size() > kHistory) h.pop_front();
+      }
   seen_ = std::move(next);
 }
 
@@ -154,9 +210,19 @@ std::vector<std::string> View::lines(const Settings& st, size_t width, size_t he
   }
   const json& b = doc_.value("broker", json::object());
   char buf[256];
-  snprintf(buf, sizeof(buf), "fikit-top  broker pid %d, policy %s, %zu tenant(s)%s",
+  // The HP slowdown budget, when the broker has one ("budget": {"p50", "p99"}).
+  std::string budget;
+  if (auto bu = doc_.find("budget"); bu != doc_.end() && bu->is_object())
+    for (const char* q : {"p50", "p99"})
+      if (auto v = bu->find(q); v != bu->end() && v->is_number()) {
+        char one[32];
+        snprintf(one, sizeof(one), "%s %s<=%.2f", budget.empty() ? ", budget" : "", q,
+                 v->get<double>());
+        budget += one;
+      }
+  snprintf(buf, sizeof(buf), "fikit-top  broker pid %d, policy %s, %zu tenant(s)%s%s",
            b.value("pid", 0), b.value("policy", std::string("?")).c_str(), rows_.size(),
-           st.paused ? "  [paused]" : "");
+           budget.c_str(), st.paused ? "  [paused]" : "");
   add(buf);
   std::vector<TenantRow> rows = rows_;
   std::stable_sort(rows.begin(), rows.end(), [&](const TenantRow& a, const TenantRow& c) {
@@ -166,34 +232,63 @@ std::vector<std::string> View::lines(const Settings& st, size_t width, size_t he
   });
   const json gpus = doc_.value("gpus", json::array({json::object()}));
   for (const json& g : gpus) {
+    const uint32_t index = g.value("index", 0u);
     std::string uuid = g.value("uuid", std::string());
     std::string model = g.value("model", std::string());
-    snprintf(buf, sizeof(buf), "GPU %d %s%s%s", g.value("index", 0),
-             model.empty() ? "" : model.c_str(), model.empty() ? "" : " ",
-             uuid.empty() ? "" : uuid.c_str());
+    snprintf(buf, sizeof(buf), "GPU %u %s%s%s", index, model.empty() ? "" : model.c_str(),
+             model.empty() ? "" : " ", uuid.empty() ? "" : uuid.c_str());
     add(buf);
-    std::string spark = sparkline(history_, width > 22 ? width - 22 : 1);
-    snprintf(buf, sizeof(buf), "  launches/s [%s] %s", spark.c_str(),
-             rate(history_.empty() ? 0 : history_.back()).c_str());
-    add(buf);
-    add("");
-    snprintf(buf, sizeof(buf), "%4s %-15s %-6s %-6s %6s %6s %5s %5s %5s %5s %s", "ID", "NAME",
-             "PRIO", "STATE", "L/s", "G/s", "WAIT", "HARV", "HIT", "MISS", "FMISS");
-    add(buf);
-    for (const TenantRow& r : rows) {
-      const bool lp = r.priority > 0;
-      const bool starving = lp && r.starving_s >= st.starve_after_s;
-      char harv[16] = "-";
-      if (lp) snprintf(harv, sizeof(harv), "%.0f%%", 100 * r.harvest_share);
-      snprintf(buf, sizeof(buf), "%4u %-15s %-6s %-6.6s %6s %6s %5u %5s %5s %5s %s", r.id,
-               fit(r.name, 15).c_str(), priority_label(r.priority).c_str(), r.state.c_str(),
-               rate(r.launch_rate).c_str(), lp ? rate(r.grant_rate).c_str() : "-", r.waiting, harv,
-               lp ? "-" : std::to_string(r.gap_hits).c_str(),
-               lp ? "-" : std::to_string(r.gap_misses).c_str(),
-               lp ? "" : std::to_string(r.fill_misses).c_str());
+    // Three sparklines of the GPU's time, each scaled to 100%.
+    auto h = history_.find(index);
+    const std::deque<GpuShare> none;
+    const std::deque<GpuShare>& hist = h == history_.end() ? none : h->second;
+    struct Part {
+      const char* label;
+      double GpuShare::*share;
+    };
+    for (Part part : {Part{"busy", &GpuShare::busy}, Part{"filled", &GpuShare::filled},
+                      Part{"idle", &GpuShare::idle}}) {
+      std::deque<double> v;
+      for (const GpuShare& x : hist) v.push_back(x.*part.share);
+      std::string spark = sparkline(v, width > 20 ? width - 20 : 1, 1.0);
+      char pct[16] = "-";
+      if (!v.empty()) snprintf(pct, sizeof(pct), "%.0f%%", 100 * v.back());
+      snprintf(buf, sizeof(buf), "  %-6s [%s] %s", part.label, spark.c_str(), pct);
       add(buf);
+    }
+    std::vector<const TenantRow*> hp, lp;
+    for (const TenantRow& r : rows)
+      if (r.gpu == index) (r.priority == 0 ? hp : lp).push_back(&r);
+    if (!hp.empty()) {
+      snprintf(buf, sizeof(buf), "%4s %-16s %7s %7s %7s %-11s %6s %5s %5s", "HP", "NAME", "L/s",
+               "P50", "P99", "SLOW50/99", "HIT", "MISS", "FMISS");
+      add(buf);
+    }
+    for (const TenantRow* r : hp) {
+      snprintf(buf, sizeof(buf), "%4u %-16s %7s %7s %7s %-11s %6s %5s %5s", r->id,
+               fit(r->name, 16).c_str(), rate(r->launch_rate).c_str(), us_text(r->p50_us).c_str(),
+               us_text(r->p99_us).c_str(), slow_text(r->slow50, r->slow99).c_str(),
+               std::to_string(r->gap_hits).c_str(), std::to_string(r->gap_misses).c_str(),
+               std::to_string(r->fill_misses).c_str());
+      add(buf);
+      if (r->state != "active" && !r->state.empty()) add("     " + r->state);
+    }
+    if (!lp.empty()) {
+      snprintf(buf, sizeof(buf), "%4s %-16s %-6s %7s %7s %5s %5s", "LP", "NAME", "PRIO", "L/s",
+               "G/s", "WAIT", "HARV");
+      add(buf);
+    }
+    for (const TenantRow* r : lp) {
+      const bool starving = r->starving_s >= st.starve_after_s;
+      char harv[16];
+      snprintf(harv, sizeof(harv), "%.0f%%", 100 * r->harvest_share);
+      snprintf(buf, sizeof(buf), "%4u %-16s %-6s %7s %7s %5u %5s", r->id, fit(r->name, 16).c_str(),
+               priority_label(r->priority).c_str(), rate(r->launch_rate).c_str(),
+               rate(r->grant_rate).c_str(), r->waiting, harv);
+      add(buf);
+      if (r->state != "active" && !r->state.empty()) add("     " + r->state);
       if (starving) {
-        snprintf(buf, sizeof(buf), "     STARVING: waiting %.0f s without a grant", r.starving_s);
+        snprintf(buf, sizeof(buf), "     STARVING: waiting %.0f s without a grant", r->starving_s);
         add(buf);
       }
     }

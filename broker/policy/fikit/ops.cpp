@@ -21,6 +21,7 @@
 #include "policy/fikit/fikit.h"
 #include "policy/fikit/gap.h"
 #include "policy/fikit/grants.h"
+#include "policy/fikit/key_names.h"
 #include "policy/fikit/plog.h"
 #include "policy/fikit/policy_state.h"
 #include "policy/fikit/profile.h"
@@ -123,6 +124,7 @@ void tenant_remove(void* s, TenantInfo& t) {
   FikitState* st = state_of(s);
   auto it = st->tenants.find(t.id);
   if (it != st->tenants.end()) {
+    collect_key_names(*it->second, t.key_names);
     save_profile(*st, *it->second);
     st->tenants.erase(it);
   }

@@ -135,6 +135,8 @@ struct TenantData {
   KernelTable keys;
   LogHistogram all_gaps;  // every gap of the tenant: fallback for keys with too few gaps
   LogHistogram delays;    // grant-to-launch delay of its LP requests
+  // Kernel names of keys in `keys`, as the tenant published them (key_names.h); saved with them.
+  std::map<uint64_t, std::string> key_names;
   std::array<StreamDone, kStreamSlots> last_done{};
   std::vector<uint32_t> issue_pos;  // ring position -> stream slot map (indexed by pos & mask)
   std::vector<uint16_t> issue_slot;

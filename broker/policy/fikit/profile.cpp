@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/safe_fs.h"
+#include "policy/fikit/key_names.h"
 
 namespace fikit::broker::fikit_policy {
 
@@ -144,7 +145,11 @@ std::string profile_name_problem(const std::string& name) {
 
 std::string profile_to_json(const TenantData& td) {
   json keys = json::array();
-  for (const KeyStats& ks : td.keys.by_recency()) keys.push_back(key_to_json(ks));
+  for (const KeyStats& ks : td.keys.by_recency()) {
+    keys.push_back(key_to_json(ks));
+    if (auto n = td.key_names.find(ks.key); n != td.key_names.end())
+      keys.back()["name"] = n->second;
+  }
   json j = {{"format", kProfileFormat},
             {"version", kProfileVersion},
             {"tenant", td.name},
@@ -168,6 +173,7 @@ bool profile_from_json(const std::string& text, bool any_name, TenantData* td, s
   }
   KernelTable keys(td->keys.max_keys(), td->keys.window());
   LogHistogram gaps(td->all_gaps.window()), delays(td->delays.window());
+  std::map<uint64_t, std::string> names;
   size_t i = 0;
   bool in_keys = false;
   try {
@@ -183,12 +189,20 @@ bool profile_from_json(const std::string& text, bool any_name, TenantData* td, s
       uint64_t key = key_parse(k.at("key").get<std::string>());
       if (keys.find(key)) throw std::runtime_error("kernel key listed twice");
       key_from_json(k, &keys.touch(key));
+      if (k.contains("name")) {
+        // A profile may have been imported: its names are as untrusted as the tenant's table.
+        std::string name = k.at("name").get<std::string>();
+        if (std::string why = key_name_problem(name); !why.empty())
+          throw std::runtime_error("bad kernel name: " + why);
+        names[key] = name;
+      }
     }
   } catch (const std::exception& e) {
     *err = in_keys ? "key #" + std::to_string(i) + ": " + e.what() : std::string(e.what());
     return false;
   }
   td->keys.swap(keys);
+  td->key_names = std::move(names);
   td->all_gaps = gaps;
   td->delays = delays;
   return true;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/fikit/fikit.h"
+#include "policy/fikit/key_names.h"
 #include "policy/fikit/profile.h"
 #include "policy/fikit/stats_format.h"
 
@@ -47,7 +48,10 @@ bool load_named(const std::string& dir, const std::string& name, uint32_t uid,
   return true;
 }
 
-std::string key_line(const fp::KeyStats& k) {
+// Kernel names are cut to this many columns in `profile show`.
+constexpr size_t kShownNameWidth = 40;
+
+std::string key_line(const fp::KeyStats& k, const std::string& name) {
   std::string gp10 = "-", gp50 = "-";
   if (k.gaps && !k.gaps->empty()) {
     gp10 = fp::format_ns(k.gaps->quantile_low(0.10));
@@ -58,10 +62,11 @@ std::string key_line(const fp::KeyStats& k) {
   char buf[200];
   std::snprintf(buf, sizeof buf,
                 "0x%016" PRIx64 " %9" PRIu64 " %8s %8s %7" PRIu64 " %8s %8s %7" PRIu64 " %5" PRIu64
-                " %5.2f\n",
+                " %5.2f ",
                 k.key, k.seen, d50.c_str(), d99.c_str(), k.gap_samples, gp10.c_str(), gp50.c_str(),
                 k.pred_misses, k.fill_misses, k.factor);
-  return buf;
+  return buf + (name.empty() ? std::string("-") : fp::key_name_display(name, kShownNameWidth)) +
+         "\n";
 }
 
 }  // namespace
@@ -84,8 +89,11 @@ bool fikit_profile_show(const std::string& dir, const std::string& name, std::st
                    [](const fp::KeyStats* a, const fp::KeyStats* b) { return a->seen > b->seen; });
   *out +=
       "kernel key              launches  dur p50  dur p99    gaps  gap p10  gap p50  "
-      "misses fill- factor\n";
-  for (const fp::KeyStats* k : keys) *out += key_line(*k);
+      "misses fill- factor kernel\n";
+  for (const fp::KeyStats* k : keys) {
+    auto n = td->key_names.find(k->key);
+    *out += key_line(*k, n == td->key_names.end() ? "" : n->second);
+  }
   return true;
 }
 
