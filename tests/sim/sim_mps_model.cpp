@@ -1,0 +1,162 @@
+// The simulated GPU's MPS time model (see sim_mps_model.h): SM-sized blocks in waves, dispatched
+// by client priority as SMs free up, capped per process, slowed by co-running kernels.
+#include "sim/sim_mps_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "sim/sim_ops.h"
+
+namespace fikit::sim {
+namespace {
+
+constexpr double kDoneNs = 0.5;  // a block with less work left than this has retired
+
+uint32_t kernel_blocks(const SimShared& g, const SimOp& op) {
+  if (op.blocks) return op.blocks;
+  // Ops made without a block count (tests, old pushers): one wave on `demand` of the SMs.
+  return std::max<uint32_t>(1, static_cast<uint32_t>(std::lround(op.demand * g.sms)));
+}
+
+// Full-speed work of each block of `op`.
+double block_ns(const SimShared& g, const SimOp& op) {
+  return static_cast<double>(op.value) / mps_waves(kernel_blocks(g, op), g.sms);
+}
+
+// A cohort still describes resident blocks of its stream's head kernel (dropped work, a
+// destroyed stream or a dead process invalidate it: its SMs are free again).
+bool cohort_valid(const SimShared& g, const SimCohort& c) {
+  if (!c.in_use || c.stream >= kMaxStreams) return false;
+  const SimStream& s = g.streams[c.stream];
+  if (!s.in_use || s.exec != c.exec || !head_is_kernel(g, c.stream)) return false;
+  return head(g, c.stream).resident >= c.blocks;
+}
+
+int32_t proc_of(const SimShared& g, uint32_t stream) {
+  int32_t p = g.streams[stream].proc;
+  return p >= 0 && static_cast<uint32_t>(p) < kMaxProcs ? p : -1;
+}
+
+// SMs held now: in all, per stream (its head kernel) and per process.
+struct Held {
+  uint32_t total = 0;
+  uint32_t stream[kMaxStreams] = {};
+  uint32_t proc[kMaxProcs] = {};
+};
+
+void count_held(const SimShared& g, Held* h) {
+  for (const SimCohort& c : g.cohorts) {
+    if (!cohort_valid(g, c)) continue;
+    h->total += c.blocks;
+    h->stream[c.stream] += c.blocks;
+    if (int32_t p = proc_of(g, c.stream); p >= 0) h->proc[p] += c.blocks;
+  }
+}
+
+// Rate at which a block of stream i's kernel progresses: slowed by the share of the SMs that
+// other kernels' blocks hold.
+double rate(const SimShared& g, const Held& h, uint32_t i) {
+  double others = static_cast<double>(h.total - h.stream[i]) / std::max<uint32_t>(1, g.sms);
+  return 1.0 / (1.0 + g.mps_bw * others);
+}
+
+// SMs process p may still take under its active-thread cap.
+uint32_t cap_left(const SimShared& g, const Held& h, int32_t p) {
+  if (p < 0 || !g.procs[p].mps_sm_cap) return g.sms;
+  uint32_t cap = g.procs[p].mps_sm_cap;
+  return cap > h.proc[p] ? cap - h.proc[p] : 0;
+}
+
+// The waiting kernel whose blocks go next: normal client priority before below normal, then
+// the earliest to reach its stream head. -1 if none may take an SM.
+int32_t next_waiting(const SimShared& g, const Held& h) {
+  int32_t best = -1;
+  uint64_t best_key = UINT64_MAX;
+  for (uint32_t i = 0; i < g.stream_hwm; i++) {
+    if (!head_is_kernel(g, i)) continue;
+    const SimOp& op = head(g, i);
+    if (op.dispatched >= kernel_blocks(g, op) || cap_left(g, h, proc_of(g, i)) == 0) continue;
+    int32_t p = proc_of(g, i);
+    uint64_t prio = p >= 0 ? std::min<uint32_t>(g.procs[p].mps_priority, 1) : 0;
+    uint64_t key = prio << 32 | op.ready_seq;
+    if (key < best_key) {
+      best_key = key;
+      best = static_cast<int32_t>(i);
+    }
+  }
+  return best;
+}
+
+SimCohort* free_cohort(SimShared& g) {
+  for (SimCohort& c : g.cohorts)
+    if (!c.in_use) return &c;
+  return nullptr;
+}
+
+}  // namespace
+
+void mps_dispatch(SimShared& g, uint64_t t) {
+  for (SimCohort& c : g.cohorts)
+    if (c.in_use && !cohort_valid(g, c)) c = SimCohort{};
+  for (uint32_t i = 0; i < g.stream_hwm; i++) {
+    if (!head_is_kernel(g, i)) continue;
+    SimOp& op = head(g, i);
+    if (!op.ready_seq) op.ready_seq = ++g.mps_seq;
+  }
+  Held h;
+  count_held(g, &h);
+  while (h.total < g.sms) {
+    int32_t i = next_waiting(g, h);
+    SimCohort* c = i >= 0 ? free_cohort(g) : nullptr;
+    if (!c) return;
+    SimOp& op = head(g, static_cast<uint32_t>(i));
+    int32_t p = proc_of(g, static_cast<uint32_t>(i));
+    uint32_t n = std::min({g.sms - h.total, kernel_blocks(g, op) - op.dispatched,
+                           cap_left(g, h, p)});
+    *c = SimCohort{.in_use = 1,
+                   .stream = static_cast<uint32_t>(i),
+                   .exec = g.streams[i].exec,
+                   .blocks = n,
+                   .remaining_ns = block_ns(g, op)};
+    if (op.start_ns == 0) op.start_ns = t;
+    op.dispatched += n;
+    op.resident += n;
+    h.total += n;
+    h.stream[i] += n;
+    if (p >= 0) h.proc[p] += n;
+  }
+}
+
+uint64_t mps_next_event(const SimShared& g, uint64_t t) {
+  Held h;
+  count_held(g, &h);
+  uint64_t next = kNever;
+  for (const SimCohort& c : g.cohorts) {
+    if (!cohort_valid(g, c)) continue;
+    double left = std::max(0.0, c.remaining_ns) / rate(g, h, c.stream);
+    next = std::min(next, t + static_cast<uint64_t>(std::ceil(left)));
+  }
+  return next;
+}
+
+void mps_run(SimShared& g, uint64_t t0, uint64_t t1) {
+  Held h;
+  count_held(g, &h);  // rates hold from t0 to t1: nothing retires in between
+  double dt = static_cast<double>(t1 - t0);
+  for (SimCohort& c : g.cohorts) {
+    if (!c.in_use) continue;
+    if (!cohort_valid(g, c)) {
+      c = SimCohort{};
+      continue;
+    }
+    c.remaining_ns -= dt * rate(g, h, c.stream);
+    if (c.remaining_ns > kDoneNs) continue;
+    SimOp& op = head(g, c.stream);
+    op.resident -= c.blocks;
+    uint32_t stream = c.stream;
+    c = SimCohort{};
+    if (op.resident == 0 && op.dispatched >= kernel_blocks(g, op)) complete(g, stream, t1);
+  }
+}
+
+}  // namespace fikit::sim

@@ -1,0 +1,39 @@
+// The simulated GPU's MPS time model: what decides interference between clients of one MPS
+// server on a real GPU. Pure functions of the shared state, called by sim_engine.cpp with the
+// lock held (in mps mode only).
+//
+// - A kernel is `blocks` thread blocks, each the size of one SM (a real kernel's blocks that
+//   share an SM count as one). They run in waves: at most `sms` at once, and a block holds its SM
+//   until it retires, value / waves ns of full-speed work later. Alone, a kernel takes its
+//   nominal time; a partial last wave leaves SMs to other kernels.
+// - As SMs free up, waiting blocks get them in order: the client priority first (normal before
+//   below normal, CUDA_MPS_CLIENT_PRIORITY), then the order in which kernels reached their stream
+//   heads. A running block is never preempted: a high-priority kernel waits for the blocks ahead
+//   of it to retire.
+// - A process's blocks hold at most `mps_sm_cap` SMs at once (CUDA_MPS_ACTIVE_THREAD_PERCENTAGE).
+// - Bandwidth interference: a block progresses at rate 1 / (1 + mps_bw * s), where s is the
+//   share of the SMs held by other processes' blocks (memory bandwidth and L2 are shared).
+#pragma once
+
+#include <cstdint>
+
+#include "sim/sim_shared.h"
+
+namespace fikit::sim {
+
+// Give free SMs to waiting blocks at time t (after zero-time ops were settled).
+void mps_dispatch(SimShared& g, uint64_t t);
+
+// The time of the next block retirement after t, or kNever.
+uint64_t mps_next_event(const SimShared& g, uint64_t t);
+
+// Run the resident blocks from t0 to t1 (no event in between); retire those that finish and
+// complete kernels whose blocks have all retired.
+void mps_run(SimShared& g, uint64_t t0, uint64_t t1);
+
+// The waves a kernel of `blocks` SM-sized blocks needs on `sms` SMs.
+inline uint32_t mps_waves(uint32_t blocks, uint32_t sms) {
+  return sms ? (blocks + sms - 1) / sms : 1;
+}
+
+}  // namespace fikit::sim
