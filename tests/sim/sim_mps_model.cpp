@@ -67,24 +67,17 @@ uint32_t cap_left(const SimShared& g, const Held& h, int32_t p) {
   return cap > h.proc[p] ? cap - h.proc[p] : 0;
 }
 
-// The waiting kernel whose blocks go next: normal client priority before below normal, then
-// the earliest to reach its stream head. -1 if none may take an SM.
-int32_t next_waiting(const SimShared& g, const Held& h) {
-  int32_t best = -1;
-  uint64_t best_key = UINT64_MAX;
-  for (uint32_t i = 0; i < g.stream_hwm; i++) {
-    if (!head_is_kernel(g, i)) continue;
-    const SimOp& op = head(g, i);
-    if (op.dispatched >= kernel_blocks(g, op) || cap_left(g, h, proc_of(g, i)) == 0) continue;
-    int32_t p = proc_of(g, i);
-    uint64_t prio = p >= 0 ? std::min<uint32_t>(g.procs[p].mps_priority, 1) : 0;
-    uint64_t key = prio << 32 | op.ready_seq;
-    if (key < best_key) {
-      best_key = key;
-      best = static_cast<int32_t>(i);
-    }
-  }
-  return best;
+uint32_t prio_of(const SimShared& g, uint32_t stream) {
+  int32_t p = proc_of(g, stream);
+  return p >= 0 ? std::min<uint32_t>(g.procs[p].mps_priority, 1) : 0;
+}
+
+// The blocks stream i's head kernel could take now (not counting free SMs).
+uint32_t wants(const SimShared& g, const Held& h, uint32_t i) {
+  if (!head_is_kernel(g, i)) return 0;
+  const SimOp& op = head(g, i);
+  uint32_t left = kernel_blocks(g, op) - std::min(op.dispatched, kernel_blocks(g, op));
+  return std::min(left, cap_left(g, h, proc_of(g, i)));
 }
 
 SimCohort* free_cohort(SimShared& g) {
@@ -105,25 +98,51 @@ void mps_dispatch(SimShared& g, uint64_t t) {
   }
   Held h;
   count_held(g, &h);
-  while (h.total < g.sms) {
-    int32_t i = next_waiting(g, h);
-    SimCohort* c = i >= 0 ? free_cohort(g) : nullptr;
-    if (!c) return;
-    SimOp& op = head(g, static_cast<uint32_t>(i));
-    int32_t p = proc_of(g, static_cast<uint32_t>(i));
-    uint32_t n = std::min({g.sms - h.total, kernel_blocks(g, op) - op.dispatched,
-                           cap_left(g, h, p)});
-    *c = SimCohort{.in_use = 1,
-                   .stream = static_cast<uint32_t>(i),
-                   .exec = g.streams[i].exec,
-                   .blocks = n,
-                   .remaining_ns = block_ns(g, op)};
-    if (op.start_ns == 0) op.start_ns = t;
-    op.dispatched += n;
-    op.resident += n;
-    h.total += n;
-    h.stream[i] += n;
-    if (p >= 0) h.proc[p] += n;
+  for (uint32_t prio = 0; prio <= 1 && h.total < g.sms; prio++) {
+    // This level's waiting kernels in the order they reached their heads.
+    uint32_t order[kMaxStreams], want[kMaxStreams] = {}, give[kMaxStreams] = {};
+    uint32_t waiting = 0;
+    for (uint32_t i = 0; i < g.stream_hwm; i++)
+      if (prio_of(g, i) == prio && (want[i] = wants(g, h, i)) > 0) order[waiting++] = i;
+    std::sort(order, order + waiting, [&g](uint32_t x, uint32_t y) {
+      return head(g, x).ready_seq < head(g, y).ready_seq;
+    });
+    // Water-filling: the free SMs are split evenly among them (the earliest get the odd ones);
+    // a kernel that wants less leaves the rest to the others.
+    uint32_t free = g.sms - h.total;
+    for (bool given = true; free > 0 && given;) {
+      given = false;
+      uint32_t open = 0;
+      for (uint32_t k = 0; k < waiting; k++) open += want[order[k]] > give[order[k]];
+      if (!open) break;
+      uint32_t share = std::max<uint32_t>(1, free / open);
+      for (uint32_t k = 0; k < waiting && free > 0; k++) {
+        uint32_t i = order[k];
+        uint32_t n = std::min({share, want[i] - give[i], free});
+        give[i] += n;
+        free -= n;
+        given |= n > 0;
+      }
+    }
+    for (uint32_t k = 0; k < waiting; k++) {
+      uint32_t i = order[k];
+      int32_t p = proc_of(g, i);
+      uint32_t n = std::min(give[i], cap_left(g, h, p));  // streams of one process share a cap
+      SimCohort* c = n ? free_cohort(g) : nullptr;
+      if (!c) continue;
+      SimOp& op = head(g, i);
+      *c = SimCohort{.in_use = 1,
+                     .stream = i,
+                     .exec = g.streams[i].exec,
+                     .blocks = n,
+                     .remaining_ns = block_ns(g, op)};
+      if (op.start_ns == 0) op.start_ns = t;
+      op.dispatched += n;
+      op.resident += n;
+      h.total += n;
+      h.stream[i] += n;
+      if (p >= 0) h.proc[p] += n;
+    }
   }
 }
 

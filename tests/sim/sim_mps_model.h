@@ -6,10 +6,10 @@
 //   share an SM count as one). They run in waves: at most `sms` at once, and a block holds its SM
 //   until it retires, value / waves ns of full-speed work later. Alone, a kernel takes its
 //   nominal time; a partial last wave leaves SMs to other kernels.
-// - As SMs free up, waiting blocks get them in order: the client priority first (normal before
-//   below normal, CUDA_MPS_CLIENT_PRIORITY), then the order in which kernels reached their stream
-//   heads. A running block is never preempted: a high-priority kernel waits for the blocks ahead
-//   of it to retire.
+// - As SMs free up, waiting blocks get them by client priority first (normal before below
+//   normal, CUDA_MPS_CLIENT_PRIORITY); within a level the free SMs are split evenly among the
+//   waiting kernels (the earliest to reach its stream head gets the odd ones). A running block
+//   is never preempted: a high-priority kernel waits for the blocks ahead of it to retire.
 // - A process's blocks hold at most `mps_sm_cap` SMs at once (CUDA_MPS_ACTIVE_THREAD_PERCENTAGE).
 // - Bandwidth interference: a block progresses at rate 1 / (1 + mps_bw * s), where s is the
 //   share of the SMs held by other processes' blocks (memory bandwidth and L2 are shared).
@@ -34,6 +34,13 @@ void mps_run(SimShared& g, uint64_t t0, uint64_t t1);
 // The waves a kernel of `blocks` SM-sized blocks needs on `sms` SMs.
 inline uint32_t mps_waves(uint32_t blocks, uint32_t sms) {
   return sms ? (blocks + sms - 1) / sms : 1;
+}
+
+// The SMs a process may hold at once under CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=pct (0: all):
+// the percentage of the SMs rounded up, as MPS rounds the limit to whole SMs.
+inline uint32_t mps_sm_cap(uint32_t sms, uint64_t pct) {
+  if (pct == 0 || pct >= 100) return 0;
+  return static_cast<uint32_t>((sms * pct + 99) / 100);
 }
 
 }  // namespace fikit::sim

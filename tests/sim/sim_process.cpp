@@ -12,6 +12,8 @@
 #include <cstring>
 #include <new>
 
+#include "sim/sim_mps_model.h"
+
 namespace fikit::sim {
 namespace {
 

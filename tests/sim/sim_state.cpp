@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -231,11 +230,6 @@ int32_t proc_alloc(SimShared& g, int pid) {
     return static_cast<int32_t>(i);
   }
   return -1;
-}
-
-uint32_t mps_sm_cap(uint32_t sms, uint64_t pct) {
-  if (pct == 0 || pct >= 100) return 0;
-  return static_cast<uint32_t>(std::max<uint64_t>(1, (sms * pct + 99) / 100));
 }
 
 int32_t ctx_alloc(SimShared& g, int32_t proc) {

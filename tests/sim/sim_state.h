@@ -50,9 +50,7 @@ class ShmLock {
 
 // Slot allocation; call with the lock held. Each returns the slot or -1 when the table is full.
 int32_t proc_alloc(SimShared& g, int pid);
-// The SMs a process may hold at once under CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=pct (0: all):
-// the percentage of the SMs, rounded up, as MPS rounds the limit to whole SMs.
-uint32_t mps_sm_cap(uint32_t sms, uint64_t pct);
+
 int32_t ctx_alloc(SimShared& g, int32_t proc);
 int32_t stream_alloc(SimShared& g, int32_t proc, int32_t ctx, uint32_t local_id);
 int32_t event_alloc(SimShared& g, int32_t proc);

@@ -2,6 +2,8 @@
 // slice clock: exact timelines on a state driven by hand (100 SMs).
 #include "sim_model_fixture.h"
 
+#include "sim/sim_mps_model.h"
+
 namespace {
 
 using fikit::sim::advance;
@@ -21,7 +23,7 @@ class SimMps : public SimModel {
 TEST_F(SimMps, AKernelRunsInWavesAndItsLastWaveLeavesSmsToOthers) {
   uint32_t a = t_stream(0), b = t_stream(1);
   t_blocks(a, 0, 30, 250);  // 3 waves of 10 ms: 100, 100, then 50 blocks
-  t_blocks(b, 0, 10, 50);   // one wave: waits for SMs, gets the 50 that a's last wave leaves
+  t_blocks(b, 15, 10, 50);  // one wave: waits for SMs, gets the 50 that a's last wave leaves
   t_drain();
   EXPECT_EQ(t_start(a, 0), 0);
   EXPECT_EQ(t_end(a, 0), 30) << "alone, a kernel takes its nominal time";
@@ -39,15 +41,28 @@ TEST_F(SimMps, AKernelGetsTheFreeSmsAndWaitsForTheRest) {
   EXPECT_EQ(t_end(lp, 0), 10);
 }
 
-TEST_F(SimMps, WithoutPriorityBlocksGoInTheOrderKernelsReachedTheirHeads) {
+TEST_F(SimMps, WithinAPriorityLevelFreedSmsAreSplitEvenly) {
   uint32_t lp = t_stream(0), lp2 = t_stream(0), hp = t_stream(1);
   t_blocks(lp, 0, 10, 100);
   t_blocks(lp2, 0, 10, 100);  // waits at its head from 0
-  t_blocks(hp, 5, 1, 100);    // reaches its head at 5: after lp2
+  t_blocks(hp, 5, 1, 50);     // waits from 5
   t_drain();
-  EXPECT_EQ(t_end(lp2, 0), 20);
-  EXPECT_EQ(t_start(hp, 0), 20);
-  EXPECT_EQ(t_end(hp, 0), 21);
+  // At 10 the 100 SMs lp frees go 50 / 50; lp2's other 50 blocks start when hp's retire.
+  EXPECT_EQ(t_start(hp, 0), 10);
+  EXPECT_EQ(t_end(hp, 0), 11);
+  EXPECT_EQ(t_start(lp2, 0), 10);
+  EXPECT_EQ(t_end(lp2, 0), 21);
+}
+
+TEST_F(SimMps, TheOddSmGoesToTheKernelThatWaitedLongest) {
+  g->sms = 3;
+  uint32_t a = t_stream(0), b = t_stream(1), c = t_stream(2);
+  t_blocks(a, 0, 10, 3);
+  t_blocks(c, 1, 1, 2);  // c waits first, though its stream comes later
+  t_blocks(b, 2, 1, 2);
+  t_drain();
+  EXPECT_EQ(t_end(c, 0), 11) << "2 of the 3 SMs at 10";
+  EXPECT_EQ(t_end(b, 0), 12) << "1 at 10, its second block at 11";
 }
 
 TEST_F(SimMps, BlocksOfANormalPriorityClientGoFirstButPreemptNothing) {
@@ -71,6 +86,12 @@ TEST_F(SimMps, AnActiveThreadCapLimitsTheSmsAProcessHolds) {
   t_drain();
   EXPECT_EQ(t_end(hp, 0), 1);
   EXPECT_EQ(t_end(lp, 0), 40);
+}
+
+TEST(SimMpsCap, ThePercentageOfTheSmsRoundedUp) {
+  EXPECT_EQ(fikit::sim::mps_sm_cap(132, 30), 40u);
+  EXPECT_EQ(fikit::sim::mps_sm_cap(132, 1), 2u);
+  EXPECT_EQ(fikit::sim::mps_sm_cap(132, 100), 0u) << "no cap";
 }
 
 TEST_F(SimMps, CoRunningKernelsSlowEachOtherByTheBandwidthFactor) {
