@@ -26,7 +26,7 @@ double block_ns(const SimShared& g, const SimOp& op) {
 // A cohort still describes resident blocks of its stream's head kernel (dropped work, a
 // destroyed stream or a dead process invalidate it: its SMs are free again).
 bool cohort_valid(const SimShared& g, const SimCohort& c) {
-  if (!c.in_use || c.stream >= kMaxStreams) return false;
+  if (c.stream >= kMaxStreams) return false;
   const SimStream& s = g.streams[c.stream];
   if (!s.in_use || s.exec != c.exec || !head_is_kernel(g, c.stream)) return false;
   return head(g, c.stream).resident >= c.blocks;
@@ -44,8 +44,11 @@ struct Held {
   uint32_t proc[kMaxProcs] = {};
 };
 
+uint32_t used(const SimShared& g) { return std::min(g.cohorts_used, kMaxCohorts); }
+
 void count_held(const SimShared& g, Held* h) {
-  for (const SimCohort& c : g.cohorts) {
+  for (uint32_t k = 0; k < used(g); k++) {
+    const SimCohort& c = g.cohorts[k];
     if (!cohort_valid(g, c)) continue;
     h->total += c.blocks;
     h->stream[c.stream] += c.blocks;
@@ -80,17 +83,23 @@ uint32_t wants(const SimShared& g, const Held& h, uint32_t i) {
   return std::min(left, cap_left(g, h, proc_of(g, i)));
 }
 
-SimCohort* free_cohort(SimShared& g) {
-  for (SimCohort& c : g.cohorts)
-    if (!c.in_use) return &c;
-  return nullptr;
+SimCohort* new_cohort(SimShared& g) {
+  if (g.cohorts_used >= kMaxCohorts) return nullptr;
+  return &g.cohorts[g.cohorts_used++];
+}
+
+// Free cohort k: the last one takes its place (the array stays dense).
+void drop_cohort(SimShared& g, uint32_t k) {
+  g.cohorts[k] = g.cohorts[--g.cohorts_used];
+  g.cohorts[g.cohorts_used] = SimCohort{};
 }
 
 }  // namespace
 
 void mps_dispatch(SimShared& g, uint64_t t) {
-  for (SimCohort& c : g.cohorts)
-    if (c.in_use && !cohort_valid(g, c)) c = SimCohort{};
+  g.cohorts_used = used(g);
+  for (uint32_t k = g.cohorts_used; k-- > 0;)
+    if (!cohort_valid(g, g.cohorts[k])) drop_cohort(g, k);
   for (uint32_t i = 0; i < g.stream_hwm; i++) {
     if (!head_is_kernel(g, i)) continue;
     SimOp& op = head(g, i);
@@ -128,11 +137,10 @@ void mps_dispatch(SimShared& g, uint64_t t) {
       uint32_t i = order[k];
       int32_t p = proc_of(g, i);
       uint32_t n = std::min(give[i], cap_left(g, h, p));  // streams of one process share a cap
-      SimCohort* c = n ? free_cohort(g) : nullptr;
+      SimCohort* c = n ? new_cohort(g) : nullptr;
       if (!c) continue;
       SimOp& op = head(g, i);
-      *c = SimCohort{.in_use = 1,
-                     .stream = i,
+      *c = SimCohort{.stream = i,
                      .exec = g.streams[i].exec,
                      .blocks = n,
                      .remaining_ns = block_ns(g, op)};
@@ -150,7 +158,8 @@ uint64_t mps_next_event(const SimShared& g, uint64_t t) {
   Held h;
   count_held(g, &h);
   uint64_t next = kNever;
-  for (const SimCohort& c : g.cohorts) {
+  for (uint32_t k = 0; k < used(g); k++) {
+    const SimCohort& c = g.cohorts[k];
     if (!cohort_valid(g, c)) continue;
     double left = std::max(0.0, c.remaining_ns) / rate(g, h, c.stream);
     next = std::min(next, t + static_cast<uint64_t>(std::ceil(left)));
@@ -162,10 +171,11 @@ void mps_run(SimShared& g, uint64_t t0, uint64_t t1) {
   Held h;
   count_held(g, &h);  // rates hold from t0 to t1: nothing retires in between
   double dt = static_cast<double>(t1 - t0);
-  for (SimCohort& c : g.cohorts) {
-    if (!c.in_use) continue;
+  g.cohorts_used = used(g);
+  for (uint32_t k = g.cohorts_used; k-- > 0;) {  // backwards: drop_cohort moves the last one
+    SimCohort& c = g.cohorts[k];
     if (!cohort_valid(g, c)) {
-      c = SimCohort{};
+      drop_cohort(g, k);
       continue;
     }
     c.remaining_ns -= dt * rate(g, h, c.stream);
@@ -173,7 +183,7 @@ void mps_run(SimShared& g, uint64_t t0, uint64_t t1) {
     SimOp& op = head(g, c.stream);
     op.resident -= c.blocks;
     uint32_t stream = c.stream;
-    c = SimCohort{};
+    drop_cohort(g, k);
     if (op.resident == 0 && op.dispatched >= kernel_blocks(g, op)) complete(g, stream, t1);
   }
 }

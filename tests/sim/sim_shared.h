@@ -92,10 +92,10 @@ struct SimProc {
 
 // mps: blocks of one kernel that got their SMs at the same time, so have the same work left.
 struct SimCohort {
-  uint32_t in_use = 0;
   uint32_t stream = 0;  // the kernel: head op of this stream, at ring position `exec`
   uint32_t exec = 0;
   uint32_t blocks = 0;
+  uint32_t pad = 0;
   double remaining_ns = 0;  // full-speed work left in each block
 };
 
@@ -129,7 +129,7 @@ struct SimShared {
   uint32_t slice_clock;       // timeslice: 0 slices count from contention, 1 from the slice start
   double mps_bw;              // mps: slowdown per unit share of SMs held by other processes
   uint32_t mps_seq;           // mps: last ready_seq handed out
-  uint32_t pad;
+  uint32_t cohorts_used;      // mps: cohorts[0, cohorts_used) are in use
 
   SimProc procs[kMaxProcs];
   SimContext ctxs[kMaxContexts];
