@@ -56,11 +56,16 @@ void count_held(const SimShared& g, Held* h) {
   }
 }
 
-// Rate at which a block of stream i's kernel progresses: slowed by the share of the SMs that
-// other kernels' blocks hold.
+uint32_t slots(const SimShared& g) { return g.sms * std::max<uint32_t>(1, g.mps_slots); }
+
+// Rate at which a block of stream i's kernel progresses: SMs holding more than one block share
+// their cycles evenly (blocks taken as spread evenly over the SMs), and co-running kernels slow
+// each other by the bandwidth factor times the share of the SMs the others hold.
 double rate(const SimShared& g, const Held& h, uint32_t i) {
-  double others = static_cast<double>(h.total - h.stream[i]) / std::max<uint32_t>(1, g.sms);
-  return 1.0 / (1.0 + g.mps_bw * others);
+  double sms = std::max<uint32_t>(1, g.sms);
+  double shared = std::min(1.0, sms / std::max<double>(1, h.total));
+  double others = std::min(1.0, static_cast<double>(h.total - h.stream[i]) / sms);
+  return shared / (1.0 + g.mps_bw * others);
 }
 
 // SMs process p may still take under its active-thread cap.
@@ -75,12 +80,14 @@ uint32_t prio_of(const SimShared& g, uint32_t stream) {
   return p >= 0 ? std::min<uint32_t>(g.procs[p].mps_priority, 1) : 0;
 }
 
-// The blocks stream i's head kernel could take now (not counting free SMs).
+// The blocks stream i's head kernel could take now (not counting free slots): at most one per
+// SM, and within its process's cap.
 uint32_t wants(const SimShared& g, const Held& h, uint32_t i) {
   if (!head_is_kernel(g, i)) return 0;
   const SimOp& op = head(g, i);
   uint32_t left = kernel_blocks(g, op) - std::min(op.dispatched, kernel_blocks(g, op));
-  return std::min(left, cap_left(g, h, proc_of(g, i)));
+  uint32_t sm_room = g.sms - std::min(g.sms, h.stream[i]);
+  return std::min({left, sm_room, cap_left(g, h, proc_of(g, i))});
 }
 
 SimCohort* new_cohort(SimShared& g) {
@@ -107,7 +114,7 @@ void mps_dispatch(SimShared& g, uint64_t t) {
   }
   Held h;
   count_held(g, &h);
-  for (uint32_t prio = 0; prio <= 1 && h.total < g.sms; prio++) {
+  for (uint32_t prio = 0; prio <= 1 && h.total < slots(g); prio++) {
     // This level's waiting kernels in the order they reached their heads.
     uint32_t order[kMaxStreams], want[kMaxStreams] = {}, give[kMaxStreams] = {};
     uint32_t waiting = 0;
@@ -118,7 +125,7 @@ void mps_dispatch(SimShared& g, uint64_t t) {
     });
     // Water-filling: the free SMs are split evenly among them (the earliest get the odd ones);
     // a kernel that wants less leaves the rest to the others.
-    uint32_t free = g.sms - h.total;
+    uint32_t free = slots(g) - h.total;
     for (bool given = true; free > 0 && given;) {
       given = false;
       uint32_t open = 0;

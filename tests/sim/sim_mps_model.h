@@ -10,9 +10,13 @@
 //   normal, CUDA_MPS_CLIENT_PRIORITY); within a level the free SMs are split evenly among the
 //   waiting kernels (the earliest to reach its stream head gets the odd ones). A running block
 //   is never preempted: a high-priority kernel waits for the blocks ahead of it to retire.
+// - An SM holds blocks of up to `mps_slots` distinct kernels (FIKIT_SIM_MPS_SLOTS, default 1): a
+//   real block rarely uses all of an SM's registers, shared memory and threads, and another
+//   kernel's blocks fill what is left over. The blocks on one SM share its cycles evenly (the
+//   model spreads blocks evenly over the SMs: rate min(1, SMs / resident blocks)).
 // - A process's blocks hold at most `mps_sm_cap` SMs at once (CUDA_MPS_ACTIVE_THREAD_PERCENTAGE).
-// - Bandwidth interference: a block progresses at rate 1 / (1 + mps_bw * s), where s is the
-//   share of the SMs held by other processes' blocks (memory bandwidth and L2 are shared).
+// - Bandwidth interference: a block's rate is also divided by 1 + mps_bw * s, where s is the
+//   share of the SMs that other kernels' blocks hold (memory bandwidth and L2 are shared).
 #pragma once
 
 #include <cstdint>

@@ -130,6 +130,8 @@ struct SimShared {
   double mps_bw;              // mps: slowdown per unit share of SMs held by other processes
   uint32_t mps_seq;           // mps: last ready_seq handed out
   uint32_t cohorts_used;      // mps: cohorts[0, cohorts_used) are in use
+  uint32_t mps_slots;         // mps: blocks of distinct kernels one SM holds at once (0 = 1)
+  uint32_t pad;
 
   SimProc procs[kMaxProcs];
   SimContext ctxs[kMaxContexts];

@@ -22,6 +22,7 @@ struct Config {
   uint64_t launch_ns = 2000;           // FIKIT_SIM_LAUNCH_NS
   uint64_t slice_clock = 0;            // FIKIT_SIM_SLICE_CLOCK=0|1 (sim_shared.h: slice_clock)
   uint64_t mps_bw_pct = 0;             // FIKIT_SIM_MPS_BW_PCT: mps_bw in percent
+  uint64_t mps_slots = 1;              // FIKIT_SIM_MPS_SLOTS (sim_shared.h: mps_slots)
   uint64_t mps_thread_pct = 100;       // CUDA_MPS_ACTIVE_THREAD_PERCENTAGE (per process)
   uint64_t mps_priority = 0;           // CUDA_MPS_CLIENT_PRIORITY (per process)
   std::string trace_prefix;            // FIKIT_SIM_TRACE ("" = no trace)

@@ -94,6 +94,20 @@ TEST(SimMpsCap, ThePercentageOfTheSmsRoundedUp) {
   EXPECT_EQ(fikit::sim::mps_sm_cap(132, 100), 0u) << "no cap";
 }
 
+TEST_F(SimMps, WithTwoSlotsPerSmAKernelRunsInTheLeftoverBesideAnother) {
+  g->mps_slots = 2;
+  uint32_t lp = t_stream(0), lp2 = t_stream(0), hp = t_stream(1);
+  t_blocks(lp, 0, 10, 100);  // alone: full speed on every SM
+  t_blocks(lp2, 0, 10, 100);  // at most one block of a kernel per SM: lp2 takes the second slots
+  t_blocks(hp, 2, 1, 50);     // waits: every slot is taken
+  t_drain();
+  // 0-10: 200 blocks on 100 SMs, each at half speed; lp's 10 ms of work need 20 ms.
+  EXPECT_EQ(t_end(lp, 0), 20);
+  // At 20 both lp and lp2 retire; hp then runs alone: 50 blocks, full speed.
+  EXPECT_EQ(t_start(hp, 0), 20);
+  EXPECT_EQ(t_end(hp, 0), 21);
+}
+
 TEST_F(SimMps, CoRunningKernelsSlowEachOtherByTheBandwidthFactor) {
   uint32_t a = t_stream(0), b = t_stream(1);
   g->mps_bw = 1.0;
