@@ -49,7 +49,9 @@ const char kUsage[] = R"(usage: fikit-chain MODE [OPTIONS]
       An inference server replaying a model's kernel mix (benchmarks/workload/mixes/): each
       request is one launch of a CUDA graph of the mix's kernels, then a stream sync; between
       requests the host thinks T us (poisson: exponential with mean T; periodic: T). Prints what
-      hp prints (busy_us: the mix's kernel time per request times R), and start_ns / end_ns
+      hp prints, with request latencies timed on the GPU (events around the graph launch: a
+      loaded host's scheduling does not count) and host_p50_us / host_p99_us timed on the
+      host, busy_us (the mix's kernel time per request times R), and start_ns / end_ns
       (CLOCK_MONOTONIC) of the requests.
   model-lp --mix FILE (--seconds S | --iters N) [--progress FILE]
       A training loop replaying a mix: each iteration launches the mix's kernels one by one,
@@ -426,7 +428,10 @@ int run_model_hp(int argc, char** argv) {
   Gpu g = open_gpu(true);
   Kernel k = pick_kernel(g, o);
   CUstream s;
+  CUevent ev_start, ev_end;
   CK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CK(cuEventCreate(&ev_start, CU_EVENT_DEFAULT));
+  CK(cuEventCreate(&ev_end, CU_EVENT_DEFAULT));
   // The request as a graph, as a served model replays one (captured once, launched per request).
   CUgraph graph;
   CUgraphExec exec;
@@ -440,14 +445,19 @@ int run_model_hp(int argc, char** argv) {
   CK(cuGraphInstantiate(&exec, graph, 0));
   CK(cuGraphLaunch(exec, s));  // warm-up
   CK(cuStreamSynchronize(s));
-  std::vector<double> lat;
+  std::vector<double> lat, host_lat;
   auto start = Clock::now();
   unsigned long long start_ns = mono_ns();
   for (int r = 0; r < requests; r++) {
     auto t0 = Clock::now();
+    CK(cuEventRecord(ev_start, s));
     CK(cuGraphLaunch(exec, s));
+    CK(cuEventRecord(ev_end, s));
     CK(cuStreamSynchronize(s));
-    lat.push_back(us_since(t0));
+    host_lat.push_back(us_since(t0));
+    float ms = 0;
+    CK(cuEventElapsedTime(&ms, ev_start, ev_end));
+    lat.push_back(static_cast<double>(ms) * 1000.0);
     if (r + 1 == requests) break;
     double gap = arrivals == "periodic" ? think : exp_think(rng);
     if (hint) hint(static_cast<uint64_t>(gap * 1000.0));
@@ -458,15 +468,16 @@ int run_model_hp(int argc, char** argv) {
   CK(cuGraphExecDestroy(exec));
   CK(cuGraphDestroy(graph));
   std::sort(lat.begin(), lat.end());
+  std::sort(host_lat.begin(), host_lat.end());
   double mean = 0;
   for (double x : lat) mean += x / static_cast<double>(lat.size());
   printf(
       "mode=model-hp mix=%s requests=%d kernels=%zu arrivals=%s think_us=%g jct_ms=%.3f "
       "mean_us=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f busy_us=%.1f ideal_us=%.1f "
-      "start_ns=%llu end_ns=%llu\n",
+      "start_ns=%llu end_ns=%llu host_p50_us=%.1f host_p99_us=%.1f\n",
       o.str("mix", "").c_str(), requests, mix.size(), arrivals.c_str(), think, jct_ms, mean,
       pct(lat, 0.5), pct(lat, 0.9), pct(lat, 0.99), lat.back(), mix_us * requests, mix_us,
-      start_ns, end_ns);
+      start_ns, end_ns, pct(host_lat, 0.5), pct(host_lat, 0.99));
   return 0;
 }
 
