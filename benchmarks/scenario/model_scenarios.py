@@ -174,7 +174,12 @@ def run_pair(mr, pair, arrivals, lp_alone_rate, log):
     iter_ns = sum(read_mix(PAIRS[pair][1])) * 1000.0
     runs = {}
     for rep in range(mr.a.repeat_models):
-        alone = mr.alone(pair, arrivals)
+        # HP alone twice, the lower latencies kept: on a shared machine a stall of the host
+        # only ever adds latency, and one in a run of 150 requests is its p99.
+        runs_alone = [mr.alone(pair, arrivals) for _ in range(2)]
+        alone = dict(runs_alone[0])
+        for q in ("p50_us", "p99_us", "jct_ms"):
+            alone[q] = str(min(float(x[q]) for x in runs_alone))
         busy_ns = float(alone["busy_us"]) * 1000.0
         for st in settings(mr.a, mr.budget_flag):
             kv, lp_ns, win = mr.coloc(pair, arrivals, st)
