@@ -360,7 +360,7 @@ def main():
     figure = a.figure or (os.path.splitext(a.out)[0] + "-pareto.png" if a.out and models else None)
     text = report(a, rows, models, started, load_before)
     if models and figure:
-        text += "\n" + pareto(models[0], figure, text.splitlines()[2]) + "\n"
+        text += "\n" + pareto(models[0], figure, "; ".join(text.splitlines()[2:4])) + "\n"
     print(text)
     if a.out:
         os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
