@@ -385,7 +385,8 @@ std::vector<MixKernel> read_mix(const std::string& path) {
     std::string where = path + ":" + std::to_string(no);
     if (sscanf(line, " %31s", word) != 1) continue;
     if (!strcmp(word, "repeat")) {
-      if (repeat || sscanf(line, " repeat %ld", &n) != 1 || n < 1) usage_error(where + ": bad repeat");
+      if (repeat || sscanf(line, " repeat %ld", &n) != 1 || n < 1)
+        usage_error(where + ": bad repeat");
       repeat = n;
     } else if (!strcmp(word, "end")) {
       if (!repeat) usage_error(where + ": end without repeat");
@@ -476,8 +477,8 @@ int run_model_hp(int argc, char** argv) {
       "mean_us=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f busy_us=%.1f ideal_us=%.1f "
       "start_ns=%llu end_ns=%llu host_p50_us=%.1f host_p99_us=%.1f\n",
       o.str("mix", "").c_str(), requests, mix.size(), arrivals.c_str(), think, jct_ms, mean,
-      pct(lat, 0.5), pct(lat, 0.9), pct(lat, 0.99), lat.back(), mix_us * requests, mix_us,
-      start_ns, end_ns, pct(host_lat, 0.5), pct(host_lat, 0.99));
+      pct(lat, 0.5), pct(lat, 0.9), pct(lat, 0.99), lat.back(), mix_us * requests, mix_us, start_ns,
+      end_ns, pct(host_lat, 0.5), pct(host_lat, 0.99));
   return 0;
 }
 

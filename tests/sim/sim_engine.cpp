@@ -13,9 +13,7 @@ namespace {
 constexpr double kDoneNs = 0.5;  // a kernel with less work left than this is done
 
 // Return true if the kernels of context `ctx` may run now (timeslice; mps: sim_mps_model.cpp).
-bool may_run(const SimShared& g, int32_t ctx) {
-  return g.switch_to < 0 && g.active_ctx == ctx;
-}
+bool may_run(const SimShared& g, int32_t ctx) { return g.switch_to < 0 && g.active_ctx == ctx; }
 
 // Return true if stream i's head is a kernel that runs now.
 bool running(const SimShared& g, uint32_t i) {

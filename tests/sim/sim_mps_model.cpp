@@ -120,9 +120,8 @@ void mps_dispatch(SimShared& g, uint64_t t) {
     uint32_t waiting = 0;
     for (uint32_t i = 0; i < g.stream_hwm; i++)
       if (prio_of(g, i) == prio && (want[i] = wants(g, h, i)) > 0) order[waiting++] = i;
-    std::sort(order, order + waiting, [&g](uint32_t x, uint32_t y) {
-      return head(g, x).ready_seq < head(g, y).ready_seq;
-    });
+    std::sort(order, order + waiting,
+              [&g](uint32_t x, uint32_t y) { return head(g, x).ready_seq < head(g, y).ready_seq; });
     // Water-filling: the free SMs are split evenly among them (the earliest get the odd ones);
     // a kernel that wants less leaves the rest to the others.
     uint32_t free = slots(g) - h.total;
@@ -147,10 +146,8 @@ void mps_dispatch(SimShared& g, uint64_t t) {
       SimCohort* c = n ? new_cohort(g) : nullptr;
       if (!c) continue;
       SimOp& op = head(g, i);
-      *c = SimCohort{.stream = i,
-                     .exec = g.streams[i].exec,
-                     .blocks = n,
-                     .remaining_ns = block_ns(g, op)};
+      *c = SimCohort{
+          .stream = i, .exec = g.streams[i].exec, .blocks = n, .remaining_ns = block_ns(g, op)};
       if (op.start_ns == 0) op.start_ns = t;
       op.dispatched += n;
       op.resident += n;

@@ -24,7 +24,7 @@ inline constexpr uint32_t kMaxContexts = 64;
 inline constexpr uint32_t kMaxStreams = 256;
 inline constexpr uint32_t kMaxEvents = 4096;
 inline constexpr uint32_t kStreamRing = 1024;  // queued ops per stream; launches block when full
-inline constexpr uint32_t kMaxCohorts = 512;   // mps: groups of resident blocks (each holds >= 1 SM)
+inline constexpr uint32_t kMaxCohorts = 512;   // mps: groups of resident blocks (each >= 1 slot)
 inline constexpr uint64_t kNever = UINT64_MAX;
 
 enum class Mode : uint32_t { kTimeslice = 0, kMps = 1 };

@@ -1,8 +1,8 @@
 // Tests of the simulated GPU's MPS model (tests/sim/sim_mps_model.h) and of the time-slicing
 // slice clock: exact timelines on a state driven by hand (100 SMs).
-#include "sim_model_fixture.h"
-
 #include "sim/sim_mps_model.h"
+
+#include "sim_model_fixture.h"
 
 namespace {
 
@@ -97,7 +97,7 @@ TEST(SimMpsCap, ThePercentageOfTheSmsRoundedUp) {
 TEST_F(SimMps, WithTwoSlotsPerSmAKernelRunsInTheLeftoverBesideAnother) {
   g->mps_slots = 2;
   uint32_t lp = t_stream(0), lp2 = t_stream(0), hp = t_stream(1);
-  t_blocks(lp, 0, 10, 100);  // alone: full speed on every SM
+  t_blocks(lp, 0, 10, 100);   // alone: full speed on every SM
   t_blocks(lp2, 0, 10, 100);  // at most one block of a kernel per SM: lp2 takes the second slots
   t_blocks(hp, 2, 1, 50);     // waits: every slot is taken
   t_drain();
