@@ -53,9 +53,11 @@ demo: deps build
 bench: build
 	tools/run-benchmarks --build $(BUILD)
 
-# Policies on the simulated driver (a few minutes); the report goes to benchmarks/results/.
+# Policies on the simulated driver (about 10 minutes on 2 cores; SCENARIO_FLAGS=--quick: a few);
+# the report, its JSON and the Pareto figure go to benchmarks/results/.
+SCENARIO_FLAGS ?= --repeat 2 --model-requests 150
 bench-scenario: build
-	benchmarks/scenario/run_scenarios.py --build $(BUILD) \
+	benchmarks/scenario/run_scenarios.py --build $(BUILD) $(SCENARIO_FLAGS) \
 	  --out benchmarks/results/scenario-$$(date +%F).md
 
 format:

@@ -11,6 +11,7 @@ examples:
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import signal
@@ -20,6 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import model_scenarios as ms  # noqa: E402
 import scenario_metrics as sm  # noqa: E402
 
 # A request of 10 kernels of 200 us, each its own kernel key (as a model's layers are), 2 ms
@@ -104,13 +106,13 @@ class Runner:
             time.sleep(0.05)
         raise RuntimeError("timed out waiting for " + what)
 
-    def start_broker(self, policy, mode, tag):
+    def start_broker(self, policy, mode, tag, extra=()):
         sock = self.path(tag + ".sock")
         log = self.path(tag + "-broker.log")
         switch = self.a.switch_us if mode == "timeslice" else 0
         cmd = [self.exe("fikit-broker"), "start", "--foreground", "--socket", sock, "--policy",
                policy, "--log", log, "--profile-dir", self.path(tag + "-profiles"),
-               "--switch-cost-us", str(switch)] + self.no_bpf
+               "--switch-cost-us", str(switch)] + self.no_bpf + list(extra)
         if self.a.spin_us is not None:
             cmd += ["--spin-us", str(self.a.spin_us)]
         if self.a.policy_opts and policy in ("fikit", "oracle"):
@@ -225,38 +227,70 @@ def run_workload(r, a, mode, wl):
     return rows
 
 
+def log(line):
+    print(line, file=sys.stderr, flush=True)
+
+
 def run_all(a):
-    rows = []
+    rows, models = [], None
     with tempfile.TemporaryDirectory(prefix="fikit-scenario-") as tmp:
         r = Runner(a, tmp)
-        for mode in a.modes:
-            for wl in a.workloads:
-                rows += run_workload(r, a, mode, wl)
-    return rows
+        if a.suite in ("all", "synthetic"):
+            for mode in a.modes:
+                for wl in a.workloads:
+                    rows += run_workload(r, a, mode, wl)
+        if a.suite in ("all", "models"):
+            models = ms.run_models(r, a, log)
+    return rows, models
 
 
-def report(a, rows, started):
+def load():
+    try:
+        return " ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def report(a, rows, models, started, load_before):
     lines = [
         "# fikit scenario benchmark (simulated driver)",
         "",
         "date: %s" % started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "commit: %s" % commit(),
-        "machine: %s" % machine(),
+        "machine: %s; load average (1, 5, 15 min) %s at the start, %s at the end" % (
+            machine(), load_before, load()),
         "command: %s" % " ".join(sys.argv),
         "settings: %d HP requests per run, medians of %d repetitions; sim switch %d us (broker --switch-cost-us %d on "
         "time-slicing, 0 on MPS); broker --spin-us %s; HP host gaps %s; nice %d%s" % (
             a.requests, a.repeat, a.switch_us, a.switch_us,
             "default" if a.spin_us is None else a.spin_us, a.host_gaps, a.nice,
             "; --policy-opts " + a.policy_opts if a.policy_opts else ""),
-        "",
-        "Workloads (fikit-chain hp / lp):",
     ]
-    for wl in a.workloads:
+    if rows:
+        lines += ["", "Workloads (fikit-chain hp / lp):"]
+    for wl in a.workloads if rows else []:
         hp, lps = WORKLOADS[wl]
         lp = "; ".join("%s (%s) %s us" % (n, p, ",".join(map(str, us))) for n, p, us in lps)
         hp_text = " ".join(hp).replace(",".join(["200"] * 10), "200,...(x10)")
         lines.append("- %s: HP `%s`; LP %s" % (wl, hp_text, lp))
-    lines += ["", sm.table(rows), "", "Targets (issues 3 and 16):", sm.targets(rows), ""]
+    if rows:
+        lines += ["", sm.table(rows), "", "Targets (issues 3 and 16):", sm.targets(rows), ""]
+    if models:
+        mrows, lp_alone, budget_flag = models
+        lines += [
+            "", "## Real-model mixes (fikit-chain model-hp / model-lp)", "",
+            "HP: one CUDA graph per request (benchmarks/workload/mixes/), think time %d us "
+            "between requests (poisson: exponential; periodic: fixed), %d requests, medians of "
+            "%d; LP: ResNet-50 training b64 (resnet50-train-b64.mix). Simulated GPU: %s (time-"
+            "slicing), %s (MPS). Harvest: LP GPU time inside the HP's run over the HP's idle GPU "
+            "time there (the physical bound is 100%%); vs oracle: of the oracle's harvest.%s" % (
+                a.think_us, a.model_requests, a.repeat_models,
+                " ".join("%s=%s" % kv for kv in ms.SIM_TIMESLICE.items()),
+                " ".join("%s=%s" % kv for kv in ms.SIM_MPS.items()),
+                "" if budget_flag else " The broker has no --hp-budget: one fikit point, "
+                "marked budget n/a."),
+            "", ms.table(mrows, lp_alone), "", "Targets (issue 15, Poisson arrivals):",
+            ms.targets(mrows), ""]
     return "\n".join(lines)
 
 
@@ -285,25 +319,68 @@ def main():
     p.add_argument("--nice", type=int, default=0,
                    help="run every process of the benchmark at this nice value (negative: ahead "
                    "of other work on a shared machine; needs root)")
+    p.add_argument("--suite", choices=("all", "synthetic", "models"), default="all",
+                   help="synthetic chain workloads, real-model mixes, or both (default)")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer requests and one repetition (a smoke run of a few minutes)")
+    p.add_argument("--pairs", default=",".join(ms.PAIRS), help=",".join(ms.PAIRS))
+    p.add_argument("--arrivals", default=",".join(ms.ARRIVALS), help=",".join(ms.ARRIVALS))
+    p.add_argument("--budgets", default=",".join("%g" % b for b in ms.BUDGETS),
+                   help="fikit's --hp-budget p99 values, where the broker has the flag")
+    p.add_argument("--lp-cap-pct", type=int, default=30,
+                   help="CUDA_MPS_ACTIVE_THREAD_PERCENTAGE of the LP in the capped MPS setting")
+    p.add_argument("--think-us", type=int, default=3000,
+                   help="mean HP think time between requests of the model mixes (default 3000)")
+    p.add_argument("--model-requests", type=int, default=200,
+                   help="HP requests per model run (default 200; --quick 100)")
+    p.add_argument("--repeat-models", type=int, default=1,
+                   help="repetitions of the model runs (default 1)")
+    p.add_argument("--figure", help="write the Pareto figure (PNG) of the model rows here "
+                   "(default: next to --out)")
     a = p.parse_args()
+    if a.quick:
+        a.requests, a.repeat, a.model_requests, a.repeat_models = 50, 1, 100, 1
+    a.pairs = a.pairs.split(",")
+    a.arrivals = a.arrivals.split(",")
+    a.budgets = [float(x) for x in a.budgets.split(",")]
     a.modes = a.modes.split(",")
     a.workloads = a.workloads.split(",")
     a.policies = a.policies.split(",")
     for what, got, known in (("mode", a.modes, MODES), ("workload", a.workloads, WORKLOADS),
-                             ("policy", a.policies, POLICIES)):
+                             ("policy", a.policies, POLICIES), ("pair", a.pairs, ms.PAIRS),
+                             ("arrivals", a.arrivals, ms.ARRIVALS)):
         bad = [x for x in got if x not in known]
         if bad:
             p.error("unknown %s %s (choose from %s)" % (what, ",".join(bad), ",".join(known)))
     if a.spin_us is None and (os.cpu_count() or 1) < 4:
         a.spin_us = 0
     started = datetime.datetime.now(datetime.timezone.utc)
-    text = report(a, run_all(a), started)
+    load_before = load()
+    rows, models = run_all(a)
+    figure = a.figure or (os.path.splitext(a.out)[0] + "-pareto.png" if a.out and models else None)
+    text = report(a, rows, models, started, load_before)
+    if models and figure:
+        text += "\n" + pareto(models[0], figure, "; ".join(text.splitlines()[2:4])) + "\n"
     print(text)
     if a.out:
         os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
         with open(a.out, "w") as f:
             f.write(text)
+        with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
+            json.dump({"synthetic": rows, "models": models[0] if models else []}, f, indent=1)
         print("report written to %s" % a.out, file=sys.stderr)
+
+
+def pareto(mrows, path, caption):
+    """Draw the Pareto figure with pareto_plot.py (matplotlib): under this interpreter if it has
+    matplotlib, else the system's python3 (Debian's python3-matplotlib). Return a report line."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pareto_plot.py")
+    data = json.dumps({"rows": mrows, "caption": caption})
+    for py in (sys.executable, "/usr/bin/python3"):
+        r = subprocess.run([py, script, path], input=data, capture_output=True, text=True)
+        if r.returncode == 0:
+            return "Pareto figure: %s" % os.path.basename(path)
+    return "Pareto figure: not drawn (%s)" % (r.stderr.strip().splitlines() or ["no matplotlib"])[-1]
 
 
 if __name__ == "__main__":

@@ -44,6 +44,19 @@ const char kUsage[] = R"(usage: fikit-chain MODE [OPTIONS]
       or until SIGTERM/SIGINT (then it prints what it did). X may be a list (50,500): kernel n
       runs X[n mod |X|] us, one kernel key per entry.
       Prints kernels, elapsed_ms, busy_us (kernel time) and busy = busy_us/elapsed.
+  model-hp --mix FILE --requests R --think-us T [--arrivals poisson|periodic] [--seed S]
+     [--hint-idle]
+      An inference server replaying a model's kernel mix (benchmarks/workload/mixes/): each
+      request is one launch of a CUDA graph of the mix's kernels, then a stream sync; between
+      requests the host thinks T us (poisson: exponential with mean T; periodic: T). Prints what
+      hp prints, with request latencies timed on the GPU (events around the graph launch: a
+      loaded host's scheduling does not count) and host_p50_us / host_p99_us timed on the
+      host, busy_us (the mix's kernel time per request times R), and start_ns / end_ns
+      (CLOCK_MONOTONIC) of the requests.
+  model-lp --mix FILE (--seconds S | --iters N) [--progress FILE]
+      A training loop replaying a mix: each iteration launches the mix's kernels one by one,
+      then syncs; --progress appends each iteration's end (CLOCK_MONOTONIC ns) to FILE. Prints
+      iters, kernels, elapsed_ms, busy_us and busy.
   order --kernels N --streams S [--graphs G] [--kernel-us X]
       N spin kernels round-robin over S streams, tagged with their per-stream sequence number
       from 1, X us each (default 2); with G > 0, half of them in G stretches captured into
@@ -51,6 +64,9 @@ const char kUsage[] = R"(usage: fikit-chain MODE [OPTIONS]
   --device-info
       Prints the device name, SM count, compute capability and driver version.
 
+Mix files: one kernel class per line, "COUNT US GRID" (COUNT launches of a spin kernel of US us
+and GRID blocks; each line its own kernel key), in launch order; "repeat N" ... "end" repeats the
+lines between (no nesting); "#" starts a comment.
 Kernels: spin (timer busy-wait; default grid = SMs x 128 threads) or burn (FMA loop filling the
 GPU; default grid = SMs x 1024 threads); --grid and --block override. Tags appear in the
 simulated driver's traces (FIKIT_SIM_TRACE).
@@ -92,6 +108,13 @@ void busy_us(double us) {
   auto t0 = Clock::now();
   while (us_since(t0) < us) {
   }
+}
+
+unsigned long long mono_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<unsigned long long>(ts.tv_sec) * 1000000000ull +
+         static_cast<unsigned long long>(ts.tv_nsec);
 }
 
 void sleep_us(double us) {
@@ -339,6 +362,126 @@ int run_hp(int argc, char** argv) {
   return 0;
 }
 
+// A model's kernel mix (usage: "Mix files"): the launches of one request or iteration in order.
+struct MixKernel {
+  double us;
+  unsigned grid;
+  size_t key;  // the line it came from: one kernel key per line
+};
+
+std::vector<MixKernel> read_mix(const std::string& path) {
+  FILE* f = fopen(path.c_str(), "r");
+  if (!f) usage_error("cannot read mix file " + path);
+  std::vector<MixKernel> out, block;
+  long repeat = 0;
+  size_t key = 0;
+  char line[512];
+  for (int no = 1; fgets(line, sizeof(line), f); no++) {
+    if (char* hash = strchr(line, '#')) *hash = '\0';
+    char word[32];
+    long count = 0, n = 0;
+    double us = 0;
+    unsigned grid = 0;
+    std::string where = path + ":" + std::to_string(no);
+    if (sscanf(line, " %31s", word) != 1) continue;
+    if (!strcmp(word, "repeat")) {
+      if (repeat || sscanf(line, " repeat %ld", &n) != 1 || n < 1)
+        usage_error(where + ": bad repeat");
+      repeat = n;
+    } else if (!strcmp(word, "end")) {
+      if (!repeat) usage_error(where + ": end without repeat");
+      for (long r = 0; r < repeat; r++) out.insert(out.end(), block.begin(), block.end());
+      block.clear();
+      repeat = 0;
+    } else if (sscanf(line, " %ld %lf %u", &count, &us, &grid) == 3 && count > 0 && us >= 0 &&
+               grid > 0) {
+      for (long i = 0; i < count; i++) (repeat ? block : out).push_back({us, grid, key});
+      key++;
+    } else {
+      usage_error(where + ": expected COUNT US GRID, repeat N or end");
+    }
+  }
+  fclose(f);
+  if (repeat) usage_error(path + ": repeat without end");
+  if (out.empty()) usage_error(path + ": no kernels");
+  return out;
+}
+
+void launch_mix_kernel(const Kernel& k, CUstream s, const MixKernel& m, uint64_t tag) {
+  Kernel shaped = k;
+  shaped.grid = m.grid;
+  launch(shaped, s, m.us, tag, m.key);
+}
+
+int run_model_hp(int argc, char** argv) {
+  Options o(argc, argv, {"mix", "requests", "think-us", "arrivals", "seed"}, {"hint-idle"});
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+  std::vector<MixKernel> mix = read_mix(o.str("mix", ""));
+  int requests = static_cast<int>(o.num("requests", -1));
+  double think = o.num("think-us", -1);
+  std::string arrivals = o.str("arrivals", "poisson");
+  if (arrivals != "poisson" && arrivals != "periodic")
+    usage_error("--arrivals wants poisson or periodic");
+  if (requests < 1) usage_error("--requests wants at least 1");
+  HintFn hint = o.has("hint-idle") ? find_hint_idle() : nullptr;
+  std::mt19937_64 rng(static_cast<uint64_t>(o.num("seed", 1)));
+  std::exponential_distribution<double> exp_think(think > 0 ? 1.0 / think : 1.0);
+  Gpu g = open_gpu(true);
+  Kernel k = pick_kernel(g, o);
+  CUstream s;
+  CUevent ev_start, ev_end;
+  CK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  CK(cuEventCreate(&ev_start, CU_EVENT_DEFAULT));
+  CK(cuEventCreate(&ev_end, CU_EVENT_DEFAULT));
+  // The request as a graph, as a served model replays one (captured once, launched per request).
+  CUgraph graph;
+  CUgraphExec exec;
+  double mix_us = 0;
+  CK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+  for (size_t i = 0; i < mix.size(); i++) {
+    launch_mix_kernel(k, s, mix[i], i + 1);
+    mix_us += mix[i].us;
+  }
+  CK(cuStreamEndCapture(s, &graph));
+  CK(cuGraphInstantiate(&exec, graph, 0));
+  CK(cuGraphLaunch(exec, s));  // warm-up
+  CK(cuStreamSynchronize(s));
+  std::vector<double> lat, host_lat;
+  auto start = Clock::now();
+  unsigned long long start_ns = mono_ns();
+  for (int r = 0; r < requests; r++) {
+    auto t0 = Clock::now();
+    CK(cuEventRecord(ev_start, s));
+    CK(cuGraphLaunch(exec, s));
+    CK(cuEventRecord(ev_end, s));
+    CK(cuStreamSynchronize(s));
+    host_lat.push_back(us_since(t0));
+    float ms = 0;
+    CK(cuEventElapsedTime(&ms, ev_start, ev_end));
+    lat.push_back(static_cast<double>(ms) * 1000.0);
+    if (r + 1 == requests) break;
+    double gap = arrivals == "periodic" ? think : exp_think(rng);
+    if (hint) hint(static_cast<uint64_t>(gap * 1000.0));
+    sleep_us(gap);
+  }
+  double jct_ms = us_since(start) / 1000.0;
+  unsigned long long end_ns = mono_ns();
+  CK(cuGraphExecDestroy(exec));
+  CK(cuGraphDestroy(graph));
+  std::sort(lat.begin(), lat.end());
+  std::sort(host_lat.begin(), host_lat.end());
+  double mean = 0;
+  for (double x : lat) mean += x / static_cast<double>(lat.size());
+  printf(
+      "mode=model-hp mix=%s requests=%d kernels=%zu arrivals=%s think_us=%g jct_ms=%.3f "
+      "mean_us=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f busy_us=%.1f ideal_us=%.1f "
+      "start_ns=%llu end_ns=%llu host_p50_us=%.1f host_p99_us=%.1f\n",
+      o.str("mix", "").c_str(), requests, mix.size(), arrivals.c_str(), think, jct_ms, mean,
+      pct(lat, 0.5), pct(lat, 0.9), pct(lat, 0.99), lat.back(), mix_us * requests, mix_us, start_ns,
+      end_ns, pct(host_lat, 0.5), pct(host_lat, 0.99));
+  return 0;
+}
+
 // Set by SIGTERM/SIGINT: lp finishes its batch and prints what it did (scripts stop it when HP is
 // done).
 volatile sig_atomic_t g_stop = 0;
@@ -374,6 +517,44 @@ int run_lp(int argc, char** argv) {
   double el = us_since(t0);
   printf("mode=lp kernels=%ld kernel_us=%s batch=%d elapsed_ms=%.3f busy_us=%.1f busy=%.3f\n", done,
          o.str("kernel-us", "").c_str(), batch, el / 1000.0, busy, busy / el);
+  return 0;
+}
+
+int run_model_lp(int argc, char** argv) {
+  Options o(argc, argv, {"mix", "seconds", "iters", "progress"});
+  if (o.has("seconds") == o.has("iters")) usage_error("model-lp wants one of --seconds or --iters");
+  std::vector<MixKernel> mix = read_mix(o.str("mix", ""));
+  double seconds = o.num("seconds", 0);
+  long limit = static_cast<long>(o.num("iters", 0));
+  Gpu g = open_gpu(true);
+  Kernel k = pick_kernel(g, o);
+  CUstream s;
+  CK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  FILE* progress = o.has("progress") ? fopen(o.str("progress", "").c_str(), "a") : nullptr;
+  if (o.has("progress") && !progress) usage_error("cannot open --progress file");
+  signal(SIGTERM, on_stop);
+  signal(SIGINT, on_stop);
+  long iters = 0, kernels = 0;
+  double busy = 0;
+  uint64_t tag = 0;
+  auto t0 = Clock::now();
+  while (!g_stop && (limit ? iters < limit : us_since(t0) < seconds * 1e6)) {
+    for (const MixKernel& m : mix) {
+      launch_mix_kernel(k, s, m, ++tag);
+      busy += m.us;
+    }
+    CK(cuStreamSynchronize(s));
+    kernels += static_cast<long>(mix.size());
+    iters++;
+    if (progress) {
+      fprintf(progress, "%llu\n", static_cast<unsigned long long>(mono_ns()));
+      fflush(progress);
+    }
+  }
+  if (progress) fclose(progress);
+  double el = us_since(t0);
+  printf("mode=model-lp mix=%s iters=%ld kernels=%ld elapsed_ms=%.3f busy_us=%.1f busy=%.3f\n",
+         o.str("mix", "").c_str(), iters, kernels, el / 1000.0, busy, busy / el);
   return 0;
 }
 
@@ -461,5 +642,7 @@ int main(int argc, char** argv) {
   if (mode == "hp") return run_hp(argc, argv);
   if (mode == "lp") return run_lp(argc, argv);
   if (mode == "order") return run_order(argc, argv);
+  if (mode == "model-hp") return run_model_hp(argc, argv);
+  if (mode == "model-lp") return run_model_lp(argc, argv);
   usage_error("unknown mode " + mode);
 }

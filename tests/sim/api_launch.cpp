@@ -1,7 +1,8 @@
 // Kernel launches and completion markers.
 //
 // What a kernel does on the simulated GPU is decided by its name:
-// - spin(uint64 duration_ns, uint64 tag): occupies min(blocks, SMs) SMs for duration_ns;
+// - spin(uint64 duration_ns, uint64 tag): occupies min(blocks, SMs) SMs for duration_ns (mps:
+//   `blocks` SM-sized blocks in waves, each wave duration_ns / waves);
 // - burn(uint64 duration_ns, uint64 tag): occupies the whole GPU for duration_ns;
 // - anything else: FIKIT_SIM_DEFAULT_KERNEL_US on the whole GPU, tag 0.
 // A launch costs the calling thread FIKIT_SIM_LAUNCH_NS of busy CPU, a marker a quarter of it.
@@ -18,6 +19,8 @@ using fikit::sim::Process;
 using fikit::sim::SimOp;
 
 namespace {
+
+constexpr uint64_t kMaxBlocks = 1u << 24;  // more waves than any kernel of a simulated run needs
 
 struct Launch {
   CUfunction f;
@@ -57,9 +60,11 @@ CUresult kernel_op(const Process* p, const Launch& l, SimOp* op) {
   if (l.f->kind != KernelKind::kOther && !read_params(l.params, l.extra, args))
     return CUDA_ERROR_INVALID_VALUE;
   double demand = 1.0;
+  uint64_t sms = p->g->sms;
+  uint64_t blocks = sms;  // burn and unknown kernels: one wave on every SM
   if (l.f->kind == KernelKind::kSpin) {
-    uint64_t sms = p->g->sms;
-    uint64_t blocks = uint64_t{l.grid[0]} * l.grid[1] * l.grid[2];
+    // Each block the size of an SM (mps: waves of `sms` blocks, sim_mps_model.h).
+    blocks = std::min<uint64_t>(uint64_t{l.grid[0]} * l.grid[1] * l.grid[2], kMaxBlocks);
     demand = static_cast<double>(std::min(blocks, sms)) / static_cast<double>(sms);
   }
   *op = SimOp{.kind = OpKind::kKernel,
@@ -67,7 +72,8 @@ CUresult kernel_op(const Process* p, const Launch& l, SimOp* op) {
               .arg = args[1],
               .value = args[0],
               .remaining_ns = static_cast<double>(args[0]),
-              .demand = demand};
+              .demand = demand,
+              .blocks = static_cast<uint32_t>(blocks)};
   return CUDA_SUCCESS;
 }
 

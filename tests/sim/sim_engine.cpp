@@ -4,26 +4,16 @@
 #include <algorithm>
 #include <cmath>
 
+#include "sim/sim_mps_model.h"
+#include "sim/sim_ops.h"
+
 namespace fikit::sim {
 namespace {
 
 constexpr double kDoneNs = 0.5;  // a kernel with less work left than this is done
 
-bool stream_busy(const SimStream& s) { return s.in_use && s.exec != s.tail; }
-
-SimOp& head(SimShared& g, uint32_t i) { return g.rings[i][g.streams[i].exec % kStreamRing]; }
-const SimOp& head(const SimShared& g, uint32_t i) {
-  return g.rings[i][g.streams[i].exec % kStreamRing];
-}
-
-bool head_is_kernel(const SimShared& g, uint32_t i) {
-  return stream_busy(g.streams[i]) && head(g, i).kind == OpKind::kKernel;
-}
-
-// Return true if the kernels of context `ctx` may run now.
-bool may_run(const SimShared& g, int32_t ctx) {
-  return g.mode == Mode::kMps || (g.switch_to < 0 && g.active_ctx == ctx);
-}
+// Return true if the kernels of context `ctx` may run now (timeslice; mps: sim_mps_model.cpp).
+bool may_run(const SimShared& g, int32_t ctx) { return g.switch_to < 0 && g.active_ctx == ctx; }
 
 // Return true if stream i's head is a kernel that runs now.
 bool running(const SimShared& g, uint32_t i) {
@@ -54,17 +44,6 @@ int32_t next_busy(const SimShared& g, const bool busy[kMaxContexts]) {
     if (c != g.active_ctx && busy[c]) return c;
   }
   return -1;
-}
-
-void complete(SimShared& g, uint32_t i, uint64_t t) {
-  SimOp& op = head(g, i);
-  SimStream& s = g.streams[i];
-  op.end_ns = t;
-  if (op.kind == OpKind::kKernel) {
-    g.kernels_total++;
-    if (s.proc >= 0 && static_cast<uint32_t>(s.proc) < kMaxProcs) g.procs[s.proc].kernels++;
-  }
-  s.exec++;
 }
 
 // The event named by an op's id, or nullptr if it was destroyed since (stale serial).
@@ -109,10 +88,16 @@ void schedule(SimShared& g, uint64_t t) {
   bool busy[kMaxContexts];
   busy_contexts(g, busy);
   int32_t next = next_busy(g, busy);
-  if (next < 0) {  // uncontended: the slice starts counting when contention begins
-    g.slice_start_ns = t;
+  bool clock = g.slice_clock && g.timeslice_ns;
+  if (next < 0) {  // uncontended: the slice starts counting when contention begins, or, on a
+                   // slice clock, when the running context got busy
+    if (!clock || g.active_ctx < 0 || !busy[g.active_ctx]) g.slice_start_ns = t;
     return;
   }
+  // Contention that begins past the end of a slice lands in the current one of the slice clock
+  // (under contention the expiry is an event, so it is seen exactly at slice_start + slice).
+  if (clock && t > g.slice_start_ns + g.timeslice_ns)
+    g.slice_start_ns += (t - g.slice_start_ns) / g.timeslice_ns * g.timeslice_ns;
   if (g.active_ctx < 0) {  // nothing loaded: no switch to pay
     g.active_ctx = next;
     g.slice_start_ns = t;
@@ -132,16 +117,19 @@ void schedule(SimShared& g, uint64_t t) {
 void settle(SimShared& g, uint64_t t) {
   while (settle_ops(g, t)) {
   }
-  schedule(g, t);
+  if (g.mode == Mode::kMps)
+    mps_dispatch(g, t);
+  else
+    schedule(g, t);
 }
 
 uint64_t next_event_at(const SimShared& g, uint64_t t) {
+  if (g.mode == Mode::kMps) return mps_next_event(g, t);
   uint64_t next = kNever;
   double scale = load(g);
   for (uint32_t i = 0; i < g.stream_hwm; i++)
     if (running(g, i))
       next = std::min(next, t + static_cast<uint64_t>(std::ceil(head(g, i).remaining_ns * scale)));
-  if (g.mode != Mode::kTimeslice) return next;
   if (g.switch_to >= 0) return std::min(next, g.switch_end_ns);
   bool busy[kMaxContexts];
   busy_contexts(g, busy);
@@ -152,6 +140,7 @@ uint64_t next_event_at(const SimShared& g, uint64_t t) {
 
 // Run the running kernels from t0 to t1 (no event in between) and complete those that finish.
 void run_kernels(SimShared& g, uint64_t t0, uint64_t t1) {
+  if (g.mode == Mode::kMps) return mps_run(g, t0, t1);
   double progress = static_cast<double>(t1 - t0) / load(g);
   for (uint32_t i = 0; i < g.stream_hwm; i++) {
     if (!running(g, i)) continue;

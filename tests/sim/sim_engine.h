@@ -1,14 +1,16 @@
 // The simulated GPU's time model. Pure functions of the shared state, called with its lock held.
 //
-// Kernels run by time. A kernel needs `work_ns` of GPU time at full speed and occupies `demand`
-// of the SMs; when the demands of the kernels running together sum to D > 1, each progresses at
-// rate 1/D (fluid sharing). Which kernels run together depends on the mode:
-// - mps: the head kernels of every stream of every context;
-// - timeslice: only those of the active context. While another context has a kernel waiting, the
-//   active one keeps the GPU until its timeslice (counted from when the contention began) expires
-//   or it runs out of kernels; then the GPU switches to the next context with work (round robin),
-//   idling `switch_ns`. A context that runs out of work stays loaded: the next context to arrive
-//   pays the switch. Preempted kernels keep their progress.
+// Kernels run by time. A kernel needs `work_ns` of GPU time at full speed. Which kernels run
+// together, and how, depends on the mode:
+// - mps: the head kernels of every stream of every context, as thread blocks in waves that hold
+//   SMs until they retire (sim_mps_model.h);
+// - timeslice: only those of the active context, each occupying `demand` of the SMs; when their
+//   demands sum to D > 1, each progresses at rate 1/D (fluid sharing). While another context has
+//   a kernel waiting, the active one keeps the GPU until its timeslice (counted from when the
+//   contention began, or with `slice_clock` from its current slice's start) expires or it runs
+//   out of kernels; then the GPU switches to the next context with work (round robin), idling
+//   `switch_ns`. A context that runs out of work stays loaded: the next context to arrive pays
+//   the switch. Preempted kernels keep their progress.
 // Within a stream ops run in order. Zero-time ops (marker writes, event records, satisfied event
 // waits) complete as soon as they reach their stream's head, whatever context is active.
 #pragma once

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <new>
 
+#include "sim/sim_mps_model.h"
+
 namespace fikit::sim {
 namespace {
 
@@ -161,6 +163,11 @@ CUresult process_init() {
     ShmLock lock(p->g);
     reclaim_dead(*p->g, now_ns(), true);
     p->slot = proc_alloc(*p->g, p->pid);
+    if (p->slot >= 0) {
+      SimProc& me = p->g->procs[p->slot];
+      me.mps_priority = static_cast<uint32_t>(p->cfg.mps_priority);
+      me.mps_sm_cap = mps_sm_cap(p->g->sms, p->cfg.mps_thread_pct);
+    }
   }
   if (p->slot < 0) {
     fprintf(stderr, "fikit sim: failed to attach %s: all %u process slots are in use\n",

@@ -17,13 +17,14 @@
 namespace fikit::sim {
 
 inline constexpr uint64_t kSimMagic = 0x314d53544b494646ull;  // "FFIKTSM1", little-endian
-inline constexpr uint32_t kSimVersion = 1;                    // bump on any layout change
+inline constexpr uint32_t kSimVersion = 2;                    // bump on any layout change
 
 inline constexpr uint32_t kMaxProcs = 64;
 inline constexpr uint32_t kMaxContexts = 64;
 inline constexpr uint32_t kMaxStreams = 256;
 inline constexpr uint32_t kMaxEvents = 4096;
 inline constexpr uint32_t kStreamRing = 1024;  // queued ops per stream; launches block when full
+inline constexpr uint32_t kMaxCohorts = 512;   // mps: groups of resident blocks (each >= 1 slot)
 inline constexpr uint64_t kNever = UINT64_MAX;
 
 enum class Mode : uint32_t { kTimeslice = 0, kMps = 1 };
@@ -44,6 +45,12 @@ struct SimOp {
   double demand = 0;        // kernel: fraction of the GPU's SMs it occupies, in (0, 1]
   uint64_t start_ns = 0;    // kernel: when it first ran (0: not yet)
   uint64_t end_ns = 0;      // when it completed
+  // mps (sim_mps_model.h): the kernel as `blocks` SM-sized thread blocks in waves of at most
+  // `sms`, each holding its SM for value / waves ns at full speed (0: one wave of demand * sms).
+  uint32_t blocks = 0;
+  uint32_t dispatched = 0;  // blocks given an SM so far
+  uint32_t resident = 0;    // blocks holding an SM now
+  uint32_t ready_seq = 0;   // order in which kernels reached a stream head (0: not yet)
 };
 
 struct SimStream {
@@ -76,6 +83,20 @@ struct SimProc {
   int32_t pid = 0;
   uint32_t in_use = 0;
   uint64_t kernels = 0;  // kernels completed by this process
+  // mps: CUDA_MPS_CLIENT_PRIORITY (0 normal, 1 below normal: its blocks are dispatched after
+  // those of normal clients) and CUDA_MPS_ACTIVE_THREAD_PERCENTAGE as the SMs its blocks may
+  // hold at once (0: all), read when the process attaches.
+  uint32_t mps_priority = 0;
+  uint32_t mps_sm_cap = 0;
+};
+
+// mps: blocks of one kernel that got their SMs at the same time, so have the same work left.
+struct SimCohort {
+  uint32_t stream = 0;  // the kernel: head op of this stream, at ring position `exec`
+  uint32_t exec = 0;
+  uint32_t blocks = 0;
+  uint32_t pad = 0;
+  double remaining_ns = 0;  // full-speed work left in each block
 };
 
 struct SimShared {
@@ -105,12 +126,18 @@ struct SimShared {
   uint64_t kernels_total;     // kernels completed
   uint64_t context_switches;  // timeslice switches started
   uint32_t stream_hwm;        // streams[0, stream_hwm) may be in use
+  uint32_t slice_clock;       // timeslice: 0 slices count from contention, 1 from the slice start
+  double mps_bw;              // mps: slowdown per unit share of SMs held by other processes
+  uint32_t mps_seq;           // mps: last ready_seq handed out
+  uint32_t cohorts_used;      // mps: cohorts[0, cohorts_used) are in use
+  uint32_t mps_slots;         // mps: blocks of distinct kernels one SM holds at once (0 = 1)
   uint32_t pad;
 
   SimProc procs[kMaxProcs];
   SimContext ctxs[kMaxContexts];
   SimEvent events[kMaxEvents];
   SimStream streams[kMaxStreams];
+  SimCohort cohorts[kMaxCohorts];
   SimOp rings[kMaxStreams][kStreamRing];
 };
 

@@ -50,6 +50,9 @@ void init_shared(SimShared* g, const Config& cfg) {
   g->sms = cfg.sms;
   g->timeslice_ns = cfg.timeslice_ns;
   g->switch_ns = cfg.switch_ns;
+  g->slice_clock = static_cast<uint32_t>(cfg.slice_clock);
+  g->mps_bw = static_cast<double>(cfg.mps_bw_pct) / 100.0;
+  g->mps_slots = static_cast<uint32_t>(cfg.mps_slots);
   g->active_ctx = -1;
   g->switch_to = -1;
   g->now_ns = now_ns();
@@ -148,7 +151,12 @@ bool config_from_env(Config* cfg, std::string* err) {
       !env_u64("FIKIT_SIM_TIMESLICE_US", 1, 10'000'000, 1000, &cfg->timeslice_ns, err) ||
       !env_u64("FIKIT_SIM_SWITCH_US", 0, 10'000'000, 1000, &cfg->switch_ns, err) ||
       !env_u64("FIKIT_SIM_DEFAULT_KERNEL_US", 0, 100'000'000, 1000, &cfg->default_kernel_ns, err) ||
-      !env_u64("FIKIT_SIM_LAUNCH_NS", 0, 100'000'000, 1, &cfg->launch_ns, err))
+      !env_u64("FIKIT_SIM_LAUNCH_NS", 0, 100'000'000, 1, &cfg->launch_ns, err) ||
+      !env_u64("FIKIT_SIM_SLICE_CLOCK", 0, 1, 1, &cfg->slice_clock, err) ||
+      !env_u64("FIKIT_SIM_MPS_BW_PCT", 0, 1000, 1, &cfg->mps_bw_pct, err) ||
+      !env_u64("FIKIT_SIM_MPS_SLOTS", 1, 8, 1, &cfg->mps_slots, err) ||
+      !env_u64("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE", 1, 100, 1, &cfg->mps_thread_pct, err) ||
+      !env_u64("CUDA_MPS_CLIENT_PRIORITY", 0, 1, 1, &cfg->mps_priority, err))
     return false;
   cfg->sms = static_cast<uint32_t>(sms);
   const char* trace = getenv("FIKIT_SIM_TRACE");

@@ -9,8 +9,9 @@
 
 namespace fikit::sim {
 
-// FIKIT_SIM_* settings. The GPU-wide ones (mode, SMs, timeslice, switch) only matter to the
-// process that creates the shm object; the others are per process.
+// FIKIT_SIM_* settings (and the MPS client variables). The GPU-wide ones (mode, SMs, timeslice,
+// switch, slice clock, bandwidth factor) only matter to the process that creates the shm object;
+// the others are per process.
 struct Config {
   std::string shm_name;                // FIKIT_SIM_GPU, default "/fikit-sim-gpu-<uid>"
   Mode mode = Mode::kTimeslice;        // FIKIT_SIM_MODE=timeslice|mps
@@ -19,6 +20,11 @@ struct Config {
   uint64_t switch_ns = 200000;         // FIKIT_SIM_SWITCH_US
   uint64_t default_kernel_ns = 10000;  // FIKIT_SIM_DEFAULT_KERNEL_US
   uint64_t launch_ns = 2000;           // FIKIT_SIM_LAUNCH_NS
+  uint64_t slice_clock = 0;            // FIKIT_SIM_SLICE_CLOCK=0|1 (sim_shared.h: slice_clock)
+  uint64_t mps_bw_pct = 0;             // FIKIT_SIM_MPS_BW_PCT: mps_bw in percent
+  uint64_t mps_slots = 1;              // FIKIT_SIM_MPS_SLOTS (sim_shared.h: mps_slots)
+  uint64_t mps_thread_pct = 100;       // CUDA_MPS_ACTIVE_THREAD_PERCENTAGE (per process)
+  uint64_t mps_priority = 0;           // CUDA_MPS_CLIENT_PRIORITY (per process)
   std::string trace_prefix;            // FIKIT_SIM_TRACE ("" = no trace)
 };
 
@@ -45,6 +51,7 @@ class ShmLock {
 
 // Slot allocation; call with the lock held. Each returns the slot or -1 when the table is full.
 int32_t proc_alloc(SimShared& g, int pid);
+
 int32_t ctx_alloc(SimShared& g, int32_t proc);
 int32_t stream_alloc(SimShared& g, int32_t proc, int32_t ctx, uint32_t local_id);
 int32_t event_alloc(SimShared& g, int32_t proc);

@@ -57,6 +57,34 @@ TEST(FikitPolicy, MeasuresOnlyKernelsThatDidNotQueue) {
   EXPECT_EQ(k->duration_samples, 2u);
 }
 
+// On time-slicing a launch waits for its context: the switch from the context that ran last is
+// not its duration, and a launch during which another tenant's work completed may have waited
+// for that context's timeslice (no sample).
+TEST(FikitPolicy, OnTimeSlicingDurationsLeaveOutOtherContextsAndTheSwitch) {
+  PolicyConfig cfg;
+  cfg.switch_cost_ns = 200 * kUs;
+  t_FakeSched s(cfg);
+  uint32_t a = s.add("a", kPriorityLow), b = s.add("b", kPriorityLow);
+  auto run = [&s](uint32_t i, uint64_t key, uint64_t issue, uint64_t done) {
+    s.lp_request(i, key, issue);
+    s.dispatch(issue);
+    s.lp_complete(i, issue, done);
+  };
+  run(a, kKeyLp, kNow, kNow + 40 * kUs);  // nothing ran before: 40 us
+  const fp::KeyStats* k = t_data(s, a).keys.find(kKeyLp);
+  ASSERT_NE(k, nullptr);
+  EXPECT_EQ(k->duration_samples, 1u);
+  run(b, kKeyHp, kNow + 100 * kUs, kNow + 500 * kUs);
+  run(a, kKeyLp, kNow + 1 * kMs, kNow + 1 * kMs + 240 * kUs);  // after b: a switch, then 40 us
+  EXPECT_EQ(k->duration_samples, 2u);
+  EXPECT_LE(k->duration.quantile_high(1.0), 40 * kUs * 17 / 16);
+  s.lp_request(a, kKeyLp, kNow + 2 * kMs);  // issued; b's work completes before it ends
+  s.dispatch(kNow + 2 * kMs);
+  run(b, kKeyHp, kNow + 2 * kMs, kNow + 2 * kMs + 100 * kUs);
+  s.lp_complete(a, kNow + 2 * kMs, kNow + 2 * kMs + 2340 * kUs);
+  EXPECT_EQ(k->duration_samples, 2u) << "it waited for b's slice: no sample";
+}
+
 TEST(FikitPolicy, DrainOnlyCompletionsGiveNoDurations) {
   t_FakeSched s;
   uint32_t hp = s.add("serve", kPriorityHigh);

@@ -1,78 +1,15 @@
 // Tests of the simulated GPU's time model (tests/sim/sim_engine.h), driven by hand on a state in
 // plain memory: simulated time is explicit here, so timelines are checked exactly.
-#include <gtest/gtest.h>
-
-#include <memory>
-
-#include "sim/sim_engine.h"
+#include "sim_model_fixture.h"
 
 namespace {
 
 using fikit::sim::advance;
-using fikit::sim::kNever;
-using fikit::sim::kStreamRing;
-using fikit::sim::Mode;
 using fikit::sim::next_event;
 using fikit::sim::OpKind;
-using fikit::sim::SimOp;
-using fikit::sim::SimShared;
-
-constexpr uint64_t kMs = 1'000'000;
-constexpr uint64_t kT0 = 1'000'000'000;  // the simulation's start time
-
-class SimModel : public ::testing::Test {
- protected:
-  void SetUp() override {
-    g = std::make_unique<SimShared>();
-    g->mode = Mode::kTimeslice;
-    g->sms = 100;
-    g->timeslice_ns = 10 * kMs;
-    g->switch_ns = 5 * kMs;
-    g->active_ctx = -1;
-    g->switch_to = -1;
-    g->now_ns = kT0;
-  }
-
-  // A new stream of context `ctx` (owned by process `ctx`). Return its slot.
-  uint32_t t_stream(int32_t ctx) {
-    uint32_t i = g->stream_hwm++;
-    g->ctxs[ctx] = {.in_use = 1, .proc = ctx};
-    g->procs[ctx] = {.pid = 1000 + ctx, .in_use = 1, .kernels = 0};
-    g->streams[i] = {.in_use = 1, .proc = ctx, .ctx = ctx, .local_id = i};
-    return i;
-  }
-
-  // Enqueue an op at simulated time `at` (ms after kT0), as a process does: advance, then push.
-  void t_push(uint32_t stream, double at_ms, SimOp op) {
-    advance(*g, kT0 + static_cast<uint64_t>(at_ms * kMs));
-    g->rings[stream][g->streams[stream].tail++ % kStreamRing] = op;
-    advance(*g, g->now_ns);
-  }
-
-  void t_kernel(uint32_t stream, double at_ms, double ms, double demand = 1.0) {
-    auto ns = static_cast<uint64_t>(ms * kMs);
-    t_push(stream, at_ms,
-           {.kind = OpKind::kKernel,
-            .value = ns,
-            .remaining_ns = static_cast<double>(ns),
-            .demand = demand});
-  }
-
-  // Run the simulation until nothing is left to happen.
-  void t_drain() {
-    for (uint64_t next; (next = next_event(*g)) != kNever;) advance(*g, next);
-  }
-
-  const SimOp& t_op(uint32_t stream, uint32_t i) const { return g->rings[stream][i]; }
-  double t_start(uint32_t stream, uint32_t i) const {
-    return static_cast<double>(t_op(stream, i).start_ns - kT0) / kMs;
-  }
-  double t_end(uint32_t stream, uint32_t i) const {
-    return static_cast<double>(t_op(stream, i).end_ns - kT0) / kMs;
-  }
-
-  std::unique_ptr<SimShared> g;
-};
+using fikit_test::kMs;
+using fikit_test::kT0;
+using fikit_test::SimModel;
 
 TEST_F(SimModel, TimeslicingAlternatesSlicesAndPaysEachSwitch) {
   uint32_t a = t_stream(0), b = t_stream(1);
@@ -120,29 +57,6 @@ TEST_F(SimModel, StreamsOfOneContextRunConcurrently) {
   t_drain();
   EXPECT_EQ(t_end(a, 0), 10);
   EXPECT_EQ(t_end(a2, 0), 10);
-  EXPECT_EQ(g->context_switches, 0u);
-}
-
-TEST_F(SimModel, MpsSharesTheSmsFluidly) {
-  g->mode = Mode::kMps;
-  uint32_t a = t_stream(0), b = t_stream(1), c = t_stream(2), d = t_stream(3);
-  t_kernel(a, 0, 10, 1.0);  // two full-GPU kernels: each at half speed
-  t_kernel(b, 0, 10, 1.0);
-  t_drain();
-  EXPECT_EQ(t_end(a, 0), 20);
-  EXPECT_EQ(t_end(b, 0), 20);
-
-  t_kernel(c, 100, 10, 0.25);  // demands sum to 0.75: both at full speed
-  t_kernel(d, 100, 10, 0.5);
-  t_drain();
-  EXPECT_EQ(t_end(c, 0), 110);
-  EXPECT_EQ(t_end(d, 0), 110);
-
-  t_kernel(a, 200, 10, 1.0);  // load 1.5 until the short one is done
-  t_kernel(b, 200, 5, 0.5);
-  t_drain();
-  EXPECT_EQ(t_end(b, 1), 207.5);
-  EXPECT_EQ(t_end(a, 1), 212.5);  // 5 ms done by 207.5, the rest at full speed
   EXPECT_EQ(g->context_switches, 0u);
 }
 

@@ -70,6 +70,34 @@ TEST_F(SimSharing, TimeslicingSerializesContextsAndPaysEachSwitch) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, SimSharing, ::testing::Values("timeslice", "mps"));
 
+// The MPS client variables are read per process when it attaches: its priority, and its active
+// thread percentage as the SMs it may hold; an invalid value fails cuInit.
+TEST_F(SimSharing, EachProcessReadsItsMpsClientVariables) {
+  pid_t pid = t_spawn(
+      [this] {
+        t_Cuda c;
+        t_open(&c);
+        shared_->ready.store(1);
+        EXPECT_TRUE(t_eventually([this] { return shared_->go.load() == 1; }, 10s));
+      },
+      {{"FIKIT_SIM_MODE", "mps"},
+       {"CUDA_MPS_CLIENT_PRIORITY", "1"},
+       {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE", "30"}});
+  EXPECT_TRUE(t_eventually([this] { return shared_->ready.load() == 1; }, 10s));
+  SimShared* g = t_gpu();
+  ASSERT_NE(g, nullptr);
+  const SimProc* me = nullptr;
+  for (const SimProc& p : g->procs)
+    if (p.in_use && p.pid == pid) me = &p;
+  ASSERT_NE(me, nullptr);
+  EXPECT_EQ(me->mps_priority, 1u);
+  EXPECT_EQ(me->mps_sm_cap, 40u) << "30% of 132 SMs, rounded up";
+  shared_->go.store(1);
+  t_join(pid);
+  t_run([] { EXPECT_EQ(cuInit(0), CUDA_ERROR_INVALID_VALUE); },
+        {{"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE", "0"}});
+}
+
 // A process killed while it holds the GPU lock, with a long kernel running and more queued, must
 // not stop another process from using the GPU: the next locker repairs the state and drops it.
 TEST_F(SimTest, ProcessKilledHoldingTheLockDoesNotWedgeTheGpu) {

@@ -25,13 +25,22 @@ uint16_t slot_of(const TenantData& td, uint32_t position) {
 // launch before it on its stream was seen complete only after this one was issued, this one
 // queued behind it and started at an unknown time between its issue and that completion (itself
 // seen late by the broker's polling lag; on a busy host timing from either end makes 50 us
-// kernels look 30 us or milliseconds long): no sample. A sample is thus the kernel plus the lag
-// of seeing its marker, never less than the kernel. Return it (0: none).
-uint64_t measure(TenantData& td, const Completion& c, uint16_t slot) {
+// kernels look 30 us or milliseconds long): no sample. On time-slicing a launch also waits for
+// its context: if another tenant's launch completed between its issue and its end, it may have
+// waited for that context's timeslice (40 us LP kernels beside another LP tenant measured 2 ms,
+// 50x, on the simulated GPU): no sample; if the last launch seen complete before its issue was
+// another tenant's, the GPU switched to its context first: the switch cost is not the kernel's.
+// A sample is thus the kernel plus the lag of seeing its marker. Return it (0: none).
+uint64_t measure(const FikitState& st, TenantData& td, const Completion& c, uint16_t slot) {
   uint64_t start = c.issue_ns;
   TenantData::StreamDone* ld = slot < kStreamSlots ? &td.last_done[slot] : nullptr;
   bool queued = ld && ld->valid && ld->position != c.position &&
                 pos_at_or_after(c.position, ld->position) && ld->done_ns > c.issue_ns;
+  bool other_before = st.last_done_tenant != td.id && st.last_done_tenant != UINT32_MAX;
+  if (st.cfg.switch_cost_ns > 0 && other_before) {
+    if (st.last_done_ns > c.issue_ns) queued = true;  // another context ran meanwhile
+    start += st.cfg.switch_cost_ns;
+  }
   uint64_t sample = 0;
   if (c.exact && !queued && c.done_ns > start) {
     sample = c.done_ns - start;
@@ -76,7 +85,11 @@ void ev_submit(FikitState& st, TenantData& td, const TenantInfo& t, const Submis
 
 void ev_complete(FikitState& st, TenantData& td, const TenantInfo& /*t*/, const Completion& c) {
   Grant* g = td.priority == kPriorityHigh ? nullptr : grant_find(st, td.id, c.position);
-  uint64_t sample = measure(td, c, g ? g->stream_slot : slot_of(td, c.position));
+  uint64_t sample = measure(st, td, c, g ? g->stream_slot : slot_of(td, c.position));
+  if (c.done_ns >= st.last_done_ns) {
+    st.last_done_tenant = td.id;
+    st.last_done_ns = c.done_ns;
+  }
   st.trace.add(TraceKind::kComplete, c.done_ns, td.id, c.kernel_key, c.issue_ns, c.done_ns);
   if (g) grant_complete(st, td, *g, c, sample);
 }

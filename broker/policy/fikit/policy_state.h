@@ -198,6 +198,8 @@ struct FikitState {
   std::map<uint32_t, std::unique_ptr<TenantData>> tenants;  // by tenant id
   std::vector<Grant> grants;                                // in flight, oldest first (grants.cpp)
   uint32_t last_fill_tenant = UINT32_MAX;                   // time-slicing: who holds the GPU
+  uint32_t last_done_tenant = UINT32_MAX;  // the tenant whose launch was last seen complete
+  uint64_t last_done_ns = 0;               // and when (events.cpp: time-slicing durations)
   uint64_t last_risky_ns = 0;  // last risky grant (a kernel that waited too long, short gap)
   GapSourceFn gap_source;
   DispatchScratch scratch;
