@@ -52,13 +52,13 @@ bool read_params(void** params, void** extra, uint64_t out[2]) {
   return true;
 }
 
-CUresult kernel_op(const Process* p, const Launch& l, SimOp* op) {
+CUresult kernel_op(const Process* p, const CUstream_st* s, const Launch& l, SimOp* op) {
   uint64_t args[2] = {p->cfg.default_kernel_ns, 0};
   if (l.f->kind != KernelKind::kOther && !read_params(l.params, l.extra, args))
     return CUDA_ERROR_INVALID_VALUE;
   double demand = 1.0;
   if (l.f->kind == KernelKind::kSpin) {
-    uint64_t sms = p->g->sms;
+    uint64_t sms = s->ctx->dev->g->sms;
     uint64_t blocks = uint64_t{l.grid[0]} * l.grid[1] * l.grid[2];
     demand = static_cast<double>(std::min(blocks, sms)) / static_cast<double>(sms);
   }
@@ -84,7 +84,7 @@ CUresult launch(const Launch& l, bool ptsz) {
   CUstream_st* s;
   if (CUresult r = fikit::sim::resolve_stream(l.stream, ptsz, &s); r != CUDA_SUCCESS) return r;
   SimOp op;
-  if (CUresult r = kernel_op(p, l, &op); r != CUDA_SUCCESS) return r;
+  if (CUresult r = kernel_op(p, s, l, &op); r != CUDA_SUCCESS) return r;
   if (s->capture) {
     s->capture->ops.push_back(op);
     return CUDA_SUCCESS;

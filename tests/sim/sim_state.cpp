@@ -40,6 +40,29 @@ bool env_u64(const char* name, uint64_t lo, uint64_t hi, uint64_t scale, uint64_
   return true;
 }
 
+// Parse env `name` as a comma-separated list of unsigned integers in [lo, hi] (kept if unset).
+bool env_u64_list(const char* name, uint64_t lo, uint64_t hi, std::vector<uint32_t>* out,
+                  std::string* err) {
+  const char* s = getenv(name);
+  if (!s || !*s) return true;
+  std::vector<uint32_t> values;
+  for (const char* p = s;;) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = strtoull(p, &end, 10);
+    if (errno || end == p || *p == '-' || v < lo || v > hi || (*end && *end != ',')) {
+      *err = std::string(name) + "=" + s + ": expected integers in [" + std::to_string(lo) +
+             ", " + std::to_string(hi) + "], comma-separated (one per simulated GPU)";
+      return false;
+    }
+    values.push_back(static_cast<uint32_t>(v));
+    if (!*end) break;
+    p = end + 1;
+  }
+  *out = values;
+  return true;
+}
+
 uint32_t size_kib() { return static_cast<uint32_t>(sizeof(SimShared) / 1024); }
 
 void init_shared(SimShared* g, const Config& cfg) {
@@ -143,14 +166,17 @@ bool config_from_env(Config* cfg, std::string* err) {
       return false;
     }
   }
-  uint64_t sms = cfg->sms;
-  if (!env_u64("FIKIT_SIM_SMS", 1, 4096, 1, &sms, err) ||
+  uint64_t devices = cfg->devices;
+  if (!env_u64("FIKIT_SIM_DEVICES", 1, kMaxSimDevices, 1, &devices, err) ||
+      !env_u64_list("FIKIT_SIM_SMS", 1, 4096, &cfg->device_sms, err) ||
       !env_u64("FIKIT_SIM_TIMESLICE_US", 1, 10'000'000, 1000, &cfg->timeslice_ns, err) ||
       !env_u64("FIKIT_SIM_SWITCH_US", 0, 10'000'000, 1000, &cfg->switch_ns, err) ||
       !env_u64("FIKIT_SIM_DEFAULT_KERNEL_US", 0, 100'000'000, 1000, &cfg->default_kernel_ns, err) ||
       !env_u64("FIKIT_SIM_LAUNCH_NS", 0, 100'000'000, 1, &cfg->launch_ns, err))
     return false;
-  cfg->sms = static_cast<uint32_t>(sms);
+  cfg->devices = static_cast<uint32_t>(devices);
+  if (cfg->device_sms.empty()) cfg->device_sms.push_back(cfg->sms);
+  cfg->sms = cfg->device_sms[0];
   const char* trace = getenv("FIKIT_SIM_TRACE");
   cfg->trace_prefix = trace ? trace : "";
   return true;
