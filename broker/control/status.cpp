@@ -59,7 +59,7 @@ json tenant_base_json(const TenantStatus& t, uint64_t now_ns) {
 
 json tenant_json(const TenantStatus& t, const TenantRate* rate, uint64_t now_ns) {
   json j = tenant_base_json(t, now_ns);
-  j["gpu"] = 0;  // the one GPU the broker schedules (gpus[0])
+  j["gpu"] = t.gpu;  // its GPU's index in "gpus" (one registration per GPU it uses)
   j["launches_per_s"] = rate ? rate->launches_per_s : 0.0;
   j["grants_per_s"] = rate ? rate->grants_per_s : 0.0;
   j["rate_window_s"] = rate ? rate->window_s : 0.0;
@@ -268,13 +268,22 @@ json status_document(const StatusInput& in) {
               {"abi", std::to_string(kAbiMajor) + "." + std::to_string(kAbiMinor)},
               {"tenants", in.tenants.size()},
               {"tenants_omitted", 0}};
-  json gpu{
-      {"index", 0}, {"uuid", info.gpu_uuid}, {"model", info.gpu_model}, {"tenants", json::array()}};
+  json gpus = json::array();
+  if (info.gpus.empty())
+    gpus.push_back(json{{"index", 0},
+                        {"uuid", info.gpu_uuid},
+                        {"model", info.gpu_model},
+                        {"tenants", json::array()}});
+  for (size_t i = 0; i < info.gpus.size(); i++)
+    gpus.push_back(json{{"index", i},
+                        {"uuid", info.gpus[i].uuid},
+                        {"model", info.gpus[i].model},
+                        {"tenants", json::array()}});
   json doc{{"schema_version", kStatusSchemaVersion},
            {"time", info.unix_time},
            {"version", FIKIT_VERSION},
            {"broker", broker},
-           {"gpus", json::array({gpu})},
+           {"gpus", std::move(gpus)},
            {"tenants", json::array()}};
   size_t len = doc.dump().size() + 16;
   for (const StatusPart& p : in.parts) {
@@ -285,11 +294,14 @@ json status_document(const StatusInput& in) {
     doc[p.key] = std::move(value);
   }
   size_t omitted = 0;
-  json& listed = doc["gpus"][0]["tenants"];
   for (const TenantStatus& t : in.tenants) {
+    json& all = doc["gpus"];
+    while (all.size() <= t.gpu)
+      all.push_back(json{{"index", all.size()}, {"uuid", ""}, {"model", ""}, {"tenants", json::array()}});
+    json& listed = all[t.gpu]["tenants"];
     auto r = in.rates.find(t.id);
     json j = tenant_json(t, r == in.rates.end() ? nullptr : &r->second, in.now_ns);
-    size_t add = j.dump().size() + 1 + 11;  // and its id in gpus[0].tenants
+    size_t add = j.dump().size() + 1 + 11;  // and its id in gpus[gpu].tenants
     if (omitted > 0 || len + add > in.max_len) {
       omitted++;
       continue;

@@ -20,12 +20,13 @@ double policy_num(const json& t, const char* key) {
   return p != t.end() && p->is_object() ? num(*p, key) : 0.0;
 }
 
-std::string gpu_label(const json& doc) {
-  if (doc.contains("gpus") && !doc["gpus"].empty()) {
-    std::string uuid = doc["gpus"][0].value("uuid", std::string());
+// The gpu label of GPU `index` of the document: its UUID, else its index.
+std::string gpu_label(const json& doc, size_t index = 0) {
+  if (doc.contains("gpus") && doc["gpus"].size() > index) {
+    std::string uuid = doc["gpus"][index].value("uuid", std::string());
     if (!uuid.empty()) return uuid;
   }
-  return "0";
+  return std::to_string(index);
 }
 
 // One family of per-tenant samples, `value` of each tenant.
@@ -133,11 +134,11 @@ Labels MetricsPage::tenant_labels(const json& t, const std::string& gpu) {
 }
 
 void MetricsPage::tenant_families(Exposition& e, const json& doc) {
-  const std::string gpu = gpu_label(doc);
   std::vector<std::pair<Labels, const json*>> tenants;
   std::map<pid_t, PodRef> keep;
   auto add = [&](const json& t) {
-    tenants.emplace_back(tenant_labels(t, gpu), &t);
+    // One registration per (tenant, GPU): its samples carry that GPU's label.
+    tenants.emplace_back(tenant_labels(t, gpu_label(doc, t.value("gpu", size_t{0}))), &t);
     keep[t.value("pid", 0)] = pods_[t.value("pid", 0)];
   };
   for (const json& t : doc["tenants"]) add(t);

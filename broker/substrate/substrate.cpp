@@ -7,6 +7,7 @@
 
 #include "base/log.h"
 #include "substrate/calibration.h"
+#include "substrate/switch_store.h"
 #include "substrate/subprocess.h"
 
 namespace fikit::broker {
@@ -71,8 +72,11 @@ SubstrateChoice choose_substrate(SubstrateKind requested, const SubstrateFacts& 
 }
 
 Result<std::unique_ptr<Substrate>> Substrate::setup(const SubstrateConfig& cfg,
-                                                    const std::string& run_dir, uint64_t given_ns) {
+                                                    const std::string& run_dir, uint64_t given_ns,
+                                                    const std::vector<GpuIdentity>& gpus) {
   auto s = std::unique_ptr<Substrate>(new Substrate());
+  s->run_dir_ = run_dir;
+  s->gpus_ = gpus;
   MpsDirs dirs = mps_dirs(run_dir);
   SubstrateFacts facts = probe_substrate(dirs.pipe_dir);
   SubstrateChoice choice = choose_substrate(cfg.kind, facts);
@@ -111,20 +115,81 @@ void Substrate::settle_switch_cost(const SubstrateConfig& cfg, uint64_t given_ns
     FIKIT_LOG_INFO("switch-back cost: 0 us (MPS: one shared context; --calibrate measures it)");
     return;
   }
-  Calibration c =
-      run_calibration(calibrate_program(), mps ? mps_->env() : std::vector<std::string>{},
-                      mps ? kMpsCalibrationTimeoutMs : kCalibrationTimeoutMs);
-  if (c.ok) {
-    switch_ns_ = c.switch_us > 0 ? static_cast<uint64_t>(c.switch_us * 1000) : 0;
-    switch_source_ = "measured";
-    FIKIT_LOG_INFO("switch-back cost: %.0f us measured on %s (%s)", switch_ns_ / 1e3,
-                   c.device.c_str(), c.detail.c_str());
+  if (gpus_.empty()) {  // GPUs unknown before tenants name them: the default device's, for all
+    GpuCost c = gpu_switch_cost(0, GpuIdentity{}, mps);
+    switch_ns_ = c.ns;
+    switch_source_ = c.source;
     return;
   }
-  switch_ns_ = mps ? 0 : kDefaultSwitchCostNs;
-  switch_source_ = "default";
-  FIKIT_LOG_WARN("failed to measure the switch-back cost (%s): using %llu us", c.detail.c_str(),
-                 static_cast<unsigned long long>(switch_ns_ / 1000));
+  for (size_t i = 0; i < gpus_.size(); i++) gpu_costs_.push_back(gpu_switch_cost(i, gpus_[i], mps));
+  switch_ns_ = gpu_costs_[0].ns;
+  switch_source_ = gpu_costs_[0].source;
+}
+
+Substrate::GpuCost Substrate::gpu_switch_cost(size_t index, const GpuIdentity& g, bool mps) {
+  const uint64_t fallback = mps ? 0 : kDefaultSwitchCostNs;
+  const std::string what = "GPU " + std::to_string(index) + (g.uuid.empty() ? "" : " (" + g.uuid + ")");
+  const std::string costs =
+      "LP grants plan " + std::to_string(fallback / 1000) +
+      " us to give the GPU back: if the real cost is lower LP tenants get less of the HP gaps, if "
+      "higher HP latency suffers; give --switch-cost-us, or restart the broker on an idle GPU";
+  std::map<std::string, StoredCost> store = read_switch_store(run_dir_);
+  if (auto it = store.find(g.uuid); !g.uuid.empty() && it != store.end() &&
+                                    it->second.driver == g.driver && it->second.switch_us > 0) {
+    FIKIT_LOG_INFO("switch-back cost of %s: %.0f us, stored (measured earlier, driver %s)",
+                   what.c_str(), it->second.switch_us, g.driver.c_str());
+    return {g.uuid, static_cast<uint64_t>(it->second.switch_us * 1000), "stored"};
+  }
+  if (g.has_device_file) {
+    if (int pid = gpu_user_pid(g.minor)) {
+      FIKIT_LOG_WARN(
+          "switch-back cost of %s: not measured, the GPU is in use (pid %d has /dev/nvidia%u open) "
+          "and none is stored: using the default %llu us; %s",
+          what.c_str(), pid, g.minor, static_cast<unsigned long long>(fallback / 1000), costs.c_str());
+      return {g.uuid, fallback, "default"};
+    }
+  }
+  std::vector<std::string> env = mps ? mps_->env() : std::vector<std::string>{};
+  if (!g.uuid.empty()) env.push_back("CUDA_VISIBLE_DEVICES=" + g.uuid);
+  Calibration c = run_calibration(calibrate_program(), env,
+                                  mps ? kMpsCalibrationTimeoutMs : kCalibrationTimeoutMs);
+  if (!c.ok) {
+    FIKIT_LOG_WARN("failed to measure the switch-back cost of %s (%s): using the default %llu us; %s",
+                   what.c_str(), c.detail.c_str(), static_cast<unsigned long long>(fallback / 1000),
+                   costs.c_str());
+    return {g.uuid, fallback, "default"};
+  }
+  if (c.switch_us <= 0 && !mps) {
+    // Giving the GPU back to another context is never free: 0 or less is a failed measurement
+    // (the GPU was busy, or the two processes did not take turns).
+    FIKIT_LOG_WARN(
+        "switch-back cost of %s measured %.1f us: rejected (a cost of 0 or less is a failed "
+        "measurement, e.g. on a busy GPU); using the default %llu us; %s",
+        what.c_str(), c.switch_us, static_cast<unsigned long long>(fallback / 1000), costs.c_str());
+    return {g.uuid, fallback, "default"};
+  }
+  uint64_t ns = c.switch_us > 0 ? static_cast<uint64_t>(c.switch_us * 1000) : 0;
+  FIKIT_LOG_INFO("switch-back cost of %s: %.0f us measured on %s (%s)", what.c_str(), ns / 1e3,
+                 c.device.c_str(), c.detail.c_str());
+  std::string uuid = g.uuid.empty() ? c.uuid : g.uuid;
+  if (!uuid.empty() && ns > 0) {
+    store[uuid] = StoredCost{ns / 1e3, g.driver.empty() ? c.driver : g.driver};
+    std::string err;
+    if (!write_switch_store(run_dir_, store, &err))
+      FIKIT_LOG_WARN("%s: the switch-back cost will be measured again at the next start",
+                     err.c_str());
+  }
+  return {uuid, ns, "measured"};
+}
+
+nlohmann::json Substrate::gpus_json() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t i = 0; i < gpu_costs_.size(); i++)
+    out.push_back({{"index", i},
+                   {"uuid", gpu_costs_[i].uuid},
+                   {"switch_cost_us", static_cast<double>(gpu_costs_[i].ns) / 1e3},
+                   {"switch_cost_source", gpu_costs_[i].source}});
+  return out;
 }
 
 nlohmann::json Substrate::status_json() const {
@@ -134,7 +199,8 @@ nlohmann::json Substrate::status_json() const {
                         {"mps_log_dir", mps_ ? mps_->dirs().log_dir : ""},
                         {"mps_daemon_pid", mps_ ? mps_->pid() : 0},
                         {"switch_cost_us", static_cast<double>(switch_ns_) / 1e3},
-                        {"switch_cost_source", switch_source_}};
+                        {"switch_cost_source", switch_source_},
+                        {"gpus", gpus_json()}};
 }
 
 }  // namespace fikit::broker

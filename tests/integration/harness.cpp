@@ -132,13 +132,17 @@ t_SimGpu::t_SimGpu(const t_TempDir& dir) {
   trace_prefix = dir.file("trace");
 }
 
-t_SimGpu::~t_SimGpu() { shm_unlink(name.c_str()); }
+t_SimGpu::~t_SimGpu() {
+  shm_unlink(name.c_str());
+  for (int k = 1; k < devices; k++) shm_unlink((name + "-" + std::to_string(k)).c_str());
+}
 
 Env t_SimGpu::env() const {
   return {{"LD_LIBRARY_PATH", t_build_dir() + "/sim"},
           {"FIKIT_SIM_GPU", name},
           {"FIKIT_SIM_TRACE", trace_prefix},
-          {"FIKIT_SIM_MODE", mode}};
+          {"FIKIT_SIM_MODE", mode},
+          {"FIKIT_SIM_DEVICES", std::to_string(devices)}};
 }
 
 bool t_socket_accepts(const std::string& path) {

@@ -64,6 +64,7 @@ struct t_SimGpu {
   std::string name;          // FIKIT_SIM_GPU
   std::string trace_prefix;  // FIKIT_SIM_TRACE
   std::string mode = "timeslice";
+  int devices = 1;  // FIKIT_SIM_DEVICES: GPU k > 0 is the shm object <name>-k
   explicit t_SimGpu(const t_TempDir& dir);
   ~t_SimGpu();
   Env env() const;
