@@ -159,13 +159,16 @@ Substrate::GpuCost Substrate::gpu_switch_cost(size_t index, const GpuIdentity& g
                    costs.c_str());
     return {g.uuid, fallback, "default"};
   }
-  if (c.switch_us <= 0 && !mps) {
-    // Giving the GPU back to another context is never free: 0 or less is a failed measurement
-    // (the GPU was busy, or the two processes did not take turns).
+  if (c.switch_us < kMinSwitchCostUs && !mps) {
+    // Giving the GPU back to another context is never free (~200 us on an H100): 0, less, or
+    // the noise around 0 is a failed measurement (the GPU was busy, or the processes did not
+    // take turns).
     FIKIT_LOG_WARN(
-        "switch-back cost of %s measured %.1f us: rejected (a cost of 0 or less is a failed "
-        "measurement, e.g. on a busy GPU); using the default %llu us; %s",
-        what.c_str(), c.switch_us, static_cast<unsigned long long>(fallback / 1000), costs.c_str());
+        "switch-back cost of %s measured %.1f us: rejected (below %.0f us, a context switch "
+        "cannot be that cheap: a failed measurement, e.g. on a busy GPU); using the default "
+        "%llu us; %s",
+        what.c_str(), c.switch_us, kMinSwitchCostUs,
+        static_cast<unsigned long long>(fallback / 1000), costs.c_str());
     return {g.uuid, fallback, "default"};
   }
   uint64_t ns = c.switch_us > 0 ? static_cast<uint64_t>(c.switch_us * 1000) : 0;

@@ -49,6 +49,8 @@ SubstrateChoice choose_substrate(SubstrateKind requested, const SubstrateFacts& 
 
 // Switch-back cost when calibration fails on time-slicing (the probe measured ~210 us on an H100).
 inline constexpr uint64_t kDefaultSwitchCostNs = 200'000;
+// A time-slicing measurement below this is rejected as failed (noise around 0: a busy GPU).
+inline constexpr double kMinSwitchCostUs = 5;
 
 // The broker's substrate for its lifetime: the MPS daemon it runs (stopped on destruction) and
 // the switch-back cost.

@@ -171,7 +171,7 @@ std::vector<int> t_silent_connections(const std::string& path, int n) {
 }
 
 t_Broker::t_Broker(const t_TempDir& dir, const std::string& policy,
-                   const std::vector<std::string>& extra) {
+                   const std::vector<std::string>& extra, const Env& env) {
   socket_ = dir.file("broker.sock");
   std::vector<std::string> argv = {
       t_bin("fikit-broker"), "start", "--foreground", "--socket", socket_, "--policy", policy};
@@ -180,7 +180,7 @@ t_Broker::t_Broker(const t_TempDir& dir, const std::string& policy,
   if (std::find(extra.begin(), extra.end(), "--profile-dir") == extra.end())
     argv.insert(argv.end(), {"--profile-dir", dir.file("profiles")});
   static std::atomic<int> n{0};
-  proc_ = t_spawn(argv, {}, dir.file("broker" + std::to_string(n++)));
+  proc_ = t_spawn(argv, env, dir.file("broker" + std::to_string(n++)));
   bool up = t_eventually(
       [&] {
         if (t_wait(proc_, std::chrono::milliseconds(0))) return true;  // exited: give up

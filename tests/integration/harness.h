@@ -74,8 +74,9 @@ struct t_SimGpu {
 // Profiles go to <dir>/profiles unless `extra` names a --profile-dir.
 class t_Broker {
  public:
+  // `env`: added to the broker's environment (e.g. the simulated GPU's, for its calibration).
   t_Broker(const t_TempDir& dir, const std::string& policy,
-           const std::vector<std::string>& extra = {});
+           const std::vector<std::string>& extra = {}, const Env& env = {});
   ~t_Broker();
   const std::string& socket() const { return socket_; }
   t_Proc& proc() { return proc_; }

@@ -248,5 +248,87 @@ TEST_P(MultiGpuSwitch, AThreadSwitchingDeviceBetweenLaunches) {
 
 INSTANTIATE_TEST_SUITE_P(Gpus, MultiGpuSwitch, ::testing::Values(2, 8));
 
+// The broker knows the simulated node's GPUs from CUDA (fikit-calibrate --list) and locks each one
+// under its run directory: a second broker on the same GPUs is refused even on another socket,
+// with the running broker's pid and socket.
+TEST_F(MultiGpu, ASecondBrokerOnTheSameGpusIsRefused) {
+  use_gpus(2);
+  t_Broker first(dir, "fikit", {"--switch-cost-us", "100"}, gpu.env());
+  ASSERT_TRUE(first.running());
+  t_Proc second = t_spawn({t_bin("fikit-broker"), "start", "--foreground", "--socket",
+                           dir.file("other.sock"), "--run-dir", dir.path(), "--policy", "fikit",
+                           "--switch-cost-us", "100", "--profile-dir", dir.file("profiles")},
+                          gpu.env(), dir.file("second"));
+  ASSERT_FALSE(first.status_json().empty());  // answered: its GPUs are locked
+  if (!t_wait(second, 30s)) {
+    kill(second.pid, SIGKILL);
+    t_wait(second, 10s);
+    FAIL() << "the second broker kept running: " << t_read_file(second.err_path)
+           << "\nthe first: " << t_read_file(first.proc().err_path);
+  }
+  EXPECT_NE(t_exit_code(second), 0);
+  std::string err = t_read_file(second.err_path);
+  EXPECT_NE(err.find("is already scheduled by the fikit-broker with pid " +
+                     std::to_string(first.proc().pid) + " on socket " + first.socket()),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find(uuid_of(0)), std::string::npos) << err;
+  EXPECT_TRUE(first.running());
+}
+
+// The switch-back cost is measured per GPU and stored with its UUID; a broker restarted while
+// tenants keep both GPUs busy uses the stored costs and measures nothing.
+TEST_F(MultiGpu, ARestartUnderLoadUsesTheStoredCalibration) {
+  use_gpus(2);
+  Env env = gpu.env();
+  env.push_back({"FIKIT_SIM_SWITCH_US", "300"});
+  {
+    t_Broker first(dir, "fikit", {"--substrate", "timeslice"}, env);
+    ASSERT_FALSE(first.status_json().empty());  // answered: calibrated and running
+    std::string log = t_read_file(first.proc().err_path);
+    EXPECT_NE(log.find("switch-back cost of GPU 0 (" + uuid_of(0) + "): "), std::string::npos)
+        << log;
+    EXPECT_NE(log.find("switch-back cost of GPU 1 (" + uuid_of(1) + "): "), std::string::npos)
+        << log;
+    json doc = json::parse(first.status_json(), nullptr, false);
+    ASSERT_FALSE(doc.is_discarded());
+    for (int i = 0; i < 2; i++)
+      EXPECT_EQ(doc["substrate"]["gpus"][i]["switch_cost_source"], "measured") << log;
+  }
+  std::vector<std::string> hp_args = kHp;
+  hp_args[2] = "100000";  // runs until killed
+  hp_args.insert(hp_args.end(), {"--devices", "0,1"});
+  t_Proc load = tenant(dir.file("broker.sock"), "high", "load", hp_args, {{"FIKIT_SIM_SWITCH_US", "300"}});
+  ASSERT_TRUE(t_eventually([&] { return kernels_on(1) > 20; }, 20s));
+  t_Broker second(dir, "fikit", {"--substrate", "timeslice"}, env);
+  ASSERT_FALSE(second.status_json().empty());
+  std::string log = t_read_file(second.proc().err_path);
+  EXPECT_EQ(log.find("measured on"), std::string::npos) << "measured under load: " << log;
+  json doc = json::parse(second.status_json(), nullptr, false);
+  ASSERT_FALSE(doc.is_discarded());
+  for (int i = 0; i < 2; i++) {
+    EXPECT_EQ(doc["substrate"]["gpus"][i]["switch_cost_source"], "stored") << log;
+    EXPECT_GT(doc["substrate"]["gpus"][i]["switch_cost_us"].get<double>(), 0) << log;
+  }
+  kill(load.pid, SIGTERM);
+  t_wait(load, 30s);
+}
+
+// A measured cost of about 0 (FIKIT_SIM_SWITCH_US=0) is a failed measurement: rejected, the
+// default used, and a warning that says what it costs.
+TEST_F(MultiGpu, AZeroSwitchCostMeasurementIsRejected) {
+  Env env = gpu.env();
+  env.push_back({"FIKIT_SIM_SWITCH_US", "0"});
+  t_Broker broker(dir, "fikit", {"--substrate", "timeslice"}, env);
+  ASSERT_FALSE(broker.status_json().empty());
+  std::string log = t_read_file(broker.proc().err_path);
+  EXPECT_NE(log.find("rejected"), std::string::npos) << log;
+  EXPECT_NE(log.find(" WARN "), std::string::npos) << log;
+  json doc = json::parse(broker.status_json(), nullptr, false);
+  ASSERT_FALSE(doc.is_discarded());
+  EXPECT_EQ(doc["substrate"]["switch_cost_source"], "default") << log;
+  EXPECT_EQ(doc["substrate"]["switch_cost_us"], 200) << log;
+}
+
 }  // namespace
 }  // namespace fikit::test
