@@ -227,12 +227,23 @@ std::string tenants_text(const json& doc) {
            "GRANT", "G/s", "WAIT", "INFL");
   out += "\n" + std::string(cols);
   std::string faults;
-  for (const json& t : tenants) {
-    out += table_row(t);
-    out += t.value("policy_text", std::string());  // older brokers: none
-    if (!t.at("fault").get<std::string>().empty())
-      faults += "tenant " + std::to_string(t.at("id").get<unsigned>()) +
-                " faulty: " + t.at("fault").get<std::string>() + "\n";
+  // With several GPUs, the tenants under a line per GPU (each GPU is its own scheduling domain).
+  const size_t ngpus = doc.contains("gpus") ? doc.at("gpus").size() : 1;
+  for (size_t g = 0; g < std::max<size_t>(ngpus, 1); g++) {
+    bool header = false;
+    for (const json& t : tenants) {
+      if (ngpus > 1 && t.value("gpu", size_t{0}) != g) continue;
+      if (ngpus > 1 && !header) {
+        std::string uuid = doc["gpus"][g].value("uuid", std::string());
+        out += "GPU " + std::to_string(g) + (uuid.empty() ? "" : " " + uuid) + "\n";
+        header = true;
+      }
+      out += table_row(t);
+      out += t.value("policy_text", std::string());  // older brokers: none
+      if (!t.at("fault").get<std::string>().empty())
+        faults += "tenant " + std::to_string(t.at("id").get<unsigned>()) +
+                  " faulty: " + t.at("fault").get<std::string>() + "\n";
+    }
   }
   if (size_t n = b.at("tenants_omitted").get<size_t>(); n > 0)
     out += "(" + std::to_string(n) + " more not shown: use --json)\n";
