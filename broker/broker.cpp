@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -27,6 +28,13 @@ namespace fikit::broker {
 namespace {
 
 constexpr uint64_t kListGpusTimeoutMs = 5000;  // fikit-calibrate --list: cuInit and a few queries
+
+// A GPU model as a directory name: letters, digits and '-' ("NVIDIA H200" -> "NVIDIA-H200").
+std::string model_slug(const std::string& model) {
+  std::string out;
+  for (char c : model) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '-';
+  return out.empty() ? "unknown" : out;
+}
 
 
 constexpr size_t kMetricsDocMax = 64 << 20;
@@ -114,6 +122,10 @@ int run_broker(const Options& o, const ReadyFn& ready) {
   for (size_t i = 0; i < inventory.size(); i++) {  // each GPU's domain plans with its own cost
     PolicyConfig pc = sc.policy_cfg;
     pc.switch_cost_ns = (*sub)->switch_cost_ns(i);
+    // Kernel profiles hold durations, which are the GPU model's: GPUs of GPU 0's model share the
+    // profile directory, another model keeps its own (<profile_dir>/model-<name>).
+    if (!pc.profile_dir.empty() && inventory[i].model != inventory[0].model)
+      pc.profile_dir += "/model-" + model_slug(inventory[i].model);
     sched.domains().set_config(static_cast<uint32_t>(i), pc);
   }
   ControlConfig cc;
