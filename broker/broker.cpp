@@ -36,7 +36,6 @@ std::string model_slug(const std::string& model) {
   return out.empty() ? "unknown" : out;
 }
 
-
 constexpr size_t kMetricsDocMax = 64 << 20;
 
 // Block the signals the control loop reads from its signalfd, in every thread to come.

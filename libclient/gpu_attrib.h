@@ -6,8 +6,8 @@
 // Hot path: one cuCtxGetCurrent and a thread-local compare; a context seen for the first time is
 // looked up in a fixed, lock-free table (and, the first time in the process, asked of the driver).
 // Nothing allocates, locks or logs. A launch whose GPU the driver cannot name (no context, an old
-// driver, a test's fake one) goes to kUnknownGpu, registered without a UUID: the broker's first GPU,
-// as for ABI 2.0 clients.
+// driver, a test's fake one) goes to kUnknownGpu, registered without a UUID: the broker's first
+// GPU, as for ABI 2.0 clients.
 #pragma once
 
 #include <cuda.h>
@@ -16,7 +16,7 @@
 
 namespace fikit::client {
 
-inline constexpr int kMaxClientGpus = 32;       // GPUs one process may use; more fail open
+inline constexpr int kMaxClientGpus = 32;           // GPUs one process may use; more fail open
 inline constexpr int kUnknownGpu = kMaxClientGpus;  // the slot of launches on an unnamed GPU
 inline constexpr int kGpuSlots = kMaxClientGpus + 1;
 

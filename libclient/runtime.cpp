@@ -27,7 +27,7 @@ constexpr int kRetryMs = 500;
 constexpr size_t kMonitorStack = 256 * 1024;
 
 std::atomic<uint32_t> g_generation{0};
-std::atomic<int> g_wake_fd{-1};  // eventfd: wakes the monitor (a new session, or a reconnect)
+std::atomic<int> g_wake_fd{-1};        // eventfd: wakes the monitor (a new session, or a reconnect)
 std::atomic<bool> g_reconnect{false};  // the C API asked to re-register every session
 pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 

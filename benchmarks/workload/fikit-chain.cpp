@@ -315,7 +315,8 @@ int run_hp(int argc, char** argv) {
     ks.push_back(pick_kernel(gpus[d], o));
     CK(cuStreamCreate(&ss[d], CU_STREAM_NON_BLOCKING));
     CK(cuEventCreate(&evs[d], CU_EVENT_DISABLE_TIMING));
-    for (int i = 0, n = static_cast<int>(o.num("warmup", 0)); i < n; i++) launch(ks[d], ss[d], 1, 0);
+    for (int i = 0, n = static_cast<int>(o.num("warmup", 0)); i < n; i++)
+      launch(ks[d], ss[d], 1, 0);
     CK(cuStreamSynchronize(ss[d]));
   }
 
@@ -459,7 +460,8 @@ int run_order(int argc, char** argv) {
   if (nstreams < 1) usage_error("--streams wants at least 1");
   std::vector<Gpu> gpus = open_gpus(o);
   std::vector<Kernel> ks(gpus.size());
-  for (size_t d = 0; d < gpus.size(); d++) CK(cuModuleGetFunction(&ks[d].f, gpus[d].module, "spin"));
+  for (size_t d = 0; d < gpus.size(); d++)
+    CK(cuModuleGetFunction(&ks[d].f, gpus[d].module, "spin"));
   std::vector<CUstream> streams(nstreams);
   for (int s = 0; s < nstreams; s++) {
     CK(cuCtxSetCurrent(gpus[static_cast<size_t>(s) % gpus.size()].ctx));

@@ -37,8 +37,8 @@ class GpuMonitor;
 struct ControlConfig {
   int listen_fd = -1;
   std::string socket_path;
-  uint64_t spin_ns = 0;  // shown by status
-  Quotas quotas;         // per uid (quota.h)
+  uint64_t spin_ns = 0;        // shown by status
+  Quotas quotas;               // per uid (quota.h)
   GpuDomains* gpus = nullptr;  // the GPUs it schedules (nullptr: the driver's list, or learned)
 };
 

@@ -308,7 +308,8 @@ json status_document(const StatusInput& in) {
   for (const TenantStatus& t : in.tenants) {
     json& all = doc["gpus"];
     while (all.size() <= t.gpu)
-      all.push_back(json{{"index", all.size()}, {"uuid", ""}, {"model", ""}, {"tenants", json::array()}});
+      all.push_back(
+          json{{"index", all.size()}, {"uuid", ""}, {"model", ""}, {"tenants", json::array()}});
     json& listed = all[t.gpu]["tenants"];
     auto r = in.rates.find(t.id);
     json j = tenant_json(t, r == in.rates.end() ? nullptr : &r->second, in.now_ns);

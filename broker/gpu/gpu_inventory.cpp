@@ -1,10 +1,10 @@
 #include "gpu/gpu_inventory.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-
-#include <unistd.h>
 
 namespace fikit::broker {
 namespace {

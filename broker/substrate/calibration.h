@@ -17,7 +17,7 @@ struct Calibration {
   std::string device;    // the GPU's name
   std::string uuid;      // the GPU's UUID and the driver's version, as fikit-calibrate saw them
   std::string driver;
-  std::string detail;    // the program's line, or why it failed
+  std::string detail;  // the program's line, or why it failed
 };
 
 // fikit-calibrate: $FIKIT_CALIBRATE, else beside this program (<dir of the
@@ -32,7 +32,6 @@ Calibration run_calibration(const std::string& program, const std::vector<std::s
 // The GPUs the CUDA driver shows to `program --list` (no kernel is launched): for machines
 // without /proc/driver/nvidia/gpus (the simulated driver, some containers). Empty on failure.
 std::vector<GpuIdentity> list_driver_gpus(const std::string& program,
-                                          const std::vector<std::string>& env,
-                                          uint64_t timeout_ms);
+                                          const std::vector<std::string>& env, uint64_t timeout_ms);
 
 }  // namespace fikit::broker

@@ -7,8 +7,8 @@
 
 #include "base/log.h"
 #include "substrate/calibration.h"
-#include "substrate/switch_store.h"
 #include "substrate/subprocess.h"
+#include "substrate/switch_store.h"
 
 namespace fikit::broker {
 namespace {
@@ -128,7 +128,8 @@ void Substrate::settle_switch_cost(const SubstrateConfig& cfg, uint64_t given_ns
 
 Substrate::GpuCost Substrate::gpu_switch_cost(size_t index, const GpuIdentity& g, bool mps) {
   const uint64_t fallback = mps ? 0 : kDefaultSwitchCostNs;
-  const std::string what = "GPU " + std::to_string(index) + (g.uuid.empty() ? "" : " (" + g.uuid + ")");
+  const std::string what =
+      "GPU " + std::to_string(index) + (g.uuid.empty() ? "" : " (" + g.uuid + ")");
   const std::string costs =
       "LP grants plan " + std::to_string(fallback / 1000) +
       " us to give the GPU back: if the real cost is lower LP tenants get less of the HP gaps, if "
@@ -145,7 +146,8 @@ Substrate::GpuCost Substrate::gpu_switch_cost(size_t index, const GpuIdentity& g
       FIKIT_LOG_WARN(
           "switch-back cost of %s: not measured, the GPU is in use (pid %d has /dev/nvidia%u open) "
           "and none is stored: using the default %llu us; %s",
-          what.c_str(), pid, g.minor, static_cast<unsigned long long>(fallback / 1000), costs.c_str());
+          what.c_str(), pid, g.minor, static_cast<unsigned long long>(fallback / 1000),
+          costs.c_str());
       return {g.uuid, fallback, "default"};
     }
   }
@@ -154,9 +156,10 @@ Substrate::GpuCost Substrate::gpu_switch_cost(size_t index, const GpuIdentity& g
   Calibration c = run_calibration(calibrate_program(), env,
                                   mps ? kMpsCalibrationTimeoutMs : kCalibrationTimeoutMs);
   if (!c.ok) {
-    FIKIT_LOG_WARN("failed to measure the switch-back cost of %s (%s): using the default %llu us; %s",
-                   what.c_str(), c.detail.c_str(), static_cast<unsigned long long>(fallback / 1000),
-                   costs.c_str());
+    FIKIT_LOG_WARN(
+        "failed to measure the switch-back cost of %s (%s): using the default %llu us; %s",
+        what.c_str(), c.detail.c_str(), static_cast<unsigned long long>(fallback / 1000),
+        costs.c_str());
     return {g.uuid, fallback, "default"};
   }
   if (c.switch_us < kMinSwitchCostUs && !mps) {

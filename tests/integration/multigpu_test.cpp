@@ -198,10 +198,10 @@ TEST_F(MultiGpu, CudaVisibleDevicesByIndexAndByUuid) {
   use_gpus(4);
   t_Broker broker(dir, "priority");
   const std::vector<std::string> order = {"order", "--kernels", "200", "--streams", "2"};
-  t_Proc by_index = tenant(broker.socket(), "low", "by-index", order,
-                           {{"CUDA_VISIBLE_DEVICES", "2"}});
-  t_Proc by_uuid = tenant(broker.socket(), "low", "by-uuid", order,
-                          {{"CUDA_VISIBLE_DEVICES", uuid_of(3)}});
+  t_Proc by_index =
+      tenant(broker.socket(), "low", "by-index", order, {{"CUDA_VISIBLE_DEVICES", "2"}});
+  t_Proc by_uuid =
+      tenant(broker.socket(), "low", "by-uuid", order, {{"CUDA_VISIBLE_DEVICES", uuid_of(3)}});
   pid_t a = by_index.pid, b = by_uuid.pid;
   finish(by_index);
   finish(by_uuid);
@@ -298,7 +298,8 @@ TEST_F(MultiGpu, ARestartUnderLoadUsesTheStoredCalibration) {
   std::vector<std::string> hp_args = kHp;
   hp_args[2] = "100000";  // runs until killed
   hp_args.insert(hp_args.end(), {"--devices", "0,1"});
-  t_Proc load = tenant(dir.file("broker.sock"), "high", "load", hp_args, {{"FIKIT_SIM_SWITCH_US", "300"}});
+  t_Proc load =
+      tenant(dir.file("broker.sock"), "high", "load", hp_args, {{"FIKIT_SIM_SWITCH_US", "300"}});
   ASSERT_TRUE(t_eventually([&] { return kernels_on(1) > 20; }, 20s));
   t_Broker second(dir, "fikit", {"--substrate", "timeslice"}, env);
   ASSERT_FALSE(second.status_json().empty());

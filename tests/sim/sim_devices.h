@@ -20,11 +20,11 @@
 namespace fikit::sim {
 
 struct DeviceIdentity {
-  uint32_t index = 0;    // physical index in the simulated node
-  Config cfg;            // cfg with this GPU's shm name and SM count
-  CUuuid uuid{};         // derived from the shm name
-  std::string uuid_text; // "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
-  std::string name;      // "fikit simulated GPU" (one GPU), else "fikit simulated GPU <index>"
+  uint32_t index = 0;     // physical index in the simulated node
+  Config cfg;             // cfg with this GPU's shm name and SM count
+  CUuuid uuid{};          // derived from the shm name
+  std::string uuid_text;  // "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+  std::string name;       // "fikit simulated GPU" (one GPU), else "fikit simulated GPU <index>"
 };
 
 // Every GPU of the node `cfg` describes, by physical index.

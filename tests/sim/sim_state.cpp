@@ -51,8 +51,8 @@ bool env_u64_list(const char* name, uint64_t lo, uint64_t hi, std::vector<uint32
     errno = 0;
     unsigned long long v = strtoull(p, &end, 10);
     if (errno || end == p || *p == '-' || v < lo || v > hi || (*end && *end != ',')) {
-      *err = std::string(name) + "=" + s + ": expected integers in [" + std::to_string(lo) +
-             ", " + std::to_string(hi) + "], comma-separated (one per simulated GPU)";
+      *err = std::string(name) + "=" + s + ": expected integers in [" + std::to_string(lo) + ", " +
+             std::to_string(hi) + "], comma-separated (one per simulated GPU)";
       return false;
     }
     values.push_back(static_cast<uint32_t>(v));

@@ -29,8 +29,7 @@ std::array<uint8_t, kGpuUuidLen> uuid_bytes(uint8_t seed) {
 
 TEST(GpuDomains, TheDriversGpusByUuidAndARefusalForAnyOther) {
   auto a = uuid_bytes(1), b = uuid_bytes(2), mig = uuid_bytes(9);
-  GpuDomains d({gpu(0, gpu_uuid_text(a.data())),
-                gpu(1, gpu_uuid_text(b.data()))});
+  GpuDomains d({gpu(0, gpu_uuid_text(a.data())), gpu(1, gpu_uuid_text(b.data()))});
   EXPECT_EQ(*d.index_of(a.data()), 0u);
   EXPECT_EQ(*d.index_of(b.data()), 1u);
   EXPECT_EQ(*d.index_of(nullptr), 0u);  // an ABI 2.0 client: GPU 0
@@ -50,7 +49,8 @@ TEST(GpuDomains, LearnsGpusInTheOrderTenantsNameThemUpToACap) {
   EXPECT_EQ(*d.index_of(b.data()), 0u);
   EXPECT_EQ(*d.index_of(a.data()), 1u);
   EXPECT_EQ(*d.index_of(b.data()), 0u);
-  for (uint8_t i = 3; d.list().size() < kMaxGpuDomains; i++) ASSERT_TRUE(d.index_of(uuid_bytes(i).data()).ok());
+  for (uint8_t i = 3; d.list().size() < kMaxGpuDomains; i++)
+    ASSERT_TRUE(d.index_of(uuid_bytes(i).data()).ok());
   EXPECT_FALSE(d.index_of(uuid_bytes(200).data()).ok());
 }
 
@@ -125,11 +125,12 @@ TEST(SimNode, CudaVisibleDevicesAsTheRealDriverReadsIt) {
   EXPECT_EQ(sim::visible_devices(node, ""), V{});
   EXPECT_EQ(sim::visible_devices(node, "2,0"), (V{2, 0}));
   EXPECT_EQ(sim::visible_devices(node, " 1 , 3"), (V{1, 3}));
-  EXPECT_EQ(sim::visible_devices(node, "1,7,2"), V{1});     // ends at a GPU that does not exist
-  EXPECT_EQ(sim::visible_devices(node, "3,3"), V{3});       // or one already listed
+  EXPECT_EQ(sim::visible_devices(node, "1,7,2"), V{1});  // ends at a GPU that does not exist
+  EXPECT_EQ(sim::visible_devices(node, "3,3"), V{3});    // or one already listed
   EXPECT_EQ(sim::visible_devices(node, "-1,0"), V{});
   EXPECT_EQ(sim::visible_devices(node, (node[2].uuid_text + ",0").c_str()), (V{2, 0}));
-  EXPECT_EQ(sim::visible_devices(node, node[1].uuid_text.substr(0, 12).c_str()), V{1});  // a unique prefix
+  EXPECT_EQ(sim::visible_devices(node, node[1].uuid_text.substr(0, 12).c_str()),
+            V{1});                                     // a unique prefix
   EXPECT_EQ(sim::visible_devices(node, "GPU-"), V{});  // ambiguous
 }
 
