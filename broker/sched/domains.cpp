@@ -7,7 +7,8 @@ namespace fikit::broker {
 SchedCore& Domains::domain(uint32_t gpu) {
   if (cores_.size() <= gpu) cores_.resize(gpu + 1);
   if (!cores_[gpu]) {
-    const PolicyConfig& cfg = gpu < per_gpu_.size() ? per_gpu_[gpu] : cfg_;
+    PolicyConfig cfg = gpu < per_gpu_.size() ? per_gpu_[gpu] : cfg_;
+    cfg.gpu = gpu;
     cores_[gpu] = std::make_unique<SchedCore>(ops_, cfg);
     cores_[gpu]->set_idle_meter(meter_);
   }

@@ -186,7 +186,9 @@ SimShared* gpu_attach(const Config& cfg, std::string* err) {
   const char* name = cfg.shm_name.c_str();
   int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd >= 0) {
-    if (ftruncate(fd, sizeof(SimShared)) != 0) {
+    // Every user may use the GPU, as /dev/nvidia* is 0666: a broker running as root lists the
+    // GPUs (fikit-calibrate --list) before any tenant, which is then another user.
+    if (fchmod(fd, 0666) != 0 || ftruncate(fd, sizeof(SimShared)) != 0) {
       *err = "failed to size " + cfg.shm_name + ": " + strerror(errno);
       close(fd);
       shm_unlink(name);
