@@ -78,10 +78,14 @@ class Substrate {
     std::string uuid;
     uint64_t ns = 0;
     std::string source;  // given, measured, stored, default, mps
+    std::string driver;  // the driver version it was measured with
   };
   void settle_switch_cost(const SubstrateConfig& cfg, uint64_t given_ns);
   // Stored, else measured on an idle GPU (CUDA_VISIBLE_DEVICES=<uuid>), else the default.
+  // Safe to run for several GPUs at once (it only reads the store).
   GpuCost gpu_switch_cost(size_t index, const GpuIdentity& g, bool mps);
+  // Add the measured costs to <run_dir>/switch-cost.json.
+  void store_measured(const std::vector<GpuCost>& costs);
   nlohmann::json gpus_json() const;
 
   std::string run_dir_;
