@@ -180,7 +180,13 @@ std::string MetricsPage::page(const json& doc) {
   e.sample("fikit_broker_cpu_seconds_total", {{"thread", "all"}}, num(b, "process_cpu_s"));
   e.sample("fikit_broker_cpu_seconds_total", {{"thread", "scheduler"}}, num(b, "scheduler_cpu_s"));
   e.family("fikit_tenants", "gauge", "Tenants registered with the broker, per GPU.");
-  e.sample("fikit_tenants", {{"gpu", gpu_label(doc)}}, num(b, "tenants"));
+  if (!doc.contains("gpus") || doc["gpus"].size() <= 1) {
+    e.sample("fikit_tenants", {{"gpu", gpu_label(doc)}}, num(b, "tenants"));
+  } else {  // one registration per (tenant, GPU): each GPU's section lists its own
+    for (size_t i = 0; i < doc["gpus"].size(); i++)
+      e.sample("fikit_tenants", {{"gpu", gpu_label(doc, i)}},
+               static_cast<double>(doc["gpus"][i].value("tenants", json::array()).size()));
+  }
   tenant_families(e, doc);
   if (doc.contains("gpu")) {
     const json& g = doc["gpu"];
