@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -12,16 +13,28 @@
 #include "control/control.h"
 #include "control/endpoint.h"
 #include "degraded.h"
+#include "gpu/gpu_domains.h"
+#include "gpu/gpu_lock.h"
 #include "gpu/gpu_monitor.h"
 #include "gpu/gpu_status.h"
 #include "metrics/exporter.h"
 #include "notify.h"
 #include "sched/idle_meter.h"
 #include "sched/scheduler.h"
+#include "substrate/calibration.h"
 #include "substrate/substrate.h"
 
 namespace fikit::broker {
 namespace {
+
+constexpr uint64_t kListGpusTimeoutMs = 5000;  // fikit-calibrate --list: cuInit and a few queries
+
+// A GPU model as a directory name: letters, digits and '-' ("NVIDIA H200" -> "NVIDIA-H200").
+std::string model_slug(const std::string& model) {
+  std::string out;
+  for (char c : model) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '-';
+  return out.empty() ? "unknown" : out;
+}
 
 constexpr size_t kMetricsDocMax = 64 << 20;
 
@@ -80,9 +93,21 @@ int run_broker(const Options& o, const ReadyFn& ready) {
   access_configure(o.access);
   Result<std::unique_ptr<Endpoint>> ep = Endpoint::open(o.socket, o.tenant_group);
   if (!ep.ok()) return ready(ep.status(), {}), 1;
-  // MPS daemon and switch-back cost before the policy starts; the daemon stops with `sub`.
+  // The node's GPUs, one scheduling domain each: the NVIDIA driver's list, else CUDA's (the
+  // simulated driver, containers without /proc/driver/nvidia), else learned from registrations.
+  std::vector<GpuIdentity> inventory = nvidia_gpus();
+  const bool from_nvidia = !inventory.empty();
+  if (!from_nvidia) inventory = list_driver_gpus(calibrate_program(), {}, kListGpusTimeoutMs);
+  GpuDomains gpus(inventory, !from_nvidia);
+  GpuLocks gpu_locks;
+  if (Status s = gpu_locks.lock(o.run_dir, inventory, o.socket); !s.ok())
+    return (*ep)->remove(), ready(s, {}), 1;
+  for (size_t i = 0; i < inventory.size(); i++)
+    FIKIT_LOG_INFO("GPU %zu: %s %s%s", i, inventory[i].model.c_str(), inventory[i].uuid.c_str(),
+                   from_nvidia ? "" : " (listed by CUDA)");
+  // MPS daemon and switch-back costs before the policy starts; the daemon stops with `sub`.
   Result<std::unique_ptr<Substrate>> sub =
-      Substrate::setup(o.substrate, o.run_dir, o.policy_cfg.switch_cost_ns);
+      Substrate::setup(o.substrate, o.run_dir, o.policy_cfg.switch_cost_ns, inventory);
   if (!sub.ok()) return (*ep)->remove(), ready(sub.status(), {}), 1;
   std::vector<std::string> degraded;  // found once the observer is loaded, below
   IdleMeter meter(o.hp_marker_every);
@@ -93,7 +118,17 @@ int run_broker(const Options& o, const ReadyFn& ready) {
   sc.spin_ns = o.spin_ns;
   sc.idle_meter = o.hp_marker_every ? &meter : nullptr;
   Scheduler sched(sc);
+  for (size_t i = 0; i < inventory.size(); i++) {  // each GPU's domain plans with its own cost
+    PolicyConfig pc = sc.policy_cfg;
+    pc.switch_cost_ns = (*sub)->switch_cost_ns(i);
+    // Kernel profiles hold durations, which are the GPU model's: GPUs of GPU 0's model share the
+    // profile directory, another model keeps its own (<profile_dir>/model-<name>).
+    if (!pc.profile_dir.empty() && inventory[i].model != inventory[0].model)
+      pc.profile_dir += "/model-" + model_slug(inventory[i].model);
+    sched.domains().set_config(static_cast<uint32_t>(i), pc);
+  }
   ControlConfig cc;
+  cc.gpus = &gpus;
   cc.listen_fd = (*ep)->fd();
   cc.socket_path = o.socket;
   cc.spin_ns = o.spin_ns;

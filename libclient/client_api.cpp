@@ -30,7 +30,7 @@ int fikit_set_tenant_name(const char* name) {
 }
 
 int fikit_hint_idle(uint64_t idle_ns) {
-  Session* s = current_session();
+  Session* s = session_for_current_gpu();
   if (!session_usable(s)) return -ENOTCONN;
   uint32_t pos;
   if (!ring__push(&s->seg->ring, {EntryKind::kHintIdle, 0, 0, 0, idle_ns, now_ns()}, &pos))
@@ -38,7 +38,7 @@ int fikit_hint_idle(uint64_t idle_ns) {
   return 0;
 }
 
-int fikit_connected(void) { return session_usable(current_session()) ? 1 : 0; }
+int fikit_connected(void) { return any_session_usable() ? 1 : 0; }
 
 void fikit_get_stats(struct fikit_client_stats* out) {
   if (!out) return;

@@ -75,6 +75,10 @@ void fill_real_ops() noexcept {
       reinterpret_cast<decltype(g_real_ops.ctx_get_current)>(get(HookId::k_cuCtxGetCurrent));
   g_real_ops.pointer_get_attribute = reinterpret_cast<decltype(g_real_ops.pointer_get_attribute)>(
       get(HookId::k_cuPointerGetAttribute));
+  g_real_ops.ctx_get_device =
+      reinterpret_cast<decltype(g_real_ops.ctx_get_device)>(get(HookId::k_cuCtxGetDevice));
+  g_real_ops.device_get_uuid =
+      reinterpret_cast<decltype(g_real_ops.device_get_uuid)>(get(HookId::k_cuDeviceGetUuid_v2));
 }
 
 void resolve_all() noexcept {

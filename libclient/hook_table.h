@@ -77,6 +77,10 @@ struct DriverOps {
   CUresult (*mem_host_get_device_pointer)(CUdeviceptr* dptr, void* p, unsigned int flags);
   CUresult (*ctx_get_current)(CUcontext* ctx);
   CUresult (*pointer_get_attribute)(void* data, CUpointer_attribute attribute, CUdeviceptr ptr);
+  // The device of the current context and its UUID (gpu_attrib.cpp); nullptr: launches are
+  // attributed to no particular GPU (the broker's first).
+  CUresult (*ctx_get_device)(CUdevice* dev);
+  CUresult (*device_get_uuid)(CUuuid* uuid, CUdevice dev);
 };
 
 // The driver functions: from the real table, or the test override.

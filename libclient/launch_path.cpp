@@ -238,8 +238,7 @@ CUresult lp_launch(Session* s, const LaunchDesc& d, LaunchKey k, IssueFn issue,
 
 CUresult launch_gated(const LaunchDesc& d, IssueFn issue, const void* args) noexcept {
   count(g_counters.launches);
-  ensure_started();
-  Session* s = current_session();
+  Session* s = session_for_current_gpu();
   if (s) s->seg->client.launches.fetch_add(1, std::memory_order_relaxed);
   if (!session_usable(s) || may_be_capturing(d.stream, d.per_thread))
     return pass_through(s, issue, args);

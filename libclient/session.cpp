@@ -16,6 +16,8 @@
 #include <cstring>
 #include <new>
 
+#include "gpu_attrib.h"
+
 namespace fikit::client {
 namespace {
 
@@ -47,12 +49,16 @@ int connect_socket(const char* path, LogLevel fail_level) noexcept {
 
 // Send RegisterRequest and wait for the reply. Return true with `reply` filled and checked and
 // the segment's descriptor (sent with the reply) in *seg_fd.
-bool exchange_register(int fd, const Config& cfg, RegisterReply* reply, int* seg_fd,
+bool exchange_register(int fd, const Config& cfg, int gpu_slot, RegisterReply* reply, int* seg_fd,
                        LogLevel fail_level) noexcept {
   RegisterRequest req{};
   req.hdr = msg_header(MsgType::kRegister, sizeof(req));
   req.priority = cfg.priority;
   req.flags = 0;
+  if (const CUuuid* uuid = gpu_slot_uuid(gpu_slot)) {
+    req.flags |= kRegisterGpuUuid;
+    memcpy(req.gpu_uuid, uuid->bytes, kGpuUuidLen);
+  }
   memcpy(req.name, cfg.name, sizeof(req.name));
   req.name[kNameLen - 1] = '\0';
   if (send(fd, &req, sizeof(req), MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof(req))) {
@@ -143,14 +149,15 @@ Session* session_create(Segment* seg, size_t map_size, int fd, uint16_t generati
   return s;
 }
 
-Session* session_connect(const Config& cfg, uint16_t generation, LogLevel fail_level) noexcept {
+Session* session_connect(const Config& cfg, int gpu_slot, uint16_t generation,
+                         LogLevel fail_level) noexcept {
   int fd = connect_socket(cfg.socket_path, fail_level);
   if (fd < 0) return nullptr;
   RegisterReply reply{};
   size_t size = 0;
   Segment* seg = nullptr;
   int seg_fd = -1;
-  if (exchange_register(fd, cfg, &reply, &seg_fd, fail_level))
+  if (exchange_register(fd, cfg, gpu_slot, &reply, &seg_fd, fail_level))
     seg = map_segment(seg_fd, &size, fail_level);
   else if (seg_fd >= 0)
     close(seg_fd);
@@ -165,12 +172,13 @@ Session* session_connect(const Config& cfg, uint16_t generation, LogLevel fail_l
     close(fd);
     return nullptr;
   }
+  s->gpu_slot = gpu_slot;
   reply.error[kErrorLen - 1] = '\0';
   if (s->priority != cfg.priority)
     FIKIT_LOG_WARN("the broker set priority %s (asked for %s)%s%s", priority_name(s->priority),
                    priority_name(cfg.priority), reply.error[0] ? ": " : "", reply.error);
-  FIKIT_LOG_INFO("registered with the broker as tenant %u '%s' (priority %s)", s->tenant_id,
-                 cfg.name, priority_name(s->priority));
+  FIKIT_LOG_INFO("registered with the broker as tenant %u '%s' (priority %s) on its GPU %u",
+                 s->tenant_id, cfg.name, priority_name(s->priority), seg->hdr.gpu);
   return s;
 }
 

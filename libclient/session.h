@@ -21,6 +21,7 @@ enum class GpuMap : uint32_t { kNone = 0, kBusy = 1, kMapped = 2, kFailed = 3 };
 
 struct Session {
   Segment* seg;
+  int gpu_slot;  // gpu_attrib.h: the GPU this registration is for
   size_t map_size;
   int fd;  // control socket; -1 for sessions without a broker connection (tests)
   uint32_t tenant_id;
@@ -39,9 +40,10 @@ struct Session {
 // Create a session over a mapped segment (anonymous mmap; never freed).
 Session* session_create(Segment* seg, size_t map_size, int fd, uint16_t generation) noexcept;
 
-// Connect to the broker, register with `cfg` and map the segment. On failure log why at
-// `fail_level` and return nullptr.
-Session* session_connect(const Config& cfg, uint16_t generation, LogLevel fail_level) noexcept;
+// Connect to the broker, register with `cfg` for GPU slot `gpu_slot` (its UUID, gpu_attrib.h) and
+// map the segment. On failure log why at `fail_level` and return nullptr.
+Session* session_connect(const Config& cfg, int gpu_slot, uint16_t generation,
+                         LogLevel fail_level) noexcept;
 
 // Return true if launches should follow the protocol: connected and the broker says kActive.
 inline bool session_usable(const Session* s) noexcept {

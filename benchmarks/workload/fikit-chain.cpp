@@ -64,9 +64,17 @@ const char kUsage[] = R"(usage: fikit-chain MODE [OPTIONS]
   --device-info
       Prints the device name, SM count, compute capability and driver version.
 
+hp, lp and order take --devices D,D,... (CUdevice ordinals, default 0; model-hp and model-lp run
+on device 0, which CUDA_VISIBLE_DEVICES picks): hp launches each kernel on
+every device (one stream each, tensor-parallel style) and waits for all; lp launches each batch
+on every device; order puts stream s on device D[s mod |D|]. The thread makes the device of
+each launch current first (cuCtxSetCurrent), so with several devices it switches between
+launches.
+
 Mix files: one kernel class per line, "COUNT US GRID" (COUNT launches of a spin kernel of US us
 and GRID blocks; each line its own kernel key), in launch order; "repeat N" ... "end" repeats the
 lines between (no nesting); "#" starts a comment.
+
 Kernels: spin (timer busy-wait; default grid = SMs x 128 threads) or burn (FMA loop filling the
 GPU; default grid = SMs x 1024 threads); --grid and --block override. Tags appear in the
 simulated driver's traces (FIKIT_SIM_TRACE).
@@ -186,19 +194,19 @@ struct Gpu {
   CUmodule module = nullptr;
 };
 
-Gpu open_gpu(bool load_kernels) {
+Gpu open_gpu(bool load_kernels, int ordinal = 0) {
   Gpu g;
   CUdevice dev;
   char name[256];
   CK(cuInit(0));
-  CK(cuDeviceGet(&dev, 0));
+  CK(cuDeviceGet(&dev, ordinal));
   CK(cuDeviceGetName(name, sizeof(name), dev));
   g.name = name;
   CK(cuDeviceGetAttribute(&g.sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev));
   CK(cuDevicePrimaryCtxRetain(&g.ctx, dev));
   CK(cuCtxSetCurrent(g.ctx));
   if (load_kernels) {
-    if (!kKernelsPtx[0] && g.name != "fikit simulated GPU")
+    if (!kKernelsPtx[0] && g.name.rfind("fikit simulated GPU", 0) != 0)
       fprintf(stderr, "fikit-chain: built without nvcc, it has no kernels for a real GPU\n");
     CK(cuModuleLoadData(&g.module, kKernelsPtx));
   }
@@ -223,6 +231,16 @@ Kernel pick_kernel(const Gpu& g, const Options& o) {
   if (k.grid == 0) usage_error("--grid wants at least 1");
   if (k.block == 0 || k.block > 1024) usage_error("--block wants 1 to 1024");
   return k;
+}
+
+// The devices of --devices (default 0), each opened with its primary context and kernels; the
+// first one's context is left current.
+std::vector<Gpu> open_gpus(const Options& o) {
+  std::vector<Gpu> out;
+  for (double d : o.has("devices") ? o.list("devices") : std::vector<double>{0})
+    out.push_back(open_gpu(true, static_cast<int>(d)));
+  CK(cuCtxSetCurrent(out[0].ctx));
+  return out;
 }
 
 // Launch kernel `k` for `us`; `key` > 0 makes it another kernel key (32 more threads per block
@@ -296,7 +314,7 @@ double pct(const std::vector<double>& v, double q) {
 int run_hp(int argc, char** argv) {
   Options o(argc, argv,
             {"requests", "kernels", "kernel-us", "gap-us", "request-gap-us", "sync", "kernel",
-             "grid", "block", "warmup", "gap-jitter", "gap-bimodal", "seed"},
+             "grid", "block", "warmup", "gap-jitter", "gap-bimodal", "seed", "devices"},
             {"hint-idle", "gap-sleep"});
   bool gap_sleep = o.has("gap-sleep");
   prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);  // sleeps of ~100 us: not 50 us late
@@ -313,14 +331,19 @@ int run_hp(int argc, char** argv) {
   HintFn hint = o.has("hint-idle") ? find_hint_idle() : nullptr;
   if (o.has("hint-idle") && !hint)
     fprintf(stderr, "fikit-chain: --hint-idle: not running with libfikit.so, no hints sent\n");
-  Gpu g = open_gpu(true);
-  Kernel k = pick_kernel(g, o);
-  CUstream s;
-  CUevent ev;
-  CK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
-  CK(cuEventCreate(&ev, CU_EVENT_DISABLE_TIMING));
-  for (int i = 0, n = static_cast<int>(o.num("warmup", 0)); i < n; i++) launch(k, s, 1, 0);
-  CK(cuStreamSynchronize(s));
+  std::vector<Gpu> gpus = open_gpus(o);
+  std::vector<Kernel> ks;
+  std::vector<CUstream> ss(gpus.size());
+  std::vector<CUevent> evs(gpus.size());
+  for (size_t d = 0; d < gpus.size(); d++) {
+    CK(cuCtxSetCurrent(gpus[d].ctx));
+    ks.push_back(pick_kernel(gpus[d], o));
+    CK(cuStreamCreate(&ss[d], CU_STREAM_NON_BLOCKING));
+    CK(cuEventCreate(&evs[d], CU_EVENT_DISABLE_TIMING));
+    for (int i = 0, n = static_cast<int>(o.num("warmup", 0)); i < n; i++)
+      launch(ks[d], ss[d], 1, 0);
+    CK(cuStreamSynchronize(ss[d]));
+  }
 
   std::vector<double> lat;
   uint64_t tag = 0;
@@ -331,9 +354,16 @@ int run_hp(int argc, char** argv) {
     for (int i = 0; i < kernels; i++) {
       size_t key = static_cast<size_t>(i) % nkeys;
       double us = kus[key % kus.size()];
-      launch(k, s, us, ++tag, nkeys > 1 ? key : 0);
+      ++tag;
+      for (size_t d = 0; d < gpus.size(); d++) {
+        if (gpus.size() > 1) CK(cuCtxSetCurrent(gpus[d].ctx));
+        launch(ks[d], ss[d], us, tag, nkeys > 1 ? key : 0);
+      }
       busy += us;
-      sync(mode, s, ev);
+      for (size_t d = 0; d < gpus.size(); d++) {
+        if (gpus.size() > 1) CK(cuCtxSetCurrent(gpus[d].ctx));
+        sync(mode, ss[d], evs[d]);
+      }
       if (i + 1 == kernels) break;
       double gap = gaps.next(key);
       host += gap;
@@ -488,17 +518,22 @@ volatile sig_atomic_t g_stop = 0;
 void on_stop(int) { g_stop = 1; }
 
 int run_lp(int argc, char** argv) {
-  Options o(argc, argv, {"seconds", "kernels", "kernel-us", "batch", "kernel", "grid", "block"});
+  Options o(argc, argv,
+            {"seconds", "kernels", "kernel-us", "batch", "kernel", "grid", "block", "devices"});
   if (o.has("seconds") == o.has("kernels")) usage_error("lp wants one of --seconds or --kernels");
   double seconds = o.num("seconds", 0);
   std::vector<double> kus = o.list("kernel-us");
   long limit = static_cast<long>(o.num("kernels", 0));
   int batch = static_cast<int>(o.num("batch", 4));
   if (batch < 1) usage_error("--batch wants at least 1");
-  Gpu g = open_gpu(true);
-  Kernel k = pick_kernel(g, o);
-  CUstream s;
-  CK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  std::vector<Gpu> gpus = open_gpus(o);
+  std::vector<Kernel> ks;
+  std::vector<CUstream> ss(gpus.size());
+  for (size_t d = 0; d < gpus.size(); d++) {
+    CK(cuCtxSetCurrent(gpus[d].ctx));
+    ks.push_back(pick_kernel(gpus[d], o));
+    CK(cuStreamCreate(&ss[d], CU_STREAM_NON_BLOCKING));
+  }
   long done = 0;
   double busy = 0;
   signal(SIGTERM, on_stop);
@@ -506,12 +541,18 @@ int run_lp(int argc, char** argv) {
   auto t0 = Clock::now();
   while (!g_stop && (limit ? done < limit : us_since(t0) < seconds * 1e6)) {
     int n = limit ? static_cast<int>(std::min<long>(batch, limit - done)) : batch;
-    for (int i = 0; i < n; i++) {
-      size_t key = static_cast<size_t>(done + i) % kus.size();
-      launch(k, s, kus[key], static_cast<uint64_t>(done + i + 1), key);
-      busy += kus[key];
+    for (size_t d = 0; d < gpus.size(); d++) {
+      if (gpus.size() > 1) CK(cuCtxSetCurrent(gpus[d].ctx));
+      for (int i = 0; i < n; i++) {
+        size_t key = static_cast<size_t>(done + i) % kus.size();
+        launch(ks[d], ss[d], kus[key], static_cast<uint64_t>(done + i + 1), key);
+        if (d == 0) busy += kus[key];  // per device: each runs the same kernels
+      }
     }
-    CK(cuStreamSynchronize(s));
+    for (size_t d = 0; d < gpus.size(); d++) {
+      if (gpus.size() > 1) CK(cuCtxSetCurrent(gpus[d].ctx));
+      CK(cuStreamSynchronize(ss[d]));
+    }
     done += n;
   }
   double el = us_since(t0);
@@ -560,17 +601,25 @@ int run_model_lp(int argc, char** argv) {
 
 // Launch kernels [first, last) of the order sequence on their streams, directly or (as_graph) by
 // capturing each stream's share into a graph and launching that. Return the graphs launched.
-int order_stretch(const Kernel& k, const std::vector<CUstream>& streams, long first, long last,
-                  double kus, bool as_graph, std::vector<CUgraphExec>* execs) {
+// Stream s is on device s mod |gpus| (made current before each of its launches when there are
+// several).
+int order_stretch(const std::vector<Kernel>& ks, const std::vector<Gpu>& gpus,
+                  const std::vector<CUstream>& streams, long first, long last, double kus,
+                  bool as_graph, std::vector<CUgraphExec>* execs) {
   long n = static_cast<long>(streams.size());
+  auto use = [&](long s) {
+    if (gpus.size() > 1) CK(cuCtxSetCurrent(gpus[static_cast<size_t>(s) % gpus.size()].ctx));
+    return ks[static_cast<size_t>(s) % gpus.size()];
+  };
   if (!as_graph) {
-    for (long i = first; i < last; i++) launch(k, streams[i % n], kus, i / n + 1);
+    for (long i = first; i < last; i++) launch(use(i % n), streams[i % n], kus, i / n + 1);
     return 0;
   }
   int graphs = 0;
   for (long s = 0; s < n; s++) {
     long i = first + ((s - first % n) + n) % n;  // first kernel of stream s in the stretch
     if (i >= last) continue;
+    Kernel k = use(s);
     CUgraph graph;
     CUgraphExec exec;
     CK(cuStreamBeginCapture(streams[s], CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
@@ -586,17 +635,21 @@ int order_stretch(const Kernel& k, const std::vector<CUstream>& streams, long fi
 }
 
 int run_order(int argc, char** argv) {
-  Options o(argc, argv, {"kernels", "streams", "graphs", "kernel-us"});
+  Options o(argc, argv, {"kernels", "streams", "graphs", "kernel-us", "devices"});
   long kernels = static_cast<long>(o.num("kernels", -1));
   int nstreams = static_cast<int>(o.num("streams", -1));
   long stretches = 2 * static_cast<long>(o.num("graphs", 0));
   double kus = o.num("kernel-us", 2);
   if (nstreams < 1) usage_error("--streams wants at least 1");
-  Gpu g = open_gpu(true);
-  Kernel k;
-  CK(cuModuleGetFunction(&k.f, g.module, "spin"));
+  std::vector<Gpu> gpus = open_gpus(o);
+  std::vector<Kernel> ks(gpus.size());
+  for (size_t d = 0; d < gpus.size(); d++)
+    CK(cuModuleGetFunction(&ks[d].f, gpus[d].module, "spin"));
   std::vector<CUstream> streams(nstreams);
-  for (CUstream& s : streams) CK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  for (int s = 0; s < nstreams; s++) {
+    CK(cuCtxSetCurrent(gpus[static_cast<size_t>(s) % gpus.size()].ctx));
+    CK(cuStreamCreate(&streams[s], CU_STREAM_NON_BLOCKING));
+  }
   std::vector<CUgraphExec> execs;
   int graphs = 0;
   long graph_kernels = 0;
@@ -605,10 +658,13 @@ int run_order(int argc, char** argv) {
   for (long b = 0; b < parts; b++) {
     long first = kernels * b / parts, last = kernels * (b + 1) / parts;
     bool as_graph = b % 2 == 1;
-    graphs += order_stretch(k, streams, first, last, kus, as_graph, &execs);
+    graphs += order_stretch(ks, gpus, streams, first, last, kus, as_graph, &execs);
     if (as_graph) graph_kernels += last - first;
   }
-  CK(cuCtxSynchronize());
+  for (const Gpu& g : gpus) {
+    CK(cuCtxSetCurrent(g.ctx));
+    CK(cuCtxSynchronize());
+  }
   double el = us_since(t0);
   for (CUgraphExec e : execs) CK(cuGraphExecDestroy(e));
   printf("mode=order kernels=%ld streams=%d graphs=%d graph_kernels=%ld elapsed_ms=%.3f\n", kernels,

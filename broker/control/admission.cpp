@@ -57,7 +57,8 @@ Status check_name(const char (&name)[kNameLen]) {
 }
 
 Status check_request(const RegisterRequest& req, uint32_t len, const Peer& peer) {
-  if (req.hdr.size != len || len < sizeof(RegisterRequest))
+  // 2.0 clients send the request without gpu_uuid (their launches are GPU 0's).
+  if (req.hdr.size != len || (len != sizeof(RegisterRequest) && len != kRegisterRequestV0Size))
     return Status(StatusCode::kInvalidArgument,
                   printf_string("register request of %u bytes (size field %u), expected %zu: "
                                 "client and broker builds disagree",
@@ -67,11 +68,12 @@ Status check_request(const RegisterRequest& req, uint32_t len, const Peer& peer)
                   printf_string("priority %u out of range: use 0 (highest) to %u, or "
                                 "FIKIT_PRIORITY=high|normal|low",
                                 req.priority, kPriorityLevels - 1));
-  if (req.flags != 0)
+  if ((req.flags & ~kRegisterFlagsKnown) ||
+      ((req.flags & kRegisterGpuUuid) && len < sizeof(RegisterRequest)))
     return Status(StatusCode::kInvalidArgument,
-                  printf_string("unknown register flags 0x%x (broker ABI %u.%u defines none): "
+                  printf_string("unknown register flags 0x%x (broker ABI %u.%u knows 0x%x): "
                                 "upgrade fikit-broker",
-                                req.flags, kAbiMajor, kAbiMinor));
+                                req.flags, kAbiMajor, kAbiMinor, kRegisterFlagsKnown));
   if (Status s = check_name(req.name); !s.ok()) return s;
   uid_t self = geteuid();
   if (self != 0 && peer.uid != self)
@@ -107,10 +109,12 @@ Result<RegisterRequest> decode_register(const char* msg, int len, const Peer& pe
   return req;
 }
 
-Result<Admitted> admit(const char* msg, int len, const Peer& peer, uint32_t id) {
+Result<Admitted> admit(const char* msg, int len, const Peer& peer, uint32_t id, GpuDomains& gpus) {
   Result<RegisterRequest> decoded = decode_register(msg, len, peer);
   if (!decoded.ok()) return decoded.status();
   RegisterRequest req = *decoded;
+  Result<uint32_t> gpu = gpus.index_of(req.flags & kRegisterGpuUuid ? req.gpu_uuid : nullptr);
+  if (!gpu.ok()) return gpu.status();
   std::string note;
   Result<uint32_t> granted = grant_priority(peer.uid, req.priority, &note);
   if (!granted.ok()) return granted.status();
@@ -121,10 +125,12 @@ Result<Admitted> admit(const char* msg, int len, const Peer& peer, uint32_t id) 
   desc->pid = peer.pid;
   desc->uid = peer.uid;
   desc->priority = req.priority;
+  desc->gpu = *gpu;
   desc->name = req.name[0] ? std::string(req.name) : comm_of(peer.pid);
   desc->admitted_ns = now_ns();
   desc->kube = kube_ref_of_pid(peer.pid);
-  Result<ShmSegment> shm = shm_create(ShmSpec{id, peer.pid, peer.uid, req.priority, desc->name});
+  Result<ShmSegment> shm =
+      shm_create(ShmSpec{id, peer.pid, peer.uid, req.priority, desc->name, desc->gpu});
   if (!shm.ok()) return shm.status();
   desc->seg = shm->seg;
   desc->keep = shm->keep;

@@ -8,6 +8,7 @@
 
 #include <memory>
 
+#include "gpu/gpu_domains.h"
 #include "sched/tenant.h"
 
 namespace fikit::broker {
@@ -31,9 +32,9 @@ struct Admitted {
 // refusal. Touches nothing but its arguments (fuzzed: tests/fuzz/).
 Result<RegisterRequest> decode_register(const char* msg, int len, const Peer& peer);
 
-// Validate a kRegister message from `peer` (decode_register) and create the tenant's segment as
-// tenant `id`.
-Result<Admitted> admit(const char* msg, int len, const Peer& peer, uint32_t id);
+// Validate a kRegister message from `peer` (decode_register), find its GPU's domain in `gpus`
+// and create the tenant's segment as tenant `id`.
+Result<Admitted> admit(const char* msg, int len, const Peer& peer, uint32_t id, GpuDomains& gpus);
 
 // The reply to `admit`'s result.
 RegisterReply register_reply(const Result<Admitted>& r);

@@ -46,7 +46,10 @@ double process_cpu_seconds() {
 
 }  // namespace
 
-Control::Control(const ControlConfig& cfg, Scheduler& sched) : cfg_(cfg), sched_(sched) {}
+Control::Control(const ControlConfig& cfg, Scheduler& sched) : cfg_(cfg), sched_(sched) {
+  if (!cfg_.gpus) own_gpus_ = std::make_unique<GpuDomains>(nvidia_gpus());
+  gpus_ = cfg_.gpus ? cfg_.gpus : own_gpus_.get();
+}
 
 Control::~Control() {
   for (auto& [fd, c] : conns_) {
@@ -234,7 +237,7 @@ void Control::on_register(Conn& c, const char* msg, int len) {
   Result<Admitted> r = !quota.ok() ? Result<Admitted>(quota)
                        : pidfd < 0 ? Result<Admitted>(Status::from_errno(
                                          errno, "watch process " + std::to_string(c.peer.pid)))
-                                   : admit(msg, len, c.peer, next_tenant_id_++);
+                                   : admit(msg, len, c.peer, next_tenant_id_++, *gpus_);
   RegisterReply reply = register_reply(r);
   if (!r.ok()) {
     if (uint64_t n = refused_.count(now_ns()))
@@ -250,8 +253,8 @@ void Control::on_register(Conn& c, const char* msg, int len) {
   c.pidfd_op = loop_.add_poll(
       pidfd, [this, fd](uint32_t) { guarded(fd, "exit", [&] { drop(fd, "process exited"); }); });
   const TenantDesc& d = *c.tenant;
-  FIKIT_LOG_INFO("tenant %u registered: pid %d, uid %u, \"%s\", priority %s", d.id, d.pid, d.uid,
-                 d.name.c_str(), priority_name(d.priority));
+  FIKIT_LOG_INFO("tenant %u registered: pid %d, uid %u, \"%s\", priority %s, GPU %u", d.id, d.pid,
+                 d.uid, d.name.c_str(), priority_name(d.priority), d.gpu);
   // Active before the client maps it (the scheduler has not seen the segment yet): its first
   // launches are queued for the scheduler rather than passed through.
   d.seg->broker.state.store(static_cast<uint32_t>(TenantState::kActive), std::memory_order_release);
@@ -279,10 +282,7 @@ StatusInput Control::status_input(bool with_parts, bool take_departed) {
   info.spin_us = cfg_.spin_ns / 1000;
   info.unix_time =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  if (const std::vector<GpuIdentity>& gpus = nvidia_gpus(); gpus.size() == 1) {
-    info.gpu_uuid = gpus[0].uuid;
-    info.gpu_model = gpus[0].model;
-  }
+  info.gpus = gpus_->list();
   if (take_departed) in.departed = sched_.take_departed();  // before: none is lost between
   in.tenants = sched_.status();
   in.rates = rates_.update(in.tenants, in.now_ns);

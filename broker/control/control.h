@@ -37,8 +37,9 @@ class GpuMonitor;
 struct ControlConfig {
   int listen_fd = -1;
   std::string socket_path;
-  uint64_t spin_ns = 0;  // shown by status
-  Quotas quotas;         // per uid (quota.h)
+  uint64_t spin_ns = 0;        // shown by status
+  Quotas quotas;               // per uid (quota.h)
+  GpuDomains* gpus = nullptr;  // the GPUs it schedules (nullptr: the driver's list, or learned)
 };
 
 class Control {
@@ -115,6 +116,8 @@ class Control {
   std::vector<int> stop_waiters_;        // kept open until the process exits
   std::string stop_reason_;
   GpuMonitor* gpu_ = nullptr;
+  std::unique_ptr<GpuDomains> own_gpus_;  // when cfg_.gpus is nullptr
+  GpuDomains* gpus_ = nullptr;
   std::vector<StatusPart> status_parts_;
   Guard guard_;
   TenantRates rates_;       // status: launches and grants per second

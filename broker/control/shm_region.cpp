@@ -29,6 +29,7 @@ Result<ShmSegment> shm_create(const ShmSpec& spec) {
   // ftruncate zero-fills; the constructor calls make the atomics formally alive.
   Segment* seg = new (p) Segment();
   segment_init(seg, spec.tenant_id, spec.pid, spec.priority, spec.tenant_name.c_str());
+  seg->hdr.gpu = spec.gpu;
   std::shared_ptr<void> keep(p, [](void* q) { munmap(q, sizeof(Segment)); });
   return ShmSegment{seg, std::move(keep), fd};
 }

@@ -24,6 +24,7 @@ struct ShmSpec {
   uid_t uid;  // chown to it when running as root
   uint32_t priority;
   std::string tenant_name;
+  uint32_t gpu = 0;  // SegmentHeader::gpu
 };
 
 // A created segment: the broker's mapping (kept alive by `keep`) and the sealed memfd to send to

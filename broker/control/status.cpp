@@ -82,7 +82,7 @@ json tenant_base_json(const TenantStatus& t, uint64_t now_ns) {
 
 json tenant_json(const TenantStatus& t, const TenantRate* rate, uint64_t now_ns) {
   json j = tenant_base_json(t, now_ns);
-  j["gpu"] = 0;  // the one GPU the broker schedules (gpus[0])
+  j["gpu"] = t.gpu;  // its GPU's index in "gpus" (one registration per GPU it uses)
   j["launches_per_s"] = rate ? rate->launches_per_s : 0.0;
   j["grants_per_s"] = rate ? rate->grants_per_s : 0.0;
   j["rate_window_s"] = rate ? rate->window_s : 0.0;
@@ -252,12 +252,23 @@ std::string tenants_text(const json& doc) {
            "GRANT", "G/s", "WAIT", "INFL");
   out += "\n" + std::string(cols);
   std::string faults;
-  for (const json& t : tenants) {
-    out += table_row(t);
-    out += t.value("policy_text", std::string());  // older brokers: none
-    if (!t.at("fault").get<std::string>().empty())
-      faults += "tenant " + std::to_string(t.at("id").get<unsigned>()) +
-                " faulty: " + t.at("fault").get<std::string>() + "\n";
+  // With several GPUs, the tenants under a line per GPU (each GPU is its own scheduling domain).
+  const size_t ngpus = doc.contains("gpus") ? doc.at("gpus").size() : 1;
+  for (size_t g = 0; g < std::max<size_t>(ngpus, 1); g++) {
+    bool header = false;
+    for (const json& t : tenants) {
+      if (ngpus > 1 && t.value("gpu", size_t{0}) != g) continue;
+      if (ngpus > 1 && !header) {
+        std::string uuid = doc["gpus"][g].value("uuid", std::string());
+        out += "GPU " + std::to_string(g) + (uuid.empty() ? "" : " " + uuid) + "\n";
+        header = true;
+      }
+      out += table_row(t);
+      out += t.value("policy_text", std::string());  // older brokers: none
+      if (!t.at("fault").get<std::string>().empty())
+        faults += "tenant " + std::to_string(t.at("id").get<unsigned>()) +
+                  " faulty: " + t.at("fault").get<std::string>() + "\n";
+    }
   }
   if (size_t n = b.at("tenants_omitted").get<size_t>(); n > 0)
     out += "(" + std::to_string(n) + " more not shown: use --json)\n";
@@ -293,13 +304,22 @@ json status_document(const StatusInput& in) {
               {"abi", std::to_string(kAbiMajor) + "." + std::to_string(kAbiMinor)},
               {"tenants", in.tenants.size()},
               {"tenants_omitted", 0}};
-  json gpu{
-      {"index", 0}, {"uuid", info.gpu_uuid}, {"model", info.gpu_model}, {"tenants", json::array()}};
+  json gpus = json::array();
+  if (info.gpus.empty())
+    gpus.push_back(json{{"index", 0},
+                        {"uuid", info.gpu_uuid},
+                        {"model", info.gpu_model},
+                        {"tenants", json::array()}});
+  for (size_t i = 0; i < info.gpus.size(); i++)
+    gpus.push_back(json{{"index", i},
+                        {"uuid", info.gpus[i].uuid},
+                        {"model", info.gpus[i].model},
+                        {"tenants", json::array()}});
   json doc{{"schema_version", kStatusSchemaVersion},
            {"time", info.unix_time},
            {"version", FIKIT_VERSION},
            {"broker", broker},
-           {"gpus", json::array({gpu})},
+           {"gpus", std::move(gpus)},
            {"tenants", json::array()}};
   size_t len = doc.dump().size() + 16;
   for (const StatusPart& p : in.parts) {
@@ -310,11 +330,15 @@ json status_document(const StatusInput& in) {
     doc[p.key] = std::move(value);
   }
   size_t omitted = 0;
-  json& listed = doc["gpus"][0]["tenants"];
   for (const TenantStatus& t : in.tenants) {
+    json& all = doc["gpus"];
+    while (all.size() <= t.gpu)
+      all.push_back(
+          json{{"index", all.size()}, {"uuid", ""}, {"model", ""}, {"tenants", json::array()}});
+    json& listed = all[t.gpu]["tenants"];
     auto r = in.rates.find(t.id);
     json j = tenant_json(t, r == in.rates.end() ? nullptr : &r->second, in.now_ns);
-    size_t add = j.dump().size() + 1 + 11;  // and its id in gpus[0].tenants
+    size_t add = j.dump().size() + 1 + 11;  // and its id in gpus[gpu].tenants
     if (omitted > 0 || len + add > in.max_len) {
       omitted++;
       continue;

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "control/rates.h"
+#include "gpu/gpu_inventory.h"
 #include "sched/tenant.h"
 
 namespace fikit::broker {
@@ -54,6 +55,9 @@ struct BrokerInfo {
   // exactly one NVIDIA GPU, else "".
   std::string gpu_uuid;
   std::string gpu_model;
+  // Every GPU it schedules, one domain each (gpu/gpu_domains.h), by index; when set, these are
+  // "gpus" (gpu_uuid and gpu_model are then unused).
+  std::vector<GpuIdentity> gpus;
 };
 
 // A member of the status document that a part of the broker owns: its key (one of those

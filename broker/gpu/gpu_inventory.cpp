@@ -1,5 +1,7 @@
 #include "gpu/gpu_inventory.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -33,10 +35,41 @@ std::vector<GpuIdentity> read_nvidia_gpus(const std::string& dir) {
       if (key == "Device Minor")
         g.minor = static_cast<uint32_t>(std::strtoul(value.c_str(), nullptr, 10));
     }
+    g.has_device_file = true;
     if (any) out.push_back(g);
   }
+  // "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  ...": the driver of every GPU.
+  std::ifstream v(std::filesystem::path(dir).parent_path() / "version");
+  std::string line, driver;
+  if (std::getline(v, line)) {
+    size_t at = line.find("Kernel Module");
+    if (at != std::string::npos) {
+      size_t b = line.find_first_not_of(' ', at + 13);
+      size_t e = b == std::string::npos ? b : line.find(' ', b);
+      if (b != std::string::npos) driver = line.substr(b, e == std::string::npos ? e : e - b);
+    }
+  }
+  for (GpuIdentity& g : out) g.driver = driver;
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.minor < b.minor; });
   return out;
+}
+
+int gpu_user_pid(uint32_t minor) {
+  const std::string device = "/dev/nvidia" + std::to_string(minor);
+  const int self = getpid();
+  std::error_code ec;
+  for (const auto& proc : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string pid = proc.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos || std::stoi(pid) == self)
+      continue;
+    std::error_code fd_ec;
+    for (const auto& fd : std::filesystem::directory_iterator(proc.path() / "fd", fd_ec)) {
+      std::error_code link_ec;
+      if (std::filesystem::read_symlink(fd.path(), link_ec).string() == device)
+        return std::stoi(pid);
+    }
+  }
+  return 0;
 }
 
 const std::vector<GpuIdentity>& nvidia_gpus() {

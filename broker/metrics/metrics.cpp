@@ -18,12 +18,13 @@ double policy_num(const json& t, const char* key) {
   return p != t.end() && p->is_object() ? num(*p, key) : 0.0;
 }
 
-std::string gpu_label(const json& doc) {
-  if (doc.contains("gpus") && !doc["gpus"].empty()) {
-    std::string uuid = doc["gpus"][0].value("uuid", std::string());
+// The gpu label of GPU `index` of the document: its UUID, else its index.
+std::string gpu_label(const json& doc, size_t index = 0) {
+  if (doc.contains("gpus") && doc["gpus"].size() > index) {
+    std::string uuid = doc["gpus"][index].value("uuid", std::string());
     if (!uuid.empty()) return uuid;
   }
-  return "0";
+  return std::to_string(index);
 }
 
 // One family of per-tenant samples, `value` of each tenant.
@@ -100,11 +101,14 @@ Labels tenant_labels(const json& t, const std::string& gpu) {
 }  // namespace
 
 void MetricsPage::tenant_families(Exposition& e, const json& doc) {
-  const std::string gpu = gpu_label(doc);
   std::vector<std::pair<Labels, const json*>> tenants;
-  for (const json& t : doc["tenants"]) tenants.emplace_back(tenant_labels(t, gpu), &t);
+  // One registration per (tenant, GPU): its samples carry that GPU's label.
+  auto add = [&](const json& t) {
+    tenants.emplace_back(tenant_labels(t, gpu_label(doc, t.value("gpu", size_t{0}))), &t);
+  };
+  for (const json& t : doc["tenants"]) add(t);
   if (doc.contains("departed_tenants"))
-    for (const json& t : doc["departed_tenants"]) tenants.emplace_back(tenant_labels(t, gpu), &t);
+    for (const json& t : doc["departed_tenants"]) add(t);
   for (const TenantFamily& f : kTenantFamilies) {
     e.family(f.name, f.type, f.help);
     for (const auto& [labels, t] : tenants) e.sample(f.name, labels, f.value(*t));
@@ -154,7 +158,13 @@ std::string MetricsPage::page(const json& doc) {
   e.sample("fikit_broker_cpu_seconds_total", {{"thread", "all"}}, num(b, "process_cpu_s"));
   e.sample("fikit_broker_cpu_seconds_total", {{"thread", "scheduler"}}, num(b, "scheduler_cpu_s"));
   e.family("fikit_tenants", "gauge", "Tenants registered with the broker, per GPU.");
-  e.sample("fikit_tenants", {{"gpu", gpu_label(doc)}}, num(b, "tenants"));
+  if (!doc.contains("gpus") || doc["gpus"].size() <= 1) {
+    e.sample("fikit_tenants", {{"gpu", gpu_label(doc)}}, num(b, "tenants"));
+  } else {  // one registration per (tenant, GPU): each GPU's section lists its own
+    for (size_t i = 0; i < doc["gpus"].size(); i++)
+      e.sample("fikit_tenants", {{"gpu", gpu_label(doc, i)}},
+               static_cast<double>(doc["gpus"][i].value("tenants", json::array()).size()));
+  }
   tenant_families(e, doc);
   if (doc.contains("gpu")) {
     const json& g = doc["gpu"];

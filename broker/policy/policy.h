@@ -25,6 +25,9 @@ struct PolicyConfig {
   // options.h, or --profile-dir).
   std::string profile_dir;
   std::string opts;  // policy-specific "name=value,..." (--policy-opts)
+  // The GPU of the domain this policy state schedules (sched/domains.h; 0 on one GPU): each GPU
+  // has its own state, so files a policy writes per state are named per GPU.
+  uint32_t gpu = 0;
   // Where the policy logs (the broker's log); level 0 debug, 1 info, 2 warn, 3 error. nullptr:
   // stderr. Set by the scheduler core, so that the policy library needs no broker code.
   void (*log)(int level, const char* text) = nullptr;

@@ -397,6 +397,7 @@ TenantStatus SchedCore::status_of(const Tenant& t) const {
   TenantStatus s;
   const TenantDesc& d = *t.desc;
   s.id = d.id;
+  s.gpu = d.gpu;
   s.pid = d.pid;
   s.uid = d.uid;
   s.priority = d.priority;

@@ -1,4 +1,5 @@
-// The scheduler thread: runs SchedCore rounds with adaptive spinning.
+// The scheduler thread: runs rounds of every GPU's SchedCore (sched/domains.h) with adaptive
+// spinning.
 //
 // It spins (cpu_relax) while a request waits or LP work is in flight, for at most spin_ns after the
 // last event, so that a waiting LP request is granted within microseconds. Otherwise it sleeps:
@@ -22,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "sched/domains.h"
 #include "sched/idle_meter.h"
 #include "sched/sched_core.h"
 #include "sched/tenant.h"
@@ -62,7 +64,9 @@ class Scheduler {
   // Tests and the thread: apply queued hand-overs, then one SchedCore round. Return its events.
   // Not to be called by others while the thread runs.
   uint32_t run_once(uint64_t now_ns);
-  SchedCore& core() { return core_; }
+  // GPU 0's domain (tests of one GPU), and every domain.
+  SchedCore& core() { return core_.domain(0); }
+  Domains& domains() { return core_; }
 
  private:
   // A tenant handed over by another thread (post_add, post_remove).
@@ -76,7 +80,7 @@ class Scheduler {
   void sleep(uint64_t now_ns);
   void wake();
 
-  SchedCore core_;
+  Domains core_;  // one SchedCore per GPU (sched/domains.h)
   uint64_t spin_ns_;
   IdleMeter* meter_;
   std::thread thread_;

@@ -19,6 +19,7 @@ struct TenantDesc {
   pid_t pid = 0;
   uid_t uid = 0;
   uint32_t priority = 0;
+  uint32_t gpu = 0;  // its GPU's domain (gpu/gpu_domains.h): one registration per GPU it uses
   std::string name;
   Segment* seg = nullptr;      // the broker's mapping of that segment
   std::shared_ptr<void> keep;  // keeps the mapping alive while anyone holds the descriptor
@@ -29,6 +30,7 @@ struct TenantDesc {
 
 struct TenantStatus {
   uint32_t id = 0;
+  uint32_t gpu = 0;  // TenantDesc::gpu
   pid_t pid = 0;
   uid_t uid = 0;
   uint32_t priority = 0;

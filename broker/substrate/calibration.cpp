@@ -77,8 +77,35 @@ Calibration run_calibration(const std::string& program, const std::vector<std::s
   c.ok = true;
   c.switch_us = v;
   c.device = kv["device"];
+  c.uuid = kv["uuid"];
+  c.driver = kv["driver"];
   c.detail = line;
   return c;
+}
+
+std::vector<GpuIdentity> list_driver_gpus(const std::string& program,
+                                          const std::vector<std::string>& env,
+                                          uint64_t timeout_ms) {
+  std::vector<GpuIdentity> out;
+  if (access(program.c_str(), X_OK) != 0) return out;
+  ProcessSpec spec{{program, "--list"}, env, {"CUDA_MPS_*"}, "", timeout_ms};
+  Result<ProcessResult> r = run_process(spec);
+  if (!r.ok() || r->timed_out || r->exit_code != 0) return out;
+  size_t start = 0;
+  while (start < r->output.size()) {
+    size_t end = r->output.find('\n', start);
+    if (end == std::string::npos) end = r->output.size();
+    std::map<std::string, std::string> kv = parse_pairs(r->output.substr(start, end - start));
+    start = end + 1;
+    if (!kv.count("uuid") || kv["uuid"].rfind("GPU-", 0) != 0) continue;
+    GpuIdentity g;
+    g.minor = static_cast<uint32_t>(out.size());
+    g.uuid = kv["uuid"];
+    g.model = kv["name"];
+    g.driver = kv["driver"];
+    out.push_back(g);
+  }
+  return out;
 }
 
 }  // namespace fikit::broker

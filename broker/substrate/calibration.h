@@ -7,13 +7,17 @@
 #include <string>
 #include <vector>
 
+#include "gpu/gpu_inventory.h"
+
 namespace fikit::broker {
 
 struct Calibration {
   bool ok = false;
   double switch_us = 0;  // switch_back_us as measured (may be slightly negative: no cost)
   std::string device;    // the GPU's name
-  std::string detail;    // the program's line, or why it failed
+  std::string uuid;      // the GPU's UUID and the driver's version, as fikit-calibrate saw them
+  std::string driver;
+  std::string detail;  // the program's line, or why it failed
 };
 
 // fikit-calibrate: $FIKIT_CALIBRATE, else beside this program (<dir of the
@@ -24,5 +28,10 @@ std::string calibrate_program();
 // dropped first), bounded to timeout_ms in all (its own measuring loop stops after 0.5 s).
 Calibration run_calibration(const std::string& program, const std::vector<std::string>& env,
                             uint64_t timeout_ms);
+
+// The GPUs the CUDA driver shows to `program --list` (no kernel is launched): for machines
+// without /proc/driver/nvidia/gpus (the simulated driver, some containers). Empty on failure.
+std::vector<GpuIdentity> list_driver_gpus(const std::string& program,
+                                          const std::vector<std::string>& env, uint64_t timeout_ms);
 
 }  // namespace fikit::broker

@@ -119,7 +119,8 @@ Status MpsDaemon::adopt(pid_t pid) {
 }
 
 Status MpsDaemon::launch() {
-  ProcessSpec spec{{control_, "-d"}, env(), {}, "", kCommandTimeoutMs};
+  // Without CUDA_VISIBLE_DEVICES: the one daemon serves every GPU of the node (docs/MULTIGPU.md).
+  ProcessSpec spec{{control_, "-d"}, env(), {"CUDA_VISIBLE_DEVICES"}, "", kCommandTimeoutMs};
   Result<ProcessResult> r = run_process(spec);
   if (!r.ok()) return r.status();
   if (r->exit_code != 0 || r->timed_out) {

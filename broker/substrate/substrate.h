@@ -14,6 +14,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 
+#include "gpu/gpu_inventory.h"
 #include "substrate/mps_daemon.h"
 
 namespace fikit::broker {
@@ -48,24 +49,48 @@ SubstrateChoice choose_substrate(SubstrateKind requested, const SubstrateFacts& 
 
 // Switch-back cost when calibration fails on time-slicing (the probe measured ~210 us on an H100).
 inline constexpr uint64_t kDefaultSwitchCostNs = 200'000;
+// A time-slicing measurement below this is rejected as failed (noise around 0: a busy GPU).
+inline constexpr double kMinSwitchCostUs = 5;
 
 // The broker's substrate for its lifetime: the MPS daemon it runs (stopped on destruction) and
 // the switch-back cost.
 class Substrate {
  public:
-  // Choose, start MPS if chosen, settle the switch-back cost (`given_ns` with --switch-cost-us).
-  // Each decision is logged. Fails if MPS was asked for (or chosen) and cannot start.
+  // Choose, start MPS if chosen (one daemon serves every GPU), settle the switch-back cost of
+  // each GPU of `gpus` (`given_ns` with --switch-cost-us; empty `gpus`: the default device's, for
+  // all). Each decision is logged. Fails if MPS was asked for (or chosen) and cannot start.
   static Result<std::unique_ptr<Substrate>> setup(const SubstrateConfig& cfg,
-                                                  const std::string& run_dir, uint64_t given_ns);
+                                                  const std::string& run_dir, uint64_t given_ns,
+                                                  const std::vector<GpuIdentity>& gpus = {});
   SubstrateKind kind() const { return kind_; }
-  uint64_t switch_cost_ns() const { return switch_ns_; }
+  uint64_t switch_cost_ns() const { return switch_ns_; }  // GPU 0's
+  // GPU i's (of the `gpus` given to setup; GPU 0's beyond them).
+  uint64_t switch_cost_ns(size_t i) const {
+    return i < gpu_costs_.size() ? gpu_costs_[i].ns : switch_ns_;
+  }
   // The status document's "substrate" member: kind, why, mps_pipe_dir, mps_log_dir (both "" on
   // timeslice), mps_daemon_pid, switch_cost_us, switch_cost_source (given, measured, default, mps).
+  // With several GPUs, "gpus": [{"index", "uuid", "switch_cost_us", "switch_cost_source"}].
   nlohmann::json status_json() const;
 
  private:
+  struct GpuCost {
+    std::string uuid;
+    uint64_t ns = 0;
+    std::string source;  // given, measured, stored, default, mps
+    std::string driver;  // the driver version it was measured with
+  };
   void settle_switch_cost(const SubstrateConfig& cfg, uint64_t given_ns);
+  // Stored, else measured on an idle GPU (CUDA_VISIBLE_DEVICES=<uuid>), else the default.
+  // Safe to run for several GPUs at once (it only reads the store).
+  GpuCost gpu_switch_cost(size_t index, const GpuIdentity& g, bool mps);
+  // Add the measured costs to <run_dir>/switch-cost.json.
+  void store_measured(const std::vector<GpuCost>& costs);
+  nlohmann::json gpus_json() const;
 
+  std::string run_dir_;
+  std::vector<GpuIdentity> gpus_;
+  std::vector<GpuCost> gpu_costs_;
   SubstrateKind kind_ = SubstrateKind::kTimeslice;
   std::string why_;
   std::unique_ptr<MpsDaemon> mps_;

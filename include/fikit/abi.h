@@ -20,7 +20,8 @@ namespace fikit {
 
 inline constexpr uint64_t kSegmentMagic = 0x315447534b494646ULL;  // "FFIKSGT1", little-endian
 inline constexpr uint16_t kAbiMajor = 2;  // bump on any incompatible layout or protocol change
-inline constexpr uint16_t kAbiMinor = 0;  // bump when adding fields in reserved space
+inline constexpr uint16_t kAbiMinor = 1;  // bump when adding fields in reserved space
+// 2.1: a segment serves one GPU (SegmentHeader::gpu), named by RegisterRequest::gpu_uuid.
 
 inline constexpr uint32_t kRingEntries = 4096;  // power of two
 inline constexpr uint32_t kRingMask = kRingEntries - 1;
@@ -146,7 +147,7 @@ struct SegmentHeader {
   uint32_t priority;  // 0 (highest) .. kPriorityLevels-1
   uint32_t ring_entries;
   uint32_t stream_slots;
-  uint32_t reserved0;
+  uint32_t gpu;  // the broker's index of the GPU this segment's launches run on (2.1; 0 before)
   char name[kNameLen];
   uint64_t reserved[4];
 };

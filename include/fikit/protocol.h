@@ -42,12 +42,22 @@ struct MsgHeader {
   uint32_t size;  // whole message, header included
 };
 
+// A tenant registers once per GPU it launches on (ABI 2.1): each registration is its own
+// segment, ring and grants, scheduled in that GPU's domain. gpu_uuid is the 16 bytes of
+// cuDeviceGetUuid; the broker maps it to its own index of the GPU (SegmentHeader::gpu) or refuses
+// a GPU it does not manage. A 2.0 request (kRegisterRequestV0Size bytes, no UUID) is GPU 0.
+inline constexpr uint32_t kRegisterGpuUuid = 1u << 0;  // gpu_uuid is set
+inline constexpr uint32_t kRegisterFlagsKnown = kRegisterGpuUuid;
+inline constexpr uint32_t kGpuUuidLen = 16;
+
 struct RegisterRequest {
   MsgHeader hdr;
   uint32_t priority;  // 0 (highest) .. kPriorityLevels-1
-  uint32_t flags;     // none defined yet: must be 0
+  uint32_t flags;     // kRegister*; unknown bits are refused
   char name[kNameLen];
+  uint8_t gpu_uuid[kGpuUuidLen];  // 2.1: the GPU of this registration (kRegisterGpuUuid)
 };
+inline constexpr uint32_t kRegisterRequestV0Size = 56;  // 2.0: without gpu_uuid
 
 struct RegisterReply {
   MsgHeader hdr;
@@ -136,7 +146,8 @@ inline int ctl_request(const char* socket_path, MsgType type, TextReply* reply, 
 }
 
 static_assert(sizeof(MsgHeader) == 16);
-static_assert(sizeof(RegisterRequest) == 56);
+static_assert(sizeof(RegisterRequest) == kRegisterRequestV0Size + kGpuUuidLen);
+static_assert(offsetof(RegisterRequest, gpu_uuid) == kRegisterRequestV0Size);
 static_assert(sizeof(RegisterReply) == 16 + 16 + kErrorLen);
 
 }  // namespace fikit

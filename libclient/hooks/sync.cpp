@@ -15,11 +15,10 @@
 namespace fikit::client {
 namespace {
 
-// The session drains are published into, starting the runtime on the first hook call.
-Session* drain_session() noexcept {
-  ensure_started();
-  return current_session();
-}
+// The session drains are published into: the current context's GPU's (a stream of another GPU
+// has issued nothing there: its drain is a no-op, and its launches end by marker or a later
+// drain), starting the runtime on the first hook call.
+Session* drain_session() noexcept { return session_for_current_gpu(); }
 
 int slot_of(const Session* s, CUstream stream, bool per_thread) noexcept {
   return s ? stream_slots().find(stream, per_thread) : -1;
@@ -54,9 +53,10 @@ CUresult ctx_wait(Call&& call) noexcept {
 CUresult event_wait(HookId id, CUevent event) noexcept {
   auto fn = real_fn<PFN_cuEventSynchronize_v2000>(id);
   if (!fn) return CUDA_ERROR_NOT_FOUND;
-  Session* s = drain_session();
+  ensure_started();
   EventMark mark{};
-  bool known = s && event_table().find(event, &mark) && mark.generation == s->generation;
+  Session* s = event_table().find(event, &mark) ? session_by_generation(mark.generation) : nullptr;
+  bool known = s != nullptr;
   CUresult r = fn(event);
   if (r == CUDA_SUCCESS && known) drain_slot(s, mark.slot, mark.issued);
   return r;

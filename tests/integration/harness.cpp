@@ -132,13 +132,17 @@ t_SimGpu::t_SimGpu(const t_TempDir& dir) {
   trace_prefix = dir.file("trace");
 }
 
-t_SimGpu::~t_SimGpu() { shm_unlink(name.c_str()); }
+t_SimGpu::~t_SimGpu() {
+  shm_unlink(name.c_str());
+  for (int k = 1; k < devices; k++) shm_unlink((name + "-" + std::to_string(k)).c_str());
+}
 
 Env t_SimGpu::env() const {
   return {{"LD_LIBRARY_PATH", t_build_dir() + "/sim"},
           {"FIKIT_SIM_GPU", name},
           {"FIKIT_SIM_TRACE", trace_prefix},
-          {"FIKIT_SIM_MODE", mode}};
+          {"FIKIT_SIM_MODE", mode},
+          {"FIKIT_SIM_DEVICES", std::to_string(devices)}};
 }
 
 bool t_socket_accepts(const std::string& path) {
@@ -167,7 +171,7 @@ std::vector<int> t_silent_connections(const std::string& path, int n) {
 }
 
 t_Broker::t_Broker(const t_TempDir& dir, const std::string& policy,
-                   const std::vector<std::string>& extra) {
+                   const std::vector<std::string>& extra, const Env& env) {
   socket_ = dir.file("broker.sock");
   std::vector<std::string> argv = {
       t_bin("fikit-broker"), "start", "--foreground", "--socket", socket_, "--policy", policy};
@@ -176,7 +180,7 @@ t_Broker::t_Broker(const t_TempDir& dir, const std::string& policy,
   if (std::find(extra.begin(), extra.end(), "--profile-dir") == extra.end())
     argv.insert(argv.end(), {"--profile-dir", dir.file("profiles")});
   static std::atomic<int> n{0};
-  proc_ = t_spawn(argv, {}, dir.file("broker" + std::to_string(n++)));
+  proc_ = t_spawn(argv, env, dir.file("broker" + std::to_string(n++)));
   bool up = t_eventually(
       [&] {
         if (t_wait(proc_, std::chrono::milliseconds(0))) return true;  // exited: give up

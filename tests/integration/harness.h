@@ -64,6 +64,7 @@ struct t_SimGpu {
   std::string name;          // FIKIT_SIM_GPU
   std::string trace_prefix;  // FIKIT_SIM_TRACE
   std::string mode = "timeslice";
+  int devices = 1;  // FIKIT_SIM_DEVICES: GPU k > 0 is the shm object <name>-k
   explicit t_SimGpu(const t_TempDir& dir);
   ~t_SimGpu();
   Env env() const;
@@ -73,8 +74,9 @@ struct t_SimGpu {
 // Profiles go to <dir>/profiles unless `extra` names a --profile-dir.
 class t_Broker {
  public:
+  // `env`: added to the broker's environment (e.g. the simulated GPU's, for its calibration).
   t_Broker(const t_TempDir& dir, const std::string& policy,
-           const std::vector<std::string>& extra = {});
+           const std::vector<std::string>& extra = {}, const Env& env = {});
   ~t_Broker();
   const std::string& socket() const { return socket_; }
   t_Proc& proc() { return proc_; }

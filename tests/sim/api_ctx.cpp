@@ -12,12 +12,13 @@ CUresult CUDAAPI cuDevicePrimaryCtxRetain(CUcontext* pctx, CUdevice dev) {
   Process* p = process();
   if (!p) return CUDA_ERROR_NOT_INITIALIZED;
   if (!pctx) return CUDA_ERROR_INVALID_VALUE;
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  fikit::sim::Device* d = fikit::sim::device_of(p, dev);
+  if (!d) return CUDA_ERROR_INVALID_DEVICE;
   std::lock_guard<std::mutex> l(p->mu);
-  if (!p->primary) p->primary = fikit::sim::ctx_create(p);
-  if (!p->primary) return CUDA_ERROR_OUT_OF_MEMORY;
-  p->primary_refs++;
-  *pctx = p->primary;
+  if (!d->primary) d->primary = fikit::sim::ctx_create(p, d);
+  if (!d->primary) return CUDA_ERROR_OUT_OF_MEMORY;
+  d->primary_refs++;
+  *pctx = d->primary;
   return CUDA_SUCCESS;
 }
 
@@ -25,10 +26,11 @@ CUresult CUDAAPI cuDevicePrimaryCtxRetain(CUcontext* pctx, CUdevice dev) {
 CUresult CUDAAPI cuDevicePrimaryCtxRelease_v2(CUdevice dev) {
   Process* p = process();
   if (!p) return CUDA_ERROR_NOT_INITIALIZED;
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  fikit::sim::Device* d = fikit::sim::device_of(p, dev);
+  if (!d) return CUDA_ERROR_INVALID_DEVICE;
   std::lock_guard<std::mutex> l(p->mu);
-  if (p->primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
-  p->primary_refs--;
+  if (d->primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
+  d->primary_refs--;
   return CUDA_SUCCESS;
 }
 
@@ -37,8 +39,9 @@ CUresult CUDAAPI cuCtxCreate_v4(CUcontext* pctx, CUctxCreateParams*, unsigned in
   Process* p = process();
   if (!p) return CUDA_ERROR_NOT_INITIALIZED;
   if (!pctx) return CUDA_ERROR_INVALID_VALUE;
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
-  CUctx_st* ctx = fikit::sim::ctx_create(p);
+  fikit::sim::Device* d = fikit::sim::device_of(p, dev);
+  if (!d) return CUDA_ERROR_INVALID_DEVICE;
+  CUctx_st* ctx = fikit::sim::ctx_create(p, d);
   if (!ctx) return CUDA_ERROR_OUT_OF_MEMORY;
   fikit::sim::ctx_stack().push_back(ctx);
   *pctx = ctx;
@@ -50,12 +53,12 @@ CUresult CUDAAPI cuCtxCreate_v4(CUcontext* pctx, CUctxCreateParams*, unsigned in
 CUresult CUDAAPI cuCtxDestroy_v2(CUcontext ctx) {
   Process* p = process();
   if (!p) return CUDA_ERROR_NOT_INITIALIZED;
-  if (!valid(ctx) || ctx == p->primary) return CUDA_ERROR_INVALID_CONTEXT;
+  if (!valid(ctx) || ctx == ctx->dev->primary) return CUDA_ERROR_INVALID_CONTEXT;
   fikit::sim::ctx_wait(p, ctx);
   {
-    fikit::sim::ShmLock lock(p->g);
-    fikit::sim::ctx_free(*p->g, ctx->slot);
-    fikit::sim::bump_generation(*p->g);
+    fikit::sim::ShmLock lock(ctx->dev->g);
+    fikit::sim::ctx_free(*ctx->dev->g, ctx->slot);
+    fikit::sim::bump_generation(*ctx->dev->g);
   }
   for (const void* h : p->handles.list(fikit::sim::HandleKind::kStream)) {
     auto* s = static_cast<CUstream_st*>(const_cast<void*>(h));
@@ -113,8 +116,9 @@ CUresult CUDAAPI cuCtxPopCurrent_v2(CUcontext* pctx) {
 CUresult CUDAAPI cuCtxGetDevice(CUdevice* device) {
   if (!process()) return CUDA_ERROR_NOT_INITIALIZED;
   if (!device) return CUDA_ERROR_INVALID_VALUE;
-  if (!valid(fikit::sim::current_ctx())) return CUDA_ERROR_INVALID_CONTEXT;
-  *device = 0;
+  CUctx_st* ctx = fikit::sim::current_ctx();
+  if (!valid(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
+  *device = static_cast<CUdevice>(ctx->dev->ordinal);
   return CUDA_SUCCESS;
 }
 

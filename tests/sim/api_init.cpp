@@ -9,7 +9,6 @@ using fikit::sim::Process;
 
 namespace {
 
-constexpr const char* kDeviceName = "fikit simulated GPU";
 constexpr size_t kTotalMem = 80ull << 30;
 
 struct ErrorText {
@@ -136,40 +135,56 @@ CUresult CUDAAPI cuDriverGetVersion(int* version) {
 CUresult CUDAAPI cuDeviceGet(CUdevice* device, int ordinal) {
   if (!process()) return CUDA_ERROR_NOT_INITIALIZED;
   if (!device) return CUDA_ERROR_INVALID_VALUE;
-  if (ordinal != 0) return CUDA_ERROR_INVALID_DEVICE;
-  *device = 0;
+  if (!fikit::sim::device_of(process(), ordinal)) return CUDA_ERROR_INVALID_DEVICE;
+  *device = ordinal;
   return CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuDeviceGetCount(int* count) {
   if (!process()) return CUDA_ERROR_NOT_INITIALIZED;
   if (!count) return CUDA_ERROR_INVALID_VALUE;
-  *count = 1;
+  *count = static_cast<int>(process()->devices.size());
   return CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuDeviceGetName(char* name, int len, CUdevice dev) {
   if (!process()) return CUDA_ERROR_NOT_INITIALIZED;
   if (!name || len <= 0) return CUDA_ERROR_INVALID_VALUE;
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
-  snprintf(name, static_cast<size_t>(len), "%s", kDeviceName);
+  fikit::sim::Device* d = fikit::sim::device_of(process(), dev);
+  if (!d) return CUDA_ERROR_INVALID_DEVICE;
+  snprintf(name, static_cast<size_t>(len), "%s", d->id.name.c_str());
   return CUDA_SUCCESS;
+}
+
+// The GPU's UUID (derived from its shm name: every process of the node agrees on it).
+CUresult CUDAAPI cuDeviceGetUuid(CUuuid* uuid, CUdevice dev) {
+  if (!process()) return CUDA_ERROR_NOT_INITIALIZED;
+  if (!uuid) return CUDA_ERROR_INVALID_VALUE;
+  fikit::sim::Device* d = fikit::sim::device_of(process(), dev);
+  if (!d) return CUDA_ERROR_INVALID_DEVICE;
+  *uuid = d->id.uuid;
+  return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuDeviceGetUuid_v2(CUuuid* uuid, CUdevice dev) {
+  return cuDeviceGetUuid(uuid, dev);
 }
 
 CUresult CUDAAPI cuDeviceGetAttribute(int* pi, CUdevice_attribute attrib, CUdevice dev) {
   Process* p = process();
   if (!p) return CUDA_ERROR_NOT_INITIALIZED;
   if (!pi || attrib <= 0 || attrib >= CU_DEVICE_ATTRIBUTE_MAX) return CUDA_ERROR_INVALID_VALUE;
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  fikit::sim::Device* d = fikit::sim::device_of(p, dev);
+  if (!d) return CUDA_ERROR_INVALID_DEVICE;
   // The SM count is the GPU's (fixed when its shm was created), not this process's environment.
-  if (!attribute(attrib, static_cast<int>(p->g->sms), pi)) *pi = 0;
+  if (!attribute(attrib, static_cast<int>(d->g->sms), pi)) *pi = 0;
   return CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuDeviceTotalMem_v2(size_t* bytes, CUdevice dev) {
   if (!process()) return CUDA_ERROR_NOT_INITIALIZED;
   if (!bytes) return CUDA_ERROR_INVALID_VALUE;
-  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (!fikit::sim::device_of(process(), dev)) return CUDA_ERROR_INVALID_DEVICE;
   *bytes = kTotalMem;
   return CUDA_SUCCESS;
 }

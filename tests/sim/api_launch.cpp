@@ -55,12 +55,12 @@ bool read_params(void** params, void** extra, uint64_t out[2]) {
   return true;
 }
 
-CUresult kernel_op(const Process* p, const Launch& l, SimOp* op) {
+CUresult kernel_op(const Process* p, const CUstream_st* s, const Launch& l, SimOp* op) {
   uint64_t args[2] = {p->cfg.default_kernel_ns, 0};
   if (l.f->kind != KernelKind::kOther && !read_params(l.params, l.extra, args))
     return CUDA_ERROR_INVALID_VALUE;
   double demand = 1.0;
-  uint64_t sms = p->g->sms;
+  uint64_t sms = s->ctx->dev->g->sms;
   uint64_t blocks = sms;  // burn and unknown kernels: one wave on every SM
   if (l.f->kind == KernelKind::kSpin) {
     // Each block the size of an SM (mps: waves of `sms` blocks, sim_mps_model.h).
@@ -90,7 +90,7 @@ CUresult launch(const Launch& l, bool ptsz) {
   CUstream_st* s;
   if (CUresult r = fikit::sim::resolve_stream(l.stream, ptsz, &s); r != CUDA_SUCCESS) return r;
   SimOp op;
-  if (CUresult r = kernel_op(p, l, &op); r != CUDA_SUCCESS) return r;
+  if (CUresult r = kernel_op(p, s, l, &op); r != CUDA_SUCCESS) return r;
   if (s->capture) {
     s->capture->ops.push_back(op);
     return CUDA_SUCCESS;

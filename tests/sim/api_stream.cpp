@@ -43,14 +43,15 @@ CUresult stream_query(CUstream stream, bool ptsz) {
   if (CUresult r = fikit::sim::resolve_stream(stream, ptsz, &s); r != CUDA_SUCCESS) return r;
   if (s->capture) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
   bool done;
+  fikit::sim::Device* d = s->ctx->dev;
   {
-    ShmLock lock(p->g);
-    fikit::sim::catch_up(p);
-    const fikit::sim::SimStream& st = p->g->streams[s->slot];
+    ShmLock lock(d->g);
+    fikit::sim::catch_up(d);
+    const fikit::sim::SimStream& st = d->g->streams[s->slot];
     done = st.head == st.tail;
   }
   if (!done) return CUDA_ERROR_NOT_READY;
-  fikit::sim::flush_trace(p);
+  fikit::sim::flush_trace(d);
   return CUDA_SUCCESS;
 }
 
@@ -61,11 +62,13 @@ CUresult stream_wait_event(CUstream stream, CUevent event, bool ptsz) {
   CUstream_st* s;
   if (CUresult r = fikit::sim::resolve_stream(stream, ptsz, &s); r != CUDA_SUCCESS) return r;
   if (s->capture) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  // GPUs share nothing here: a wait on another GPU's event is not simulated.
+  if (event->dev != s->ctx->dev) return CUDA_ERROR_NOT_SUPPORTED;
   // Waits for the event's latest record as of now (none yet: nothing to wait for).
   return fikit::sim::push_ops(p, s, 1, [&](uint32_t) {
     return SimOp{.kind = OpKind::kEventWait,
                  .arg = event->id(),
-                 .value = p->g->events[event->slot].recorded};
+                 .value = event->dev->g->events[event->slot].recorded};
   });
 }
 
@@ -76,10 +79,11 @@ CUresult event_record(CUevent event, CUstream stream, bool ptsz) {
   CUstream_st* s;
   if (CUresult r = fikit::sim::resolve_stream(stream, ptsz, &s); r != CUDA_SUCCESS) return r;
   if (s->capture) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  if (event->dev != s->ctx->dev) return CUDA_ERROR_INVALID_HANDLE;  // another GPU's event
   return fikit::sim::push_ops(p, s, 1, [&](uint32_t) {
     return SimOp{.kind = OpKind::kEventRecord,
                  .arg = event->id(),
-                 .value = ++p->g->events[event->slot].recorded};
+                 .value = ++event->dev->g->events[event->slot].recorded};
   });
 }
 
@@ -92,10 +96,12 @@ CUresult elapsed_time(float* ms, CUevent start, CUevent end) {
   if (!ms) return CUDA_ERROR_INVALID_VALUE;
   if (!valid(start) || !valid(end) || ((start->flags | end->flags) & CU_EVENT_DISABLE_TIMING))
     return CUDA_ERROR_INVALID_HANDLE;
-  ShmLock lock(p->g);
-  fikit::sim::catch_up(p);
-  const SimEvent& a = p->g->events[start->slot];
-  const SimEvent& b = p->g->events[end->slot];
+  if (start->dev != end->dev) return CUDA_ERROR_INVALID_HANDLE;
+  fikit::sim::Device* d = start->dev;
+  ShmLock lock(d->g);
+  fikit::sim::catch_up(d);
+  const SimEvent& a = d->g->events[start->slot];
+  const SimEvent& b = d->g->events[end->slot];
   if (!a.recorded || !b.recorded) return CUDA_ERROR_INVALID_HANDLE;
   if (!event_done(a) || !event_done(b)) return CUDA_ERROR_NOT_READY;
   *ms = static_cast<float>((static_cast<double>(b.time_ns) - static_cast<double>(a.time_ns)) / 1e6);
@@ -119,10 +125,11 @@ CUresult CUDAAPI cuStreamDestroy_v2(CUstream stream) {
   if (!valid(stream) || stream == stream->ctx->legacy || stream == stream->ctx->per_thread)
     return CUDA_ERROR_INVALID_HANDLE;
   {
-    ShmLock lock(p->g);
-    fikit::sim::SimStream& st = p->g->streams[stream->slot];
-    if (st.in_use && st.proc == p->slot) st.destroyed = 1;
-    fikit::sim::stream_free_if_drained(*p->g, stream->slot);
+    fikit::sim::Device* d = stream->ctx->dev;
+    ShmLock lock(d->g);
+    fikit::sim::SimStream& st = d->g->streams[stream->slot];
+    if (st.in_use && st.proc == d->slot) st.destroyed = 1;
+    fikit::sim::stream_free_if_drained(*d->g, stream->slot);
   }
   fikit::sim::retire(p, stream);
   return CUDA_SUCCESS;
@@ -147,14 +154,16 @@ CUresult CUDAAPI cuEventCreate(CUevent* phevent, unsigned int flags) {
   constexpr unsigned kKnown =
       CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING | CU_EVENT_INTERPROCESS;
   if (!phevent || (flags & ~kKnown)) return CUDA_ERROR_INVALID_VALUE;
-  if (!valid(fikit::sim::current_ctx())) return CUDA_ERROR_INVALID_CONTEXT;
+  CUctx_st* ctx = fikit::sim::current_ctx();
+  if (!valid(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
   auto e = std::make_unique<CUevent_st>();
   e->flags = flags;
+  e->dev = ctx->dev;
   {
-    ShmLock lock(p->g);
-    e->slot = fikit::sim::event_alloc(*p->g, p->slot);
+    ShmLock lock(e->dev->g);
+    e->slot = fikit::sim::event_alloc(*e->dev->g, e->dev->slot);
     if (e->slot < 0) return CUDA_ERROR_OUT_OF_MEMORY;
-    e->serial = p->g->events[e->slot].serial;
+    e->serial = e->dev->g->events[e->slot].serial;
   }
   *phevent = fikit::sim::hand_out(p, std::move(e));
   return CUDA_SUCCESS;
@@ -168,13 +177,14 @@ CUresult CUDAAPI cuEventQuery(CUevent event) {
   if (!p) return CUDA_ERROR_NOT_INITIALIZED;
   if (!valid(event)) return CUDA_ERROR_INVALID_HANDLE;
   bool done;
+  fikit::sim::Device* d = event->dev;
   {
-    ShmLock lock(p->g);
-    fikit::sim::catch_up(p);
-    done = event_done(p->g->events[event->slot]);
+    ShmLock lock(d->g);
+    fikit::sim::catch_up(d);
+    done = event_done(d->g->events[event->slot]);
   }
   if (!done) return CUDA_ERROR_NOT_READY;
-  fikit::sim::flush_trace(p);
+  fikit::sim::flush_trace(d);
   return CUDA_SUCCESS;
 }
 
@@ -184,13 +194,14 @@ CUresult CUDAAPI cuEventSynchronize(CUevent event) {
   if (!valid(event)) return CUDA_ERROR_INVALID_HANDLE;
   uint64_t target = 0;
   bool first = true;
-  fikit::sim::wait_until(p, [&] {
-    const SimEvent& e = p->g->events[event->slot];
+  fikit::sim::Device* d = event->dev;
+  fikit::sim::wait_until(d, [&] {
+    const SimEvent& e = d->g->events[event->slot];
     if (first) target = e.recorded;
     first = false;
     return e.done >= target;
   });
-  fikit::sim::flush_trace(p);
+  fikit::sim::flush_trace(d);
   return CUDA_SUCCESS;
 }
 
@@ -207,8 +218,8 @@ CUresult CUDAAPI cuEventDestroy_v2(CUevent event) {
   if (!p) return CUDA_ERROR_NOT_INITIALIZED;
   if (!valid(event)) return CUDA_ERROR_INVALID_HANDLE;
   {
-    ShmLock lock(p->g);
-    fikit::sim::event_free(*p->g, event->slot);
+    ShmLock lock(event->dev->g);
+    fikit::sim::event_free(*event->dev->g, event->slot);
   }
   fikit::sim::retire(p, event);
   return CUDA_SUCCESS;

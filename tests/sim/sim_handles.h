@@ -61,8 +61,13 @@ class HandleTable {
 
 }  // namespace fikit::sim
 
+namespace fikit::sim {
+struct Device;
+}
+
 struct CUctx_st {
   static constexpr fikit::sim::HandleKind kKind = fikit::sim::HandleKind::kContext;
+  fikit::sim::Device* dev = nullptr;  // the GPU it lives on (its shm holds the slot)
   int32_t slot = -1;
   CUstream_st* legacy = nullptr;      // the legacy default stream (NULL, CU_STREAM_LEGACY)
   CUstream_st* per_thread = nullptr;  // the per-thread default stream (one per context here)
@@ -96,6 +101,7 @@ struct CUmod_st {
 
 struct CUevent_st {
   static constexpr fikit::sim::HandleKind kKind = fikit::sim::HandleKind::kEvent;
+  fikit::sim::Device* dev = nullptr;  // the GPU of the context current at creation
   int32_t slot = -1;
   uint32_t serial = 0;
   unsigned flags = 0;

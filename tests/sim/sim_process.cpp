@@ -36,22 +36,23 @@ void tighten_timer_slack() {
   done = true;
 }
 
-void append_trace(Process* p, const SimStream& s, const SimOp& op) {
+void append_trace(Device* d, const SimStream& s, const SimOp& op) {
+  Process* p = d->p;
   char line[256];
   std::lock_guard<std::mutex> names(p->names_mu);
   const char* name = op.name < p->kernel_names.size() ? p->kernel_names[op.name].c_str() : "?";
   int n = snprintf(line, sizeof(line), "%u %s %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", s.local_id,
                    name, op.arg, op.start_ns, op.end_ns);
-  p->trace_buf.append(line, static_cast<size_t>(std::min<int>(n, sizeof(line) - 1)));
+  d->trace_buf.append(line, static_cast<size_t>(std::min<int>(n, sizeof(line) - 1)));
 }
 
 // Perform this process's share of its completed ops: marker writes and trace lines.
-void reap(Process* p) {
-  SimShared& g = *p->g;
-  bool tracing = !p->cfg.trace_prefix.empty();
+void reap(Device* d) {
+  SimShared& g = *d->g;
+  bool tracing = !d->p->cfg.trace_prefix.empty();
   for (uint32_t i = 0; i < g.stream_hwm; i++) {
     SimStream& s = g.streams[i];
-    if (!s.in_use || s.proc != p->slot) continue;
+    if (!s.in_use || s.proc != d->slot) continue;
     for (; s.head != s.exec; s.head++) {
       const SimOp& op = g.rings[i][s.head % kStreamRing];
       if (op.kind == OpKind::kWrite64) {
@@ -59,7 +60,7 @@ void reap(Process* p) {
         std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(op.arg))
             .store(op.value, std::memory_order_release);
       } else if (op.kind == OpKind::kKernel && tracing) {
-        append_trace(p, s, op);
+        append_trace(d, s, op);
       }
     }
     stream_free_if_drained(g, i);
@@ -68,12 +69,12 @@ void reap(Process* p) {
 
 // When the engine must next look at the GPU (lock held): now if completed ops wait to be reaped,
 // at the next simulated event while this process has work queued, never otherwise.
-uint64_t engine_due(const Process* p) {
-  const SimShared& g = *p->g;
+uint64_t engine_due(const Device* d) {
+  const SimShared& g = *d->g;
   bool queued = false;
   for (uint32_t i = 0; i < g.stream_hwm; i++) {
     const SimStream& s = g.streams[i];
-    if (!s.in_use || s.proc != p->slot) continue;
+    if (!s.in_use || s.proc != d->slot) continue;
     if (s.head != s.exec) return g.now_ns;
     queued |= s.exec != s.tail;
   }
@@ -86,24 +87,24 @@ uint64_t engine_due(const Process* p) {
 // them, while the application does something else. It touches the shared state only when due,
 // and not while a thread of the application waits in a synchronizing call (that thread reaps, and
 // an engine waking on its CPU would stall it, maybe while it holds the lock).
-void engine_main(Process* p) {
+void engine_main(Device* d) {
   tighten_timer_slack();
-  while (!p->stop.load()) {
-    uint32_t kick = p->kick.load();
-    uint64_t due = p->engine_due.load(), now = now_ns();
-    if (due > now || p->waiting.load() > 0) {
+  while (!d->p->stop.load()) {
+    uint32_t kick = d->kick.load();
+    uint64_t due = d->engine_due.load(), now = now_ns();
+    if (due > now || d->waiting.load() > 0) {
       uint64_t sleep = due > now ? due - now : kEngineDeferNs;
-      futex_wait(&p->kick, kick, due == kNever ? 0 : sleep);
+      futex_wait(&d->kick, kick, due == kNever ? 0 : sleep);
       continue;
     }
     bool flush;
     {
-      ShmLock lock(p->g);
-      catch_up(p);
-      p->engine_due.store(engine_due(p));
-      flush = p->trace_buf.size() > kTraceFlushBytes;
+      ShmLock lock(d->g);
+      catch_up(d);
+      d->engine_due.store(engine_due(d));
+      flush = d->trace_buf.size() > kTraceFlushBytes;
     }
-    if (flush) flush_trace(p);
+    if (flush) flush_trace(d);
   }
 }
 
@@ -113,27 +114,33 @@ void process_exit() {
   Process* p = g_process.load();
   if (!p || p->pid != getpid()) return;
   p->stop.store(true);
-  kick_engine(p);
-  p->engine.join();
-  {
-    ShmLock lock(p->g);
-    catch_up(p);
+  for (auto& d : p->devices) {
+    kick_engine(d.get());
+    d->engine.join();
   }
-  flush_trace(p);
-  {
-    ShmLock lock(p->g);
-    proc_free(*p->g, p->slot);
-    bump_generation(*p->g);
+  for (auto& d : p->devices) {
+    {
+      ShmLock lock(d->g);
+      catch_up(d.get());
+    }
+    flush_trace(d.get());
+    {
+      ShmLock lock(d->g);
+      proc_free(*d->g, d->slot);
+      bump_generation(*d->g);
+    }
   }
   g_exited.store(true);
-  if (p->trace_fd >= 0) close(p->trace_fd);
+  for (auto& d : p->devices)
+    if (d->trace_fd >= 0) close(d->trace_fd);
   // `p` and the mapping stay: another thread may still be inside an API call.
 }
 
 // A forked child starts without CUDA, as with the real driver: it may call cuInit again.
 void on_fork_child() {
   g_forked_parent = g_process.exchange(nullptr);  // its engine thread does not exist here
-  if (g_forked_parent) gpu_detach(g_forked_parent->g);
+  if (g_forked_parent)
+    for (auto& d : g_forked_parent->devices) gpu_detach(d->g);
   g_exited.store(false);
   new (&g_init_mu) std::mutex();
   ctx_stack().clear();
@@ -142,6 +149,34 @@ void on_fork_child() {
 }  // namespace
 
 Process* process() { return g_exited.load() ? nullptr : g_process.load(std::memory_order_acquire); }
+
+// Attach GPU `d` (its shm object, a process slot). Return false with a message on stderr.
+bool device_attach(Device* d) {
+  std::string err;
+  d->g = gpu_attach(d->id.cfg, &err);
+  if (!d->g) {
+    fprintf(stderr, "fikit sim: %s\n", err.c_str());
+    return false;
+  }
+  {
+    ShmLock lock(d->g);
+    reclaim_dead(*d->g, now_ns(), true);
+    d->slot = proc_alloc(*d->g, d->p->pid);
+    if (d->slot >= 0) {  // this process's MPS client variables, on every GPU it attaches
+      SimProc& me = d->g->procs[d->slot];
+      me.mps_priority = static_cast<uint32_t>(d->p->cfg.mps_priority);
+      me.mps_sm_cap = mps_sm_cap(d->g->sms, d->p->cfg.mps_thread_pct);
+    }
+  }
+  if (d->slot < 0) {
+    fprintf(stderr, "fikit sim: failed to attach %s: all %u process slots are in use\n",
+            d->id.cfg.shm_name.c_str(), kMaxProcs);
+    gpu_detach(d->g);
+    d->g = nullptr;
+    return false;
+  }
+  return true;
+}
 
 CUresult process_init() {
   std::lock_guard<std::mutex> l(g_init_mu);
@@ -153,29 +188,25 @@ CUresult process_init() {
     fprintf(stderr, "fikit sim: %s\n", err.c_str());
     return CUDA_ERROR_INVALID_VALUE;
   }
-  p->g = gpu_attach(p->cfg, &err);
-  if (!p->g) {
-    fprintf(stderr, "fikit sim: %s\n", err.c_str());
-    return CUDA_ERROR_NO_DEVICE;
-  }
   p->pid = getpid();
-  {
-    ShmLock lock(p->g);
-    reclaim_dead(*p->g, now_ns(), true);
-    p->slot = proc_alloc(*p->g, p->pid);
-    if (p->slot >= 0) {
-      SimProc& me = p->g->procs[p->slot];
-      me.mps_priority = static_cast<uint32_t>(p->cfg.mps_priority);
-      me.mps_sm_cap = mps_sm_cap(p->g->sms, p->cfg.mps_thread_pct);
+  std::vector<DeviceIdentity> node = node_devices(p->cfg);
+  for (uint32_t index : visible_devices(node, getenv("CUDA_VISIBLE_DEVICES"))) {
+    auto d = std::make_unique<Device>();
+    d->p = p.get();
+    d->id = node[index];
+    d->ordinal = static_cast<uint32_t>(p->devices.size());
+    if (!device_attach(d.get())) {
+      for (auto& a : p->devices) {
+        ShmLock lock(a->g);
+        proc_free(*a->g, a->slot);
+      }
+      return CUDA_ERROR_NO_DEVICE;
     }
+    p->devices.push_back(std::move(d));
   }
-  if (p->slot < 0) {
-    fprintf(stderr, "fikit sim: failed to attach %s: all %u process slots are in use\n",
-            p->cfg.shm_name.c_str(), kMaxProcs);
-    gpu_detach(p->g);
-    return CUDA_ERROR_OUT_OF_MEMORY;
-  }
-  p->engine = std::thread(engine_main, p.get());
+  // With no visible GPU, cuInit fails as the real driver's does.
+  if (p->devices.empty()) return CUDA_ERROR_NO_DEVICE;
+  for (auto& d : p->devices) d->engine = std::thread(engine_main, d.get());
   static std::once_flag once;
   std::call_once(once, [] {
     atexit(process_exit);
@@ -183,6 +214,11 @@ CUresult process_init() {
   });
   g_process.store(p.release(), std::memory_order_release);
   return CUDA_SUCCESS;
+}
+
+Device* device_of(Process* p, CUdevice ordinal) {
+  if (!p || ordinal < 0 || static_cast<size_t>(ordinal) >= p->devices.size()) return nullptr;
+  return p->devices[static_cast<size_t>(ordinal)].get();
 }
 
 std::vector<CUctx_st*>& ctx_stack() {
@@ -195,11 +231,11 @@ CUctx_st* current_ctx() {
   return s.empty() ? nullptr : s.back();
 }
 
-void catch_up(Process* p) {
+void catch_up(Device* d) {
   uint64_t now = now_ns();
-  reclaim_dead(*p->g, now, false);
-  advance(*p->g, now);
-  reap(p);
+  reclaim_dead(*d->g, now, false);
+  advance(*d->g, now);
+  reap(d);
 }
 
 void wait_for_event(SimShared* g, uint32_t gen, uint64_t next) {
@@ -216,17 +252,17 @@ void wait_for_event(SimShared* g, uint32_t gen, uint64_t next) {
   g->waiters.fetch_sub(1);
 }
 
-bool schedule_engine(Process* p) {
-  advance(*p->g, p->g->now_ns);  // no time passes: starts the new ops, schedules contexts
-  uint64_t due = engine_due(p);
-  if (due >= p->engine_due.load()) return false;
-  p->engine_due.store(due);
+bool schedule_engine(Device* d) {
+  advance(*d->g, d->g->now_ns);  // no time passes: starts the new ops, schedules contexts
+  uint64_t due = engine_due(d);
+  if (due >= d->engine_due.load()) return false;
+  d->engine_due.store(due);
   return true;
 }
 
-void kick_engine(Process* p) {
-  p->kick.fetch_add(1);  // the engine reads `kick` before `engine_due`: it cannot miss both
-  futex_wake(&p->kick, 1);
+void kick_engine(Device* d) {
+  d->kick.fetch_add(1);  // the engine reads `kick` before `engine_due`: it cannot miss both
+  futex_wake(&d->kick, 1);
 }
 
 CUresult push_op(Process* p, CUstream_st* s, const SimOp& op) {
@@ -234,25 +270,31 @@ CUresult push_op(Process* p, CUstream_st* s, const SimOp& op) {
 }
 
 void flush_trace(Process* p) {
+  for (auto& d : p->devices) flush_trace(d.get());
+}
+
+void flush_trace(Device* d) {
+  Process* p = d->p;
   if (p->cfg.trace_prefix.empty()) return;
-  std::lock_guard<std::mutex> l(p->trace_mu);
+  std::lock_guard<std::mutex> l(d->trace_mu);
   std::string out;
   {
-    ShmLock lock(p->g);
-    out.swap(p->trace_buf);
+    ShmLock lock(d->g);
+    out.swap(d->trace_buf);
   }
   if (out.empty()) return;
-  if (p->trace_fd < 0) {
-    std::string path = p->cfg.trace_prefix + "." + std::to_string(p->pid);
-    p->trace_fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (p->trace_fd < 0) {
+  if (d->trace_fd < 0) {
+    std::string gpu = d->id.index == 0 ? "" : ".gpu" + std::to_string(d->id.index);
+    std::string path = p->cfg.trace_prefix + gpu + "." + std::to_string(p->pid);
+    d->trace_fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (d->trace_fd < 0) {
       fprintf(stderr, "fikit sim: failed to open trace file %s: %s\n", path.c_str(),
               strerror(errno));
       return;
     }
   }
   for (size_t off = 0; off < out.size();) {
-    ssize_t n = write(p->trace_fd, out.data() + off, out.size() - off);
+    ssize_t n = write(d->trace_fd, out.data() + off, out.size() - off);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       fprintf(stderr, "fikit sim: failed to write the trace: %s\n", strerror(errno));
@@ -285,23 +327,25 @@ static bool drained(const SimStream& st, uint32_t target) {
   return !st.in_use || static_cast<int32_t>(st.head - target) >= 0;
 }
 
-void stream_wait(Process* p, CUstream_st* s) {
+void stream_wait(Process*, CUstream_st* s) {
+  Device* d = s->ctx->dev;
   uint32_t target = 0;
   bool first = true;
-  wait_until(p, [&] {
-    const SimStream& st = p->g->streams[s->slot];
+  wait_until(d, [&] {
+    const SimStream& st = d->g->streams[s->slot];
     if (first) target = st.tail;
     first = false;
     return drained(st, target);
   });
-  flush_trace(p);
+  flush_trace(d);
 }
 
-void ctx_wait(Process* p, CUctx_st* ctx) {
+void ctx_wait(Process*, CUctx_st* ctx) {
+  Device* d = ctx->dev;
   std::vector<std::pair<uint32_t, uint32_t>> targets;  // (stream slot, tail at the call)
   bool first = true;
-  wait_until(p, [&] {
-    const SimShared& g = *p->g;
+  wait_until(d, [&] {
+    const SimShared& g = *d->g;
     if (first) {
       for (uint32_t i = 0; i < g.stream_hwm; i++)
         if (g.streams[i].in_use && g.streams[i].ctx == ctx->slot)
@@ -312,19 +356,20 @@ void ctx_wait(Process* p, CUctx_st* ctx) {
       if (!drained(g.streams[slot], target)) return false;
     return true;
   });
-  flush_trace(p);
+  flush_trace(d);
 }
 
-CUctx_st* ctx_create(Process* p) {
+CUctx_st* ctx_create(Process* p, Device* d) {
   auto ctx = std::make_unique<CUctx_st>();
   auto legacy = std::make_unique<CUstream_st>();
   auto per_thread = std::make_unique<CUstream_st>();
-  SimShared& g = *p->g;
-  ShmLock lock(p->g);
-  ctx->slot = ctx_alloc(g, p->slot);
+  SimShared& g = *d->g;
+  ShmLock lock(d->g);
+  ctx->dev = d;
+  ctx->slot = ctx_alloc(g, d->slot);
   if (ctx->slot < 0) return nullptr;
-  legacy->slot = stream_alloc(g, p->slot, ctx->slot, p->next_stream_id++);
-  per_thread->slot = stream_alloc(g, p->slot, ctx->slot, p->next_stream_id++);
+  legacy->slot = stream_alloc(g, d->slot, ctx->slot, p->next_stream_id++);
+  per_thread->slot = stream_alloc(g, d->slot, ctx->slot, p->next_stream_id++);
   if (legacy->slot < 0 || per_thread->slot < 0) {
     ctx_free(g, ctx->slot);
     return nullptr;
@@ -339,9 +384,10 @@ CUctx_st* ctx_create(Process* p) {
 
 CUstream_st* stream_create(Process* p, CUctx_st* ctx) {
   auto s = std::make_unique<CUstream_st>();
-  ShmLock lock(p->g);
+  Device* d = ctx->dev;
+  ShmLock lock(d->g);
   s->id = p->next_stream_id++;
-  s->slot = stream_alloc(*p->g, p->slot, ctx->slot, s->id);
+  s->slot = stream_alloc(*d->g, d->slot, ctx->slot, s->id);
   if (s->slot < 0) return nullptr;
   s->ctx = ctx;
   return hand_out(p, std::move(s));

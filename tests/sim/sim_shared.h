@@ -20,6 +20,7 @@ inline constexpr uint64_t kSimMagic = 0x314d53544b494646ull;  // "FFIKTSM1", lit
 inline constexpr uint32_t kSimVersion = 2;                    // bump on any layout change
 
 inline constexpr uint32_t kMaxProcs = 64;
+inline constexpr uint32_t kMaxSimDevices = 16;  // FIKIT_SIM_DEVICES: each GPU its own shm object
 inline constexpr uint32_t kMaxContexts = 64;
 inline constexpr uint32_t kMaxStreams = 256;
 inline constexpr uint32_t kMaxEvents = 4096;

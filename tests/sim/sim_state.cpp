@@ -40,6 +40,29 @@ bool env_u64(const char* name, uint64_t lo, uint64_t hi, uint64_t scale, uint64_
   return true;
 }
 
+// Parse env `name` as a comma-separated list of unsigned integers in [lo, hi] (kept if unset).
+bool env_u64_list(const char* name, uint64_t lo, uint64_t hi, std::vector<uint32_t>* out,
+                  std::string* err) {
+  const char* s = getenv(name);
+  if (!s || !*s) return true;
+  std::vector<uint32_t> values;
+  for (const char* p = s;;) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = strtoull(p, &end, 10);
+    if (errno || end == p || *p == '-' || v < lo || v > hi || (*end && *end != ',')) {
+      *err = std::string(name) + "=" + s + ": expected integers in [" + std::to_string(lo) + ", " +
+             std::to_string(hi) + "], comma-separated (one per simulated GPU)";
+      return false;
+    }
+    values.push_back(static_cast<uint32_t>(v));
+    if (!*end) break;
+    p = end + 1;
+  }
+  *out = values;
+  return true;
+}
+
 uint32_t size_kib() { return static_cast<uint32_t>(sizeof(SimShared) / 1024); }
 
 void init_shared(SimShared* g, const Config& cfg) {
@@ -146,8 +169,9 @@ bool config_from_env(Config* cfg, std::string* err) {
       return false;
     }
   }
-  uint64_t sms = cfg->sms;
-  if (!env_u64("FIKIT_SIM_SMS", 1, 4096, 1, &sms, err) ||
+  uint64_t devices = cfg->devices;
+  if (!env_u64("FIKIT_SIM_DEVICES", 1, kMaxSimDevices, 1, &devices, err) ||
+      !env_u64_list("FIKIT_SIM_SMS", 1, 4096, &cfg->device_sms, err) ||
       !env_u64("FIKIT_SIM_TIMESLICE_US", 1, 10'000'000, 1000, &cfg->timeslice_ns, err) ||
       !env_u64("FIKIT_SIM_SWITCH_US", 0, 10'000'000, 1000, &cfg->switch_ns, err) ||
       !env_u64("FIKIT_SIM_DEFAULT_KERNEL_US", 0, 100'000'000, 1000, &cfg->default_kernel_ns, err) ||
@@ -158,7 +182,9 @@ bool config_from_env(Config* cfg, std::string* err) {
       !env_u64("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE", 1, 100, 1, &cfg->mps_thread_pct, err) ||
       !env_u64("CUDA_MPS_CLIENT_PRIORITY", 0, 1, 1, &cfg->mps_priority, err))
     return false;
-  cfg->sms = static_cast<uint32_t>(sms);
+  cfg->devices = static_cast<uint32_t>(devices);
+  if (cfg->device_sms.empty()) cfg->device_sms.push_back(cfg->sms);
+  cfg->sms = cfg->device_sms[0];
   const char* trace = getenv("FIKIT_SIM_TRACE");
   cfg->trace_prefix = trace ? trace : "";
   return true;
@@ -168,7 +194,9 @@ SimShared* gpu_attach(const Config& cfg, std::string* err) {
   const char* name = cfg.shm_name.c_str();
   int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd >= 0) {
-    if (ftruncate(fd, sizeof(SimShared)) != 0) {
+    // Every user may use the GPU, as /dev/nvidia* is 0666: a broker running as root lists the
+    // GPUs (fikit-calibrate --list) before any tenant, which is then another user.
+    if (fchmod(fd, 0666) != 0 || ftruncate(fd, sizeof(SimShared)) != 0) {
       *err = "failed to size " + cfg.shm_name + ": " + strerror(errno);
       close(fd);
       shm_unlink(name);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "sim/sim_shared.h"
 
@@ -15,7 +16,9 @@ namespace fikit::sim {
 struct Config {
   std::string shm_name;                // FIKIT_SIM_GPU, default "/fikit-sim-gpu-<uid>"
   Mode mode = Mode::kTimeslice;        // FIKIT_SIM_MODE=timeslice|mps
-  uint32_t sms = 132;                  // FIKIT_SIM_SMS
+  uint32_t sms = 132;                  // FIKIT_SIM_SMS (its first value: GPU 0's)
+  uint32_t devices = 1;                // FIKIT_SIM_DEVICES: GPUs in the simulated node
+  std::vector<uint32_t> device_sms;    // FIKIT_SIM_SMS=a,b,...: per GPU (the last repeats)
   uint64_t timeslice_ns = 2000000;     // FIKIT_SIM_TIMESLICE_US
   uint64_t switch_ns = 200000;         // FIKIT_SIM_SWITCH_US
   uint64_t default_kernel_ns = 10000;  // FIKIT_SIM_DEFAULT_KERNEL_US

@@ -52,7 +52,8 @@ CUresult t_func_get_name(const char** name, CUfunction) {
   return CUDA_SUCCESS;
 }
 const DriverOps t_ops = {t_func_get_name, nullptr,          t_is_capturing,    t_write_value64,
-                         t_register,      t_device_pointer, t_ctx_get_current, nullptr};
+                         t_register,      t_device_pointer, t_ctx_get_current, nullptr,
+                         nullptr,         nullptr};
 
 // ---- fake launches ----
 struct t_Launch {

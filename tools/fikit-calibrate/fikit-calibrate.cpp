@@ -32,6 +32,7 @@ const char kUsage[] =
     R"(usage: fikit-calibrate [--rounds N] [--warmup N] [--kernel-us X] [--budget-ms M]
                        [--kernel spin|burn] [--grid N] [--block N]
                        [--log-level LEVEL] [--version]
+       fikit-calibrate --list
 
 Measure the time-slicing switch-back cost: the extra time a kernel of one process takes when
 another process's kernel ran on the GPU just before it. fikit-broker runs this at start-up.
@@ -46,6 +47,12 @@ another process's kernel ran on the GPU just before it. fikit-broker runs this a
   --block N       threads per block (default 32)
   --log-level L   debug also prints the settings on stderr; info, warn, error
   --version       print the version, the ABI and the git commit
+  --list          print the GPUs the CUDA driver shows, one line each (gpu=ORDINAL uuid=GPU-...
+                  driver=VERSION name="..."), and exit; it launches nothing (fikit-broker lists
+                  its GPUs this way when /proc/driver/nvidia/gpus has none: the simulated driver)
+
+It measures CUDA device 0: set CUDA_VISIBLE_DEVICES to pick a GPU (fikit-broker measures each
+GPU this way, by UUID).
 
 Prints one line: switch_back_us (median after the other process minus median after itself),
 after_other_us, after_self_us, their p10/p90, rounds, kernel_us and the device name.
@@ -62,6 +69,7 @@ struct Args {
   std::string kernel = "spin";
   unsigned grid = 1, block = 32;
   bool debug = false;  // --log-level debug: the settings on stderr before measuring
+  bool list = false;   // --list
 };
 
 [[noreturn]] void usage_error(const std::string& msg) {
@@ -79,6 +87,7 @@ Args parse(int argc, char** argv) {
   std::string level;
   app.add_flag("-h,--help", help);
   app.add_flag("--version", version);
+  app.add_flag("--list", a.list);
   app.add_option("--rounds", a.rounds)->check(CLI::Range(1, 1'000'000));
   app.add_option("--warmup", a.warmup)->check(CLI::Range(0, 1'000'000));
   app.add_option("--kernel-us", a.kernel_us)->check(CLI::Range(1e-3, 1e9));
@@ -113,8 +122,39 @@ void check(CUresult r, const char* what, const char* who) {
   exit(1);
 }
 
+// "GPU-" and the UUID's 16 bytes, as nvidia-smi prints them.
+std::string uuid_text(const CUuuid& u) {
+  char buf[48];
+  const auto* b = reinterpret_cast<const unsigned char*>(u.bytes);
+  snprintf(buf, sizeof(buf),
+           "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+           b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+           b[15]);
+  return buf;
+}
+
+// --list: every device, without creating a context.
+int list_gpus() {
+  check(cuInit(0), "cuInit", "list");
+  int count = 0, driver = 0;
+  check(cuDeviceGetCount(&count), "cuDeviceGetCount", "list");
+  check(cuDriverGetVersion(&driver), "cuDriverGetVersion", "list");
+  for (int i = 0; i < count; i++) {
+    CUdevice dev;
+    CUuuid uuid{};
+    char name[256] = {};
+    check(cuDeviceGet(&dev, i), "cuDeviceGet", "list");
+    check(cuDeviceGetUuid(&uuid, dev), "cuDeviceGetUuid", "list");
+    check(cuDeviceGetName(name, sizeof(name), dev), "cuDeviceGetName", "list");
+    printf("gpu=%d uuid=%s driver=%d name=\"%s\"\n", i, uuid_text(uuid).c_str(), driver, name);
+  }
+  return 0;
+}
+
 struct Gpu {
   std::string name;
+  std::string uuid;
+  int driver = 0;
   CUfunction fn = nullptr;
   unsigned grid = 1, block = 32;
   CUstream stream = nullptr;
@@ -134,6 +174,10 @@ Gpu open_gpu(const char* who, const Args& a) {
   check(cuDeviceGet(&dev, 0), "cuDeviceGet", who);
   check(cuDeviceGetName(name, sizeof(name), dev), "cuDeviceGetName", who);
   g.name = name;
+  CUuuid uuid{};
+  check(cuDeviceGetUuid(&uuid, dev), "cuDeviceGetUuid", who);
+  g.uuid = uuid_text(uuid);
+  check(cuDriverGetVersion(&g.driver), "cuDriverGetVersion", who);
   check(cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain", who);
   check(cuCtxSetCurrent(ctx), "cuCtxSetCurrent", who);
   check(cuModuleLoadData(&mod, kKernelsPtx), "cuModuleLoadData (no PTX for a real GPU?)", who);
@@ -211,10 +255,10 @@ int first_main(const Args& a, int in, int out) {
   printf(
       "switch_back_us=%.1f after_other_us=%.1f after_self_us=%.1f after_other_p10_us=%.1f "
       "after_other_p90_us=%.1f after_self_p10_us=%.1f after_self_p90_us=%.1f rounds=%zu "
-      "kernel_us=%g kernel=%s grid=%u block=%u device=\"%s\"\n",
+      "kernel_us=%g kernel=%s grid=%u block=%u uuid=%s driver=%d device=\"%s\"\n",
       mo - ms, mo, ms, pct(after_other, 0.1), pct(after_other, 0.9), pct(after_self, 0.1),
       pct(after_self, 0.9), after_other.size(), a.kernel_us, a.kernel.c_str(), a.grid, a.block,
-      g.name.c_str());
+      g.uuid.c_str(), g.driver, g.name.c_str());
   return 0;
 }
 
@@ -222,6 +266,7 @@ int first_main(const Args& a, int in, int out) {
 
 int main(int argc, char** argv) {
   Args a = parse(argc, argv);
+  if (a.list) return list_gpus();
   if (a.debug)
     fprintf(stderr,
             "fikit-calibrate: rounds=%d warmup=%d kernel_us=%g budget_ms=%g kernel=%s grid=%u "

@@ -99,7 +99,7 @@ void* init_state(const PolicyConfig& cfg) {
   auto* st = new FikitState(cfg, params_for(cfg), V.gap_source);
   if (cfg.switch_cost_ns > 0) st->params.miss_tolerance = st->params.miss_tolerance_ts;
   if (V.hints) st->cfg.profile_dir.clear();
-  st->trace.open_from_env();
+  st->trace.open_from_env(cfg.gpu);
   return st;
 }
 

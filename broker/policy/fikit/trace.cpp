@@ -5,16 +5,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace fikit::broker::fikit_policy {
 
-void Trace::open_from_env() {
+void Trace::open_from_env(uint32_t gpu) {
   const char* path = std::getenv("FIKIT_TRACE");
   if (!path || !*path) return;
   size_t cap = 4u << 20;
   if (const char* n = std::getenv("FIKIT_TRACE_RECORDS")) cap = std::strtoull(n, nullptr, 10);
   records_.reserve(cap ? cap : 1);
   path_ = path;
+  if (gpu > 0) path_ += ".gpu" + std::to_string(gpu);
 }
 
 std::string Trace::write() const {

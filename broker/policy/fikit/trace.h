@@ -42,8 +42,9 @@ struct TraceRecord {
 
 class Trace {
  public:
-  // Enable if FIKIT_TRACE is set: keep up to FIKIT_TRACE_RECORDS (default 4M) records.
-  void open_from_env();
+  // Enable if FIKIT_TRACE is set: keep up to FIKIT_TRACE_RECORDS (default 4M) records. GPU k > 0's
+  // domain writes FIKIT_TRACE.gpu<k>.
+  void open_from_env(uint32_t gpu = 0);
   bool on() const { return !path_.empty(); }
   void add(TraceKind kind, uint64_t t_ns, uint32_t tenant, uint64_t key, uint64_t a = 0,
            uint64_t b = 0, TraceVerdict verdict = TraceVerdict::kGrant) noexcept {
