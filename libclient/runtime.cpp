@@ -118,11 +118,14 @@ void* monitor_main(void*) {
       (void)ignored;
     }
     bool reconnect = g_reconnect.exchange(false, std::memory_order_acq_rel);
-    if (reconnect) FIKIT_LOG_INFO("re-registering with the broker (configuration changed)");
-    for (int k = 1; k < n; k++) {
-      if (reconnect) {
-        drop_session(slot_at[k]);
-      } else if (hung_up(p[k])) {
+    if (reconnect) {
+      FIKIT_LOG_INFO("re-registering with the broker (configuration changed)");
+      // Every slot's session, not only those polled: one registered after this poll set was
+      // built (the monitor may not have run since) must re-register too.
+      for (int i = 0; i < kGpuSlots; i++) drop_session(i);
+    }
+    for (int k = 1; k < n && !reconnect; k++) {
+      if (hung_up(p[k])) {
         Session* s = g_sessions[slot_at[k]].load(std::memory_order_acquire);
         FIKIT_LOG_WARN(
             "lost the connection to the broker (tenant %u): launches run unmanaged; "
