@@ -13,6 +13,7 @@
 
 #include "control/access.h"
 #include "control/shm_region.h"
+#include "policy/budget.h"
 
 namespace fikit::broker {
 namespace {
@@ -81,6 +82,30 @@ Status check_request(const RegisterRequest& req, uint32_t len, const Peer& peer)
   return Status();
 }
 
+// The HP budget a 2.1 client asks for after its RegisterRequest (protocol.h), if any.
+Status decode_budget(const char* msg, int len, uint32_t priority, TenantDesc* desc) {
+  if (len < static_cast<int>(sizeof(RegisterRequestBudget))) return Status();
+  RegisterRequestBudget r;
+  memcpy(&r, msg, sizeof(r));
+  if (!memchr(r.hp_budget, '\0', kBudgetLen))
+    return Status(StatusCode::kInvalidArgument,
+                  printf_string("FIKIT_HP_BUDGET is not NUL-terminated within %u bytes: write "
+                                "p99=1.10 or p50=1.05,p99=1.10",
+                                kBudgetLen));
+  if (r.hp_budget[0] == '\0') return Status();
+  std::string err;
+  if (!hp_budget_parse(r.hp_budget, &desc->budget, &err))
+    return Status(StatusCode::kInvalidArgument,
+                  printf_string("FIKIT_HP_BUDGET '%.31s': %s", r.hp_budget, err.c_str()));
+  if (priority != kPriorityHigh) {
+    desc->note += std::string(desc->note.empty() ? "" : "; ") +
+                  "FIKIT_HP_BUDGET is for high-priority tenants: ignored";
+    return Status();
+  }
+  desc->has_budget = true;
+  return Status();
+}
+
 }  // namespace
 
 Status check_header(const char* msg, int len) {
@@ -122,6 +147,7 @@ Result<Admitted> admit(const char* msg, int len, const Peer& peer, uint32_t id) 
   desc->priority = req.priority;
   desc->name = req.name[0] ? std::string(req.name) : comm_of(peer.pid);
   desc->admitted_ns = now_ns();
+  if (Status s = decode_budget(msg, len, req.priority, desc.get()); !s.ok()) return s;
   Result<ShmSegment> shm = shm_create(ShmSpec{id, peer.pid, peer.uid, req.priority, desc->name});
   if (!shm.ok()) return shm.status();
   desc->seg = shm->seg;

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <string>
 
+#include "policy/budget.h"
+
 namespace fikit::broker {
 
 struct PolicyConfig {
@@ -23,6 +25,8 @@ struct PolicyConfig {
   // options.h, or --profile-dir).
   std::string profile_dir;
   std::string opts;  // policy-specific "name=value,..." (--policy-opts)
+  // The HP slowdown budget of HP tenants that set none (--hp-budget; policy/budget.h).
+  HpBudget hp_budget;
   // Where the policy logs (the broker's log); level 0 debug, 1 info, 2 warn, 3 error. nullptr:
   // stderr. Set by the scheduler core, so that the policy library needs no broker code.
   void (*log)(int level, const char* text) = nullptr;
@@ -62,6 +66,9 @@ struct TenantInfo {
   uint64_t host_syncs;  // its synchronizing calls that published a drain (as of its last submit)
   void* policy_data;    // owned by the policy (set in on_tenant_add, freed in on_tenant_remove)
   uint32_t uid;         // the tenant process's uid (with name, the key of saved profiles)
+  // HP: the budget it registered with (FIKIT_HP_BUDGET); has_budget false: the broker's.
+  bool has_budget;
+  HpBudget budget;
 };
 
 // What a policy may ask of the scheduler during dispatch.

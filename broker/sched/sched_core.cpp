@@ -73,6 +73,8 @@ void SchedCore::add(std::shared_ptr<const TenantDesc> desc, uint64_t now_ns) {
   info.uid = t->desc->uid;
   info.name = t->desc->name.c_str();
   info.idle_since_ns = now_ns;
+  info.has_budget = t->desc->has_budget;
+  info.budget = t->desc->budget;
   t->seg->broker.heartbeat_ns.store(now_ns, std::memory_order_relaxed);
   // Release: the client that sees kActive also sees the words above.
   t->seg->broker.state.store(static_cast<uint32_t>(TenantState::kActive),

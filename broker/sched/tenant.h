@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "policy/budget.h"
+
 namespace fikit::broker {
 
 struct TenantDesc {
@@ -21,6 +23,8 @@ struct TenantDesc {
   std::shared_ptr<void> keep;  // keeps the mapping alive while anyone holds the descriptor
   uint64_t admitted_ns = 0;    // CLOCK_MONOTONIC
   std::string note;            // for the tenant to print, e.g. admitted below the priority asked
+  bool has_budget = false;     // it asked for an HP budget (FIKIT_HP_BUDGET)
+  HpBudget budget;
 };
 
 struct TenantStatus {

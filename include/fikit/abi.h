@@ -20,7 +20,7 @@ namespace fikit {
 
 inline constexpr uint64_t kSegmentMagic = 0x315447534b494646ULL;  // "FFIKSGT1", little-endian
 inline constexpr uint16_t kAbiMajor = 2;  // bump on any incompatible layout or protocol change
-inline constexpr uint16_t kAbiMinor = 0;  // bump when adding fields in reserved space
+inline constexpr uint16_t kAbiMinor = 1;  // bump when adding fields in reserved space
 
 inline constexpr uint32_t kRingEntries = 4096;  // power of two
 inline constexpr uint32_t kRingMask = kRingEntries - 1;

@@ -49,6 +49,15 @@ struct RegisterRequest {
   char name[kNameLen];
 };
 
+// ABI 2.1: a client may send RegisterRequest followed by the HP latency budget it asks for, as
+// the text of FIKIT_HP_BUDGET ("p99=1.10"; empty: the broker's), which the broker parses and
+// checks (refused if bad). A 2.0 client sends RegisterRequest alone.
+inline constexpr uint32_t kBudgetLen = 32;
+struct RegisterRequestBudget {
+  RegisterRequest req;
+  char hp_budget[kBudgetLen];  // NUL-terminated
+};
+
 struct RegisterReply {
   MsgHeader hdr;
   int32_t status;  // 0, or -errno
@@ -137,6 +146,7 @@ inline int ctl_request(const char* socket_path, MsgType type, TextReply* reply, 
 
 static_assert(sizeof(MsgHeader) == 16);
 static_assert(sizeof(RegisterRequest) == 56);
+static_assert(sizeof(RegisterRequestBudget) == 88);
 static_assert(sizeof(RegisterReply) == 16 + 16 + kErrorLen);
 
 }  // namespace fikit

@@ -8,6 +8,7 @@
 #include "policy/fikit/gap.h"
 #include "policy/fikit/grants.h"
 #include "policy/fikit/markers.h"
+#include "policy/fikit/risk.h"
 #include "policy/fikit/share.h"
 
 namespace fikit::broker::fikit_policy {
@@ -56,6 +57,7 @@ void classify(Ctx& c) {
     auto* td = static_cast<TenantData*>(t.policy_data);
     if (!td) continue;
     charge_held(*td, t, c.now);
+    if (t.priority == kPriorityHigh) risk_check_stale(c.state, *td, c.now);
     // A granted LP request not yet launched is not outstanding yet, but it is about to run.
     bool busy = t.outstanding > 0 || t.lp_in_flight > 0;
     View v{.idx = i,
@@ -132,6 +134,11 @@ void note_grant(Ctx& c, View& v, const Submission& r, const Window& w, const Fil
   g.end_ns = d.end_ns;
   g.fill = w.end != kNoEnd;
   g.risky = d.verdict == FillVerdict::kGrantRisky;
+  g.budget = d.verdict == FillVerdict::kGrantBudget;
+  g.cost_ns = cost.known ? cost.ns - std::min(cost.delay_ns, cost.ns) : 0;
+  // Every HP request open now is no longer as if alone.
+  for (auto& [id, td] : c.state.tenants)
+    if (td->priority == kPriorityHigh) td->requests.on_lp_granted();
   v.busy = true;
   v.blocked = false;
   c.in_flight++;
@@ -142,6 +149,7 @@ void note_grant(Ctx& c, View& v, const Submission& r, const Window& w, const Fil
   g.gaps = w.gaps;
   n.grants_fill++;
   if (!cost.known) n.grants_measure++;
+  if (g.budget) n.grants_budget++;
   if (d.verdict == FillVerdict::kGrantRisky) {
     n.grants_risky++;
     c.state.last_risky_ns = c.now;
@@ -202,6 +210,17 @@ bool fits_alone(const Ctx& c, const View& v, const Window& w) {
   return verdict == FillVerdict::kGrant || verdict == FillVerdict::kGrantToMeasure;
 }
 
+// A known kernel that does not fit: kGrantBudget if the HP tenants whose gap it would go into
+// can afford what it may cost them (risk.h), else kNoRoom.
+FillDecision within_budget(const Ctx& c, const Window& w, const FillWindow& fw, const LpCost& cost) {
+  uint64_t run = cost.ns - std::min(cost.delay_ns, cost.ns);
+  uint64_t end = std::max(fw.now_ns + cost.ns, fw.committed_end_ns + run);
+  double damage = 0;
+  if (w.end != kNoEnd && risk_admits(c.state, w.gaps, c.now, end, &damage))
+    return {FillVerdict::kGrantBudget, end};
+  return {FillVerdict::kNoRoom, 0};
+}
+
 enum class Turn { kGranted, kHeld, kEmpty };
 
 // Grant v's oldest request if it fits: kGranted, kHeld (it waits), or kEmpty (none waits).
@@ -222,6 +241,7 @@ Turn grant_one(Ctx& c, View& v, const Window& w, uint64_t* committed) {
     bool rate_ok = c.state.last_risky_ns == 0 || c.now >= c.state.last_risky_ns + p.risky_every_ns;
     FillWindow fw = fill_window(c, w, *committed, waited && rate_ok);
     FillDecision d = decide_fill(fw, cost);
+    if (d.verdict == FillVerdict::kNoRoom && c.state.budget_on) d = within_budget(c, w, fw, cost);
     if (!fill_grants(d.verdict)) {
       v.td->held = d.verdict == FillVerdict::kNoRoom ? HeldReason::kNoRoom : HeldReason::kUnknown;
       if (d.verdict == FillVerdict::kNoRoom) count_no_room(*v.td, fw, cost, waited);

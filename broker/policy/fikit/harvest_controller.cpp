@@ -1,0 +1,78 @@
+// The harvest controller (AIMD on measured HP slowdown against the budget).
+#include "policy/fikit/harvest_controller.h"
+
+#include <algorithm>
+
+namespace fikit::broker::fikit_policy {
+
+const char* controller_state_name(ControllerState s) {
+  switch (s) {
+    case ControllerState::kFailSafe:
+      return "fail-safe";
+    case ControllerState::kProbe:
+      return "probe";
+    case ControllerState::kHold:
+      return "hold";
+    case ControllerState::kBackoff:
+      return "backoff";
+  }
+  return "unknown";
+}
+
+void HarvestController::fail_safe() {
+  gain_ = 0;
+  state_ = ControllerState::kFailSafe;
+}
+
+void HarvestController::on_request(uint64_t latency_ns, const ControllerInput& in,
+                                   const ControllerParams& p) {
+  window_.add(latency_ns);
+  if (++since_eval_ >= std::max(1u, p.eval_every)) {
+    since_eval_ = 0;
+    evaluate(in, p);
+  }
+}
+
+void HarvestController::evaluate(const ControllerInput& in, const ControllerParams& p) {
+  bool measurable = in.alone_known && in.alone_p50_ns > 0 && in.alone_p99_ns > 0;
+  s50_ = measurable && window_.size() ? static_cast<double>(window_.quantile(0.5)) /
+                                            static_cast<double>(in.alone_p50_ns)
+                                      : 0;
+  s99_ = measurable && window_.size() ? static_cast<double>(window_.quantile(0.99)) /
+                                            static_cast<double>(in.alone_p99_ns)
+                                      : 0;
+  if (!measurable || in.budget.off() || window_.size() < p.min_samples) {
+    fail_safe();
+    return;
+  }
+  const HpBudget& b = in.budget;
+  bool over = (b.p50 > 0 && s50_ > b.p50) || (b.p99 > 0 && s99_ > b.p99);
+  if (over) {
+    gain_ *= p.backoff;
+    if (gain_ < p.step / 4) gain_ = 0;
+    state_ = ControllerState::kBackoff;
+    decreases_++;
+    // The window held the requests that broke the budget: judge the new gain on its own.
+    window_.clear();
+    return;
+  }
+  auto roomy = [&](double budget, double s) {
+    return budget == 0 || s < 1 + p.headroom * (budget - 1);
+  };
+  if (roomy(b.p50, s50_) && roomy(b.p99, s99_)) {
+    gain_ = std::min(p.max_gain, gain_ + p.step);
+    state_ = ControllerState::kProbe;
+    increases_++;
+  } else {
+    state_ = ControllerState::kHold;
+  }
+}
+
+double controller_allowance_ns(const HarvestController& c, const ControllerInput& in) {
+  if (c.state() == ControllerState::kFailSafe || c.gain() <= 0) return 0;
+  if (in.budget.p99 > 0)
+    return c.gain() * (in.budget.p99 - 1) * static_cast<double>(in.alone_p99_ns);
+  return c.gain() * (in.budget.p50 - 1) * static_cast<double>(in.alone_p50_ns);
+}
+
+}  // namespace fikit::broker::fikit_policy
