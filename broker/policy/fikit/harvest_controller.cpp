@@ -41,8 +41,13 @@ void HarvestController::evaluate(const ControllerInput& in, const ControllerPara
   s99_ = measurable && window_.size() ? static_cast<double>(window_.quantile(0.99)) /
                                             static_cast<double>(in.alone_p99_ns)
                                       : 0;
-  if (!measurable || in.budget.off() || window_.size() < p.min_samples) {
+  if (!measurable || in.budget.off()) {
     fail_safe();
+    return;
+  }
+  // Too few requests to judge: never judged yet, fail-safe; since a decrease, keep the new gain.
+  if (window_.size() < p.min_samples) {
+    if (state_ == ControllerState::kFailSafe) gain_ = 0;
     return;
   }
   const HpBudget& b = in.budget;

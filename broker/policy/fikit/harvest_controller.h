@@ -7,11 +7,12 @@
 //
 // Every eval_every requests it compares the slowdown over its window (p50 and p99 of the latest
 // requests / the alone p50 and p99) with the budget:
-//   over budget (either bounded quantile)   gain x= backoff, window cleared (fresh evidence)
+//   over budget (either bounded quantile)   gain x= backoff, window cleared (fresh evidence:
+//                                            the gain holds until min_samples new requests)
 //   below 1 + headroom x (budget - 1)        gain += step, up to max_gain (additive increase)
 //   in between                               hold (hysteresis: no oscillation at the edge)
-// Fail-safe: without an alone latency, a budget, or min_samples requests in its window, the gain
-// is 0 (grant only what is predicted to fit, as without a controller); so it is when the HP's
+// Fail-safe: without an alone latency, a budget, or (before its first judgement) min_samples
+// requests in its window, the gain is 0 (grant only what is predicted to fit, as without a controller); so it is when the HP's
 // current request has run so long that it cannot be measured in time (stale()).
 #pragma once
 

@@ -1,0 +1,258 @@
+// The HP latency budget (policy/budget.h), the HP request meter (request_meter.h), the harvest
+// controller (harvest_controller.h) on scripted latency sequences, risk admission (risk.h) and
+// the alone latency in profiles. No timings: every clock is synthetic.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "policy/budget.h"
+#include "policy/fikit/gap.h"
+#include "policy/fikit/harvest_controller.h"
+#include "policy/fikit/profile.h"
+#include "policy/fikit/request_meter.h"
+#include "policy/fikit/risk.h"
+
+namespace fikit::broker {
+namespace {
+
+using namespace fikit_policy;
+constexpr uint64_t kUs = 1000;
+
+TEST(HpBudget, ParsesOneOrBothQuantiles) {
+  HpBudget b;
+  std::string err;
+  ASSERT_TRUE(hp_budget_parse("p99=1.10", &b, &err)) << err;
+  EXPECT_DOUBLE_EQ(b.p99, 1.10);
+  EXPECT_EQ(b.p50, 0);
+  ASSERT_TRUE(hp_budget_parse("p50=1.05,p99=1.2", &b, &err)) << err;
+  EXPECT_DOUBLE_EQ(b.p50, 1.05);
+  EXPECT_DOUBLE_EQ(b.p99, 1.2);
+  ASSERT_TRUE(hp_budget_parse("p50=1.02", &b, &err)) << err;
+  EXPECT_DOUBLE_EQ(b.p50, 1.02);
+  EXPECT_EQ(b.p99, 0);
+  ASSERT_TRUE(hp_budget_parse("off", &b, &err));
+  EXPECT_TRUE(b.off());
+  EXPECT_EQ(hp_budget_string(HpBudget{}), "p99=1.1");
+  EXPECT_EQ(hp_budget_string(HpBudget{1.05, 1.2}), "p50=1.05,p99=1.2");
+}
+
+TEST(HpBudget, RefusesBadSpecsSayingWhy) {
+  struct Case {
+    const char* spec;
+    const char* says;
+  } cases[] = {{"", "empty"},
+               {"p98=1.1", "unknown quantile 'p98'"},
+               {"p99", "not QUANTILE=SLOWDOWN"},
+               {"p99=", "want a slowdown from 1.0 to 100"},
+               {"p99=abc", "want a slowdown"},
+               {"p99=0.9", "want a slowdown"},
+               {"p99=1000", "want a slowdown"},
+               {"p99=1.1,p99=1.2", "p99 given twice"},
+               {"p99=1.1,", "not QUANTILE=SLOWDOWN"}};
+  for (const Case& c : cases) {
+    HpBudget b{1.5, 1.5};
+    std::string err;
+    EXPECT_FALSE(hp_budget_parse(c.spec, &b, &err)) << c.spec;
+    EXPECT_NE(err.find(c.says), std::string::npos) << c.spec << ": " << err;
+    EXPECT_NE(err.find("p99=1.10"), std::string::npos) << "says how to write it: " << err;
+    EXPECT_EQ(b.p50, 1.5) << "unchanged on error";
+  }
+}
+
+TEST(RequestMeter, ARequestRunsFromTheFirstLaunchAfterADrainToTheDrain) {
+  RequestMeter m;
+  uint64_t lat = 0;
+  bool overlapped = true;
+  EXPECT_FALSE(m.on_drain(50, &lat, &overlapped)) << "no request open";
+  m.on_submit(100, false);
+  m.on_submit(150, false);  // a later launch of the same request
+  ASSERT_TRUE(m.on_drain(400, &lat, &overlapped));
+  EXPECT_EQ(lat, 300u);
+  EXPECT_FALSE(overlapped);
+  m.on_submit(1000, false);
+  m.on_lp_granted();  // LP work let in while it ran
+  ASSERT_TRUE(m.on_drain(1200, &lat, &overlapped));
+  EXPECT_EQ(lat, 200u);
+  EXPECT_TRUE(overlapped);
+  m.on_lp_granted();  // between requests: the next one starts clean
+  m.on_submit(2000, true);  // LP work still in flight at its start
+  ASSERT_TRUE(m.on_drain(2100, &lat, &overlapped));
+  EXPECT_TRUE(overlapped);
+  m.on_submit(3000, false);
+  EXPECT_FALSE(m.on_drain(2999, &lat, &overlapped)) << "a drain before its start is no sample";
+  EXPECT_EQ(m.count(), 3u);
+  EXPECT_EQ(m.recent().size(), 3u);
+  EXPECT_EQ(m.recent().quantile(0.5), 200u);
+  EXPECT_EQ(m.recent().quantile(0.99), 300u);
+}
+
+TEST(SampleWindow, KeepsTheLatestSamples) {
+  SampleWindow<128> w;
+  EXPECT_EQ(w.quantile(0.5), 0u);
+  for (uint64_t i = 0; i < 1000; i++) w.add(i < 872 ? 1'000'000 : i);
+  EXPECT_EQ(w.size(), 128u);
+  EXPECT_EQ(w.quantile(0.0), 872u) << "only the last 128 remain";
+  EXPECT_EQ(w.quantile(1.0), 999u);
+}
+
+// The controller fed requests of `latency` against an alone latency of 1 ms (p50 and p99).
+class ControllerTest : public ::testing::Test {
+ protected:
+  ControllerTest() {
+    in_.budget = HpBudget{0, 1.10};
+    in_.alone_known = true;
+    in_.alone_p50_ns = 1000 * kUs;
+    in_.alone_p99_ns = 1000 * kUs;
+  }
+  void feed(int n, uint64_t latency) {
+    for (int i = 0; i < n; i++) c_.on_request(latency, in_, p_);
+  }
+  ControllerInput in_;
+  ControllerParams p_;
+  HarvestController c_;
+};
+
+TEST_F(ControllerTest, StartsFailSafeAndProbesWhileUnderBudget) {
+  EXPECT_EQ(c_.state(), ControllerState::kFailSafe);
+  EXPECT_EQ(controller_allowance_ns(c_, in_), 0);
+  feed(static_cast<int>(p_.min_samples) - 1, 1000 * kUs);
+  EXPECT_EQ(c_.gain(), 0) << "too few requests to judge";
+  feed(p_.eval_every, 1000 * kUs);
+  EXPECT_EQ(c_.state(), ControllerState::kProbe);
+  double g1 = c_.gain();
+  EXPECT_GT(g1, 0);
+  feed(p_.eval_every * 10, 1020 * kUs);  // 1.02x: well inside 1.10
+  EXPECT_GT(c_.gain(), g1) << "additive increase";
+  EXPECT_NEAR(controller_allowance_ns(c_, in_), c_.gain() * 0.10 * 1000 * kUs, 1);
+  feed(p_.eval_every * 1000, 1000 * kUs);
+  EXPECT_DOUBLE_EQ(c_.gain(), p_.max_gain) << "bounded";
+}
+
+TEST_F(ControllerTest, BacksOffOverBudgetAndRecovers) {
+  feed(p_.eval_every * 12, 1000 * kUs);
+  double high = c_.gain();
+  ASSERT_GT(high, 0.5);
+  feed(p_.eval_every, 1300 * kUs);  // the window's p99 goes over 1.10
+  EXPECT_EQ(c_.state(), ControllerState::kBackoff);
+  EXPECT_NEAR(c_.gain(), high * p_.backoff, 1e-9) << "multiplicative decrease";
+  EXPECT_EQ(c_.decreases(), 1u);
+  // The window restarts: the same bad evidence is not counted twice.
+  feed(p_.eval_every, 1000 * kUs);
+  EXPECT_NEAR(c_.gain(), high * p_.backoff, 1e-9) << "fewer than min_samples since the decrease";
+  // Over budget again and again: down to 0.
+  for (int i = 0; i < 20; i++) feed(p_.min_samples, 2000 * kUs);
+  EXPECT_EQ(c_.gain(), 0);
+  // Recovers once the HP is back inside.
+  feed(p_.eval_every * 8, 1000 * kUs);
+  EXPECT_GT(c_.gain(), 0);
+  EXPECT_EQ(c_.state(), ControllerState::kProbe);
+}
+
+TEST_F(ControllerTest, HoldsNearTheBudget) {
+  feed(p_.eval_every * 4, 1000 * kUs);
+  double g = c_.gain();
+  feed(p_.eval_every * 4, 1090 * kUs);  // 1.09x: inside, but above 1 + 0.7 x 0.10
+  EXPECT_EQ(c_.state(), ControllerState::kHold);
+  EXPECT_EQ(c_.gain(), g) << "hysteresis: no increase at the edge";
+}
+
+TEST_F(ControllerTest, RespectsP50BudgetToo) {
+  in_.budget = HpBudget{1.05, 1.10};
+  feed(p_.eval_every * 6, 1000 * kUs);
+  ASSERT_GT(c_.gain(), 0);
+  double g = c_.gain();
+  feed(p_.eval_every * 6, 1070 * kUs);  // p99 1.07 inside 1.10, p50 1.07 over 1.05
+  EXPECT_LT(c_.gain(), g);
+  EXPECT_EQ(c_.state(), ControllerState::kBackoff);
+}
+
+TEST_F(ControllerTest, FailSafeWithoutMeasurements) {
+  feed(p_.eval_every * 6, 1000 * kUs);
+  ASSERT_GT(c_.gain(), 0);
+  in_.alone_known = false;  // no alone latency: nothing to compare against
+  feed(p_.eval_every, 1000 * kUs);
+  EXPECT_EQ(c_.state(), ControllerState::kFailSafe);
+  EXPECT_EQ(c_.gain(), 0);
+  EXPECT_EQ(controller_allowance_ns(c_, in_), 0);
+  in_.alone_known = true;
+  in_.budget = HpBudget{0, 0};  // budget off: only what fits
+  feed(p_.eval_every, 1000 * kUs);
+  EXPECT_EQ(c_.gain(), 0);
+  in_.budget = HpBudget{0, 1.10};
+  feed(p_.eval_every * 2, 1000 * kUs);
+  EXPECT_GT(c_.gain(), 0);
+  c_.fail_safe();  // e.g. the request in progress cannot be measured in time
+  EXPECT_EQ(controller_allowance_ns(c_, in_), 0);
+}
+
+// Risk admission on a policy state with one HP tenant whose gaps are all 1 ms long.
+class RiskTest : public ::testing::Test {
+ protected:
+  RiskTest() : st_(PolicyConfig{}, FikitParams{}, gap_from_history) {
+    auto td = std::make_unique<TenantData>(1, "serve", kPriorityHigh, st_.params);
+    for (int i = 0; i < 64; i++) {
+      td->keys.touch(0x1).gaps_mut().add(1000 * kUs);
+      td->all_gaps.add(1000 * kUs);
+      td->alone.add(2000 * kUs);
+    }
+    td->gap.open = true;
+    td->gap.start_ns = 10'000 * kUs;
+    td->gap.key = 0x1;
+    hp_ = td.get();
+    st_.tenants[1] = std::move(td);
+    gaps_ = {GapRef{1, 0, 0x1, 0, 0}};
+  }
+  void grow_gain() {
+    ControllerInput in = controller_input(st_, *hp_);
+    for (int i = 0; i < 20 * 16; i++) hp_->controller.on_request(2000 * kUs, in, st_.ctl);
+  }
+  FikitState st_;
+  TenantData* hp_;
+  std::vector<GapRef> gaps_;
+};
+
+TEST_F(RiskTest, AdmitsOnlyWhatTheAllowanceCovers) {
+  double damage = 0;
+  uint64_t now = hp_->gap.start_ns + 100 * kUs;
+  uint64_t before_return = hp_->gap.start_ns + 900 * kUs;
+  uint64_t past_return = hp_->gap.start_ns + 1500 * kUs;
+  EXPECT_FALSE(risk_admits(st_, gaps_, now, before_return, &damage)) << "fail-safe: gain 0";
+  grow_gain();
+  ASSERT_GT(hp_->controller.gain(), 0);
+  EXPECT_TRUE(risk_admits(st_, gaps_, now, before_return, &damage));
+  EXPECT_EQ(damage, 0) << "ends before any gap ends";
+  // 500 us past every return: damage 0.5 x 500 us (MPS) against gain x 0.1 x 2 ms.
+  EXPECT_TRUE(risk_admits(st_, gaps_, now, past_return, &damage) ==
+              (0.5 * 500 * kUs <= hp_->controller.gain() * 0.1 * 2000 * kUs));
+  EXPECT_NEAR(damage, 0.5 * 500 * kUs, 0.05 * 500 * kUs);
+  EXPECT_FALSE(risk_admits(st_, gaps_, now, hp_->gap.start_ns + 100'000 * kUs, &damage))
+      << "far past the return";
+  hp_->gap.open = false;
+  EXPECT_FALSE(risk_admits(st_, gaps_, now, before_return, &damage)) << "no open gap";
+}
+
+TEST(AloneLatencyProfile, SavedAndLoadedAndOldProfilesStillLoad) {
+  FikitParams p;
+  TenantData td(1, "serve", kPriorityHigh, p);
+  td.keys.touch(0x1).duration.add(100 * kUs);
+  for (int i = 0; i < 20; i++) td.alone.add(1500 * kUs);
+  std::string text = profile_to_json(td);
+  EXPECT_NE(text.find("alone_latency"), std::string::npos);
+  TenantData back(2, "serve", kPriorityHigh, p);
+  std::string err;
+  ASSERT_TRUE(profile_from_json(text, false, &back, &err)) << err;
+  EXPECT_EQ(back.alone.total(), 20u);
+  EXPECT_TRUE(back.alone_from_profile);
+  // A profile saved before alone latencies existed.
+  TenantData none(3, "serve", kPriorityHigh, p);
+  none.keys.touch(0x1).duration.add(100 * kUs);
+  std::string old = profile_to_json(none);
+  ASSERT_EQ(old.find("alone_latency"), std::string::npos);
+  TenantData loaded(4, "serve", kPriorityHigh, p);
+  ASSERT_TRUE(profile_from_json(old, false, &loaded, &err)) << err;
+  EXPECT_TRUE(loaded.alone.empty());
+  EXPECT_FALSE(loaded.alone_from_profile);
+}
+
+}  // namespace
+}  // namespace fikit::broker
