@@ -92,6 +92,10 @@ class SchedulerApi {
   virtual bool busy_above(uint32_t priority) const = 0;
   // Ask for a dispatch call no later than t_ns even if nothing happens (0 clears).
   virtual void wake_at(uint64_t t_ns) = 0;
+  // Nothing the policy waits for (an HP drain, an LP completion) is expected before t_ns: the
+  // scheduler may sleep until shortly before then instead of polling (0: unknown, poll). Set at
+  // each dispatch; the default ignores it.
+  virtual void quiet_until(uint64_t /*t_ns*/) {}
   // Ask highest-priority tenant i to put a completion marker after 1 in n of its launches (0:
   // none), so that the policy measures HP kernels and sees a tenant that never synchronizes
   // drain. Written to the tenant's segment (BrokerWords::hp_marker_every); the default ignores it.

@@ -130,6 +130,7 @@ uint32_t SchedCore::poll(uint64_t now_ns) {
   retire_faulty();
   if (events > 0 || tenants_left_ || (wake_at_ns_ != 0 && now_ns >= wake_at_ns_)) {
     wake_at_ns_ = 0;
+    quiet_until_ns_ = 0;
     tenants_left_ = false;
     ops_->dispatch(policy_state_, *this, now_ns);
   }

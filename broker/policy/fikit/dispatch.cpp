@@ -24,6 +24,7 @@ struct Ctx {
   std::vector<View>& views;
   uint32_t in_flight;
   uint64_t wake = kNoEnd;
+  const View* least_served = nullptr;  // of the level being dispatched (share.h)
 };
 
 // The gap a fill would go into: its predicted end, and whose gaps these are.
@@ -241,7 +242,10 @@ Turn grant_one(Ctx& c, View& v, const Window& w, uint64_t* committed) {
     bool rate_ok = c.state.last_risky_ns == 0 || c.now >= c.state.last_risky_ns + p.risky_every_ns;
     FillWindow fw = fill_window(c, w, *committed, waited && rate_ok);
     FillDecision d = decide_fill(fw, cost);
-    if (d.verdict == FillVerdict::kNoRoom && c.state.budget_on) d = within_budget(c, w, fw, cost);
+    // Risk is taken for the least served tenant of the level only: the budget's room goes to
+    // whoever is owed it, not to the longest kernels.
+    if (d.verdict == FillVerdict::kNoRoom && c.state.budget_on && &v == c.least_served)
+      d = within_budget(c, w, fw, cost);
     if (!fill_grants(d.verdict)) {
       v.td->held = d.verdict == FillVerdict::kNoRoom ? HeldReason::kNoRoom : HeldReason::kUnknown;
       if (d.verdict == FillVerdict::kNoRoom) count_no_room(*v.td, fw, cost, waited);
@@ -278,6 +282,7 @@ bool dispatch_level(Ctx& c, uint32_t level, uint32_t top, bool* still_waiting) {
   }
   uint64_t committed = grants_committed_end(c.state, c.now);
   share_order(mine, c.now);
+  c.least_served = mine[0];
   bool owed = share_owed(mine, c.now);
   // One request per tenant per turn, least served first, while any is granted (share.h).
   for (bool granted = true; granted;) {
@@ -298,6 +303,27 @@ bool dispatch_level(Ctx& c, uint32_t level, uint32_t top, bool* still_waiting) {
     }
   }
   return true;
+}
+
+constexpr uint64_t kQuietMaxNs = 10'000'000;
+
+// Until when nothing this dispatch waits for is expected (SchedulerApi::quiet_until; 0: it cannot
+// tell): the earliest of the predicted end of each busy HP tenant's request (a low quantile of
+// its recent request latencies from the request's start), the predicted end of each LP grant in
+// flight, and the policy's own wake-up.
+uint64_t quiet_time(const Ctx& c) {
+  uint64_t quiet = std::min(c.wake, c.now + kQuietMaxNs);
+  for (const View& v : c.views) {
+    if (v.t->priority != kPriorityHigh || v.t->outstanding == 0) continue;
+    const RequestMeter& m = v.td->requests;
+    if (!m.open() || m.low_latency_ns() == 0) return 0;
+    quiet = std::min(quiet, m.open_since_ns() + m.low_latency_ns());
+  }
+  for (const Grant& g : c.state.grants) {
+    if (g.end_ns == UINT64_MAX) return 0;
+    quiet = std::min(quiet, g.end_ns);
+  }
+  return quiet > c.now ? quiet : 0;
 }
 
 }  // namespace
@@ -331,6 +357,7 @@ void fikit_dispatch(FikitState& st, SchedulerApi& sched, uint64_t now_ns) {
   bool still_waiting = false;
   for (uint32_t level = top; level < kPriorityLevels; level++)
     if (!dispatch_level(c, level, top, &still_waiting)) break;
+  sched.quiet_until(quiet_time(c));
   if (still_waiting && c.wake != kNoEnd) {
     st.wakeups_asked++;
     sched.wake_at(std::max(c.wake, now_ns + st.params.min_recheck_ns));

@@ -36,6 +36,7 @@ bool RequestMeter::on_drain(uint64_t t_ns, uint64_t* latency_ns, bool* overlappe
   *overlapped = overlapped_;
   count_++;
   recent_.add(*latency_ns);
+  if (recent_.size() >= kLowMinSamples) low_ns_ = recent_.quantile(0.05);
   return true;
 }
 

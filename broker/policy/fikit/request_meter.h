@@ -47,6 +47,10 @@ class RequestMeter {
   uint64_t count() const { return count_; }
   uint64_t last_end_ns() const { return last_end_ns_; }
   const SampleWindow<kWindow>& recent() const { return recent_; }
+  // The 5% quantile of the recent latencies (0 before kLowMinSamples): a request is predicted
+  // to last at least this long (the scheduler sleeps until near then). Updated at each request.
+  static constexpr uint32_t kLowMinSamples = 16;
+  uint64_t low_latency_ns() const { return low_ns_; }
 
  private:
   bool open_ = false;
@@ -54,6 +58,7 @@ class RequestMeter {
   uint64_t start_ns_ = 0;
   uint64_t count_ = 0;
   uint64_t last_end_ns_ = 0;
+  uint64_t low_ns_ = 0;
   SampleWindow<kWindow> recent_;
 };
 
