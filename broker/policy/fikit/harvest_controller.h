@@ -11,6 +11,7 @@
 //                                            the gain holds until min_samples new requests)
 //   below 1 + headroom x (budget - 1)        gain += step, up to max_gain (additive increase)
 //   in between                               hold (hysteresis: no oscillation at the edge)
+// A p99 budget without a p50 one bounds p50 at 1 + (p99 - 1) / 2 (risk.cpp controller_input).
 // Fail-safe: without an alone latency, a budget, or (before its first judgement) min_samples
 // requests in its window, the gain is 0 (grant only what is predicted to fit, as without a controller); so it is when the HP's
 // current request has run so long that it cannot be measured in time (stale()).

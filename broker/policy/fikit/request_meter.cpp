@@ -35,6 +35,10 @@ bool RequestMeter::on_drain(uint64_t t_ns, uint64_t* latency_ns, bool* overlappe
   *latency_ns = t_ns - start_ns_;
   *overlapped = overlapped_;
   count_++;
+  sum_ns_ += *latency_ns;
+  size_t b = 0;
+  while (b < kBoundsUs.size() && *latency_ns > kBoundsUs[b] * 1000) b++;
+  buckets_[b]++;
   recent_.add(*latency_ns);
   if (recent_.size() >= kLowMinSamples) low_ns_ = recent_.quantile(0.05);
   return true;

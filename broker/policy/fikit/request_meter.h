@@ -33,6 +33,13 @@ class SampleWindow {
 class RequestMeter {
  public:
   static constexpr uint32_t kWindow = 256;
+  // Every request ever, by latency (Prometheus histogram buckets; upper bounds in us, the last
+  // bucket beyond the last bound).
+  static constexpr std::array<uint64_t, 12> kBoundsUs = {100,    250,    500,     1000,
+                                                         2500,   5000,   10000,   25000,
+                                                         50000, 100000, 250000, 1000000};
+  const std::array<uint64_t, kBoundsUs.size() + 1>& buckets() const { return buckets_; }
+  uint64_t sum_ns() const { return sum_ns_; }
 
   // The tenant submitted at t_ns (a record's client time); lp_busy: LP work is in flight now.
   void on_submit(uint64_t t_ns, bool lp_busy);
@@ -59,6 +66,8 @@ class RequestMeter {
   uint64_t count_ = 0;
   uint64_t last_end_ns_ = 0;
   uint64_t low_ns_ = 0;
+  std::array<uint64_t, kBoundsUs.size() + 1> buckets_{};
+  uint64_t sum_ns_ = 0;
   SampleWindow<kWindow> recent_;
 };
 

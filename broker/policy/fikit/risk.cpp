@@ -24,6 +24,9 @@ const LogHistogram* gaps_of(const FikitState& st, const TenantData& td, uint64_t
 ControllerInput controller_input(const FikitState& st, const TenantData& td) {
   ControllerInput in;
   in.budget = td.budget;
+  // A p99 budget alone also holds the median to half of it (issue 15: HP p50 within 1.05x at
+  // any budget up to p99 1.10): the tail is what the operator allows to move.
+  if (in.budget.p50 == 0 && in.budget.p99 > 0) in.budget.p50 = 1 + (in.budget.p99 - 1) / 2;
   in.alone_known = td.alone.total() >= kMinAloneSamples;
   if (in.alone_known) {
     in.alone_p50_ns = td.alone.quantile_mid(0.5);

@@ -201,6 +201,11 @@ std::string tenant_stats_json(const FikitState& st, uint32_t id) {
     bool known = v.in.alone_known;
     j["request_latency"] = {
         {"count", v.count}, {"p50_us", v.p50 / 1e3}, {"p99_us", v.p99 / 1e3}};
+    // Every request by latency, for the metrics' histogram (le_us: upper bounds; the last count
+    // is beyond them).
+    j["request_latency_hist"] = {{"le_us", RequestMeter::kBoundsUs},
+                                 {"counts", td->requests.buckets()},
+                                 {"sum_s", static_cast<double>(td->requests.sum_ns()) * 1e-9}};
     j["alone_latency"] = {{"p50_us", known ? nlohmann::json(v.in.alone_p50_ns / 1e3) : nullptr},
                           {"p99_us", known ? nlohmann::json(v.in.alone_p99_ns / 1e3) : nullptr},
                           {"source", v.source}};
