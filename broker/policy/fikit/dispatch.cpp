@@ -357,7 +357,7 @@ void fikit_dispatch(FikitState& st, SchedulerApi& sched, uint64_t now_ns) {
   bool still_waiting = false;
   for (uint32_t level = top; level < kPriorityLevels; level++)
     if (!dispatch_level(c, level, top, &still_waiting)) break;
-  sched.quiet_until(quiet_time(c));
+  sched.quiet_until(st.params.quiet_sleep ? quiet_time(c) : 0);
   if (still_waiting && c.wake != kNoEnd) {
     st.wakeups_asked++;
     sched.wake_at(std::max(c.wake, now_ns + st.params.min_recheck_ns));
