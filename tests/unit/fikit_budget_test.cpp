@@ -3,7 +3,10 @@
 // the alone latency in profiles. No timings: every clock is synthetic.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
+
+#include "fikit_fake_sched.h"
 
 #include "policy/budget.h"
 #include "policy/fikit/gap.h"
@@ -252,6 +255,116 @@ TEST(AloneLatencyProfile, SavedAndLoadedAndOldProfilesStillLoad) {
   ASSERT_TRUE(profile_from_json(old, false, &loaded, &err)) << err;
   EXPECT_TRUE(loaded.alone.empty());
   EXPECT_FALSE(loaded.alone_from_profile);
+}
+
+// The whole policy on a fake scheduler: an HP tenant with 1 ms requests and 900 us gaps, a LP
+// tenant whose 1 ms kernels never fit them. Scripted HP latencies: 1 ms whatever LP does (no
+// damage), or 1.5 ms whenever LP work is in flight at the request's start (damage).
+class t_BudgetSim {
+ public:
+  static constexpr uint64_t kHpKey = 0x1111, kLpKey = 0x2222;
+  explicit t_BudgetSim(PolicyConfig cfg = {}) : s_(cfg) {
+    lp_ = s_.add("train", kPriorityLow);
+    for (int i = 0; i < 5; i++) {  // its kernel measured at full speed, before HP runs
+      s_.lp_request(lp_, kLpKey, t_);
+      s_.dispatch(t_);
+      s_.lp_complete(lp_, t_ + 10 * kUs, t_ + 1010 * kUs);
+      t_ += 2000 * kUs;
+    }
+    t_ += 200'000 * kUs;  // LP no longer active
+    hp_ = s_.add("serve", kPriorityHigh);
+  }
+  nlohmann::json stats(bool hp) {
+    return nlohmann::json::parse(
+        fikit_tenant_stats_json(s_.state(), s_.t(hp ? hp_ : lp_).info.id));
+  }
+  void lp_waits() { s_.lp_request(lp_, kLpKey, t_); }
+  // One HP request. Return true if a LP kernel was granted into the gap after it.
+  bool cycle(bool damage) {
+    uint64_t start = t_;
+    s_.hp_launch(hp_, kHpKey, start);
+    s_.dispatch(start);
+    bool overlapped = lp_running_;
+    if (lp_running_) {
+      s_.lp_complete(lp_, lp_granted_at_ + 20 * kUs, start + 100 * kUs);
+      lp_running_ = false;
+      s_.lp_request(lp_, kLpKey, start + 100 * kUs);
+    }
+    uint64_t lat = damage && overlapped ? 1500 * kUs : 1000 * kUs;
+    s_.hp_complete(hp_, start + lat);
+    uint64_t now = start + lat + 10 * kUs;
+    if (!s_.dispatch(now).empty()) {
+      lp_running_ = true;
+      lp_granted_at_ = now;
+    }
+    t_ = start + lat + 900 * kUs;
+    return lp_running_;
+  }
+  // `n` cycles; return the grants in them.
+  int run(int n, bool damage) {
+    int grants = 0;
+    for (int i = 0; i < n; i++) grants += cycle(damage) ? 1 : 0;
+    return grants;
+  }
+  t_FakeSched s_;
+  uint32_t lp_, hp_;
+  uint64_t t_ = 1'000'000'000;
+  bool lp_running_ = false;
+  uint64_t lp_granted_at_ = 0;
+};
+
+PolicyConfig budget_off() {
+  PolicyConfig cfg;
+  cfg.hp_budget = HpBudget{0, 0};
+  return cfg;
+}
+
+TEST(BudgetPolicy, LetsInWhatTheBudgetAffordsAndBacksOffWhenTheHpPays) {
+  t_BudgetSim sim;
+  sim.run(40, false);  // alone: it learns the HP's latency and gaps
+  nlohmann::json hs = sim.stats(true);
+  EXPECT_EQ(hs["alone_latency"]["source"], "learned") << hs.dump();
+  sim.lp_waits();
+  sim.run(300, false);
+  int free_grants = sim.run(100, false);
+  EXPECT_GT(sim.stats(false)["grants_budget"].get<int>(), 0)
+      << "LP kernels longer than every gap get in";
+  EXPECT_GT(free_grants, 50) << "the gain grew while the HP did not pay";
+  hs = sim.stats(true);
+  EXPECT_GT(hs["controller"]["gain"].get<double>(), 0) << hs.dump();
+  EXPECT_EQ(hs["controller"]["decreases"], 0) << hs.dump();
+  // Every overlap now costs the HP 1.5x: the controller backs off until few overlaps remain.
+  sim.run(300, true);
+  int paid_grants = sim.run(100, true);
+  hs = sim.stats(true);
+  EXPECT_GT(hs["controller"]["decreases"].get<int>(), 0) << hs.dump();
+  EXPECT_LT(paid_grants, free_grants / 2) << "fewer risky grants once they cost the HP";
+  EXPECT_LE(hs["controller"]["window_slowdown_p50"].get<double>(), 1.05) << hs.dump();
+  // Back to harmless overlaps: it recovers.
+  sim.run(400, false);
+  EXPECT_GT(sim.run(100, false), paid_grants) << sim.stats(true).dump();
+}
+
+TEST(BudgetPolicy, NoBudgetOnlyWhatFits) {
+  t_BudgetSim sim(budget_off());
+  sim.run(40, false);
+  sim.lp_waits();
+  sim.run(400, false);
+  EXPECT_EQ(sim.stats(false)["grants_budget"], 0);
+  EXPECT_EQ(sim.stats(true)["controller"]["state"], "fail-safe");
+}
+
+TEST(BudgetPolicy, TellsTheSchedulerWhenTheHpRequestIsPredictedToEnd) {
+  t_BudgetSim sim(budget_off());
+  sim.run(40, false);
+  sim.lp_waits();
+  sim.cycle(false);
+  uint64_t start = sim.t_;
+  sim.s_.hp_launch(sim.hp_, t_BudgetSim::kHpKey, start);
+  sim.s_.dispatch(start + 10 * kUs);
+  // The LP request waits for the HP request, predicted to take 1 ms (its 5% quantile).
+  EXPECT_GE(sim.s_.quiet(), start + 900 * kUs);
+  EXPECT_LE(sim.s_.quiet(), start + 1100 * kUs);
 }
 
 }  // namespace
