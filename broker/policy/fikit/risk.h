@@ -19,6 +19,8 @@ namespace fikit::broker::fikit_policy {
 
 // Alone samples an HP tenant needs before its alone latency counts as known.
 inline constexpr uint32_t kMinAloneSamples = 16;
+// Requests of a tenant that teach neither its alone latency nor the controller.
+inline constexpr uint32_t kWarmupRequests = 16;
 
 // The controller's view of HP tenant td: its budget (its own, else the broker's) and its alone
 // latency.
