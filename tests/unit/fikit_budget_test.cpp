@@ -89,6 +89,21 @@ TEST(RequestMeter, ARequestRunsFromTheFirstLaunchAfterADrainToTheDrain) {
   EXPECT_EQ(m.recent().quantile(0.99), 300u);
 }
 
+TEST(RequestMeter, RequestsOfOneKindShareTheirFirstKeyAndLaunchCount) {
+  RequestMeter m;
+  uint64_t lat = 0;
+  bool overlapped = false;
+  auto request = [&](uint64_t t, uint64_t key, int launches) {
+    for (int i = 0; i < launches; i++) m.on_submit(t + i, false, key);
+    EXPECT_TRUE(m.on_drain(t + 100, &lat, &overlapped));
+    return m.last_kind();
+  };
+  uint64_t a = request(1000, 0x1, 1);
+  EXPECT_EQ(request(2000, 0x1, 1), a);
+  EXPECT_NE(request(3000, 0x1, 10), a) << "ten launches are another kind of request";
+  EXPECT_NE(request(4000, 0x2, 1), a) << "so is another first kernel";
+}
+
 TEST(SampleWindow, KeepsTheLatestSamples) {
   SampleWindow<128> w;
   EXPECT_EQ(w.quantile(0.5), 0u);
@@ -108,7 +123,8 @@ class ControllerTest : public ::testing::Test {
     in_.alone_p99_ns = 1000 * kUs;
   }
   void feed(int n, uint64_t latency) {
-    for (int i = 0; i < n; i++) c_.on_request(latency, in_, p_);
+    for (int i = 0; i < n; i++)
+      c_.on_request(static_cast<double>(latency) / static_cast<double>(in_.alone_p50_ns), in_, p_);
   }
   ControllerInput in_;
   ControllerParams p_;
@@ -126,7 +142,7 @@ TEST_F(ControllerTest, StartsFailSafeAndProbesWhileUnderBudget) {
   EXPECT_GT(g1, 0);
   feed(p_.eval_every * 10, 1020 * kUs);  // 1.02x: well inside 1.10
   EXPECT_GT(c_.gain(), g1) << "additive increase";
-  EXPECT_NEAR(controller_allowance_ns(c_, in_), c_.gain() * 0.10 * 1000 * kUs, 1);
+  EXPECT_NEAR(controller_allowance_ns(c_, in_), c_.gain() * 0.10 * in_.alone_p50_ns, 1);
   feed(p_.eval_every * 1000, 1000 * kUs);
   EXPECT_DOUBLE_EQ(c_.gain(), p_.max_gain) << "bounded";
 }
@@ -207,7 +223,7 @@ class RiskTest : public ::testing::Test {
   }
   void grow_gain() {
     ControllerInput in = controller_input(st_, *hp_);
-    for (int i = 0; i < 20 * 16; i++) hp_->controller.on_request(2000 * kUs, in, st_.ctl);
+    for (int i = 0; i < 20 * 16; i++) hp_->controller.on_request(1.0, in, st_.ctl);
   }
   FikitState st_;
   TenantData* hp_;

@@ -24,9 +24,9 @@ void HarvestController::fail_safe() {
   state_ = ControllerState::kFailSafe;
 }
 
-void HarvestController::on_request(uint64_t latency_ns, const ControllerInput& in,
+void HarvestController::on_request(double slowdown, const ControllerInput& in,
                                    const ControllerParams& p) {
-  window_.add(latency_ns);
+  window_.add(static_cast<uint64_t>(std::max(0.0, slowdown) * kScale));
   if (++since_eval_ >= std::max(1u, p.eval_every)) {
     since_eval_ = 0;
     evaluate(in, p);
@@ -34,13 +34,9 @@ void HarvestController::on_request(uint64_t latency_ns, const ControllerInput& i
 }
 
 void HarvestController::evaluate(const ControllerInput& in, const ControllerParams& p) {
-  bool measurable = in.alone_known && in.alone_p50_ns > 0 && in.alone_p99_ns > 0;
-  s50_ = measurable && window_.size() ? static_cast<double>(window_.quantile(0.5)) /
-                                            static_cast<double>(in.alone_p50_ns)
-                                      : 0;
-  s99_ = measurable && window_.size() ? static_cast<double>(window_.quantile(0.99)) /
-                                            static_cast<double>(in.alone_p99_ns)
-                                      : 0;
+  bool measurable = in.alone_known && in.alone_p50_ns > 0;
+  s50_ = measurable && window_.size() ? static_cast<double>(window_.quantile(0.5)) / kScale : 0;
+  s99_ = measurable && window_.size() ? static_cast<double>(window_.quantile(0.99)) / kScale : 0;
   if (!measurable || in.budget.off()) {
     fail_safe();
     return;
@@ -75,9 +71,8 @@ void HarvestController::evaluate(const ControllerInput& in, const ControllerPara
 
 double controller_allowance_ns(const HarvestController& c, const ControllerInput& in) {
   if (c.state() == ControllerState::kFailSafe || c.gain() <= 0) return 0;
-  if (in.budget.p99 > 0)
-    return c.gain() * (in.budget.p99 - 1) * static_cast<double>(in.alone_p99_ns);
-  return c.gain() * (in.budget.p50 - 1) * static_cast<double>(in.alone_p50_ns);
+  double b = in.budget.p99 > 0 ? in.budget.p99 : in.budget.p50;
+  return c.gain() * (b - 1) * static_cast<double>(in.alone_p50_ns);
 }
 
 }  // namespace fikit::broker::fikit_policy

@@ -3,10 +3,10 @@
 // spirit of a congestion controller (AIMD). Its output, `gain`, scales the damage allowance of
 // risk admission (risk.h): a LP grant that may outlast the HP's gap is admitted if the HP time
 // it is predicted to cost (expected overlap x what an overlap costs) is at most
-// gain x (budget - 1) x the HP's alone p99 latency.
+// gain x (budget - 1) x the HP's alone p50 latency.
 //
 // Every eval_every requests it compares the slowdown over its window (p50 and p99 of the latest
-// requests / the alone p50 and p99) with the budget:
+// requests' slowdowns, each request's latency over the alone p50 of its kind) with the budget:
 //   over budget (either bounded quantile)   gain x= backoff, window cleared (fresh evidence:
 //                                            the gain holds until min_samples new requests)
 //   below 1 + headroom x (budget - 1)        gain += step, up to max_gain (additive increase)
@@ -52,10 +52,11 @@ const char* controller_state_name(ControllerState s);
 class HarvestController {
  public:
   static constexpr uint32_t kWindow = 128;
+  static constexpr double kScale = 1e6;  // slowdowns are kept as integers, x kScale
 
-  // One HP request of `latency_ns` ended (overlapped by LP work or not: both count, the budget
-  // is on every request).
-  void on_request(uint64_t latency_ns, const ControllerInput& in, const ControllerParams& p);
+  // One HP request ended `slowdown` times its kind's alone latency (overlapped by LP work or
+  // not: both count, the budget is on every request).
+  void on_request(double slowdown, const ControllerInput& in, const ControllerParams& p);
   // Measurements went missing: gain 0 until they come back.
   void fail_safe();
 
@@ -78,8 +79,8 @@ class HarvestController {
   uint64_t decreases_ = 0, increases_ = 0;
 };
 
-// The damage allowance per HP request, ns: gain x (budget - 1) x alone p99 (the p99 budget, else
-// the p50 one with the alone p50). 0 when the controller is in fail-safe.
+// The damage allowance per HP request, ns: gain x (budget - 1) x alone p50 (the p99 budget, else
+// the p50 one). 0 when the controller is in fail-safe.
 double controller_allowance_ns(const HarvestController& c, const ControllerInput& in);
 
 }  // namespace fikit::broker::fikit_policy

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -168,6 +169,9 @@ struct TenantData {
   // no LP work overlapped (saved in its profile), the controller, its budget.
   RequestMeter requests;
   LogHistogram alone{512};
+  // The same per kind of request (RequestMeter::last_kind), for at most kAloneKinds kinds.
+  std::unordered_map<uint64_t, LogHistogram> alone_by_kind;
+  SampleWindow<RequestMeter::kWindow> slowdowns;  // latest requests' slowdowns, x 1e6
   uint64_t alone_learned = 0;    // samples added to `alone` in this run
   bool alone_from_profile = false;
   HarvestController controller;

@@ -18,9 +18,14 @@ uint64_t SampleWindow<N>::quantile(double q) const {
 template class SampleWindow<RequestMeter::kWindow>;
 template class SampleWindow<128>;
 
-void RequestMeter::on_submit(uint64_t t_ns, bool lp_busy) {
-  if (open_) return;
+void RequestMeter::on_submit(uint64_t t_ns, bool lp_busy, uint64_t key) {
+  if (open_) {
+    launches_++;
+    return;
+  }
   open_ = true;
+  first_key_ = key;
+  launches_ = 1;
   overlapped_ = lp_busy;
   start_ns_ = t_ns;
 }
@@ -33,6 +38,7 @@ bool RequestMeter::on_drain(uint64_t t_ns, uint64_t* latency_ns, bool* overlappe
   // no sample.
   if (t_ns <= start_ns_) return false;
   *latency_ns = t_ns - start_ns_;
+  kind_ = first_key_ ^ (static_cast<uint64_t>(std::min(launches_, 64u)) * 0x9e3779b97f4a7c15ULL);
   *overlapped = overlapped_;
   count_++;
   sum_ns_ += *latency_ns;

@@ -41,13 +41,19 @@ class RequestMeter {
   const std::array<uint64_t, kBoundsUs.size() + 1>& buckets() const { return buckets_; }
   uint64_t sum_ns() const { return sum_ns_; }
 
-  // The tenant submitted at t_ns (a record's client time); lp_busy: LP work is in flight now.
-  void on_submit(uint64_t t_ns, bool lp_busy);
+  // The tenant submitted kernel `key` at t_ns (a record's client time); lp_busy: LP work is in
+  // flight now.
+  void on_submit(uint64_t t_ns, bool lp_busy, uint64_t key = 0);
   // LP work was granted while the tenant may be in a request.
   void on_lp_granted() { overlapped_ |= open_; }
   // The tenant drained at t_ns. Return true with the request's latency in *latency_ns and
   // whether LP work overlapped it in *overlapped, if a request was open.
   bool on_drain(uint64_t t_ns, uint64_t* latency_ns, bool* overlapped);
+  // The kind of the request that ended last: its first kernel key and its number of launches (up
+  // to 64), hashed. Requests of one kind do the same work: each is compared with the alone
+  // latency of its kind, so that a tenant whose requests are of several sizes (one kernel
+  // between two syncs, or ten) has a slowdown that does not flip between their modes.
+  uint64_t last_kind() const { return kind_; }
 
   bool open() const { return open_; }
   uint64_t open_since_ns() const { return start_ns_; }
@@ -62,6 +68,9 @@ class RequestMeter {
  private:
   bool open_ = false;
   bool overlapped_ = false;
+  uint64_t first_key_ = 0;
+  uint32_t launches_ = 0;
+  uint64_t kind_ = 0;
   uint64_t start_ns_ = 0;
   uint64_t count_ = 0;
   uint64_t last_end_ns_ = 0;

@@ -64,16 +64,26 @@ bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t
   return true;
 }
 
-void risk_on_request(FikitState& st, TenantData& td, uint64_t latency_ns, bool overlapped) {
+void risk_on_request(FikitState& st, TenantData& td, uint64_t latency_ns, bool overlapped,
+                     uint64_t kind) {
   // A tenant's first requests load modules and warm caches: milliseconds that are no request's
   // cost (they made the learned alone p99 50x the steady one on the simulated driver, and the
   // p99 budget unreachable to miss).
   if (td.requests.count() <= kWarmupRequests) return;
+  auto it = td.alone_by_kind.find(kind);
+  if (it == td.alone_by_kind.end() && td.alone_by_kind.size() < kAloneKinds)
+    it = td.alone_by_kind.emplace(kind, LogHistogram(256)).first;
   if (!overlapped) {
     td.alone.add(latency_ns);
     td.alone_learned++;
+    if (it != td.alone_by_kind.end()) it->second.add(latency_ns);
   }
-  td.controller.on_request(latency_ns, controller_input(st, td), st.ctl);
+  // A kind never seen alone says nothing yet (the profile keeps the tenant's, not the kinds').
+  if (it == td.alone_by_kind.end() || it->second.total() < kMinKindSamples) return;
+  double slowdown =
+      static_cast<double>(latency_ns) / static_cast<double>(it->second.quantile_mid(0.5));
+  td.slowdowns.add(static_cast<uint64_t>(slowdown * HarvestController::kScale));
+  td.controller.on_request(slowdown, controller_input(st, td), st.ctl);
 }
 
 void risk_check_stale(FikitState& st, TenantData& td, uint64_t now_ns) {

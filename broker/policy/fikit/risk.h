@@ -19,6 +19,10 @@ namespace fikit::broker::fikit_policy {
 
 // Alone samples an HP tenant needs before its alone latency counts as known.
 inline constexpr uint32_t kMinAloneSamples = 16;
+// Kinds of request whose alone latency is kept per HP tenant, and the samples of one before its
+// requests are compared with it.
+inline constexpr size_t kAloneKinds = 64;
+inline constexpr uint32_t kMinKindSamples = 4;
 // Requests of a tenant that teach neither its alone latency nor the controller.
 inline constexpr uint32_t kWarmupRequests = 16;
 
@@ -32,7 +36,8 @@ bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t
                  uint64_t end_ns, double* damage_ns);
 
 // An HP request of td ended (request_meter.h): teach the alone latency and the controller.
-void risk_on_request(FikitState& st, TenantData& td, uint64_t latency_ns, bool overlapped);
+void risk_on_request(FikitState& st, TenantData& td, uint64_t latency_ns, bool overlapped,
+                     uint64_t kind);
 
 // td's current request has run so long that the controller cannot see it end in time: fail-safe.
 void risk_check_stale(FikitState& st, TenantData& td, uint64_t now_ns);

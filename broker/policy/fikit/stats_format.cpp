@@ -74,9 +74,9 @@ BudgetView budget_view(const FikitState& st, const TenantData& td) {
   v.source = !v.in.alone_known                                         ? "none"
              : td.alone_from_profile && td.alone_learned < kMinAloneSamples ? "profile"
                                                                             : "learned";
-  if (v.in.alone_known && r.size() > 0) {
-    v.s50 = static_cast<double>(v.p50) / static_cast<double>(v.in.alone_p50_ns);
-    v.s99 = static_cast<double>(v.p99) / static_cast<double>(v.in.alone_p99_ns);
+  if (v.in.alone_known && td.slowdowns.size() > 0) {
+    v.s50 = static_cast<double>(td.slowdowns.quantile(0.5)) / HarvestController::kScale;
+    v.s99 = static_cast<double>(td.slowdowns.quantile(0.99)) / HarvestController::kScale;
   }
   return v;
 }
