@@ -213,6 +213,7 @@ class RiskTest : public ::testing::Test {
       td->keys.touch(0x1).gaps_mut().add(1000 * kUs);
       td->all_gaps.add(1000 * kUs);
       td->alone.add(2000 * kUs);
+      td->alone_slowdowns.add(static_cast<uint64_t>(HarvestController::kScale));
     }
     td->gap.open = true;
     td->gap.start_ns = 10'000 * kUs;

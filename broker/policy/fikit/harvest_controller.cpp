@@ -35,8 +35,12 @@ void HarvestController::on_request(double slowdown, const ControllerInput& in,
 
 void HarvestController::evaluate(const ControllerInput& in, const ControllerParams& p) {
   bool measurable = in.alone_known && in.alone_p50_ns > 0;
-  s50_ = measurable && window_.size() ? static_cast<double>(window_.quantile(0.5)) / kScale : 0;
-  s99_ = measurable && window_.size() ? static_cast<double>(window_.quantile(0.99)) / kScale : 0;
+  auto ratio = [&](double q, double alone) {
+    if (!measurable || window_.size() == 0) return 0.0;
+    return static_cast<double>(window_.quantile(q)) / kScale / std::max(alone, 1e-3);
+  };
+  s50_ = ratio(0.5, in.alone_slowdown_p50);
+  s99_ = ratio(0.99, in.alone_slowdown_p99);
   if (!measurable || in.budget.off()) {
     fail_safe();
     return;

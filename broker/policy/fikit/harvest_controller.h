@@ -39,6 +39,10 @@ struct ControllerInput {
   bool alone_known = false;
   uint64_t alone_p50_ns = 0;
   uint64_t alone_p99_ns = 0;
+  // The same slowdown measure over requests no LP work overlapped (their own spread: a kind's
+  // latencies vary alone too): the window's quantiles are judged against these.
+  double alone_slowdown_p50 = 1;
+  double alone_slowdown_p99 = 1;
 };
 
 enum class ControllerState : uint8_t {

@@ -171,7 +171,8 @@ struct TenantData {
   LogHistogram alone{512};
   // The same per kind of request (RequestMeter::last_kind), for at most kAloneKinds kinds.
   std::unordered_map<uint64_t, LogHistogram> alone_by_kind;
-  SampleWindow<RequestMeter::kWindow> slowdowns;  // latest requests' slowdowns, x 1e6
+  SampleWindow<RequestMeter::kWindow> slowdowns;  // latest requests' latency / kind's alone p50,
+  SampleWindow<RequestMeter::kWindow> alone_slowdowns;  // ... and of those without LP (x 1e6)
   uint64_t alone_learned = 0;    // samples added to `alone` in this run
   bool alone_from_profile = false;
   HarvestController controller;

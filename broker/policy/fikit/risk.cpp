@@ -27,7 +27,14 @@ ControllerInput controller_input(const FikitState& st, const TenantData& td) {
   // A p99 budget alone also holds the median to half of it (issue 15: HP p50 within 1.05x at
   // any budget up to p99 1.10): the tail is what the operator allows to move.
   if (in.budget.p50 == 0 && in.budget.p99 > 0) in.budget.p50 = 1 + (in.budget.p99 - 1) / 2;
-  in.alone_known = td.alone.total() >= kMinAloneSamples;
+  in.alone_known = td.alone.total() >= kMinAloneSamples &&
+                   td.alone_slowdowns.size() >= kMinAloneSamples;
+  if (td.alone_slowdowns.size() > 0) {
+    in.alone_slowdown_p50 =
+        static_cast<double>(td.alone_slowdowns.quantile(0.5)) / HarvestController::kScale;
+    in.alone_slowdown_p99 =
+        static_cast<double>(td.alone_slowdowns.quantile(0.99)) / HarvestController::kScale;
+  }
   if (in.alone_known) {
     in.alone_p50_ns = td.alone.quantile_mid(0.5);
     in.alone_p99_ns = td.alone.quantile_mid(0.99);
@@ -83,6 +90,8 @@ void risk_on_request(FikitState& st, TenantData& td, uint64_t latency_ns, bool o
   double slowdown =
       static_cast<double>(latency_ns) / static_cast<double>(it->second.quantile_mid(0.5));
   td.slowdowns.add(static_cast<uint64_t>(slowdown * HarvestController::kScale));
+  if (!overlapped)
+    td.alone_slowdowns.add(static_cast<uint64_t>(slowdown * HarvestController::kScale));
   td.controller.on_request(slowdown, controller_input(st, td), st.ctl);
 }
 

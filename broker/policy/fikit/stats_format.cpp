@@ -75,8 +75,10 @@ BudgetView budget_view(const FikitState& st, const TenantData& td) {
              : td.alone_from_profile && td.alone_learned < kMinAloneSamples ? "profile"
                                                                             : "learned";
   if (v.in.alone_known && td.slowdowns.size() > 0) {
-    v.s50 = static_cast<double>(td.slowdowns.quantile(0.5)) / HarvestController::kScale;
-    v.s99 = static_cast<double>(td.slowdowns.quantile(0.99)) / HarvestController::kScale;
+    v.s50 = static_cast<double>(td.slowdowns.quantile(0.5)) / HarvestController::kScale /
+            v.in.alone_slowdown_p50;
+    v.s99 = static_cast<double>(td.slowdowns.quantile(0.99)) / HarvestController::kScale /
+            v.in.alone_slowdown_p99;
   }
   return v;
 }
