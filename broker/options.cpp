@@ -365,8 +365,8 @@ void add_start(CLI::App* app, Options* o) {
              &o->policy_cfg.margin_ns);
   add_number(s, "max-lp-in-flight", "bound on granted, unfinished LP launches (16)", 1, 4096, 1,
              &o->policy_cfg.max_lp_in_flight);
-  add_value(s, "--hp-budget", "HP slowdown allowed (default p99=1.10; off)",
-            "SPEC", [o](const std::string& v) {
+  add_value(s, "--hp-budget", "HP slowdown allowed (default p99=1.10; off)", "SPEC",
+            [o](const std::string& v) {
               std::string err;
               if (!hp_budget_parse(v, &o->policy_cfg.hp_budget, &err))
                 return usage_error("--hp-budget: " + err);

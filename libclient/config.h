@@ -1,7 +1,8 @@
 // Process configuration: priority, tenant name, broker socket and broker timeout. Read from the
-// environment (FIKIT_PRIORITY, FIKIT_TENANT, FIKIT_SOCKET, FIKIT_BROKER_TIMEOUT_MS, FIKIT_HP_BUDGET) at the first
-// CUDA hook call; the C API (client.h) may set priority and name before that and wins over the
-// environment. Guarded by a mutex: only the start-up, the monitor thread and the C API touch it.
+// environment (FIKIT_PRIORITY, FIKIT_TENANT, FIKIT_SOCKET, FIKIT_BROKER_TIMEOUT_MS,
+// FIKIT_HP_BUDGET) at the first CUDA hook call; the C API (client.h) may set priority and name
+// before that and wins over the environment. Guarded by a mutex: only the start-up, the monitor
+// thread and the C API touch it.
 #pragma once
 
 #include <fikit/abi.h>

@@ -67,8 +67,8 @@ json tenant_json(const TenantStatus& t, const TenantRate* rate, uint64_t now_ns)
   json stats = json::parse(t.policy_json.empty() ? "{}" : t.policy_json, nullptr, false);
   if (!stats.is_object()) stats = json::object();
   // The HP budget's members (docs/STATUS.md) belong to the tenant, whichever policy keeps them.
-  for (const char* key : {"request_latency", "alone_latency", "slowdown", "hp_budget",
-                          "harvest_ratio"})
+  for (const char* key :
+       {"request_latency", "alone_latency", "slowdown", "hp_budget", "harvest_ratio"})
     if (auto it = stats.find(key); it != stats.end()) {
       j[key] = *it;
       stats.erase(it);

@@ -36,8 +36,7 @@ bool hp_budget_parse(std::string_view spec, HpBudget* out, std::string* err) {
     bool is50 = q == "p50", is99 = q == "p99";
     if (!is50 && !is99)
       return fail(err, "unknown quantile '" + std::string(q) + "': the budget bounds p50 and p99");
-    if ((is50 && seen50) || (is99 && seen99))
-      return fail(err, std::string(q) + " given twice");
+    if ((is50 && seen50) || (is99 && seen99)) return fail(err, std::string(q) + " given twice");
     char* end = nullptr;
     double v = value.empty() ? 0 : std::strtod(value.c_str(), &end);
     if (value.empty() || *end != '\0' || !(v >= kBudgetMin && v <= kBudgetMax)) {

@@ -7,7 +7,6 @@
 #include <string>
 
 #include "fikit_fake_sched.h"
-
 #include "policy/budget.h"
 #include "policy/fikit/gap.h"
 #include "policy/fikit/harvest_controller.h"
@@ -77,7 +76,7 @@ TEST(RequestMeter, ARequestRunsFromTheFirstLaunchAfterADrainToTheDrain) {
   ASSERT_TRUE(m.on_drain(1200, &lat, &overlapped));
   EXPECT_EQ(lat, 200u);
   EXPECT_TRUE(overlapped);
-  m.on_lp_granted();  // between requests: the next one starts clean
+  m.on_lp_granted();        // between requests: the next one starts clean
   m.on_submit(2000, true);  // LP work still in flight at its start
   ASSERT_TRUE(m.on_drain(2100, &lat, &overlapped));
   EXPECT_TRUE(overlapped);
@@ -292,8 +291,7 @@ class t_BudgetSim {
     hp_ = s_.add("serve", kPriorityHigh);
   }
   nlohmann::json stats(bool hp) {
-    return nlohmann::json::parse(
-        fikit_tenant_stats_json(s_.state(), s_.t(hp ? hp_ : lp_).info.id));
+    return nlohmann::json::parse(fikit_tenant_stats_json(s_.state(), s_.t(hp ? hp_ : lp_).info.id));
   }
   void lp_waits() { s_.lp_request(lp_, kLpKey, t_); }
   // One HP request. Return true if a LP kernel was granted into the gap after it.

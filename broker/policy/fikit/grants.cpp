@@ -39,7 +39,9 @@ void grant_complete(FikitState& st, TenantData& td, const Grant& g, const Comple
   // as predicted ran longer than its kernel was predicted to (an overrun, counted apart: charged
   // to the key, overruns starve LP work behind memoryless HP gaps, measured on the H100).
   for (const GapRef& r : g.gaps) {
-    if (g.risky || g.budget || !r.returned_ns || c.done_ns <= r.returned_ns + st.params.miss_slack_ns) continue;
+    if (g.risky || g.budget || !r.returned_ns ||
+        c.done_ns <= r.returned_ns + st.params.miss_slack_ns)
+      continue;
     if (r.returned_ns < r.end_ns)
       gap_fill_missed(st, r);
     else

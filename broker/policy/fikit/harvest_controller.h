@@ -13,8 +13,9 @@
 //   in between                               hold (hysteresis: no oscillation at the edge)
 // A p99 budget without a p50 one bounds p50 at 1 + (p99 - 1) / 2 (risk.cpp controller_input).
 // Fail-safe: without an alone latency, a budget, or (before its first judgement) min_samples
-// requests in its window, the gain is 0 (grant only what is predicted to fit, as without a controller); so it is when the HP's
-// current request has run so long that it cannot be measured in time (stale()).
+// requests in its window, the gain is 0 (grant only what is predicted to fit, as without a
+// controller); so it is when the HP's current request has run so long that it cannot be measured in
+// time (stale()).
 #pragma once
 
 #include <cstdint>
@@ -25,10 +26,10 @@
 namespace fikit::broker::fikit_policy {
 
 struct ControllerParams {
-  double step = 0.1;       // additive increase per evaluation
-  double backoff = 0.5;    // multiplicative decrease
-  double max_gain = 4.0;   // the allowance's mean damage may be this many budgets' worth
-  double headroom = 0.7;   // increase only while using less than this share of the budget
+  double step = 0.1;      // additive increase per evaluation
+  double backoff = 0.5;   // multiplicative decrease
+  double max_gain = 4.0;  // the allowance's mean damage may be this many budgets' worth
+  double headroom = 0.7;  // increase only while using less than this share of the budget
   uint32_t eval_every = 16;
   uint32_t min_samples = 32;
 };

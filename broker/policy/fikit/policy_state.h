@@ -57,11 +57,11 @@ struct Grant {
   uint64_t key;
   uint16_t stream_slot;
   uint64_t grant_ns;
-  uint64_t end_ns;  // predicted end (kNoEnd if unknown)
-  bool fill;        // granted into a gap (false: its level ran at full speed)
-  bool risky;       // granted knowing it may outlast the gap (FillVerdict::kGrantRisky)
-  bool budget;      // admitted within the HP budget (FillVerdict::kGrantBudget)
-  uint64_t cost_ns; // predicted GPU time (0: unknown)
+  uint64_t end_ns;   // predicted end (kNoEnd if unknown)
+  bool fill;         // granted into a gap (false: its level ran at full speed)
+  bool risky;        // granted knowing it may outlast the gap (FillVerdict::kGrantRisky)
+  bool budget;       // admitted within the HP budget (FillVerdict::kGrantBudget)
+  uint64_t cost_ns;  // predicted GPU time (0: unknown)
   std::vector<GapRef> gaps;
 };
 
@@ -173,11 +173,11 @@ struct TenantData {
   std::unordered_map<uint64_t, LogHistogram> alone_by_kind;
   SampleWindow<RequestMeter::kWindow> slowdowns;  // latest requests' latency / kind's alone p50,
   SampleWindow<RequestMeter::kWindow> alone_slowdowns;  // ... and of those without LP (x 1e6)
-  uint64_t alone_learned = 0;    // samples added to `alone` in this run
+  uint64_t alone_learned = 0;                           // samples added to `alone` in this run
   bool alone_from_profile = false;
   HarvestController controller;
   HpBudget budget;
-  uint64_t hp_idle_at_add = 0;   // LP: FikitState::hp_idle_ns when it arrived
+  uint64_t hp_idle_at_add = 0;  // LP: FikitState::hp_idle_ns when it arrived
 };
 
 // Dispatch's view of one tenant, rebuilt on every dispatch (dispatch.cpp).
@@ -221,7 +221,7 @@ struct FikitState {
   DispatchScratch scratch;
   uint64_t dispatches = 0;
   uint64_t wakeups_asked = 0;
-  Trace trace;  // off unless FIKIT_TRACE is set
+  Trace trace;             // off unless FIKIT_TRACE is set
   bool budget_on = false;  // fikit (not the oracle) with risk admission
   ControllerParams ctl;
   uint64_t hp_idle_ns = 0;  // HP tenants' gaps, summed (the time there was to harvest)

@@ -35,9 +35,8 @@ class RequestMeter {
   static constexpr uint32_t kWindow = 256;
   // Every request ever, by latency (Prometheus histogram buckets; upper bounds in us, the last
   // bucket beyond the last bound).
-  static constexpr std::array<uint64_t, 12> kBoundsUs = {100,    250,    500,     1000,
-                                                         2500,   5000,   10000,   25000,
-                                                         50000, 100000, 250000, 1000000};
+  static constexpr std::array<uint64_t, 12> kBoundsUs = {
+      100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
   const std::array<uint64_t, kBoundsUs.size() + 1>& buckets() const { return buckets_; }
   uint64_t sum_ns() const { return sum_ns_; }
 

@@ -27,8 +27,8 @@ ControllerInput controller_input(const FikitState& st, const TenantData& td) {
   // A p99 budget alone also holds the median to half of it (issue 15: HP p50 within 1.05x at
   // any budget up to p99 1.10): the tail is what the operator allows to move.
   if (in.budget.p50 == 0 && in.budget.p99 > 0) in.budget.p50 = 1 + (in.budget.p99 - 1) / 2;
-  in.alone_known = td.alone.total() >= kMinAloneSamples &&
-                   td.alone_slowdowns.size() >= kMinAloneSamples;
+  in.alone_known =
+      td.alone.total() >= kMinAloneSamples && td.alone_slowdowns.size() >= kMinAloneSamples;
   if (td.alone_slowdowns.size() > 0) {
     in.alone_slowdown_p50 =
         static_cast<double>(td.alone_slowdowns.quantile(0.5)) / HarvestController::kScale;

@@ -60,8 +60,8 @@ std::string held_line(const TenantCounters& n) {
 struct BudgetView {
   uint64_t count, p50, p99;  // recent requests (RequestMeter window)
   ControllerInput in;
-  const char* source;        // of the alone latency: profile, learned, none
-  double s50, s99;           // 0: unknown
+  const char* source;  // of the alone latency: profile, learned, none
+  double s50, s99;     // 0: unknown
 };
 
 BudgetView budget_view(const FikitState& st, const TenantData& td) {
@@ -71,7 +71,7 @@ BudgetView budget_view(const FikitState& st, const TenantData& td) {
   v.p50 = r.quantile(0.5);
   v.p99 = r.quantile(0.99);
   v.in = controller_input(st, td);
-  v.source = !v.in.alone_known                                         ? "none"
+  v.source = !v.in.alone_known                                              ? "none"
              : td.alone_from_profile && td.alone_learned < kMinAloneSamples ? "profile"
                                                                             : "learned";
   if (v.in.alone_known && td.slowdowns.size() > 0) {
@@ -201,8 +201,7 @@ std::string tenant_stats_json(const FikitState& st, uint32_t id) {
   if (td->priority == kPriorityHigh) {
     BudgetView v = budget_view(st, *td);
     bool known = v.in.alone_known;
-    j["request_latency"] = {
-        {"count", v.count}, {"p50_us", v.p50 / 1e3}, {"p99_us", v.p99 / 1e3}};
+    j["request_latency"] = {{"count", v.count}, {"p50_us", v.p50 / 1e3}, {"p99_us", v.p99 / 1e3}};
     // Every request by latency, for the metrics' histogram (le_us: upper bounds; the last count
     // is beyond them).
     j["request_latency_hist"] = {{"le_us", RequestMeter::kBoundsUs},
