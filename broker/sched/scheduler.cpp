@@ -174,7 +174,8 @@ void Scheduler::loop() {
     uint64_t quiet = core_.quiet_until_ns();
     if (core_.busy() && quiet > now + 2 * kQuietGuardNs) {
       sleep(now, quiet - kQuietGuardNs);
-      last_event = now_ns();
+      // At the predicted event: poll around it as after an event (not when woken earlier).
+      if (now_ns() + kQuietGuardNs >= quiet) last_event = now_ns();
       continue;
     }
     if (pending) {

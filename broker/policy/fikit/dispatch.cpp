@@ -307,6 +307,8 @@ bool dispatch_level(Ctx& c, uint32_t level, uint32_t top, bool* still_waiting) {
 }
 
 constexpr uint64_t kQuietMaxNs = 10'000'000;
+// How often an active HP tenant is looked at, at least, while a budget is set (its drains).
+constexpr uint64_t kMeasurePollNs = 200'000;
 
 // Until when nothing this dispatch waits for is expected (SchedulerApi::quiet_until; 0: it cannot
 // tell): the earliest of the predicted end of each busy HP tenant's request (a low quantile of
@@ -359,12 +361,19 @@ void fikit_dispatch(FikitState& st, SchedulerApi& sched, uint64_t now_ns) {
   for (uint32_t level = top; level < kPriorityLevels; level++)
     if (!dispatch_level(c, level, top, &still_waiting)) break;
   sched.quiet_until(st.params.quiet_sleep ? quiet_time(c) : 0);
+  uint64_t wake = 0;
   if (still_waiting && c.wake != kNoEnd) {
     st.wakeups_asked++;
-    sched.wake_at(std::max(c.wake, now_ns + st.params.min_recheck_ns));
-  } else {
-    sched.wake_at(0);
+    wake = std::max(c.wake, now_ns + st.params.min_recheck_ns);
   }
+  // An HP tenant's drains do not ring the doorbell and each overwrites the last: a broker asleep
+  // for its idle 90 ms would see one request where there were a hundred (measured: 180 ms
+  // "requests" of 130 kernels with the HP alone). With a budget, the HP is measured at all times.
+  if (st.budget_on && std::any_of(c.views.begin(), c.views.end(), [](const View& v) {
+        return v.active && v.t->priority == kPriorityHigh;
+      }))
+    wake = wake ? std::min(wake, now_ns + kMeasurePollNs) : now_ns + kMeasurePollNs;
+  sched.wake_at(wake);
 }
 
 }  // namespace fikit::broker::fikit_policy
