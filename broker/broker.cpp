@@ -138,6 +138,12 @@ int run_broker(const Options& o, const ReadyFn& ready) {
                  [&control](pid_t pid, const char* why) { control.reap_pid(pid, why); });
   control.set_gpu(&gpu);
   add_status_parts(control, **sub, sc.idle_meter, gpu);
+  // The broker's HP budget (--hp-budget; HP tenants may set their own: tenants[].hp_budget).
+  HpBudget budget = o.policy_cfg.hp_budget;
+  control.add_status_part({"budget", [budget](uint64_t, size_t) {
+                             auto q = [](double v) { return v > 0 ? nlohmann::json(v) : nullptr; };
+                             return nlohmann::json{{"p50", q(budget.p50)}, {"p99", q(budget.p99)}};
+                           }});
   control.add_status_part(
       {"degraded", [&degraded](uint64_t, size_t) { return nlohmann::json(degraded); }});
   Status s = control.init();

@@ -13,6 +13,7 @@
 
 #include "control/status.h"
 #include "metrics/exporter.h"
+#include "policy/budget.h"
 
 namespace fikit::broker {
 namespace {
@@ -26,6 +27,7 @@ constexpr const char kUsage[] =
                           [--policy-opts K=V,...]
                           [--substrate mps|timeslice|auto] [--calibrate]
                           [--hp-marker-every N] [--metrics ADDR:PORT|off]
+                          [--hp-budget SPEC]
        fikit-broker stop [--socket PATH]
        fikit-broker status [--socket PATH] [--json]
        fikit-broker profile list|show|export|import|rm [NAME] [--uid UID]
@@ -83,6 +85,12 @@ options:
   --margin-us N          start: safety margin of every gap fit (default 20)
   --max-lp-in-flight N   start: bound on granted, unfinished LP launches, for
                          policies that use one (default 16)
+  --hp-budget SPEC       start: the slowdown HP requests may take against
+                         running alone, for HP tenants that set none
+                         (FIKIT_HP_BUDGET): p99=X, p50=X or p50=X,p99=Y
+                         (X from 1.0 to 100; default p99=1.10); the fikit
+                         policy lets in as much LP work as keeps the HP
+                         inside it; off: only LP work predicted to fit
   --spin-us N            start: keep polling this long after the last event
                          while work is pending, then sleep (default 200)
   --no-bpf               start: do not load the eBPF GPU-driver observer. By
@@ -362,6 +370,13 @@ void add_start(CLI::App* app, Options* o) {
              &o->policy_cfg.margin_ns);
   add_number(s, "max-lp-in-flight", "bound on granted, unfinished LP launches (16)", 1, 4096, 1,
              &o->policy_cfg.max_lp_in_flight);
+  add_value(s, "--hp-budget", "HP slowdown allowed (default p99=1.10; off)", "SPEC",
+            [o](const std::string& v) {
+              std::string err;
+              if (!hp_budget_parse(v, &o->policy_cfg.hp_budget, &err))
+                return usage_error("--hp-budget: " + err);
+              return Status();
+            });
   add_number(s, "spin-us", "poll this long after the last event (default 200)", 0, 1'000'000, 1000,
              &o->spin_ns);
   s->add_flag_callback(

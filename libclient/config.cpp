@@ -83,6 +83,11 @@ void config_load_env() noexcept {
       tenant_name__sanitize(g_config.name, sizeof(g_config.name),
                             t && *t ? t : program_invocation_short_name);
     }
+    const char* b = getenv("FIKIT_HP_BUDGET");
+    for (size_t i = 0; i < sizeof(g_config.hp_budget); i++) {
+      g_config.hp_budget[i] = b ? b[i] : '\0';
+      if (!g_config.hp_budget[i]) break;
+    }
     const char* s = getenv("FIKIT_SOCKET");
     copy_name(g_config.socket_path, sizeof(g_config.socket_path), s && *s ? s : kDefaultSocket);
     g_broker_timeout_ns.store(parse_timeout_ms(getenv("FIKIT_BROKER_TIMEOUT_MS")) * 1000000ull,

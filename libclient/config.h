@@ -1,7 +1,8 @@
 // Process configuration: priority, tenant name, broker socket and broker timeout. Read from the
-// environment (FIKIT_PRIORITY, FIKIT_TENANT, FIKIT_SOCKET, FIKIT_BROKER_TIMEOUT_MS) at the first
-// CUDA hook call; the C API (client.h) may set priority and name before that and wins over the
-// environment. Guarded by a mutex: only the start-up, the monitor thread and the C API touch it.
+// environment (FIKIT_PRIORITY, FIKIT_TENANT, FIKIT_SOCKET, FIKIT_BROKER_TIMEOUT_MS,
+// FIKIT_HP_BUDGET) at the first CUDA hook call; the C API (client.h) may set priority and name
+// before that and wins over the environment. Guarded by a mutex: only the start-up, the monitor
+// thread and the C API touch it.
 #pragma once
 
 #include <fikit/abi.h>
@@ -18,6 +19,9 @@ struct Config {
   uint32_t priority;    // 0 (highest) .. kPriorityLevels-1
   char name[kNameLen];
   char socket_path[sizeof(sockaddr_un::sun_path)];
+  // FIKIT_HP_BUDGET as given ("" if unset), sent with the registration for the broker to check;
+  // without a NUL when longer than it holds (the broker refuses it and says so).
+  char hp_budget[32];
 };
 
 // Read the environment once; later calls do nothing. Prints a message once if FIKIT_PRIORITY is

@@ -51,8 +51,9 @@ int connect_socket(const char* path, LogLevel fail_level) noexcept {
 // the segment's descriptor (sent with the reply) in *seg_fd.
 bool exchange_register(int fd, const Config& cfg, int gpu_slot, RegisterReply* reply, int* seg_fd,
                        LogLevel fail_level) noexcept {
-  RegisterRequest req{};
-  req.hdr = msg_header(MsgType::kRegister, sizeof(req));
+  RegisterRequestBudget msg{};
+  RegisterRequest& req = msg.req;
+  req.hdr = msg_header(MsgType::kRegister, sizeof(msg));
   req.priority = cfg.priority;
   req.flags = 0;
   if (const CUuuid* uuid = gpu_slot_uuid(gpu_slot)) {
@@ -61,7 +62,9 @@ bool exchange_register(int fd, const Config& cfg, int gpu_slot, RegisterReply* r
   }
   memcpy(req.name, cfg.name, sizeof(req.name));
   req.name[kNameLen - 1] = '\0';
-  if (send(fd, &req, sizeof(req), MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof(req))) {
+  static_assert(sizeof(msg.hp_budget) == sizeof(cfg.hp_budget));
+  memcpy(msg.hp_budget, cfg.hp_budget, sizeof(msg.hp_budget));
+  if (send(fd, &msg, sizeof(msg), MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof(msg))) {
     log_print(fail_level, "failed to send the registration to the broker: %s", strerror(errno));
     return false;
   }

@@ -117,6 +117,8 @@ class Runner:
             cmd += ["--spin-us", str(self.a.spin_us)]
         if self.a.policy_opts and policy in ("fikit", "oracle"):
             cmd += ["--policy-opts", self.a.policy_opts]
+        if self.a.hp_budget:
+            cmd += ["--hp-budget", self.a.hp_budget]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 preexec_fn=self.renice)
         self.wait_for(lambda: proc.poll() is not None or self.status(sock), "the broker")
@@ -309,6 +311,8 @@ def main():
                    help="simulated context-switch cost, and the broker's --switch-cost-us on "
                    "time-slicing (default 200)")
     p.add_argument("--policy-opts", default="", help="--policy-opts for fikit and oracle")
+    p.add_argument("--hp-budget", default="",
+                   help="the broker's --hp-budget (default: its own, p99=1.10)")
     p.add_argument("--host-gaps", choices=("sleep", "busy"), default="sleep",
                    help="HP host gaps sleep (default: leaves the CPU to the LP tenants, the "
                    "broker and the simulated GPU on small machines) or busy-wait")

@@ -148,7 +148,7 @@ uint64_t repeat_key(const char* text) {
 
 // Write one finished line (prefix, timestamp, level, text) with a single write(2).
 void write_line(LogLevel level, const char* text) {
-  char line[1024];
+  char line[4096];  // a policy stats line (JSON) may be 2 KB
   size_t n = 0;
   if (g_journal.load(std::memory_order_relaxed))
     n = static_cast<size_t>(snprintf(line, sizeof(line), "<%d>", syslog_priority(level)));
@@ -225,7 +225,7 @@ void log_flush_suppressed() {
 void log_msg(LogLevel level, const char* fmt, ...) {
   if (static_cast<int>(level) < g_level.load(std::memory_order_relaxed)) return;
   int saved_errno = errno;
-  char text[1024];
+  char text[4096];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(text, sizeof(text), fmt, ap);

@@ -14,6 +14,7 @@
 #include "base/kube_pod.h"
 #include "control/access.h"
 #include "control/shm_region.h"
+#include "policy/budget.h"
 
 namespace fikit::broker {
 namespace {
@@ -57,12 +58,14 @@ Status check_name(const char (&name)[kNameLen]) {
 }
 
 Status check_request(const RegisterRequest& req, uint32_t len, const Peer& peer) {
-  // 2.0 clients send the request without gpu_uuid (their launches are GPU 0's).
-  if (req.hdr.size != len || (len != sizeof(RegisterRequest) && len != kRegisterRequestV0Size))
+  // 2.0 clients send the request without gpu_uuid (their launches are GPU 0's); 2.1 clients
+  // with it, and maybe the HP budget after it.
+  if (req.hdr.size != len || (len != sizeof(RegisterRequestBudget) &&
+                              len != sizeof(RegisterRequest) && len != kRegisterRequestV0Size))
     return Status(StatusCode::kInvalidArgument,
                   printf_string("register request of %u bytes (size field %u), expected %zu: "
                                 "client and broker builds disagree",
-                                len, req.hdr.size, sizeof(RegisterRequest)));
+                                len, req.hdr.size, sizeof(RegisterRequestBudget)));
   if (req.priority >= kPriorityLevels)
     return Status(StatusCode::kInvalidArgument,
                   printf_string("priority %u out of range: use 0 (highest) to %u, or "
@@ -81,6 +84,30 @@ Status check_request(const RegisterRequest& req, uint32_t len, const Peer& peer)
                   printf_string("the broker runs as uid %u, not root, and cannot give its "
                                 "segment to uid %u: start it as root (sudo fikit-broker start)",
                                 self, peer.uid));
+  return Status();
+}
+
+// The HP budget a 2.1 client asks for after its RegisterRequest (protocol.h), if any.
+Status decode_budget(const char* msg, int len, uint32_t priority, TenantDesc* desc) {
+  if (len < static_cast<int>(sizeof(RegisterRequestBudget))) return Status();
+  RegisterRequestBudget r;
+  memcpy(&r, msg, sizeof(r));
+  if (!memchr(r.hp_budget, '\0', kBudgetLen))
+    return Status(StatusCode::kInvalidArgument,
+                  printf_string("FIKIT_HP_BUDGET is not NUL-terminated within %u bytes: write "
+                                "p99=1.10 or p50=1.05,p99=1.10",
+                                kBudgetLen));
+  if (r.hp_budget[0] == '\0') return Status();
+  std::string err;
+  if (!hp_budget_parse(r.hp_budget, &desc->budget, &err))
+    return Status(StatusCode::kInvalidArgument,
+                  printf_string("FIKIT_HP_BUDGET '%.31s': %s", r.hp_budget, err.c_str()));
+  if (priority != kPriorityHigh) {
+    desc->note += std::string(desc->note.empty() ? "" : "; ") +
+                  "FIKIT_HP_BUDGET is for high-priority tenants: ignored";
+    return Status();
+  }
+  desc->has_budget = true;
   return Status();
 }
 
@@ -129,6 +156,7 @@ Result<Admitted> admit(const char* msg, int len, const Peer& peer, uint32_t id, 
   desc->name = req.name[0] ? std::string(req.name) : comm_of(peer.pid);
   desc->admitted_ns = now_ns();
   desc->kube = kube_ref_of_pid(peer.pid);
+  if (Status s = decode_budget(msg, len, req.priority, desc.get()); !s.ok()) return s;
   Result<ShmSegment> shm =
       shm_create(ShmSpec{id, peer.pid, peer.uid, req.priority, desc->name, desc->gpu});
   if (!shm.ok()) return shm.status();

@@ -91,6 +91,13 @@ json tenant_json(const TenantStatus& t, const TenantRate* rate, uint64_t now_ns)
   // The policy's statistics (PolicyOps::tenant_stats), if it keeps any.
   json stats = json::parse(t.policy_json.empty() ? "{}" : t.policy_json, nullptr, false);
   if (!stats.is_object()) stats = json::object();
+  // The HP budget's members (docs/STATUS.md) belong to the tenant, whichever policy keeps them.
+  for (const char* key :
+       {"request_latency", "alone_latency", "slowdown", "hp_budget", "harvest_ratio"})
+    if (auto it = stats.find(key); it != stats.end()) {
+      j[key] = *it;
+      stats.erase(it);
+    }
   j["policy"] = std::move(stats);
   j["policy_text"] = t.policy_text;
   return j;

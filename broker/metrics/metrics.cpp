@@ -75,6 +75,48 @@ const TenantFamily kTenantFamilies[] = {
      [](const json& t) { return policy_num(t, "fill_misses"); }},
 };
 
+// The HP budget's families (docs/STATUS.md "Metrics"): each HP tenant's request latency
+// (histogram) and slowdown against alone, and the budget's slowdowns.
+void budget_families(Exposition& e, const json& doc,
+                     const std::vector<std::pair<Labels, const json*>>& tenants) {
+  e.family("fikit_tenant_hp_request_latency_seconds", "histogram",
+           "HP request latency: first launch after a drain to the drain (fikit policy).");
+  for (const auto& [labels, t] : tenants) {
+    const json* p = t->contains("policy") ? &(*t)["policy"] : nullptr;
+    if (!p || !p->contains("request_latency_hist")) continue;
+    const json& h = (*p)["request_latency_hist"];
+    std::vector<double> bounds;
+    std::vector<uint64_t> cumulative;
+    uint64_t total = 0;
+    const json& counts = h["counts"];
+    for (size_t i = 0; i < counts.size(); i++) {
+      total += counts[i].get<uint64_t>();
+      if (i < h["le_us"].size()) {
+        bounds.push_back(h["le_us"][i].get<double>() * 1e-6);
+        cumulative.push_back(total);
+      }
+    }
+    e.histogram("fikit_tenant_hp_request_latency_seconds", labels, bounds, cumulative,
+                num(h, "sum_s"), total);
+  }
+  e.family("fikit_tenant_hp_slowdown", "gauge",
+           "HP request latency over its alone latency, recent requests (fikit policy).");
+  for (const auto& [labels, t] : tenants)
+    if (t->contains("slowdown") && (*t)["slowdown"].is_object())
+      for (const auto& [q, key] : {std::pair{"0.5", "p50"}, std::pair{"0.99", "p99"}})
+        if ((*t)["slowdown"].value(key, json()).is_number()) {
+          Labels l = labels;
+          l.push_back({"quantile", q});
+          e.sample("fikit_tenant_hp_slowdown", l, num((*t)["slowdown"], key));
+        }
+  e.family("fikit_hp_budget_slowdown", "gauge",
+           "The HP slowdown the broker allows (--hp-budget) by quantile.");
+  if (doc.contains("budget") && doc["budget"].is_object())
+    for (const auto& [q, key] : {std::pair{"0.5", "p50"}, std::pair{"0.99", "p99"}})
+      if (doc["budget"].value(key, json()).is_number())
+        e.sample("fikit_hp_budget_slowdown", {{"quantile", q}}, num(doc["budget"], key));
+}
+
 const char* const kHeldReasons[] = {"above_busy", "no_room", "unknown", "in_flight"};
 
 }  // namespace
@@ -138,6 +180,7 @@ void MetricsPage::tenant_families(Exposition& e, const json& doc) {
     e.histogram("fikit_grant_latency_seconds", labels, le, cumulative, num(*h, "sum_s"),
                 h->value("count", uint64_t{0}));
   }
+  budget_families(e, doc, tenants);
 }
 
 std::string MetricsPage::page(const json& doc) {

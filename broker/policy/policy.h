@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <string>
 
+#include "policy/budget.h"
+
 namespace fikit::broker {
 
 struct PolicyConfig {
@@ -28,6 +30,8 @@ struct PolicyConfig {
   // The GPU of the domain this policy state schedules (sched/domains.h; 0 on one GPU): each GPU
   // has its own state, so files a policy writes per state are named per GPU.
   uint32_t gpu = 0;
+  // The HP slowdown budget of HP tenants that set none (--hp-budget; policy/budget.h).
+  HpBudget hp_budget;
   // Where the policy logs (the broker's log); level 0 debug, 1 info, 2 warn, 3 error. nullptr:
   // stderr. Set by the scheduler core, so that the policy library needs no broker code.
   void (*log)(int level, const char* text) = nullptr;
@@ -70,6 +74,9 @@ struct TenantInfo {
   // The kernel names the tenant publishes (its segment; untrusted: read with key_names.h), or
   // nullptr.
   const KeyNameTable* key_names;
+  // HP: the budget it registered with (FIKIT_HP_BUDGET); has_budget false: the broker's.
+  bool has_budget;
+  HpBudget budget;
 };
 
 // What a policy may ask of the scheduler during dispatch.
@@ -93,6 +100,10 @@ class SchedulerApi {
   virtual bool busy_above(uint32_t priority) const = 0;
   // Ask for a dispatch call no later than t_ns even if nothing happens (0 clears).
   virtual void wake_at(uint64_t t_ns) = 0;
+  // Nothing the policy waits for (an HP drain, an LP completion) is expected before t_ns: the
+  // scheduler may sleep until shortly before then instead of polling (0: unknown, poll). Set at
+  // each dispatch; the default ignores it.
+  virtual void quiet_until(uint64_t /*t_ns*/) {}
   // Ask highest-priority tenant i to put a completion marker after 1 in n of its launches (0:
   // none), so that the policy measures HP kernels and sees a tenant that never synchronizes
   // drain. Written to the tenant's segment (BrokerWords::hp_marker_every); the default ignores it.

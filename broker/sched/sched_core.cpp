@@ -74,6 +74,8 @@ void SchedCore::add(std::shared_ptr<const TenantDesc> desc, uint64_t now_ns) {
   info.name = t->desc->name.c_str();
   info.key_names = &t->seg->names;
   info.idle_since_ns = now_ns;
+  info.has_budget = t->desc->has_budget;
+  info.budget = t->desc->budget;
   t->seg->broker.heartbeat_ns.store(now_ns, std::memory_order_relaxed);
   // Release: the client that sees kActive also sees the words above.
   t->seg->broker.state.store(static_cast<uint32_t>(TenantState::kActive),
@@ -129,6 +131,7 @@ uint32_t SchedCore::poll(uint64_t now_ns) {
   retire_faulty();
   if (events > 0 || tenants_left_ || (wake_at_ns_ != 0 && now_ns >= wake_at_ns_)) {
     wake_at_ns_ = 0;
+    quiet_until_ns_ = 0;
     tenants_left_ = false;
     ops_->dispatch(policy_state_, *this, now_ns);
   }

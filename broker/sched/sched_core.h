@@ -56,6 +56,8 @@ class SchedCore final : public SchedulerApi {
   bool busy() const;
   // The time the policy asked to be called at (0: none).
   uint64_t wake_at_ns() const { return wake_at_ns_; }
+  // Until when the policy expects nothing it waits for (SchedulerApi::quiet_until; 0: unknown).
+  uint64_t quiet_until_ns() const { return quiet_until_ns_; }
   // Sleep protocol (scheduler.cpp): set broker_sleeping in every active segment; fill `out` with
   // the doorbell words to wait on (at most `max`); return true if any ring has an entry ready.
   void set_sleeping(bool sleeping);
@@ -81,6 +83,7 @@ class SchedCore final : public SchedulerApi {
   uint32_t lp_in_flight() const override { return lp_in_flight_; }
   bool busy_above(uint32_t priority) const override;
   void wake_at(uint64_t t_ns) override { wake_at_ns_ = t_ns; }
+  void quiet_until(uint64_t t_ns) override { quiet_until_ns_ = t_ns; }
   void set_marker_every(uint32_t i, uint32_t n) override;
 
  private:
@@ -148,6 +151,7 @@ class SchedCore final : public SchedulerApi {
   std::vector<std::unique_ptr<Tenant>> faulty_;
   uint32_t lp_in_flight_ = 0;
   uint64_t wake_at_ns_ = 0;
+  uint64_t quiet_until_ns_ = 0;
   uint64_t round_ns_ = 0;      // the current round's time
   bool tenants_left_ = false;  // a tenant left or faulted since the last dispatch
   uint64_t last_heartbeat_ns_ = 0;

@@ -19,6 +19,9 @@ namespace {
 constexpr uint64_t kIdleSleepNs = 90'000'000;  // heartbeat every <= 100 ms
 constexpr uint64_t kPendingSleepNs = 50'000;   // completions are polled, not rung
 constexpr uint64_t kManyTenantsSleepNs = 200'000;
+// Wake this long before the policy's predicted next event (quiet_until) and poll from there:
+// the futex timeout's wake-up latency on a busy host is tens of microseconds.
+constexpr uint64_t kQuietGuardNs = 100'000;
 constexpr size_t kMaxWaitv = FUTEX_WAITV_MAX;  // 128: the tenants' doorbells + ctl_word_
 
 // futex_waitv(2) (Linux 5.16): wait until one word differs from its value or `deadline_ns`.
@@ -161,7 +164,21 @@ void Scheduler::loop() {
   while (!stop_.load(std::memory_order_relaxed)) {
     uint64_t now = now_ns();
     if (run_once(now) > 0) last_event = now;
-    if ((core_.busy() && now - last_event < spin_ns_) || (meter_ && meter_->active())) {
+    if (meter_ && meter_->active()) {
+      cpu_relax();
+      continue;
+    }
+    bool pending = core_.busy() && now - last_event < spin_ns_;
+    // The policy predicts nothing it waits for before `quiet`: sleep until shortly before it
+    // (doorbells still wake us), then spin around it as after an event.
+    uint64_t quiet = core_.quiet_until_ns();
+    if (core_.busy() && quiet > now + 2 * kQuietGuardNs) {
+      sleep(now, quiet - kQuietGuardNs);
+      // At the predicted event: poll around it as after an event (not when woken earlier).
+      if (now_ns() + kQuietGuardNs >= quiet) last_event = now_ns();
+      continue;
+    }
+    if (pending) {
       cpu_relax();
       continue;
     }
@@ -171,8 +188,9 @@ void Scheduler::loop() {
 
 // Sleep until a doorbell rings, the control thread wakes us, the policy's wake_at time, or a
 // timeout (short while work is pending: completion words do not ring).
-void Scheduler::sleep(uint64_t now_ns) {
+void Scheduler::sleep(uint64_t now_ns, uint64_t until_ns) {
   uint64_t timeout = core_.busy() ? kPendingSleepNs : kIdleSleepNs;
+  if (until_ns > now_ns) timeout = std::min(kIdleSleepNs, until_ns - now_ns);
   if (uint64_t at = core_.wake_at_ns(); at != 0) {
     if (at <= now_ns) return;
     timeout = std::min(timeout, at - now_ns);

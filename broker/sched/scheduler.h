@@ -6,7 +6,10 @@
 // broker_sleeping is set in every segment, the rings are checked once more, and the thread waits
 // with futex_waitv on every tenant's doorbell and on a private word the control thread bumps, with
 // a timeout that keeps the heartbeat fresh (or a short one while work is pending, since completion
-// words are not doorbells). An idle broker thus costs ~0% CPU.
+// words are not doorbells). An idle broker thus costs ~0% CPU. While work is pending but the
+// policy predicts nothing it waits for before some time (SchedulerApi::quiet_until: the HP's
+// request is predicted to run until then, LP work in flight to end then), it sleeps until
+// shortly before that time and spins only around it.
 //
 // Tenants reach the scheduler only through post_add/post_remove (a mutex-protected queue and a
 // wake-up); all scheduling state is owned by this thread.
@@ -77,7 +80,8 @@ class Scheduler {
 
   void loop();
   void drain_handovers(uint64_t now_ns);
-  void sleep(uint64_t now_ns);
+  // until_ns: the policy's quiet time (0: the default timeouts).
+  void sleep(uint64_t now_ns, uint64_t until_ns = 0);
   void wake();
 
   Domains core_;  // one SchedCore per GPU (sched/domains.h)

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "base/kube_pod.h"
+#include "policy/budget.h"
 #include "sched/latency_histogram.h"
 
 namespace fikit::broker {
@@ -26,6 +27,8 @@ struct TenantDesc {
   uint64_t admitted_ns = 0;    // CLOCK_MONOTONIC
   std::string note;            // for the tenant to print, e.g. admitted below the priority asked
   KubeRef kube;                // its Kubernetes pod and container, if any (at registration)
+  bool has_budget = false;     // it asked for an HP budget (FIKIT_HP_BUDGET)
+  HpBudget budget;
 };
 
 struct TenantStatus {

@@ -59,6 +59,15 @@ struct RegisterRequest {
 };
 inline constexpr uint32_t kRegisterRequestV0Size = 56;  // 2.0: without gpu_uuid
 
+// ABI 2.1: a client may send RegisterRequest followed by the HP latency budget it asks for, as
+// the text of FIKIT_HP_BUDGET ("p99=1.10"; empty: the broker's), which the broker parses and
+// checks (refused if bad). A 2.0 client sends the kRegisterRequestV0Size bytes alone.
+inline constexpr uint32_t kBudgetLen = 32;
+struct RegisterRequestBudget {
+  RegisterRequest req;
+  char hp_budget[kBudgetLen];  // NUL-terminated
+};
+
 struct RegisterReply {
   MsgHeader hdr;
   int32_t status;  // 0, or -errno
@@ -148,6 +157,7 @@ inline int ctl_request(const char* socket_path, MsgType type, TextReply* reply, 
 static_assert(sizeof(MsgHeader) == 16);
 static_assert(sizeof(RegisterRequest) == kRegisterRequestV0Size + kGpuUuidLen);
 static_assert(offsetof(RegisterRequest, gpu_uuid) == kRegisterRequestV0Size);
+static_assert(sizeof(RegisterRequestBudget) == sizeof(RegisterRequest) + kBudgetLen);
 static_assert(sizeof(RegisterReply) == 16 + 16 + kErrorLen);
 
 }  // namespace fikit

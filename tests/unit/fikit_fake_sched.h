@@ -69,6 +69,7 @@ class t_FakeSched : public SchedulerApi {
     return false;
   }
   void wake_at(uint64_t t_ns) override { wake_ = t_ns; }
+  void quiet_until(uint64_t t_ns) override { quiet_ = t_ns; }
   void set_marker_every(uint32_t i, uint32_t n) override {
     markers_.push_back({tenants_[i]->info.id, n});
   }
@@ -92,6 +93,7 @@ class t_FakeSched : public SchedulerApi {
   t_Tenant& t(uint32_t i) { return *tenants_[i]; }
   void* state() { return state_; }
   uint64_t wake() const { return wake_; }
+  uint64_t quiet() const { return quiet_; }
   // set_marker_every calls so far: (tenant id, 1 in n).
   const std::vector<std::pair<uint32_t, uint32_t>>& markers() const { return markers_; }
 
@@ -177,6 +179,7 @@ class t_FakeSched : public SchedulerApi {
   std::vector<uint32_t> grants_;
   uint32_t next_id_ = 1;
   uint64_t wake_ = 0;
+  uint64_t quiet_ = 0;
   std::vector<std::pair<uint32_t, uint32_t>> markers_;
 };
 

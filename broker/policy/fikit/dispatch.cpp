@@ -8,6 +8,7 @@
 #include "policy/fikit/gap.h"
 #include "policy/fikit/grants.h"
 #include "policy/fikit/markers.h"
+#include "policy/fikit/risk.h"
 #include "policy/fikit/share.h"
 
 namespace fikit::broker::fikit_policy {
@@ -23,6 +24,7 @@ struct Ctx {
   std::vector<View>& views;
   uint32_t in_flight;
   uint64_t wake = kNoEnd;
+  const View* least_served = nullptr;  // of the level being dispatched (share.h)
 };
 
 // The gap a fill would go into: its predicted end, and whose gaps these are.
@@ -56,6 +58,7 @@ void classify(Ctx& c) {
     auto* td = static_cast<TenantData*>(t.policy_data);
     if (!td) continue;
     charge_held(*td, t, c.now);
+    if (t.priority == kPriorityHigh) risk_check_stale(c.state, *td, c.now);
     // A granted LP request not yet launched is not outstanding yet, but it is about to run.
     bool busy = t.outstanding > 0 || t.lp_in_flight > 0;
     View v{.idx = i,
@@ -132,6 +135,11 @@ void note_grant(Ctx& c, View& v, const Submission& r, const Window& w, const Fil
   g.end_ns = d.end_ns;
   g.fill = w.end != kNoEnd;
   g.risky = d.verdict == FillVerdict::kGrantRisky;
+  g.budget = d.verdict == FillVerdict::kGrantBudget;
+  g.cost_ns = cost.known ? cost.ns - std::min(cost.delay_ns, cost.ns) : 0;
+  // Every HP request open now is no longer as if alone.
+  for (auto& [id, td] : c.state.tenants)
+    if (td->priority == kPriorityHigh) td->requests.on_lp_granted();
   v.busy = true;
   v.blocked = false;
   c.in_flight++;
@@ -142,6 +150,7 @@ void note_grant(Ctx& c, View& v, const Submission& r, const Window& w, const Fil
   g.gaps = w.gaps;
   n.grants_fill++;
   if (!cost.known) n.grants_measure++;
+  if (g.budget) n.grants_budget++;
   if (d.verdict == FillVerdict::kGrantRisky) {
     n.grants_risky++;
     c.state.last_risky_ns = c.now;
@@ -202,6 +211,18 @@ bool fits_alone(const Ctx& c, const View& v, const Window& w) {
   return verdict == FillVerdict::kGrant || verdict == FillVerdict::kGrantToMeasure;
 }
 
+// A known kernel that does not fit: kGrantBudget if the HP tenants whose gap it would go into
+// can afford what it may cost them (risk.h), else kNoRoom.
+FillDecision within_budget(const Ctx& c, const Window& w, const FillWindow& fw,
+                           const LpCost& cost) {
+  uint64_t run = cost.ns - std::min(cost.delay_ns, cost.ns);
+  uint64_t end = std::max(fw.now_ns + cost.ns, fw.committed_end_ns + run);
+  double damage = 0;
+  if (w.end != kNoEnd && risk_admits(c.state, w.gaps, c.now, end, &damage))
+    return {FillVerdict::kGrantBudget, end};
+  return {FillVerdict::kNoRoom, 0};
+}
+
 enum class Turn { kGranted, kHeld, kEmpty };
 
 // Grant v's oldest request if it fits: kGranted, kHeld (it waits), or kEmpty (none waits).
@@ -222,6 +243,10 @@ Turn grant_one(Ctx& c, View& v, const Window& w, uint64_t* committed) {
     bool rate_ok = c.state.last_risky_ns == 0 || c.now >= c.state.last_risky_ns + p.risky_every_ns;
     FillWindow fw = fill_window(c, w, *committed, waited && rate_ok);
     FillDecision d = decide_fill(fw, cost);
+    // Risk is taken for the least served tenant of the level only: the budget's room goes to
+    // whoever is owed it, not to the longest kernels.
+    if (d.verdict == FillVerdict::kNoRoom && c.state.budget_on && &v == c.least_served)
+      d = within_budget(c, w, fw, cost);
     if (!fill_grants(d.verdict)) {
       v.td->held = d.verdict == FillVerdict::kNoRoom ? HeldReason::kNoRoom : HeldReason::kUnknown;
       if (d.verdict == FillVerdict::kNoRoom) count_no_room(*v.td, fw, cost, waited);
@@ -258,6 +283,7 @@ bool dispatch_level(Ctx& c, uint32_t level, uint32_t top, bool* still_waiting) {
   }
   uint64_t committed = grants_committed_end(c.state, c.now);
   share_order(mine, c.now);
+  c.least_served = mine[0];
   bool owed = share_owed(mine, c.now);
   // One request per tenant per turn, least served first, while any is granted (share.h).
   for (bool granted = true; granted;) {
@@ -278,6 +304,29 @@ bool dispatch_level(Ctx& c, uint32_t level, uint32_t top, bool* still_waiting) {
     }
   }
   return true;
+}
+
+constexpr uint64_t kQuietMaxNs = 10'000'000;
+// How often an active HP tenant is looked at, at least, while a budget is set (its drains).
+constexpr uint64_t kMeasurePollNs = 200'000;
+
+// Until when nothing this dispatch waits for is expected (SchedulerApi::quiet_until; 0: it cannot
+// tell): the earliest of the predicted end of each busy HP tenant's request (a low quantile of
+// its recent request latencies from the request's start), the predicted end of each LP grant in
+// flight, and the policy's own wake-up.
+uint64_t quiet_time(const Ctx& c) {
+  uint64_t quiet = std::min(c.wake, c.now + kQuietMaxNs);
+  for (const View& v : c.views) {
+    if (v.t->priority != kPriorityHigh || v.t->outstanding == 0) continue;
+    const RequestMeter& m = v.td->requests;
+    if (!m.open() || m.low_latency_ns() == 0) return 0;
+    quiet = std::min(quiet, m.open_since_ns() + m.low_latency_ns());
+  }
+  for (const Grant& g : c.state.grants) {
+    if (g.end_ns == UINT64_MAX) return 0;
+    quiet = std::min(quiet, g.end_ns);
+  }
+  return quiet > c.now ? quiet : 0;
 }
 
 }  // namespace
@@ -311,12 +360,20 @@ void fikit_dispatch(FikitState& st, SchedulerApi& sched, uint64_t now_ns) {
   bool still_waiting = false;
   for (uint32_t level = top; level < kPriorityLevels; level++)
     if (!dispatch_level(c, level, top, &still_waiting)) break;
+  sched.quiet_until(st.params.quiet_sleep ? quiet_time(c) : 0);
+  uint64_t wake = 0;
   if (still_waiting && c.wake != kNoEnd) {
     st.wakeups_asked++;
-    sched.wake_at(std::max(c.wake, now_ns + st.params.min_recheck_ns));
-  } else {
-    sched.wake_at(0);
+    wake = std::max(c.wake, now_ns + st.params.min_recheck_ns);
   }
+  // An HP tenant's drains do not ring the doorbell and each overwrites the last: a broker asleep
+  // for its idle 90 ms would see one request where there were a hundred (measured: 180 ms
+  // "requests" of 130 kernels with the HP alone). With a budget, the HP is measured at all times.
+  if (st.budget_on && std::any_of(c.views.begin(), c.views.end(), [](const View& v) {
+        return v.active && v.t->priority == kPriorityHigh;
+      }))
+    wake = wake ? std::min(wake, now_ns + kMeasurePollNs) : now_ns + kMeasurePollNs;
+  sched.wake_at(wake);
 }
 
 }  // namespace fikit::broker::fikit_policy

@@ -6,6 +6,7 @@
 
 #include "policy/fikit/gap.h"
 #include "policy/fikit/grants.h"
+#include "policy/fikit/risk.h"
 
 namespace fikit::broker::fikit_policy {
 
@@ -78,6 +79,7 @@ void ev_submit(FikitState& st, TenantData& td, const TenantInfo& t, const Submis
   td.last_key = s.kernel_key;
   td.submits_since_idle++;
   if (t.priority != kPriorityHigh) return;
+  td.requests.on_submit(s.t_ns, !st.grants.empty(), s.kernel_key);
   note_host_syncs(td, t);
   remember_slot(td, s.position, s.stream_slot);
   if (ks.duration_samples < st.params.hp_marker_learn_samples) td.unmeasured_ns = s.t_ns;
@@ -92,6 +94,14 @@ void ev_complete(FikitState& st, TenantData& td, const TenantInfo& /*t*/, const 
   }
   st.trace.add(TraceKind::kComplete, c.done_ns, td.id, c.kernel_key, c.issue_ns, c.done_ns);
   if (g) grant_complete(st, td, *g, c, sample);
+}
+
+void ev_idle(FikitState& st, TenantData& td, const TenantInfo& t, uint64_t t_ns) {
+  uint64_t latency = 0;
+  bool overlapped = false;
+  if (t.priority == kPriorityHigh && td.requests.on_drain(t_ns, &latency, &overlapped))
+    risk_on_request(st, td, latency, overlapped, td.requests.last_kind());
+  gap_open(st, td, t, t_ns);
 }
 
 void ev_revoke(FikitState& st, TenantData& td, const TenantInfo& /*t*/, uint32_t position) {

@@ -13,6 +13,8 @@ namespace fikit::broker::fikit_policy {
 void ev_submit(FikitState& st, TenantData& td, const TenantInfo& t, const Submission& s);
 // A launch completed; `c.exact` ones give a duration sample. A LP launch ends its grant.
 void ev_complete(FikitState& st, TenantData& td, const TenantInfo& t, const Completion& c);
+// td drained at t_ns: an HP request ends (request_meter.h, risk.h), then its gap opens (gap.h).
+void ev_idle(FikitState& st, TenantData& td, const TenantInfo& t, uint64_t t_ns);
 // The scheduler ended the grant of td's request at `position` without a completion.
 void ev_revoke(FikitState& st, TenantData& td, const TenantInfo& t, uint32_t position);
 

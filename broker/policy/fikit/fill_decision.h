@@ -46,6 +46,7 @@ enum class FillVerdict : uint8_t {
   kGrantRisky,      // waited too long (unknown, or longer than the gap): alone in a short gap
   kNoRoom,          // known kernel that does not fit
   kNeedLongGap,     // unknown kernel, gap too short or already in use
+  kGrantBudget,     // known kernel that does not fit, admitted within the HP budget (risk.h)
 };
 
 struct FillDecision {
@@ -58,7 +59,7 @@ FillDecision decide_fill(const FillWindow& w, const LpCost& cost);
 // Return true for the verdicts that grant.
 inline bool fill_grants(FillVerdict v) {
   return v == FillVerdict::kGrant || v == FillVerdict::kGrantToMeasure ||
-         v == FillVerdict::kGrantRisky;
+         v == FillVerdict::kGrantRisky || v == FillVerdict::kGrantBudget;
 }
 
 }  // namespace fikit::broker::fikit_policy

@@ -53,6 +53,7 @@ void gap_close(FikitState& st, TenantData& td, uint64_t t_ns) {
   gap_observed(ks, actual);
   td.all_gaps.add(actual);
   n.gaps++;
+  if (td.priority == kPriorityHigh) st.hp_idle_ns += actual;
   if (g.at_start.known()) {
     gap_scored(ks, g.at_start, actual, st.params);
     (actual >= g.at_start.end_ns ? n.gap_hits : n.gap_misses)++;

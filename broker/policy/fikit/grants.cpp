@@ -32,13 +32,16 @@ void grant_complete(FikitState& st, TenantData& td, const Grant& g, const Comple
   // a busy thread (measured: ms-long delays on a loaded host that fills never see).
   if (g.fill && c.issue_ns >= g.grant_ns) td.delays.add(c.issue_ns - g.grant_ns);
   if (g.fill) td.counters.fill_busy_ns += sample_ns;
+  if (g.fill) td.counters.harvest_ns += sample_ns ? sample_ns : g.cost_ns;
   // The completion is seen up to the broker's polling lag late: within miss_slack of the return,
   // the LP work may well have ended first. Only a gap that ended before its predicted end is the
   // key's fault: a risky grant was known to risk it, and a fill that outlasted a gap that lasted
   // as predicted ran longer than its kernel was predicted to (an overrun, counted apart: charged
   // to the key, overruns starve LP work behind memoryless HP gaps, measured on the H100).
   for (const GapRef& r : g.gaps) {
-    if (g.risky || !r.returned_ns || c.done_ns <= r.returned_ns + st.params.miss_slack_ns) continue;
+    if (g.risky || g.budget || !r.returned_ns ||
+        c.done_ns <= r.returned_ns + st.params.miss_slack_ns)
+      continue;
     if (r.returned_ns < r.end_ns)
       gap_fill_missed(st, r);
     else

@@ -131,4 +131,27 @@ bool LogHistogram::set_counts(const std::vector<std::pair<uint32_t, uint32_t>>& 
   return true;
 }
 
+double LogHistogram::shortfall_above(uint64_t elapsed, uint64_t horizon, double* p_before) const {
+  double mass = 0, before = 0, shortfall = 0;
+  for (uint32_t b = 0; b < kBuckets; b++) {
+    if (count_[b] == 0) continue;
+    double mid = 0.5 * static_cast<double>(bucket_lower(b) + bucket_upper(b));
+    if (mid <= static_cast<double>(elapsed)) continue;
+    double c = count_[b];
+    mass += c;
+    if (mid < static_cast<double>(horizon)) {
+      before += c;
+      shortfall += c * (static_cast<double>(horizon) - mid);
+    }
+  }
+  *p_before = mass > 0 ? before / mass : 0;
+  return mass > 0 ? shortfall / mass : 0;
+}
+
+uint64_t LogHistogram::quantile_mid(double q) const {
+  if (total_ == 0) return 0;
+  uint32_t b = quantile_bucket(q);
+  return (bucket_lower(b) + bucket_upper(b)) / 2;
+}
+
 }  // namespace fikit::broker::fikit_policy

@@ -50,6 +50,14 @@ class LogHistogram {
   // sample may exceed `elapsed`.
   uint64_t quantile_above(double q, uint64_t elapsed, uint64_t* next_edge) const;
 
+  // Among the samples beyond `elapsed` (bucket midpoints above it), the expected shortfall of a
+  // value against `horizon`, E[(horizon - v)+], and in *p_before the share of them below
+  // `horizon`. Both 0 if no sample lies beyond `elapsed`. What LP work ending at `horizon` costs
+  // a tenant idle since `elapsed` ago whose gaps these are (budget.cpp's risk admission).
+  double shortfall_above(uint64_t elapsed, uint64_t horizon, double* p_before) const;
+  // The midpoint of the bucket holding the q-quantile (0 if empty): within ~3% of it.
+  uint64_t quantile_mid(double q) const;
+
   // Bucket geometry, for tests and serialisation.
   static uint32_t bucket_of(uint64_t value_ns);
   static uint64_t bucket_lower(uint32_t b);

@@ -99,6 +99,8 @@ void* init_state(const PolicyConfig& cfg) {
   auto* st = new FikitState(cfg, params_for(cfg), V.gap_source);
   if (cfg.switch_cost_ns > 0) st->params.miss_tolerance = st->params.miss_tolerance_ts;
   if (V.hints) st->cfg.profile_dir.clear();
+  // Risk admission needs predictions from history: the oracle fills only what fits.
+  st->budget_on = !V.hints && !cfg.hp_budget.off();
   st->trace.open_from_env(cfg.gpu);
   return st;
 }
@@ -115,6 +117,8 @@ void tenant_add(void* s, TenantInfo& t) {
   FikitState* st = state_of(s);
   auto td = std::make_unique<TenantData>(t.id, t.name ? t.name : "", t.priority, st->params);
   td->uid = t.uid;
+  td->budget = t.has_budget ? t.budget : st->cfg.hp_budget;
+  td->hp_idle_at_add = st->hp_idle_ns;
   load_profile(*st, *td);
   t.policy_data = td.get();
   st->tenants[t.id] = std::move(td);
@@ -153,7 +157,7 @@ constexpr PolicyOps ops_table() {
       .on_submit = TenantOp<ev_submit>::call,
       .on_complete = TenantOp<ev_complete>::call,
       .on_revoke = TenantOp<ev_revoke>::call,
-      .on_idle = TenantOp<gap_open>::call,
+      .on_idle = TenantOp<ev_idle>::call,
       .dispatch = dispatch,
       .tenant_stats = tenant_stats,
       .on_hint_idle = V.hints ? TenantOp<gap_hint>::call : nullptr,

@@ -48,6 +48,9 @@ constexpr Field kFields[] = {
     {"hp_marker_learn_samples", Kind::kCount, nullptr, nullptr,
      &FikitParams::hp_marker_learn_samples},
     {"hp_nosync_submits", Kind::kCount, nullptr, nullptr, &FikitParams::hp_nosync_submits},
+    {"overlap_cost_mps", Kind::kFactor, &FikitParams::overlap_cost_mps, nullptr, nullptr},
+    {"overlap_cost_ts", Kind::kFactor, &FikitParams::overlap_cost_ts, nullptr, nullptr},
+    {"quiet_sleep", Kind::kCount, nullptr, nullptr, &FikitParams::quiet_sleep},
 };
 
 // Split "measure_gap_us" into the field "measure_gap" and its unit multiplier.

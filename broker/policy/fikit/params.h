@@ -51,6 +51,12 @@ struct FikitParams {
   uint32_t hp_marker_learn_every = 4;
   uint32_t hp_marker_learn_samples = 8;
   uint32_t hp_nosync_submits = 256;
+  // Risk admission (risk.h): HP time one ns of LP overlap costs, on MPS and on time-slicing.
+  double overlap_cost_mps = 0.5;
+  double overlap_cost_ts = 1.0;
+  // 1: tell the scheduler until when nothing is expected (SchedulerApi::quiet_until), so that it
+  // sleeps instead of polling; 0: it polls as before (for comparison).
+  uint32_t quiet_sleep = 1;
 };
 
 // Apply "name=value" pairs separated by commas to *p. Durations take a unit suffix in the name

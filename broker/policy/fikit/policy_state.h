@@ -12,13 +12,16 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "policy/fikit/gap_predictor.h"
+#include "policy/fikit/harvest_controller.h"
 #include "policy/fikit/kernel_stats.h"
 #include "policy/fikit/log_histogram.h"
 #include "policy/fikit/params.h"
+#include "policy/fikit/request_meter.h"
 #include "policy/fikit/trace.h"
 #include "policy/policy.h"
 
@@ -54,9 +57,11 @@ struct Grant {
   uint64_t key;
   uint16_t stream_slot;
   uint64_t grant_ns;
-  uint64_t end_ns;  // predicted end (kNoEnd if unknown)
-  bool fill;        // granted into a gap (false: its level ran at full speed)
-  bool risky;       // granted knowing it may outlast the gap (FillVerdict::kGrantRisky)
+  uint64_t end_ns;   // predicted end (kNoEnd if unknown)
+  bool fill;         // granted into a gap (false: its level ran at full speed)
+  bool risky;        // granted knowing it may outlast the gap (FillVerdict::kGrantRisky)
+  bool budget;       // admitted within the HP budget (FillVerdict::kGrantBudget)
+  uint64_t cost_ns;  // predicted GPU time (0: unknown)
   std::vector<GapRef> gaps;
 };
 
@@ -86,6 +91,8 @@ struct TenantCounters {
   std::array<uint64_t, 4> no_room_why{};  // dispatches, by NoRoomWhy
   uint64_t no_room_cost_ns = 0;  // summed over those dispatches: the request's predicted cost
   uint64_t no_room_left_ns = 0;  // ... and the room the gap had left after the LP work in it
+  uint64_t grants_budget = 0;    // did not fit, admitted within the HP budget (risk.h)
+  uint64_t harvest_ns = 0;       // GPU time of its completed fill grants (measured, else predicted)
 };
 
 // Why a LP tenant's oldest request was not granted in a dispatch (time is charged to the reason
@@ -160,6 +167,19 @@ struct TenantData {
   TraceVerdict traced_deny_verdict = TraceVerdict::kGrant;
   std::string profile_note;       // what happened to its profile (loaded, not found, rejected: why)
   bool profile_rejected = false;  // the file there was refused: do not overwrite it
+  // HP latency budget (request_meter.h, harvest_controller.h): its requests, the latency of those
+  // no LP work overlapped (saved in its profile), the controller, its budget.
+  RequestMeter requests;
+  LogHistogram alone{512};
+  // The same per kind of request (RequestMeter::last_kind), for at most kAloneKinds kinds.
+  std::unordered_map<uint64_t, LogHistogram> alone_by_kind;
+  SampleWindow<RequestMeter::kWindow> slowdowns;  // latest requests' latency / kind's alone p50,
+  SampleWindow<RequestMeter::kWindow> alone_slowdowns;  // ... and of those without LP (x 1e6)
+  uint64_t alone_learned = 0;                           // samples added to `alone` in this run
+  bool alone_from_profile = false;
+  HarvestController controller;
+  HpBudget budget;
+  uint64_t hp_idle_at_add = 0;  // LP: FikitState::hp_idle_ns when it arrived
 };
 
 // Dispatch's view of one tenant, rebuilt on every dispatch (dispatch.cpp).
@@ -205,7 +225,10 @@ struct FikitState {
   DispatchScratch scratch;
   uint64_t dispatches = 0;
   uint64_t wakeups_asked = 0;
-  Trace trace;  // off unless FIKIT_TRACE is set
+  Trace trace;             // off unless FIKIT_TRACE is set
+  bool budget_on = false;  // fikit (not the oracle) with risk admission
+  ControllerParams ctl;
+  uint64_t hp_idle_ns = 0;  // HP tenants' gaps, summed (the time there was to harvest)
 };
 
 }  // namespace fikit::broker::fikit_policy

@@ -162,6 +162,8 @@ std::string profile_to_json(const TenantData& td) {
             {"tenant_gaps", hist_to_json(td.all_gaps)},
             {"grant_delays", hist_to_json(td.delays)},
             {"keys", keys}};
+  // Optional (older profiles have none): HP request latency with no LP work beside it.
+  if (!td.alone.empty()) j["alone_latency"] = hist_to_json(td.alone);
   return j.dump(1) + "\n";
 }
 
@@ -172,7 +174,7 @@ bool profile_from_json(const std::string& text, bool any_name, TenantData* td, s
     return false;
   }
   KernelTable keys(td->keys.max_keys(), td->keys.window());
-  LogHistogram gaps(td->all_gaps.window()), delays(td->delays.window());
+  LogHistogram gaps(td->all_gaps.window()), delays(td->delays.window()), alone(td->alone.window());
   std::map<uint64_t, std::string> names;
   size_t i = 0;
   bool in_keys = false;
@@ -180,6 +182,7 @@ bool profile_from_json(const std::string& text, bool any_name, TenantData* td, s
     check_header(j, any_name, td->name);
     hist_from_json(j.at("tenant_gaps"), &gaps, "tenant_gaps");
     hist_from_json(j.at("grant_delays"), &delays, "grant_delays");
+    if (j.contains("alone_latency")) hist_from_json(j.at("alone_latency"), &alone, "alone_latency");
     const json::array_t& arr = j.at("keys").get_ref<const json::array_t&>();
     // Saved most recent first: insert from the end so recency order is kept (and the cap drops
     // the least recently used when this broker keeps fewer keys).
@@ -205,6 +208,8 @@ bool profile_from_json(const std::string& text, bool any_name, TenantData* td, s
   td->key_names = std::move(names);
   td->all_gaps = gaps;
   td->delays = delays;
+  td->alone = alone;
+  td->alone_from_profile = !alone.empty();
   return true;
 }
 

@@ -7,6 +7,8 @@
 #include <numeric>
 #include <tuple>
 
+#include "policy/fikit/risk.h"
+
 namespace fikit::broker::fikit_policy {
 
 std::string format_ns(uint64_t ns) {
@@ -54,6 +56,55 @@ std::string held_line(const TenantCounters& n) {
   return out + "\n";
 }
 
+// The HP budget's view of an HP tenant: its latency now, alone, and the slowdown between.
+struct BudgetView {
+  uint64_t count, p50, p99;  // recent requests (RequestMeter window)
+  ControllerInput in;
+  const char* source;  // of the alone latency: profile, learned, none
+  double s50, s99;     // 0: unknown
+};
+
+BudgetView budget_view(const FikitState& st, const TenantData& td) {
+  BudgetView v{};
+  const SampleWindow<RequestMeter::kWindow>& r = td.requests.recent();
+  v.count = td.requests.count();
+  v.p50 = r.quantile(0.5);
+  v.p99 = r.quantile(0.99);
+  v.in = controller_input(st, td);
+  v.source = !v.in.alone_known                                              ? "none"
+             : td.alone_from_profile && td.alone_learned < kMinAloneSamples ? "profile"
+                                                                            : "learned";
+  if (v.in.alone_known && td.slowdowns.size() > 0) {
+    v.s50 = static_cast<double>(td.slowdowns.quantile(0.5)) / HarvestController::kScale /
+            v.in.alone_slowdown_p50;
+    v.s99 = static_cast<double>(td.slowdowns.quantile(0.99)) / HarvestController::kScale /
+            v.in.alone_slowdown_p99;
+  }
+  return v;
+}
+
+// LP work done in the HP gaps since td arrived over the HP idle time since then (-1: none yet).
+double harvest_ratio(const FikitState& st, const TenantData& td) {
+  uint64_t idle = st.hp_idle_ns - std::min(st.hp_idle_ns, td.hp_idle_at_add);
+  return idle ? static_cast<double>(td.counters.harvest_ns) / static_cast<double>(idle) : -1;
+}
+
+nlohmann::json or_null(double v) { return v > 0 ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+std::string budget_line(const FikitState& st, const TenantData& td) {
+  BudgetView v = budget_view(st, td);
+  char buf[240];
+  std::snprintf(buf, sizeof buf,
+                "    requests %llu p50 %s p99 %s  alone %s/%s (%s)  slowdown %.2f/%.2f  "
+                "budget %s gain %.2f %s\n",
+                static_cast<unsigned long long>(v.count), format_ns(v.p50).c_str(),
+                format_ns(v.p99).c_str(), format_ns(v.in.alone_p50_ns).c_str(),
+                format_ns(v.in.alone_p99_ns).c_str(), v.source, v.s50, v.s99,
+                hp_budget_string(td.budget).c_str(), td.controller.gain(),
+                controller_state_name(td.controller.state()));
+  return buf;
+}
+
 }  // namespace
 
 std::string tenant_stats_text(const FikitState& st, uint32_t id) {
@@ -83,6 +134,13 @@ std::string tenant_stats_text(const FikitState& st, uint32_t id) {
                 static_cast<unsigned long long>(n.grants_full));
   std::string out = std::string(l1) + l2;
   if (td->priority != kPriorityHigh) out += held_line(n);
+  if (td->priority == kPriorityHigh) out += budget_line(st, *td);
+  if (td->priority != kPriorityHigh && st.hp_idle_ns > td->hp_idle_at_add) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "    harvest %.1f%% of HP idle time  within budget %llu\n",
+                  100 * harvest_ratio(st, *td), static_cast<unsigned long long>(n.grants_budget));
+    out += buf;
+  }
   if (td->priority == kPriorityHigh && td->marker_every != UINT32_MAX)
     out += "    markers " + (td->marker_every ? "1/" + std::to_string(td->marker_every) : "off") +
            "  durations measured " + std::to_string(n.durations) + "\n";
@@ -136,7 +194,35 @@ std::string tenant_stats_json(const FikitState& st, uint32_t id) {
       {"no_room_left_mean_ns", mean(n.no_room_left_ns, no_room)},
       {"profile", td->profile_note},
       {"hp_marker_every", td->marker_every == UINT32_MAX ? 0 : td->marker_every},
+      {"grants_budget", n.grants_budget},
+      {"harvest_ns", n.harvest_ns},
   };
+  // The HP budget's members (docs/STATUS.md; status.cpp lifts them into the tenant object).
+  if (td->priority == kPriorityHigh) {
+    BudgetView v = budget_view(st, *td);
+    bool known = v.in.alone_known;
+    j["request_latency"] = {{"count", v.count}, {"p50_us", v.p50 / 1e3}, {"p99_us", v.p99 / 1e3}};
+    // Every request by latency, for the metrics' histogram (le_us: upper bounds; the last count
+    // is beyond them).
+    j["request_latency_hist"] = {{"le_us", RequestMeter::kBoundsUs},
+                                 {"counts", td->requests.buckets()},
+                                 {"sum_s", static_cast<double>(td->requests.sum_ns()) * 1e-9}};
+    j["alone_latency"] = {{"p50_us", known ? nlohmann::json(v.in.alone_p50_ns / 1e3) : nullptr},
+                          {"p99_us", known ? nlohmann::json(v.in.alone_p99_ns / 1e3) : nullptr},
+                          {"source", v.source}};
+    j["slowdown"] = {{"p50", or_null(v.s50)}, {"p99", or_null(v.s99)}};
+    j["hp_budget"] = {{"p50", or_null(td->budget.p50)}, {"p99", or_null(td->budget.p99)}};
+    const HarvestController& c = td->controller;
+    j["controller"] = {{"gain", c.gain()},
+                       {"state", controller_state_name(c.state())},
+                       {"window_slowdown_p50", or_null(c.slowdown_p50())},
+                       {"window_slowdown_p99", or_null(c.slowdown_p99())},
+                       {"increases", c.increases()},
+                       {"decreases", c.decreases()}};
+  } else {
+    double h = harvest_ratio(st, *td);
+    j["harvest_ratio"] = h >= 0 ? nlohmann::json(h) : nlohmann::json(nullptr);
+  }
   return j.dump();
 }
 

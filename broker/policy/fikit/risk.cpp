@@ -1,0 +1,106 @@
+// Risk admission within the HP budget.
+#include "policy/fikit/risk.h"
+
+#include <algorithm>
+
+namespace fikit::broker::fikit_policy {
+
+namespace {
+
+// A request open this long past the alone p99 (and at least stale_min) cannot be measured in
+// time: the controller stops taking risks until it ends.
+constexpr uint64_t kStaleFactor = 10;
+constexpr uint64_t kStaleMinNs = 100'000'000;
+
+const LogHistogram* gaps_of(const FikitState& st, const TenantData& td, uint64_t key) {
+  const KeyStats* ks = td.keys.find(key);
+  if (ks && ks->gaps && ks->gaps->total() >= st.params.min_gap_samples) return ks->gaps.get();
+  if (td.all_gaps.total() >= st.params.min_tenant_gap_samples) return &td.all_gaps;
+  return nullptr;
+}
+
+}  // namespace
+
+ControllerInput controller_input(const FikitState& st, const TenantData& td) {
+  ControllerInput in;
+  in.budget = td.budget;
+  // A p99 budget alone also holds the median to half of it (issue 15: HP p50 within 1.05x at
+  // any budget up to p99 1.10): the tail is what the operator allows to move.
+  if (in.budget.p50 == 0 && in.budget.p99 > 0) in.budget.p50 = 1 + (in.budget.p99 - 1) / 2;
+  in.alone_known =
+      td.alone.total() >= kMinAloneSamples && td.alone_slowdowns.size() >= kMinAloneSamples;
+  if (td.alone_slowdowns.size() > 0) {
+    in.alone_slowdown_p50 =
+        static_cast<double>(td.alone_slowdowns.quantile(0.5)) / HarvestController::kScale;
+    in.alone_slowdown_p99 =
+        static_cast<double>(td.alone_slowdowns.quantile(0.99)) / HarvestController::kScale;
+  }
+  if (in.alone_known) {
+    in.alone_p50_ns = td.alone.quantile_mid(0.5);
+    in.alone_p99_ns = td.alone.quantile_mid(0.99);
+  }
+  (void)st;
+  return in;
+}
+
+bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t now_ns,
+                 uint64_t end_ns, double* damage_ns) {
+  *damage_ns = 0;
+  if (gaps.empty()) return false;
+  bool ts = st.cfg.switch_cost_ns > 0;
+  double cost = ts ? st.params.overlap_cost_ts : st.params.overlap_cost_mps;
+  for (const GapRef& r : gaps) {
+    auto it = st.tenants.find(r.tenant_id);
+    if (it == st.tenants.end()) return false;
+    const TenantData& owner = *it->second;
+    // Only HP tenants have a budget; a gap not opened by a drain has no start to count from.
+    if (owner.priority != kPriorityHigh || !owner.gap.open) return false;
+    double allowance = controller_allowance_ns(owner.controller, controller_input(st, owner));
+    if (allowance <= 0) return false;
+    const LogHistogram* h = gaps_of(st, owner, r.key);
+    if (!h) return false;
+    uint64_t start = owner.gap.start_ns;
+    uint64_t elapsed = now_ns > start ? now_ns - start : 0;
+    uint64_t horizon = end_ns > start ? end_ns - start : 0;
+    double p_before = 0;
+    double shortfall = h->shortfall_above(elapsed, horizon, &p_before);
+    double damage = cost * shortfall + static_cast<double>(st.cfg.switch_cost_ns) * p_before;
+    *damage_ns = std::max(*damage_ns, damage);
+    if (damage > allowance) return false;
+  }
+  return true;
+}
+
+void risk_on_request(FikitState& st, TenantData& td, uint64_t latency_ns, bool overlapped,
+                     uint64_t kind) {
+  // A tenant's first requests load modules and warm caches: milliseconds that are no request's
+  // cost (they made the learned alone p99 50x the steady one on the simulated driver, and the
+  // p99 budget unreachable to miss).
+  if (td.requests.count() <= kWarmupRequests) return;
+  auto it = td.alone_by_kind.find(kind);
+  if (it == td.alone_by_kind.end() && td.alone_by_kind.size() < kAloneKinds)
+    it = td.alone_by_kind.emplace(kind, LogHistogram(256)).first;
+  if (!overlapped) {
+    td.alone.add(latency_ns);
+    td.alone_learned++;
+    if (it != td.alone_by_kind.end()) it->second.add(latency_ns);
+  }
+  // A kind never seen alone says nothing yet (the profile keeps the tenant's, not the kinds').
+  if (it == td.alone_by_kind.end() || it->second.total() < kMinKindSamples) return;
+  double slowdown =
+      static_cast<double>(latency_ns) / static_cast<double>(it->second.quantile_mid(0.5));
+  td.slowdowns.add(static_cast<uint64_t>(slowdown * HarvestController::kScale));
+  if (!overlapped)
+    td.alone_slowdowns.add(static_cast<uint64_t>(slowdown * HarvestController::kScale));
+  td.controller.on_request(slowdown, controller_input(st, td), st.ctl);
+}
+
+void risk_check_stale(FikitState& st, TenantData& td, uint64_t now_ns) {
+  if (!td.requests.open() || td.controller.state() == ControllerState::kFailSafe) return;
+  ControllerInput in = controller_input(st, td);
+  uint64_t limit = std::max(kStaleMinNs, kStaleFactor * in.alone_p99_ns);
+  uint64_t since = td.requests.open_since_ns();
+  if (now_ns > since && now_ns - since > limit) td.controller.fail_safe();
+}
+
+}  // namespace fikit::broker::fikit_policy

@@ -1,0 +1,45 @@
+// Risk admission: a known LP kernel that does not fit what is left of the HP's predicted gap may
+// still be granted if what it is predicted to cost the HP is within the HP's damage allowance
+// (harvest_controller.h). The cost of LP work ending at `end` to an HP tenant idle since `start`:
+//   overlap_cost x E[(end - return)+ | return > now] + switch_cost x P(return < end | return > now)
+// from the HP's gaps after its last key (the tenant's gaps if the key has too few): the HP time
+// the overlap is expected to take, plus, on time-slicing, the switch it then pays. overlap_cost
+// is what one microsecond of overlap costs the HP (FikitParams: 1 on time-slicing, where the HP
+// waits for the LP's time slice; overlap_cost_mps on MPS, where they share the SMs). Every HP
+// tenant whose gap the grant goes into must admit it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "policy/fikit/harvest_controller.h"
+#include "policy/fikit/policy_state.h"
+
+namespace fikit::broker::fikit_policy {
+
+// Alone samples an HP tenant needs before its alone latency counts as known.
+inline constexpr uint32_t kMinAloneSamples = 16;
+// Kinds of request whose alone latency is kept per HP tenant, and the samples of one before its
+// requests are compared with it.
+inline constexpr size_t kAloneKinds = 64;
+inline constexpr uint32_t kMinKindSamples = 4;
+// Requests of a tenant that teach neither its alone latency nor the controller.
+inline constexpr uint32_t kWarmupRequests = 16;
+
+// The controller's view of HP tenant td: its budget (its own, else the broker's) and its alone
+// latency.
+ControllerInput controller_input(const FikitState& st, const TenantData& td);
+
+// Return true if LP work ending at end_ns, granted at now_ns into `gaps`, is within the
+// allowance of every HP tenant whose gap it is; *damage_ns: the largest predicted damage.
+bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t now_ns,
+                 uint64_t end_ns, double* damage_ns);
+
+// An HP request of td ended (request_meter.h): teach the alone latency and the controller.
+void risk_on_request(FikitState& st, TenantData& td, uint64_t latency_ns, bool overlapped,
+                     uint64_t kind);
+
+// td's current request has run so long that the controller cannot see it end in time: fail-safe.
+void risk_check_stale(FikitState& st, TenantData& td, uint64_t now_ns);
+
+}  // namespace fikit::broker::fikit_policy
