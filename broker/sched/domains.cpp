@@ -49,6 +49,17 @@ uint64_t Domains::wake_at_ns() const {
   return at;
 }
 
+uint64_t Domains::quiet_until_ns() const {
+  uint64_t at = 0;
+  for (auto& c : cores_) {
+    if (!c || !c->busy()) continue;
+    uint64_t q = c->quiet_until_ns();
+    if (q == 0) return 0;
+    if (at == 0 || q < at) at = q;
+  }
+  return at;
+}
+
 void Domains::set_sleeping(bool sleeping) {
   for (auto& c : cores_)
     if (c) c->set_sleeping(sleeping);

@@ -35,6 +35,9 @@ class Domains {
   uint32_t poll(uint64_t now_ns);
   bool busy() const;
   uint64_t wake_at_ns() const;  // the earliest of the domains' (0: none)
+  // Until when no busy domain's policy expects an event (SchedCore::quiet_until_ns): the
+  // earliest of theirs; 0 if one of them does not know.
+  uint64_t quiet_until_ns() const;
   void set_sleeping(bool sleeping);
   size_t doorbells(struct futex_waitv* out, size_t max) const;
   bool rings_ready() const;
