@@ -103,18 +103,18 @@ void budget_families(Exposition& e, const json& doc,
            "HP request latency over its alone latency, recent requests (fikit policy).");
   for (const auto& [labels, t] : tenants)
     if (t->contains("slowdown") && (*t)["slowdown"].is_object())
-      for (const auto& [q, key] : {std::pair{"0.5", "p50"}, std::pair{"0.99", "p99"}})
+      for (const char* key : {"p50", "p99"})
         if ((*t)["slowdown"].value(key, json()).is_number()) {
           Labels l = labels;
-          l.push_back({"quantile", q});
+          l.push_back({"percentile", key});  // "quantile" is reserved to summaries
           e.sample("fikit_tenant_hp_slowdown", l, num((*t)["slowdown"], key));
         }
   e.family("fikit_hp_budget_slowdown", "gauge",
-           "The HP slowdown the broker allows (--hp-budget) by quantile.");
+           "The HP slowdown the broker allows (--hp-budget) by percentile.");
   if (doc.contains("budget") && doc["budget"].is_object())
-    for (const auto& [q, key] : {std::pair{"0.5", "p50"}, std::pair{"0.99", "p99"}})
+    for (const char* key : {"p50", "p99"})
       if (doc["budget"].value(key, json()).is_number())
-        e.sample("fikit_hp_budget_slowdown", {{"quantile", q}}, num(doc["budget"], key));
+        e.sample("fikit_hp_budget_slowdown", {{"percentile", key}}, num(doc["budget"], key));
 }
 
 const char* const kHeldReasons[] = {"above_busy", "no_room", "unknown", "in_flight"};
