@@ -42,6 +42,14 @@ Status parse_test_device(const char* arg, GpuOptions* o) {
   return Status();
 }
 
+Status parse_test_gpu_device(const char* arg, GpuOptions* o) {
+  if (o->test_gpu_devices.size() >= 2) return usage_error("--bpf-test-gpu-device: at most 2");
+  GpuOptions one;
+  if (Status s = parse_test_device(arg, &one); !s.ok()) return s;
+  o->test_gpu_devices.push_back(*one.test_device);
+  return Status();
+}
+
 Status parse_test_audit(const char* arg, GpuOptions* o) {
   std::string s = arg;
   size_t colon = s.rfind(':');
