@@ -52,6 +52,11 @@ TEST(GpuOptions, Parsed) {
   EXPECT_TRUE(o->gpu.audit_launches);
   EXPECT_EQ(o->gpu.audit_library, "/lib/x.so");
   EXPECT_EQ(o->gpu.audit_functions, (std::vector<std::string>{"f1", "f2"}));
+  o = parse({"start", "-s", "/tmp/x.sock", "--bpf-test-gpu-device", "1:5,/dev/full"});
+  ASSERT_TRUE(o.ok()) << o.status().message();
+  ASSERT_EQ(o->gpu.test_gpu_devices.size(), 2u);
+  EXPECT_EQ(o->gpu.test_gpu_devices[0].minor, 5u);
+  EXPECT_EQ(o->gpu.test_gpu_devices[1].minor, 7u);
 }
 
 TEST(GpuOptions, UsageErrors) {
@@ -61,6 +66,8 @@ TEST(GpuOptions, UsageErrors) {
                                              {"start", "--bpf-test-device", "/nonexistent/dev"},
                                              {"start", "--bpf-test-device", "/tmp"},
                                              {"start", "--bpf-test-audit", "nofunctions"},
+                                             {"start", "--bpf-test-gpu-device", "1:5,1:7,1:3"},
+                                             {"start", "--bpf-test-gpu-device", "1:5,"},
                                              {"status", "--no-bpf"},
                                              {"stop", "--audit-launches"}}) {
     Result<Options> o = parse(args);
