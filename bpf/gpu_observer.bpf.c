@@ -12,7 +12,11 @@
  *     RM_ALLOC/RM_FREE of clients, devices, channel groups (contexts), channels and device
  *     memory (its size from NV_MEMORY_ALLOCATION_PARAMS), UVM external mappings and their frees
  *     (with lengths), UVM range groups (one per CUDA stream), and the exit of a process that used
- *     the driver (sched_process_exit).
+ *     the driver (sched_process_exit);
+ *   - names, for each RM event, the minor of the /dev/nvidia* fd the call went to, and sends a
+ *     GPU_BIND event when an object is used through a GPU's fd (/dev/nvidia<N>: a child allocated
+ *     on it, an OS event on it, RM_MAP_MEMORY onto it), from which user space attributes devices,
+ *     and so contexts and device memory, to GPUs (docs/BPF.md, "Per GPU").
  * The device filter is read-only configuration, fixed at load time (cfg_*).
  *
  * Known limits: objects freed implicitly (a parent freed, the fd closed) produce no event; user
@@ -39,6 +43,8 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 cfg_nv_major = FIKIT_NV_MAJOR;
 const volatile __u32 cfg_uvm_major = 0; /* 0: nvidia-uvm is not loaded */
 const volatile __u32 cfg_test_rdev = 0; /* kernel dev_t (major << 20 | minor), 0: none */
+/* Test devices decoded as /dev/nvidia0 and /dev/nvidia1 (cfg_test_rdev stands for nvidiactl). */
+const volatile __u32 cfg_test_gpu_rdev[FIKIT_TEST_GPUS] = {};
 
 struct fikit_bpf_error fikit_error = {};
 
@@ -91,6 +97,8 @@ struct inflight {
 	__u16 driver;
 	__u8 test; /* on the test device: ignore the return value */
 	__u8 active;
+	__u32 minor; /* of the /dev/nvidia* fd, FIKIT_NV_MINOR_NONE for nvidia-uvm */
+	__u32 pad;
 };
 
 struct {
@@ -107,6 +115,7 @@ struct call {
 	__u64 dur;
 	__u64 arg;
 	__u32 cmd;
+	__u32 minor; /* of the /dev/nvidia* fd the call went to */
 };
 
 /* Return true if `cmd` can be a command of the NVIDIA driver or of nvidia-uvm. */
@@ -116,19 +125,42 @@ static __always_inline bool cmd_may_be_gpu(__u32 cmd)
 	       cmd == FIKIT_UVM_INITIALIZE || cmd == FIKIT_UVM_DEINITIALIZE;
 }
 
-/* Return the driver that `cmd` on the character device `rdev` goes to, or FIKIT_DRIVER_NONE. */
-static __always_inline __u32 classify(__u32 rdev, __u32 cmd, __u8 *test)
+/* Return the test GPU index that `rdev` stands for, or -1. */
+static __always_inline int test_gpu(__u32 rdev)
+{
+	for (int i = 0; i < FIKIT_TEST_GPUS; i++)
+		if (cfg_test_gpu_rdev[i] && rdev == cfg_test_gpu_rdev[i])
+			return i;
+	return -1;
+}
+
+/* Return the driver that `cmd` on the character device `rdev` goes to, or FIKIT_DRIVER_NONE;
+ * set *minor to the /dev/nvidia* minor it stands for (FIKIT_NV_MINOR_NONE otherwise). */
+static __always_inline __u32 classify(__u32 rdev, __u32 cmd, __u8 *test, __u32 *minor_out)
 {
 	__u32 major = rdev >> 20, minor = rdev & 0xfffff;
 	bool nv_cmd = ((cmd >> 8) & 0xff) == FIKIT_NV_IOCTL_MAGIC;
+	int gpu;
 
 	*test = 0;
+	*minor_out = FIKIT_NV_MINOR_NONE;
+	if (!rdev)
+		return FIKIT_DRIVER_NONE;
 	if (cfg_test_rdev && rdev == cfg_test_rdev) {
 		*test = 1;
+		*minor_out = FIKIT_NV_MINOR_CTL;
 		return nv_cmd ? FIKIT_DRIVER_NVIDIA : FIKIT_DRIVER_UVM;
 	}
-	if (major == cfg_nv_major && nv_cmd)
+	gpu = test_gpu(rdev);
+	if (gpu >= 0) {
+		*test = 1;
+		*minor_out = gpu;
+		return nv_cmd ? FIKIT_DRIVER_NVIDIA : FIKIT_DRIVER_UVM;
+	}
+	if (major == cfg_nv_major && nv_cmd) {
+		*minor_out = minor;
 		return FIKIT_DRIVER_NVIDIA;
+	}
 	/* Minor 0 is /dev/nvidia-uvm; minor 1, nvidia-uvm-tools, speaks another command set. */
 	if (cfg_uvm_major && major == cfg_uvm_major && minor == 0 && !nv_cmd)
 		return FIKIT_DRIVER_UVM;
@@ -162,14 +194,14 @@ int fikit_ioctl_in(struct trace_event_raw_sys_enter *ctx)
 	__u32 cmd = (__u32)ctx->args[1];
 	struct task_struct *task;
 	struct inflight *in;
-	__u32 driver;
+	__u32 driver, minor;
 	__u8 test;
 
 	/* Cheapest test first: this runs for every ioctl on the machine. */
 	if (!cmd_may_be_gpu(cmd))
 		return 0;
 	task = bpf_get_current_task_btf();
-	driver = classify(fd_char_rdev(task, (int)ctx->args[0]), cmd, &test);
+	driver = classify(fd_char_rdev(task, (int)ctx->args[0]), cmd, &test, &minor);
 	if (driver == FIKIT_DRIVER_NONE)
 		return 0;
 	fikit_count(&fikit_counters, FIKIT_CNT_TRACED);
@@ -185,6 +217,7 @@ int fikit_ioctl_in(struct trace_event_raw_sys_enter *ctx)
 	in->cmd = cmd;
 	in->driver = driver;
 	in->test = test;
+	in->minor = minor;
 	in->active = 1;
 	return 0;
 }
@@ -295,6 +328,35 @@ static __always_inline __s64 read_rm_alloc(struct nvos64 *p, __u64 arg, __u32 si
 	return -1;
 }
 
+/* Return the GPU minor of the /dev/nvidia<N> that the caller's `fd` is, or -1. */
+static __always_inline int gpu_minor_of_fd(int fd)
+{
+	__u32 rdev = fd_char_rdev(bpf_get_current_task_btf(), fd);
+	int gpu = test_gpu(rdev);
+
+	if (gpu >= 0)
+		return gpu;
+	if (rdev && rdev == cfg_test_rdev)
+		return -1;
+	if ((rdev >> 20) == cfg_nv_major && (rdev & 0xfffff) <= FIKIT_NV_MINOR_GPU_MAX)
+		return rdev & 0xfffff;
+	return -1;
+}
+
+/* Send a GPU_BIND event: (client, handle) was used through /dev/nvidia<minor>. */
+static __always_inline void send_bind(const struct call *c, __u32 client, __u32 handle,
+				      __u32 minor)
+{
+	struct fikit_gpu_event *e = event_start(FIKIT_EV_GPU_BIND, c);
+
+	if (!e)
+		return;
+	e->client = client;
+	e->handle = handle;
+	e->minor = minor;
+	event_send(e);
+}
+
 static __always_inline void on_rm_alloc(const struct call *c)
 {
 	struct fikit_object_key key = { .pid = c->pid_tgid >> 32 };
@@ -308,8 +370,13 @@ static __always_inline void on_rm_alloc(const struct call *c)
 	if (status != 0)
 		return;
 	obj.obj_kind = rm_class_kind(p.cls);
-	if (obj.obj_kind == FIKIT_OBJ_NONE)
+	if (obj.obj_kind == FIKIT_OBJ_NONE) {
+		/* An untracked child allocated through a GPU's fd (libcuda's OS events) names its
+		 * parent's GPU. Tracked ones carry the minor in their own event. */
+		if (c->minor <= FIKIT_NV_MINOR_GPU_MAX)
+			send_bind(c, p.root, p.parent, c->minor);
 		return;
+	}
 	obj.rm_class = p.cls;
 	if (obj.obj_kind == FIKIT_OBJ_VIDMEM &&
 	    bpf_probe_read_user(&obj.bytes, sizeof(obj.bytes),
@@ -329,7 +396,56 @@ static __always_inline void on_rm_alloc(const struct call *c)
 	e->parent = p.parent;
 	e->handle = p.handle;
 	e->bytes = obj.bytes;
+	e->minor = c->minor;
 	event_send(e);
+}
+
+/* RM_MAP_MEMORY (nv_ioctl_nvos33_parameters_with_fd, 56 B): hClient@0, hDevice@4, status@40,
+ * fd@48, the /dev/nvidia<N> fd that the memory will be mmap()ed through. */
+static __always_inline void on_map_memory(const struct call *c)
+{
+	struct {
+		__u32 client;
+		__u32 device;
+		__u8 mid[32];
+		__u32 status;
+		__u32 flags;
+		__s32 fd;
+		__u32 pad;
+	} p;
+	int minor;
+
+	if (IOC_SIZE(c->cmd) != sizeof(p))
+		return;
+	if (bpf_probe_read_user(&p, sizeof(p), (void *)c->arg)) {
+		fikit_count(&fikit_counters, FIKIT_CNT_READ_FAIL);
+		return;
+	}
+	if (p.status != 0)
+		return;
+	minor = gpu_minor_of_fd(p.fd);
+	if (minor >= 0)
+		send_bind(c, p.client, p.device, minor);
+}
+
+/* NV_ESC_ALLOC_OS_EVENT on a GPU's fd: { hClient, hDevice, fd, status } binds hDevice to it. */
+static __always_inline void on_alloc_os_event(const struct call *c)
+{
+	struct {
+		__u32 client;
+		__u32 device;
+		__u32 fd;
+		__u32 status;
+	} p;
+
+	if (c->minor > FIKIT_NV_MINOR_GPU_MAX)
+		return;
+	if (bpf_probe_read_user(&p, sizeof(p), (void *)c->arg)) {
+		fikit_count(&fikit_counters, FIKIT_CNT_READ_FAIL);
+		return;
+	}
+	if (p.status == 0)
+		send_bind(c, p.client, p.device, c->minor);
 }
 
 /* RM_FREE parameters (NVOS00). */
@@ -460,6 +576,12 @@ static __always_inline void decode(const struct call *c, __u32 driver)
 		case FIKIT_NV_ESC_RM_FREE:
 			on_rm_free(c);
 			break;
+		case FIKIT_NV_ESC_RM_MAP_MEMORY:
+			on_map_memory(c);
+			break;
+		case FIKIT_NV_ESC_ALLOC_OS_EVENT:
+			on_alloc_os_event(c);
+			break;
 		}
 		return;
 	}
@@ -498,6 +620,7 @@ int fikit_ioctl_out(struct trace_event_raw_sys_exit *ctx)
 	c.dur = c.now - in->ts;
 	c.arg = in->arg;
 	c.cmd = in->cmd;
+	c.minor = in->minor;
 	driver = in->driver;
 	test = in->test;
 	failed = ctx->ret != 0;
@@ -513,7 +636,7 @@ int fikit_proc_exit(void *ctx)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fikit_gpu_event *e;
-	struct call c = {};
+	struct call c = { .minor = FIKIT_NV_MINOR_NONE };
 	__u32 pid;
 
 	/* Only the last thread: `live` is decremented before this tracepoint fires. */

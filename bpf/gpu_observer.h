@@ -19,6 +19,14 @@
 #define FIKIT_NV_ESC_RM_FREE 0x29
 #define FIKIT_NV_ESC_RM_CONTROL 0x2a
 #define FIKIT_NV_ESC_RM_ALLOC 0x2b
+#define FIKIT_NV_ESC_RM_MAP_MEMORY 0x4e /* on nvidiactl; its fd field is a /dev/nvidia<N> fd */
+#define FIKIT_NV_ESC_ALLOC_OS_EVENT 0xce /* on a /dev/nvidia<N> fd: { hClient, hDevice, fd, status } */
+
+/* Minors of major 195: /dev/nvidia<N> for N <= FIKIT_NV_MINOR_GPU_MAX, 255 /dev/nvidiactl. */
+#define FIKIT_NV_MINOR_GPU_MAX 253
+#define FIKIT_NV_MINOR_CTL 255
+#define FIKIT_NV_MINOR_NONE 0xffff /* not a /dev/nvidia* fd (nvidia-uvm), or unknown */
+#define FIKIT_TEST_GPUS 2 /* test devices that stand for /dev/nvidia0 and /dev/nvidia1 */
 
 /* nvidia-uvm commands: raw numbers, not _IOC-encoded. */
 #define FIKIT_UVM_INITIALIZE 0x30000001
@@ -70,6 +78,12 @@ enum fikit_event_kind {
 	FIKIT_EV_STREAM_CREATE = 5, /* UVM_CREATE_RANGE_GROUP (one per CUDA stream): addr = id */
 	FIKIT_EV_STREAM_DESTROY = 6, /* UVM_DESTROY_RANGE_GROUP: addr = id */
 	FIKIT_EV_EXIT = 7, /* the last thread of a process that used the driver exited */
+	/*
+	 * An RM object was named in a call through /dev/nvidia<minor> (RM_ALLOC of a child on that
+	 * fd, ALLOC_OS_EVENT on it, RM_MAP_MEMORY with it as the mapping fd): client, handle, minor.
+	 * User space binds the object's device (NV01_DEVICE_0 ancestor) to that GPU.
+	 */
+	FIKIT_EV_GPU_BIND = 8,
 };
 
 /* Per-CPU counters (map fikit_counters), summed by user space. */
@@ -132,7 +146,7 @@ struct fikit_gpu_event {
 	__u32 parent;
 	__u32 handle;
 	__s32 exit_code; /* wait status (exit code << 8 | signal), exit events */
-	__u32 pad;
+	__u32 minor; /* RM events: minor of the /dev/nvidia* fd of the call; GPU_BIND: the GPU's */
 	char comm[16]; /* the process's name (its group leader's), not the thread's */
 };
 

@@ -388,6 +388,9 @@ void add_start(CLI::App* app, Options* o) {
   add_value(s, "--bpf-test-device", "", "DEV", [o](const std::string& v) {
     return parse_test_device(v.c_str(), &o->gpu);
   })->group("");
+  add_value(s, "--bpf-test-gpu-device", "", "DEV", [o](const std::string& v) {
+    return parse_test_gpu_device(v.c_str(), &o->gpu);
+  })->group("");
   add_value(s, "--bpf-test-audit", "", "LIB", [o](const std::string& v) {
     return parse_test_audit(v.c_str(), &o->gpu);
   })->group("");

@@ -48,9 +48,48 @@ void GpuAccounting::count_object(ProcessUsage& u, const Object& o, int delta) {
 void GpuAccounting::add_object(Process& p, const GpuEvent& e) {
   const ObjectKey key{e.client, e.handle};
   if (p.objects.count(key)) remove_object(p, key, nullptr);  // handle reused after a lost free
-  const Object o{e.object, e.parent, e.bytes};
+  const Object o{e.object, e.parent, e.bytes, kUnbound};
   p.objects.emplace(key, o);
   count_object(p.usage, o, +1);
+  if (e.minor <= kMinorGpuMax) bind(p, key, e.minor);  // allocated through a GPU's file
+}
+
+GpuAccounting::Object* GpuAccounting::device_of(Process& p, ObjectKey key) {
+  // Up the parent chain (RM objects are a tree per client) to the NV01_DEVICE_0 object. Bounded:
+  // RM trees are a few levels deep, and a corrupt chain must not loop.
+  for (int depth = 0; depth < 16; depth++) {
+    auto it = p.objects.find(key);
+    if (it == p.objects.end()) return nullptr;  // not tracked: the chain is broken
+    if (it->second.kind == ObjectKind::kDevice) return &it->second;
+    if (it->second.kind == ObjectKind::kClient || it->second.parent == key.second) return nullptr;
+    key.second = it->second.parent;
+  }
+  return nullptr;
+}
+
+void GpuAccounting::bind(Process& p, ObjectKey key, uint32_t minor) {
+  Object* dev = device_of(p, key);
+  if (!dev || dev->minor == kConflict) return;
+  const int32_t m = static_cast<int32_t>(minor);
+  dev->minor = dev->minor == kUnbound || dev->minor == m ? m : kConflict;
+}
+
+void GpuAccounting::split_by_gpu(Process& p) {
+  std::map<int32_t, GpuShare> by_minor;
+  for (const auto& [key, o] : p.objects) {
+    if (o.kind != ObjectKind::kContext && o.kind != ObjectKind::kVidmem) continue;
+    const Object* dev = device_of(p, key);
+    const int32_t minor = dev && dev->minor >= 0 ? dev->minor : GpuShare::kUnattributed;
+    GpuShare& s = by_minor[minor];
+    s.minor = minor;
+    if (o.kind == ObjectKind::kContext) s.contexts++;
+    if (o.kind == ObjectKind::kVidmem) s.device_bytes += o.bytes;
+  }
+  p.usage.gpus.clear();
+  for (const auto& [minor, s] : by_minor)
+    if (minor >= 0) p.usage.gpus.push_back(s);
+  if (auto it = by_minor.find(GpuShare::kUnattributed); it != by_minor.end())
+    p.usage.gpus.push_back(it->second);
 }
 
 void GpuAccounting::remove_object(Process& p, ObjectKey key, StaleKeys* stale) {
@@ -140,8 +179,14 @@ StaleKeys GpuAccounting::apply(const GpuEvent& e) {
     case GpuEventKind::kProcessExit:
       on_exit(p, e, &stale);
       break;
+    case GpuEventKind::kGpuBind:
+      if (e.minor <= kMinorGpuMax) bind(p, {e.client, e.handle}, e.minor);
+      break;
   }
   u.streams = static_cast<uint32_t>(p.streams.size());
+  if (e.kind != GpuEventKind::kStreamCreate && e.kind != GpuEventKind::kStreamDestroy &&
+      e.kind != GpuEventKind::kMemMap && e.kind != GpuEventKind::kMemUnmap)
+    split_by_gpu(p);
   return stale;
 }
 

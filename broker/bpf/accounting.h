@@ -26,6 +26,16 @@ struct IoctlStat {
   uint64_t failed = 0;
 };
 
+// Contexts and device memory of one process on one GPU, by the minor of its /dev/nvidia<minor>.
+// minor kUnattributed: objects whose GPU the observer could not tell (their device was never used
+// through a GPU's file, was used through two, or their parent chain is not tracked).
+struct GpuShare {
+  static constexpr int32_t kUnattributed = -1;
+  int32_t minor = kUnattributed;
+  uint32_t contexts = 0;
+  uint64_t device_bytes = 0;
+};
+
 // Kernel launches of one process through one libcuda entry point (audit mode).
 struct LaunchCount {
   std::string function;
@@ -52,6 +62,9 @@ struct ProcessUsage {
   bool exited = false;
   int exit_status = 0;  // wait status, once exited
   uint64_t exit_ns = 0;
+  // Live contexts and device memory split by GPU (docs/BPF.md "Per GPU"): attributed GPUs by
+  // minor, then the unattributed share; entries with nothing are left out.
+  std::vector<GpuShare> gpus;
   std::vector<IoctlStat> ioctls;      // filled by BpfObserver::snapshot(); final ones at exit
   std::vector<LaunchCount> launches;  // audit mode
 };
@@ -79,10 +92,13 @@ class GpuAccounting {
   void forget(pid_t pid);
 
  private:
+  static constexpr int32_t kUnbound = -1;  // Object::minor of a device not seen on a GPU file
+  static constexpr int32_t kConflict = -2;  // ... seen on two: unattributed, not guessed
   struct Object {
     ObjectKind kind = ObjectKind::kNone;
     uint32_t parent = 0;
     uint64_t bytes = 0;
+    int32_t minor = kUnbound;  // devices only: the GPU they were used through
   };
   using ObjectKey = std::pair<uint32_t, uint32_t>;  // (client, handle)
   struct Process {
@@ -97,6 +113,9 @@ class GpuAccounting {
   void remove_object(Process& p, ObjectKey key, StaleKeys* stale);
   void count_object(ProcessUsage& u, const Object& o, int delta);
   void on_exit(Process& p, const GpuEvent& e, StaleKeys* stale);
+  Object* device_of(Process& p, ObjectKey key);
+  void bind(Process& p, ObjectKey key, uint32_t minor);
+  void split_by_gpu(Process& p);
 
   std::map<pid_t, Process> procs_;
   std::deque<pid_t> exited_;  // oldest first

@@ -139,6 +139,9 @@ bool event_kind_of(const fikit_gpu_event& raw, GpuEventKind* out) {
     case FIKIT_EV_EXIT:
       *out = GpuEventKind::kProcessExit;
       return true;
+    case FIKIT_EV_GPU_BIND:
+      *out = GpuEventKind::kGpuBind;
+      return true;
   }
   return false;
 }
@@ -164,6 +167,7 @@ bool decode_event(const void* data, size_t size, GpuEvent* out) {
   e.addr = raw.addr;
   e.bytes = raw.bytes;
   e.exit_status = raw.exit_code;
+  e.minor = raw.minor;
   static_assert(sizeof(e.comm) == sizeof(raw.comm));
   std::memcpy(e.comm, raw.comm, sizeof(e.comm));
   e.comm[sizeof(e.comm) - 1] = '\0';
@@ -203,6 +207,8 @@ const char* event_kind_name(GpuEventKind kind) {
       return "stream-destroy";
     case GpuEventKind::kProcessExit:
       return "process-exit";
+    case GpuEventKind::kGpuBind:
+      return "gpu-bind";
   }
   return "unknown";
 }
@@ -225,6 +231,9 @@ std::string describe_event(const GpuEvent& e) {
     case GpuEventKind::kStreamCreate:
     case GpuEventKind::kStreamDestroy:
       std::snprintf(rest, room, ", range group %" PRIu64, e.addr);
+      break;
+    case GpuEventKind::kGpuBind:
+      std::snprintf(rest, room, ", handle 0x%x used through /dev/nvidia%u", e.handle, e.minor);
       break;
     default:
       if (e.bytes)

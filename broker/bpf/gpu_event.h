@@ -27,7 +27,12 @@ enum class GpuEventKind : uint8_t {
   kStreamCreate,    // UVM range group, one per CUDA stream: addr = id
   kStreamDestroy,   //
   kProcessExit,     // the last thread of a process that used the driver exited
+  kGpuBind,         // (client, handle) was used through /dev/nvidia<minor>: its device is that GPU
 };
+
+// `minor` values that are no GPU: nvidiactl, and calls that went to no /dev/nvidia* file.
+inline constexpr uint32_t kMinorGpuMax = 253;
+inline constexpr uint32_t kMinorCtl = 255;
 
 // What a tracked RM object is (mirrors enum fikit_obj_kind).
 enum class ObjectKind : uint8_t {
@@ -54,6 +59,9 @@ struct GpuEvent {
   uint64_t addr = 0;  // UVM base address or range group id
   uint64_t bytes = 0;
   int exit_status = 0;  // wait status (WIFEXITED/WEXITSTATUS apply), kProcessExit
+  // RM events: the minor of the /dev/nvidia* file of the call (kMinorCtl: nvidiactl); kGpuBind:
+  // the GPU's minor. > kMinorGpuMax: no GPU.
+  uint32_t minor = 0xffff;
   char comm[16] = {};
 };
 

@@ -33,6 +33,9 @@ struct BpfConfig {
   // A character device decoded as the driver, for tests and benchmarks: 'F'-type commands as the
   // NVIDIA driver's, others as nvidia-uvm's; return values on it are ignored.
   std::optional<DeviceId> test_device;
+  // Test devices decoded as /dev/nvidia0, /dev/nvidia1 (test_device then stands for nvidiactl):
+  // at most FIKIT_TEST_GPUS (2).
+  std::vector<DeviceId> test_gpu_devices;
   AuditConfig audit;     // uprobe launch counting (off by default)
   std::string btf_path;  // empty: the kernel's own BTF
   bool verbose = false;  // libbpf debug messages to stderr

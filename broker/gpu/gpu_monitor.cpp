@@ -167,6 +167,8 @@ void GpuMonitor::Impl::load() {
   cfg.btf_path = opts.btf;
   if (opts.test_device)
     cfg.test_device = bpf::DeviceId{opts.test_device->major, opts.test_device->minor};
+  for (const DeviceNumber& d : opts.test_gpu_devices)
+    cfg.test_gpu_devices.push_back(bpf::DeviceId{d.major, d.minor});
   cfg.audit.enabled = opts.audit_launches;
   cfg.audit.library = opts.audit_library;
   cfg.audit.functions = opts.audit_functions;
@@ -357,6 +359,8 @@ GpuProcessInfo GpuMonitor::Impl::describe(const bpf::ProcessUsage& u) const {
   p.mapped_bytes = u.mapped_bytes;
   p.peak_device_bytes = u.peak_device_bytes;
   p.peak_mapped_bytes = u.peak_mapped_bytes;
+  for (const bpf::GpuShare& s : u.gpus) p.gpus.push_back({s.minor, s.contexts, s.device_bytes, -1, ""});
+  name_gpus(&p.gpus, nvidia_gpus());
   bool uvm = false;
   for (const bpf::IoctlStat& s : u.ioctls) {
     p.ioctls += s.count;

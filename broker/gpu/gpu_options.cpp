@@ -42,6 +42,22 @@ Status parse_test_device(const char* arg, GpuOptions* o) {
   return Status();
 }
 
+Status parse_test_gpu_device(const char* arg, GpuOptions* o) {
+  const std::string list = arg;
+  o->test_gpu_devices.clear();
+  for (size_t pos = 0; pos <= list.size();) {
+    size_t comma = list.find(',', pos);
+    if (comma == std::string::npos) comma = list.size();
+    GpuOptions one;
+    if (Status s = parse_test_device(list.substr(pos, comma - pos).c_str(), &one); !s.ok())
+      return s;
+    o->test_gpu_devices.push_back(*one.test_device);
+    pos = comma + 1;
+  }
+  if (o->test_gpu_devices.size() > 2) return usage_error("--bpf-test-gpu-device: at most 2");
+  return Status();
+}
+
 Status parse_test_audit(const char* arg, GpuOptions* o) {
   std::string s = arg;
   size_t colon = s.rfind(':');

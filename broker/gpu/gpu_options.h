@@ -24,12 +24,15 @@ struct GpuOptions {
   bool run_stats = false;                    // --bpf-stats: BPF run-time statistics on
   std::string btf;                           // --bpf-btf: "" = the kernel's /sys/kernel/btf/vmlinux
   std::optional<DeviceNumber> test_device;   // --bpf-test-device
+  std::vector<DeviceNumber> test_gpu_devices;  // --bpf-test-gpu-device D0[,D1]: /dev/nvidia0, 1
   std::string audit_library;                 // --bpf-test-audit: "" = each process's libcuda
   std::vector<std::string> audit_functions;  // "" = libcuda's launch entry points
 };
 
 // --bpf-test-device: "MAJ:MIN" or the path of a character device.
 Status parse_test_device(const char* arg, GpuOptions* o);
+// --bpf-test-gpu-device: "DEV[,DEV]", devices standing for /dev/nvidia0 and /dev/nvidia1.
+Status parse_test_gpu_device(const char* arg, GpuOptions* o);
 // --bpf-test-audit: "LIB:FN[,FN...]"; implies --audit-launches.
 Status parse_test_audit(const char* arg, GpuOptions* o);
 // The options together: --audit-launches needs the observer.

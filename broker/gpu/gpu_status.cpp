@@ -20,6 +20,17 @@ json exit_signal(const GpuProcessInfo& p) {
   return WTERMSIG(p.exit_status);
 }
 
+json shares_json(const GpuProcessInfo& p) {
+  json out = json::array();
+  for (const GpuProcessShare& s : p.gpus)
+    out.push_back({{"minor", s.minor >= 0 ? json(s.minor) : json(nullptr)},
+                   {"index", s.index >= 0 ? json(s.index) : json(nullptr)},
+                   {"uuid", s.uuid},
+                   {"contexts", s.contexts},
+                   {"device_bytes", s.device_bytes}});
+  return out;
+}
+
 json process_json(const GpuProcessInfo& p, uint64_t now_ns) {
   return json{
       {"pid", p.pid},
@@ -44,6 +55,7 @@ json process_json(const GpuProcessInfo& p, uint64_t now_ns) {
       {"ioctl_ms", static_cast<double>(p.ioctl_ns) * 1e-6},
       {"audited", p.audited},
       {"launches", p.launches},
+      {"gpus", shares_json(p)},
       {"age_s",
        p.first_ns && now_ns > p.first_ns ? static_cast<double>(now_ns - p.first_ns) * 1e-9 : 0.0}};
 }
@@ -112,7 +124,36 @@ std::string observer_line(const json& g) {
   return out;
 }
 
+// One line per GPU of a running process: "pid 646: GPU 0 GPU-8c1d... 4 ctx 776M", and
+// "pid 646: unattributed 1 ctx 2.0M" for what the observer could not place on a GPU.
+std::string shares_lines(const json& p) {
+  if (p.at("state").get<std::string>() != "running") return "";
+  std::string out;
+  for (const json& g : p.value("gpus", json::array())) {
+    std::string who;
+    if (g.at("minor").is_null())
+      who = "unattributed";
+    else if (!g.at("index").is_null())
+      who = "GPU " + std::to_string(g.at("index").get<int>()) + " " + g.at("uuid").get<std::string>();
+    else
+      who = "/dev/nvidia" + std::to_string(g.at("minor").get<int>());
+    out += "pid " + std::to_string(p.at("pid").get<int>()) + ": " + who + " " +
+           std::to_string(g.at("contexts").get<unsigned>()) + " ctx " +
+           bytes(g.at("device_bytes").get<uint64_t>()) + "\n";
+  }
+  return out;
+}
+
 }  // namespace
+
+void name_gpus(std::vector<GpuProcessShare>* shares, const std::vector<GpuIdentity>& gpus) {
+  for (GpuProcessShare& s : *shares)
+    for (size_t i = 0; i < gpus.size(); i++)
+      if (s.minor >= 0 && gpus[i].minor == static_cast<uint32_t>(s.minor)) {
+        s.index = static_cast<int32_t>(i);
+        s.uuid = gpus[i].uuid;
+      }
+}
 
 const char* observer_state_name(GpuObserverState s) {
   switch (s) {
@@ -195,6 +236,7 @@ std::string gpu_status_text(const json& g) {
   bool any_unmanaged = false;
   for (const json& p : procs) {
     out += process_row(p);
+    notes += shares_lines(p);
     any_unmanaged |= p.at("kind").get<std::string>() == "unmanaged";
     if (p.at("audited").get<bool>())
       notes += "pid " + std::to_string(p.at("pid").get<int>()) + ": " +

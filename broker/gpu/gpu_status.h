@@ -11,7 +11,9 @@
 //                          "contexts", "channels", "streams", "contexts_created",
 //                          "streams_created", "device_bytes", "mapped_bytes",
 //                          "peak_device_bytes", "peak_mapped_bytes", "ioctls", "ioctl_ms",
-//                          "audited", "launches", "age_s"}]}
+//                          "audited", "launches", "age_s",
+//                          "gpus": [{"minor" (null: unattributed), "index", "uuid",
+//                                    "contexts", "device_bytes"}]}]}
 #pragma once
 
 #include <sys/types.h>
@@ -21,6 +23,8 @@
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
+
+#include "gpu/gpu_inventory.h"
 
 namespace fikit::broker {
 
@@ -32,6 +36,17 @@ enum class GpuObserverState { kDisabled, kLoaded, kFailed };
 // --substrate mps). kOther: it only queried the driver (nvidia-smi, or a process older than the
 // observer).
 enum class GpuProcessKind { kTenant, kUnmanaged, kMpsServer, kOther };
+
+// A process's live contexts and device memory on one GPU, by the minor of /dev/nvidia<minor>
+// (-1: what the observer could not attribute to a GPU, docs/BPF.md "Per GPU"), with the GPU's
+// index (position in the NVIDIA driver's list, by minor) and UUID where the driver lists it.
+struct GpuProcessShare {
+  int32_t minor = -1;
+  uint32_t contexts = 0;
+  uint64_t device_bytes = 0;
+  int32_t index = -1;  // -1: not in the driver's list (a test device, no /proc/driver/nvidia)
+  std::string uuid;
+};
 
 struct GpuProcessInfo {
   pid_t pid = 0;
@@ -56,6 +71,7 @@ struct GpuProcessInfo {
   uint64_t ioctl_ns = 0;
   bool audited = false;  // audit mode counts its launches
   uint64_t launches = 0;
+  std::vector<GpuProcessShare> gpus;  // attributed GPUs by minor, then the unattributed share
 };
 
 struct GpuObserverInfo {
@@ -81,6 +97,9 @@ struct GpuObserverInfo {
   std::vector<Program> programs;
   bool run_stats = false;  // the broker holds BPF statistics on (--bpf-stats)
 };
+
+// Fill each share's index and UUID from the driver's GPU list (gpu_inventory.h, by minor).
+void name_gpus(std::vector<GpuProcessShare>* shares, const std::vector<GpuIdentity>& gpus);
 
 const char* observer_state_name(GpuObserverState s);
 const char* process_kind_name(GpuProcessKind k);

@@ -51,6 +51,115 @@ void build_tree(GpuAccounting& acc) {
   acc.apply(rm(GpuEventKind::kMemAlloc, ObjectKind::kVidmem, 2, 7, 2 << 20));
 }
 
+GpuEvent bind(uint32_t handle, uint32_t minor, pid_t pid = 100) {
+  GpuEvent e;
+  e.kind = GpuEventKind::kGpuBind;
+  e.pid = pid;
+  e.client = 1;
+  e.handle = handle;
+  e.minor = minor;
+  return e;
+}
+
+const GpuShare* share(const ProcessUsage& u, int32_t minor) {
+  for (const GpuShare& s : u.gpus)
+    if (s.minor == minor) return &s;
+  return nullptr;
+}
+
+// Two devices (GPUs), each with a context and memory; memory under an untracked parent.
+TEST(GpuAccounting, SplitsContextsAndMemoryByGpu) {
+  GpuAccounting acc;
+  acc.apply(rm(GpuEventKind::kGpuClient, ObjectKind::kClient, 0, 1));
+  GpuEvent dev0 = rm(GpuEventKind::kDeviceAlloc, ObjectKind::kDevice, 1, 2);
+  dev0.minor = kMinorCtl;  // devices are allocated through nvidiactl: no GPU yet
+  acc.apply(dev0);
+  acc.apply(rm(GpuEventKind::kDeviceAlloc, ObjectKind::kDevice, 1, 20));
+  acc.apply(rm(GpuEventKind::kDeviceAlloc, ObjectKind::kSubdevice, 20, 21));
+  acc.apply(rm(GpuEventKind::kContextCreate, ObjectKind::kContext, 2, 3));
+  acc.apply(rm(GpuEventKind::kMemAlloc, ObjectKind::kVidmem, 2, 6, 1 << 20));
+  acc.apply(rm(GpuEventKind::kContextCreate, ObjectKind::kContext, 21, 23));  // under the subdevice
+  acc.apply(rm(GpuEventKind::kMemAlloc, ObjectKind::kVidmem, 20, 26, 4 << 20));
+  acc.apply(rm(GpuEventKind::kMemAlloc, ObjectKind::kVidmem, 99, 27, 8 << 20));  // parent unknown
+  // Nothing bound yet: all of it is unattributed.
+  const ProcessUsage* u = acc.find(100);
+  ASSERT_EQ(u->gpus.size(), 1u);
+  EXPECT_EQ(u->gpus[0].minor, GpuShare::kUnattributed);
+  EXPECT_EQ(u->gpus[0].contexts, 2u);
+  EXPECT_EQ(u->gpus[0].device_bytes, 13u << 20);
+
+  // Device 2 is used through /dev/nvidia1 (an OS event on its context), device 20 through
+  // /dev/nvidia0 (memory mapped through its subdevice): earlier objects move with their device.
+  acc.apply(bind(3, 1));
+  acc.apply(bind(21, 0));
+  u = acc.find(100);
+  ASSERT_EQ(u->gpus.size(), 3u);
+  EXPECT_EQ(u->gpus[0].minor, 0);
+  EXPECT_EQ(u->gpus[0].contexts, 1u);
+  EXPECT_EQ(u->gpus[0].device_bytes, 4u << 20);
+  EXPECT_EQ(u->gpus[1].minor, 1);
+  EXPECT_EQ(u->gpus[1].contexts, 1u);
+  EXPECT_EQ(u->gpus[1].device_bytes, 1u << 20);
+  EXPECT_EQ(u->gpus[2].minor, GpuShare::kUnattributed);
+  EXPECT_EQ(u->gpus[2].contexts, 0u);
+  EXPECT_EQ(u->gpus[2].device_bytes, 8u << 20);
+
+  // Later memory follows the binding; a free leaves the share.
+  acc.apply(rm(GpuEventKind::kMemAlloc, ObjectKind::kVidmem, 2, 7, 2 << 20));
+  acc.apply(rm(GpuEventKind::kMemFree, ObjectKind::kVidmem, 2, 6));
+  EXPECT_EQ(share(*acc.find(100), 1)->device_bytes, 2u << 20);
+
+  // A device seen through a second GPU's file is not guessed at: unattributed from then on.
+  acc.apply(bind(2, 0));
+  u = acc.find(100);
+  EXPECT_EQ(share(*u, 1), nullptr);
+  EXPECT_EQ(share(*u, GpuShare::kUnattributed)->device_bytes, (8u << 20) + (2u << 20));
+  acc.apply(bind(2, 1));  // and stays so
+  EXPECT_EQ(share(*acc.find(100), 1), nullptr);
+
+  // Binds of unknown handles, of the client itself and for non-GPU minors change nothing.
+  acc.apply(bind(12345, 3));
+  acc.apply(bind(1, 3));
+  acc.apply(bind(20, kMinorCtl));
+  u = acc.find(100);
+  EXPECT_EQ(share(*u, 3), nullptr);
+  EXPECT_EQ(share(*u, 0)->contexts, 1u);
+
+  // The exit releases every share.
+  GpuEvent exit_event = simple(GpuEventKind::kProcessExit, 0);
+  acc.apply(exit_event);
+  EXPECT_TRUE(acc.find(100)->gpus.empty());
+}
+
+TEST(GpuAccounting, ObjectAllocatedThroughGpuFileBindsItsDevice) {
+  GpuAccounting acc;
+  acc.apply(rm(GpuEventKind::kGpuClient, ObjectKind::kClient, 0, 1));
+  acc.apply(rm(GpuEventKind::kDeviceAlloc, ObjectKind::kDevice, 1, 2));
+  GpuEvent ctx = rm(GpuEventKind::kContextCreate, ObjectKind::kContext, 2, 3);
+  ctx.minor = 4;  // allocated on /dev/nvidia4's fd
+  acc.apply(ctx);
+  acc.apply(rm(GpuEventKind::kMemAlloc, ObjectKind::kVidmem, 2, 6, 1 << 20));
+  const ProcessUsage* u = acc.find(100);
+  ASSERT_EQ(u->gpus.size(), 1u);
+  EXPECT_EQ(u->gpus[0].minor, 4);
+  EXPECT_EQ(u->gpus[0].contexts, 1u);
+  EXPECT_EQ(u->gpus[0].device_bytes, 1u << 20);
+}
+
+TEST(GpuEventDecode, GpuBindCarriesMinor) {
+  fikit_gpu_event raw{};
+  raw.kind = FIKIT_EV_GPU_BIND;
+  raw.pid = 7;
+  raw.client = 1;
+  raw.handle = 0xcaf00001;
+  raw.minor = 3;
+  GpuEvent e;
+  ASSERT_TRUE(decode_event(&raw, sizeof(raw), &e));
+  EXPECT_EQ(e.kind, GpuEventKind::kGpuBind);
+  EXPECT_EQ(e.minor, 3u);
+  EXPECT_NE(describe_event(e).find("/dev/nvidia3"), std::string::npos);
+}
+
 TEST(GpuAccounting, CountsObjectsAndMemory) {
   GpuAccounting acc;
   build_tree(acc);

@@ -80,6 +80,41 @@ class ObservedBroker {
   json last_;
 };
 
+// With two test devices standing for /dev/nvidia0 and /dev/nvidia1, status splits the process's
+// contexts and device memory by GPU (JSON and table), with the unattributed share apart. (No
+// NVIDIA driver here: the GPUs have no index or UUID.)
+TEST(BrokerObserver, StatusShowsMemoryAndContextsPerGpu) {
+  t::TestDevice dev, gpu0(5), gpu1(7);
+  ObservedBroker broker(dev, {"--bpf-test-gpu-device", "1:5,1:7"});
+  ASSERT_TRUE(broker.loaded());
+  t::Child child({t::build_file("tests/fikit_bpf_test_child"), "gpus", dev.path(), gpu0.path(),
+                  gpu1.path()});
+  const pid_t pid = child.pid();
+  ASSERT_EQ(child.read_line(), "ready");
+  json p = broker.wait_process(pid, [](const json& p) {
+    return p["device_bytes"] == (14 << 20) && p["gpus"].size() == 3;
+  });
+  ASSERT_FALSE(p.is_null()) << broker.last().dump(1);
+  const json& gpus = p["gpus"];
+  EXPECT_EQ(gpus[0]["minor"], 0);
+  EXPECT_EQ(gpus[0]["contexts"], 1);
+  EXPECT_EQ(gpus[0]["device_bytes"], t::kGpuVidmemBytes[0]);
+  EXPECT_EQ(gpus[1]["minor"], 1);
+  EXPECT_EQ(gpus[1]["device_bytes"], t::kGpuVidmemBytes[1]);
+  EXPECT_TRUE(gpus[2]["minor"].is_null());
+  EXPECT_EQ(gpus[2]["device_bytes"], t::kGpuVidmemBytes[2]);
+  t_TempDir d;
+  t_Proc st =
+      t_spawn({t_bin("fikit-broker"), "status", "--socket", broker.socket()}, {}, d.file("status"));
+  ASSERT_TRUE(t_wait(st, std::chrono::seconds(10)));
+  const std::string text = t_read_file(st.out_path);
+  const std::string pre = "pid " + std::to_string(pid) + ": ";
+  EXPECT_NE(text.find(pre + "/dev/nvidia1 1 ctx 4.0M"), std::string::npos) << text;
+  EXPECT_NE(text.find(pre + "unattributed 1 ctx 8.0M"), std::string::npos) << text;
+  child.go();
+  EXPECT_EQ(WEXITSTATUS(child.wait()), 0);
+}
+
 TEST(BrokerObserver, UnmanagedProcessShownWithItsMemoryAndExit) {
   t::TestDevice dev;
   ObservedBroker broker(dev);

@@ -201,6 +201,61 @@ TEST(BpfObserver, IgnoresIoctlsOnOtherDevices) {
   EXPECT_EQ(u->clients, 0u);
 }
 
+// Two test devices stand for /dev/nvidia0 and /dev/nvidia1: contexts and device memory are split
+// by the GPU their device was used through, and a device never used through one is unattributed.
+TEST(BpfObserver, AttributesContextsAndMemoryToGpus) {
+  t::TestDevice ctl, gpu0(5), gpu1(7);
+  BpfConfig config;
+  config.test_device = ctl.id();
+  config.test_gpu_devices = {gpu0.id(), gpu1.id()};
+  Result<std::unique_ptr<BpfObserver>> opened = BpfObserver::open(config);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  BpfObserver& obs = *opened.value();
+  t::Child child({t::build_file("tests/fikit_bpf_test_child"), "gpus", ctl.path(), gpu0.path(),
+                  gpu1.path()});
+  ASSERT_EQ(child.read_line(), "ready");
+  const pid_t pid = child.pid();
+  std::vector<ProcessUsage> snap;
+  const ProcessUsage* u = nullptr;
+  std::vector<GpuEvent> binds;
+  auto all_memory = [&] {
+    snap = obs.snapshot();
+    u = t::find_usage(snap, pid);
+    return u && u->device_bytes == (14ull << 20) && u->contexts == 3;
+  };
+  ASSERT_TRUE(t::pump(obs, all_memory, [&](const GpuEvent& e) {
+    if (e.pid == pid && e.kind == GpuEventKind::kGpuBind) binds.push_back(e);
+  }));
+  ASSERT_EQ(u->gpus.size(), 3u);
+  EXPECT_EQ(u->gpus[0].minor, 0);
+  EXPECT_EQ(u->gpus[0].contexts, 1u);
+  EXPECT_EQ(u->gpus[0].device_bytes, t::kGpuVidmemBytes[0]);
+  EXPECT_EQ(u->gpus[1].minor, 1);
+  EXPECT_EQ(u->gpus[1].contexts, 1u);
+  EXPECT_EQ(u->gpus[1].device_bytes, t::kGpuVidmemBytes[1]);
+  EXPECT_EQ(u->gpus[2].minor, GpuShare::kUnattributed);
+  EXPECT_EQ(u->gpus[2].contexts, 1u);
+  EXPECT_EQ(u->gpus[2].device_bytes, t::kGpuVidmemBytes[2]);
+  // Three binds: the OS event on GPU 0, the map onto GPU 1, the event object on GPU 1; none from
+  // the calls on nvidiactl or the failed map.
+  ASSERT_EQ(binds.size(), 3u);
+  EXPECT_EQ(binds[0].handle, t::kGpuDevice[0]);
+  EXPECT_EQ(binds[0].minor, 0u);
+  EXPECT_EQ(binds[1].handle, t::kGpuSubdevice[1]);
+  EXPECT_EQ(binds[1].minor, 1u);
+  EXPECT_EQ(binds[2].handle, t::kGpuSubdevice[1]);
+  EXPECT_EQ(binds[2].minor, 1u);
+  child.go();
+  EXPECT_EQ(WEXITSTATUS(child.wait()), 0);
+  auto exited = [&] {
+    snap = obs.snapshot();
+    u = t::find_usage(snap, pid);
+    return u && u->exited;
+  };
+  ASSERT_TRUE(t::pump(obs, exited));
+  EXPECT_TRUE(u->gpus.empty());
+}
+
 TEST(BpfObserver, ReapsProcessesWhoseExitEventWasNotSeen) {
   t::TestDevice dev;
   std::unique_ptr<BpfObserver> obs = open_observer(dev);

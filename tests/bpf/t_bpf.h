@@ -55,23 +55,26 @@ class BpfEnvironment : public ::testing::Environment {
 
 // A character device node with /dev/null's numbers in a temporary directory: harmless ioctls
 // (ENOTTY) that the observer is told to decode as the NVIDIA driver.
+// With `minor` 5 or 7, /dev/zero's or /dev/full's numbers (as harmless), for the test GPUs.
 class TestDevice {
  public:
-  TestDevice() {
+  explicit TestDevice(unsigned minor = 3) : minor_(minor) {
+    const std::string fallback = minor == 5 ? "/dev/zero" : minor == 7 ? "/dev/full" : "/dev/null";
     char tmpl[] = "/tmp/fikit-bpf-XXXXXX";
     if (mkdtemp(tmpl)) dir_ = tmpl;
     path_ = dir_ + "/nvidia-test";
-    if (dir_.empty() || mknod(path_.c_str(), S_IFCHR | 0600, makedev(1, 3)) != 0)
-      path_ = "/dev/null";  // e.g. a nodev /tmp: same numbers, same effect
+    if (dir_.empty() || mknod(path_.c_str(), S_IFCHR | 0600, makedev(1, minor)) != 0)
+      path_ = fallback;  // e.g. a nodev /tmp: same numbers, same effect
   }
   ~TestDevice() {
-    if (path_ != "/dev/null") unlink(path_.c_str());
+    if (path_.rfind("/dev/", 0) != 0) unlink(path_.c_str());
     if (!dir_.empty()) rmdir(dir_.c_str());
   }
   const std::string& path() const { return path_; }
-  fikit::bpf::DeviceId id() const { return {1, 3}; }
+  fikit::bpf::DeviceId id() const { return {1, minor_}; }
 
  private:
+  unsigned minor_;
   std::string dir_;
   std::string path_;
 };

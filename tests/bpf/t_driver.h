@@ -43,7 +43,26 @@ struct UvmFree {
   uint32_t status, pad;
 };
 static_assert(sizeof(Nvos64) == 48 && sizeof(Nvos21) == 32 && sizeof(Nvos00) == 16);
+struct MapMemory {  // nv_ioctl_nvos33_parameters_with_fd (RM_MAP_MEMORY), 56 bytes
+  uint32_t client, device, memory, pad0;
+  uint64_t offset, length, linear_address;
+  uint32_t status, flags;
+  int32_t fd;
+  uint32_t pad1;
+};
+struct AllocOsEvent {  // nv_ioctl_alloc_os_event_t
+  uint32_t client, device, fd, status;
+};
 static_assert(sizeof(Nvos54) == 32 && sizeof(UvmFree) == 24);
+static_assert(sizeof(MapMemory) == 56 && sizeof(AllocOsEvent) == 16);
+
+// The "gpus" script: one client with devices on two GPUs and one whose GPU is never shown.
+inline constexpr uint32_t kGpuDevice[3] = {0xde000001, 0xde000002, 0xde000003};
+inline constexpr uint32_t kGpuSubdevice[3] = {0xde000011, 0xde000012, 0xde000013};
+inline constexpr uint32_t kGpuTsg[3] = {0xde000021, 0xde000022, 0xde000023};
+inline constexpr uint32_t kGpuVidmem[3] = {0xde000031, 0xde000032, 0xde000033};
+inline constexpr uint64_t kGpuVidmemBytes[3] = {2ull << 20, 4ull << 20, 8ull << 20};
+inline constexpr uint32_t kClassOsEvent = 0x79;  // NV01_EVENT_OS_EVENT: not tracked
 
 // Handles and classes of the script.
 inline constexpr uint32_t kClient = 0xc1d00001;

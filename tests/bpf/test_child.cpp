@@ -8,6 +8,7 @@
 //   foreign DEV OTHER    'F' ioctls on OTHER (not watched), one RM_CONTROL on DEV; exit(0)
 //   ioctl-loop DEV N     N RM_CONTROL ioctls; prints "ns_per_ioctl X"
 //   launch DEV N         RM client alloc; "ready"; N + N/2 launches; "done"; exit(0)
+//   gpus CTL GPU0 GPU1   devices used through two GPUs' files and one never; "ready"; exit(0)
 #include <fcntl.h>
 #include <linux/ioctl.h>
 #include <pthread.h>
@@ -160,6 +161,50 @@ int run_ioctl_loop(long n) {
   return 0;
 }
 
+// Devices 0 and 1 are shown to be GPUs 0 and 1 as libcuda shows them: an OS event on the GPU's
+// fd, memory mapped onto it, an event object allocated through it. Device 2 is only used through
+// nvidiactl, so its context and memory must stay unattributed.
+int run_gpus(const char* gpu0, const char* gpu1) {
+  using namespace t;
+  const int ctl = g_fd;
+  const int gpu_fd[2] = {open(gpu0, O_RDWR | O_CLOEXEC), open(gpu1, O_RDWR | O_CLOEXEC)};
+  if (gpu_fd[0] < 0 || gpu_fd[1] < 0) return 2;
+  rm_alloc(0, 0, kClient, FIKIT_CLASS_ROOT_CLIENT);
+  for (int i = 0; i < 3; i++) {
+    rm_alloc(kClient, kClient, kGpuDevice[i], FIKIT_CLASS_DEVICE);
+    rm_alloc(kClient, kGpuDevice[i], kGpuSubdevice[i], FIKIT_CLASS_SUBDEVICE);
+  }
+  AllocOsEvent ev{kClient, kGpuDevice[0], 0, 0};
+  g_fd = gpu_fd[0];
+  call(nv_cmd(0xce, sizeof(ev)), &ev);
+  MapMemory map{};
+  map.client = kClient;
+  map.device = kGpuSubdevice[1];
+  map.fd = gpu_fd[1];
+  g_fd = ctl;
+  call(nv_cmd(FIKIT_NV_ESC_RM_MAP_MEMORY, sizeof(map)), &map);
+  g_fd = gpu_fd[1];
+  rm_alloc(kClient, kGpuSubdevice[1], 0xde000041, kClassOsEvent);
+  // Device 2: an OS event on nvidiactl, memory mapped onto nvidiactl, a failed map onto GPU 0.
+  g_fd = ctl;
+  AllocOsEvent ev2{kClient, kGpuDevice[2], 0, 0};
+  call(nv_cmd(0xce, sizeof(ev2)), &ev2);
+  map.device = kGpuDevice[2];
+  map.fd = ctl;
+  call(nv_cmd(FIKIT_NV_ESC_RM_MAP_MEMORY, sizeof(map)), &map);
+  map.fd = gpu_fd[0];
+  map.status = 0x1f;
+  call(nv_cmd(FIKIT_NV_ESC_RM_MAP_MEMORY, sizeof(map)), &map);
+  MemoryParams vid[3]{};
+  for (int i = 0; i < 3; i++) {
+    vid[i].size = kGpuVidmemBytes[i];
+    rm_alloc(kClient, kGpuDevice[i], kGpuTsg[i], FIKIT_CLASS_CHANNEL_GROUP);
+    rm_alloc(kClient, kGpuDevice[i], kGpuVidmem[i], FIKIT_CLASS_MEMORY_LOCAL_USER, &vid[i]);
+  }
+  handshake("ready");
+  return 0;
+}
+
 int run_launch(long n) {
   rm_alloc(0, 0, t::kClient, FIKIT_CLASS_ROOT_CLIENT);
   handshake("ready");
@@ -183,6 +228,7 @@ int main(int argc, char** argv) {
   if (mode == "foreign" && argc > 3) return run_foreign(argv[3]);
   if (mode == "ioctl-loop" && argc > 3) return run_ioctl_loop(std::atol(argv[3]));
   if (mode == "launch" && argc > 3) return run_launch(std::atol(argv[3]));
+  if (mode == "gpus" && argc > 4) return run_gpus(argv[3], argv[4]);
   std::fprintf(stderr, "%s: unknown mode or missing argument: %s\n", argv[0], mode.c_str());
   return 2;
 }

@@ -20,7 +20,9 @@ is no unmanaged process either (the unregistered program does not join MPS: chec
 Checks, from `status --json`: each program's contexts, channels and device memory while
 allocated (and less after the frees); the tenant is kind "tenant" with its tenant id and is not
 unmanaged; the unregistered one is kind "unmanaged", counted, named in the status table and
-warned about in the log, and (audit mode) its kernel launches are counted; after they exit, both
+warned about in the log, and (audit mode) its kernel launches are counted; each program's device
+memory and contexts are attributed to GPU 0 (status `gpu.processes[].gpus`, the GPU's index and
+UUID from the driver's list; not with --selftest, whose test device is no GPU); after they exit, both
 are listed as exited with exit code 0 and their peak memory, the tenant is reaped, no event was
 lost and the BPF programs met no impossible state. Prints the status table for the record.
 
@@ -163,6 +165,28 @@ def describe(e):
             f"launches {e['launches'] if e['audited'] else '-'}")
 
 
+def check_on_gpu0(b, prog):
+    """Its device memory and contexts are attributed to GPU 0 (index 0 of the driver's list, the
+    GPU of /dev/nvidia<minor>), not left unattributed (docs/BPF.md "Per GPU")."""
+    def on0(e):
+        return next((g for g in e.get("gpus") or [] if g.get("index") == 0), None)
+    e, status = wait_entry(b, prog.pid, lambda e: (on0(e) or {}).get("device_bytes", 0) >= prog.bytes,
+                           f"{prog.label}: its {prog.bytes // MIB} MiB never attributed to GPU 0")
+    if not e:
+        return
+    g = on0(e)
+    print(f"{prog.label} by GPU: " + "; ".join(
+        f"minor {s['minor']} index {s['index']} {s['uuid']}: {s['contexts']} ctx "
+        f"{s['device_bytes'] / MIB:.0f} MiB" for s in e["gpus"]))
+    check(g["contexts"] >= 1, f"{prog.label}: its contexts are on GPU 0 ({g['contexts']})")
+    gpus = status.get("gpus") or []
+    if gpus:
+        check(g["uuid"] == gpus[0].get("uuid"),
+              f"{prog.label}: GPU 0 is the broker's GPU 0 ({g['uuid']} vs {gpus[0].get('uuid')})")
+    unattributed = sum(s["device_bytes"] for s in e["gpus"] if s["minor"] is None)
+    print(f"{prog.label}: {unattributed / MIB:.0f} MiB unattributed")
+
+
 def check_allocated(b, prog, kind, audit):
     e, status = wait_entry(b, prog.pid, lambda e: e["device_bytes"] >= prog.bytes,
                            f"{prog.label}: device memory never reached {prog.bytes // MIB} MiB")
@@ -291,7 +315,8 @@ def run_broker(build, args, d, extra, programs, audit):
         tenant = Program(*programs[0])
         other = Program(*programs[1])
         try:
-            exercise(b, tenant, other, audit, mps=args.substrate == "mps")
+            exercise(b, tenant, other, audit, mps=args.substrate == "mps",
+                     per_gpu=not args.selftest)
         finally:
             tenant.kill()
             other.kill()
@@ -312,12 +337,16 @@ def print_log_lines(b, words):
         print("  " + line)
 
 
-def exercise(b, tenant, other, audit, mps=False):
+def exercise(b, tenant, other, audit, mps=False, per_gpu=False):
     if not (tenant.expect("allocated") and other.expect("allocated")):
         return
     server = check_allocated_mps(b, tenant) if mps else None
     t_alloc = None if mps else check_allocated(b, tenant, "tenant", audit)
     o_alloc = check_allocated(b, other, "unmanaged", audit)
+    if per_gpu:
+        if not mps:
+            check_on_gpu0(b, tenant)
+        check_on_gpu0(b, other)
     check(log_has(b, f"unmanaged GPU process: pid {other.pid}"),
           "the log warns about the unmanaged process")
     if server:  # its grace period is over too by now

@@ -52,6 +52,11 @@ TEST(GpuOptions, Parsed) {
   EXPECT_TRUE(o->gpu.audit_launches);
   EXPECT_EQ(o->gpu.audit_library, "/lib/x.so");
   EXPECT_EQ(o->gpu.audit_functions, (std::vector<std::string>{"f1", "f2"}));
+  o = parse({"start", "-s", "/tmp/x.sock", "--bpf-test-gpu-device", "1:5,/dev/full"});
+  ASSERT_TRUE(o.ok()) << o.status().message();
+  ASSERT_EQ(o->gpu.test_gpu_devices.size(), 2u);
+  EXPECT_EQ(o->gpu.test_gpu_devices[0].minor, 5u);
+  EXPECT_EQ(o->gpu.test_gpu_devices[1].minor, 7u);
 }
 
 TEST(GpuOptions, UsageErrors) {
@@ -61,6 +66,8 @@ TEST(GpuOptions, UsageErrors) {
                                              {"start", "--bpf-test-device", "/nonexistent/dev"},
                                              {"start", "--bpf-test-device", "/tmp"},
                                              {"start", "--bpf-test-audit", "nofunctions"},
+                                             {"start", "--bpf-test-gpu-device", "1:5,1:7,1:3"},
+                                             {"start", "--bpf-test-gpu-device", "1:5,"},
                                              {"status", "--no-bpf"},
                                              {"stop", "--audit-launches"}}) {
     Result<Options> o = parse(args);
@@ -183,6 +190,43 @@ TEST(GpuStatus, TableShowsUnmanagedProcessesAndMemory) {
   EXPECT_NE(t.find("6.0M"), std::string::npos) << t;
   EXPECT_NE(t.find("exit 0"), std::string::npos) << t;
   EXPECT_NE(t.find("cannot schedule"), std::string::npos) << t;
+  size_t start = 0;
+  while (start < t.size()) {
+    size_t end = t.find('\n', start);
+    if (end == std::string::npos) end = t.size();
+    EXPECT_LE(end - start, 80u) << t.substr(start, end - start);
+    start = end + 1;
+  }
+}
+
+TEST(GpuStatus, PerGpuSharesNamedByTheDriversList) {
+  GpuProcessInfo p = process(4444, GpuProcessKind::kUnmanaged, 14 << 20);
+  p.gpus = {{0, 1, 2 << 20, -1, ""}, {3, 2, 4 << 20, -1, ""}, {-1, 1, 8 << 20, -1, ""}};
+  GpuIdentity a, b;
+  a.minor = 0;
+  a.uuid = "GPU-aaaaaaaa-0000-0000-0000-000000000000";
+  b.minor = 3;  // the driver's second GPU is /dev/nvidia3: index 1
+  b.uuid = "GPU-bbbbbbbb-0000-0000-0000-000000000000";
+  name_gpus(&p.gpus, {a, b});
+  EXPECT_EQ(p.gpus[1].index, 1);
+  EXPECT_EQ(p.gpus[1].uuid, b.uuid);
+  EXPECT_EQ(p.gpus[2].index, -1) << "unattributed stays so";
+  json g = gpu_status_json(loaded(), {p}, 0, 60000);
+  const json& gpus = g["processes"][0]["gpus"];
+  ASSERT_EQ(gpus.size(), 3u);
+  EXPECT_EQ(gpus[0]["minor"], 0);
+  EXPECT_EQ(gpus[0]["index"], 0);
+  EXPECT_EQ(gpus[0]["uuid"], a.uuid);
+  EXPECT_EQ(gpus[0]["device_bytes"], 2 << 20);
+  EXPECT_EQ(gpus[1]["minor"], 3);
+  EXPECT_EQ(gpus[1]["index"], 1);
+  EXPECT_EQ(gpus[1]["contexts"], 2);
+  EXPECT_TRUE(gpus[2]["minor"].is_null());
+  EXPECT_TRUE(gpus[2]["index"].is_null());
+  EXPECT_EQ(gpus[2]["device_bytes"], 8 << 20);
+  const std::string t = table(loaded(), {p});
+  EXPECT_NE(t.find("pid 4444: GPU 1 " + b.uuid + " 2 ctx 4.0M"), std::string::npos) << t;
+  EXPECT_NE(t.find("pid 4444: unattributed 1 ctx 8.0M"), std::string::npos) << t;
   size_t start = 0;
   while (start < t.size()) {
     size_t end = t.find('\n', start);
