@@ -308,7 +308,6 @@ bool dispatch_level(Ctx& c, uint32_t level, uint32_t top, bool* still_waiting) {
 
 constexpr uint64_t kQuietMaxNs = 10'000'000;
 // How often an active HP tenant is looked at, at least, while a budget is set (its drains).
-constexpr uint64_t kMeasurePollNs = 200'000;
 
 // Until when nothing this dispatch waits for is expected (SchedulerApi::quiet_until; 0: it cannot
 // tell): the earliest of the predicted end of each busy HP tenant's request (a low quantile of
@@ -366,13 +365,14 @@ void fikit_dispatch(FikitState& st, SchedulerApi& sched, uint64_t now_ns) {
     st.wakeups_asked++;
     wake = std::max(c.wake, now_ns + st.params.min_recheck_ns);
   }
-  // An HP tenant's drains do not ring the doorbell and each overwrites the last: a broker asleep
+  // Drains of 2.1 clients do not ring the doorbell and each overwrites the last: a broker asleep
   // for its idle 90 ms would see one request where there were a hundred (measured: 180 ms
-  // "requests" of 130 kernels with the HP alone). With a budget, the HP is measured at all times.
-  if (st.budget_on && std::any_of(c.views.begin(), c.views.end(), [](const View& v) {
+  // "requests" of 130 kernels with the HP alone). measure_poll looks at an active HP for them.
+  const uint64_t poll = st.params.measure_poll_ns;
+  if (poll > 0 && st.budget_on && std::any_of(c.views.begin(), c.views.end(), [](const View& v) {
         return v.active && v.t->priority == kPriorityHigh;
       }))
-    wake = wake ? std::min(wake, now_ns + kMeasurePollNs) : now_ns + kMeasurePollNs;
+    wake = wake ? std::min(wake, now_ns + poll) : now_ns + poll;
   sched.wake_at(wake);
 }
 

@@ -51,6 +51,7 @@ constexpr Field kFields[] = {
     {"overlap_cost_mps", Kind::kFactor, &FikitParams::overlap_cost_mps, nullptr, nullptr},
     {"overlap_cost_ts", Kind::kFactor, &FikitParams::overlap_cost_ts, nullptr, nullptr},
     {"quiet_sleep", Kind::kCount, nullptr, nullptr, &FikitParams::quiet_sleep},
+    {"measure_poll", Kind::kNs, nullptr, &FikitParams::measure_poll_ns, nullptr},
 };
 
 // Split "measure_gap_us" into the field "measure_gap" and its unit multiplier.
