@@ -159,11 +159,16 @@ class Runner:
             self.wait_for(lambda: all('"name":"%s"' % n in self.status(sock) for n in names),
                           "the LP tenants to register")
             time.sleep(0.2)  # let LP reach its steady state
+            cpu0, t0 = sched_cpu(self.status(sock)), time.monotonic()
             hp = self.tenant(sock, "high", "hp", self.hp_args(workload) + ["--hint-idle"],
                              self.sim_env(mode, gpu, self.path(tag + "-hp")))
             hp_out, hp_err = hp.communicate(timeout=600)
             if hp.returncode != 0:
                 raise RuntimeError("HP under %s failed: %s" % (policy, hp_err))
+            st = self.status(sock)
+            cpu = (sched_cpu(st) - cpu0) / max(time.monotonic() - t0, 1e-9)
+            print("%s: scheduler CPU %.1f%% of a core while the HP ran; LP grant latency p99 %s"
+                  % (tag, 100 * cpu, grant_p99(st)), file=sys.stderr, flush=True)
         finally:
             self.stop_tenants(lps, sock, tag)
             broker.send_signal(signal.SIGTERM)
@@ -173,6 +178,36 @@ class Runner:
         return {"kv": sm.parse_kv(hp_out), "hp_trace": sm.read_trace(self.path(tag + "-hp")),
                 "lp": lp, "lp_levels": [prio for _, prio, _ in WORKLOADS[workload][1]],
                 "stats": sm.policy_stats(log_text, "hp")}
+
+
+def sched_cpu(status_text):
+    """The broker's scheduler CPU seconds from `status --json` (0 if unreadable)."""
+    try:
+        return json.loads(status_text)["broker"]["scheduler_cpu_s"]
+    except (ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def grant_p99(status_text):
+    """The p99 of the LP tenants' grant latency (status histograms, merged), as the upper
+    bound of its bucket."""
+    try:
+        tenants = json.loads(status_text)["tenants"]
+    except (ValueError, KeyError, TypeError):
+        return "unknown"
+    le, cum, total = None, None, 0
+    for t in tenants:
+        h = t.get("grant_latency")
+        if not h:
+            continue
+        le, total = h["le_s"], total + h["count"]
+        cum = h["cumulative"] if cum is None else [x + y for x, y in zip(cum, h["cumulative"])]
+    if not cum or total == 0:
+        return "unknown"
+    for bound, c in zip(le, cum):
+        if c >= 0.99 * total:
+            return "<= %g us" % (bound * 1e6)
+    return "> %g us" % (le[-1] * 1e6)
 
 
 def machine():

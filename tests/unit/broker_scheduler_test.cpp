@@ -519,6 +519,17 @@ TEST_F(SchedulerTest, DrainSinceTheLastRoundIsWorkForTheSleepCheck) {
   round();
   EXPECT_FALSE(sched->core().rings_ready());
   EXPECT_EQ(g_calls.idles, (std::vector<uint32_t>{hp.desc->id}));
+  // A drain covering launches the broker has not consumed yet: the round that consumes them
+  // cannot reap it, so it is still work, and the next round reaps it.
+  uint32_t b = hp.push(EntryKind::kHpLaunch, 2);
+  hp.seg->slots[2].host_done.store(b + 1);
+  hp.seg->client.syncs.fetch_add(1);
+  round();
+  EXPECT_EQ(g_calls.idles.size(), 1u);
+  EXPECT_TRUE(sched->core().rings_ready());
+  round();
+  EXPECT_EQ(g_calls.idles.size(), 2u);
+  EXPECT_FALSE(sched->core().rings_ready());
 }
 
 }  // namespace

@@ -150,7 +150,10 @@ void note_grant(Ctx& c, View& v, const Submission& r, const Window& w, const Fil
   g.gaps = w.gaps;
   n.grants_fill++;
   if (!cost.known) n.grants_measure++;
-  if (g.budget) n.grants_budget++;
+  if (g.budget) {
+    n.grants_budget++;
+    risk_on_budget_grant(c.state, w.gaps, c.now, d.end_ns, r.kernel_key);
+  }
   if (d.verdict == FillVerdict::kGrantRisky) {
     n.grants_risky++;
     c.state.last_risky_ns = c.now;
@@ -214,11 +217,11 @@ bool fits_alone(const Ctx& c, const View& v, const Window& w) {
 // A known kernel that does not fit: kGrantBudget if the HP tenants whose gap it would go into
 // can afford what it may cost them (risk.h), else kNoRoom.
 FillDecision within_budget(const Ctx& c, const Window& w, const FillWindow& fw,
-                           const LpCost& cost) {
+                           const LpCost& cost, uint64_t lp_key) {
   uint64_t run = cost.ns - std::min(cost.delay_ns, cost.ns);
   uint64_t end = std::max(fw.now_ns + cost.ns, fw.committed_end_ns + run);
   double damage = 0;
-  if (w.end != kNoEnd && risk_admits(c.state, w.gaps, c.now, end, &damage))
+  if (w.end != kNoEnd && risk_admits(c.state, w.gaps, c.now, end, lp_key, &damage))
     return {FillVerdict::kGrantBudget, end};
   return {FillVerdict::kNoRoom, 0};
 }
@@ -246,7 +249,7 @@ Turn grant_one(Ctx& c, View& v, const Window& w, uint64_t* committed) {
     // Risk is taken for the least served tenant of the level only: the budget's room goes to
     // whoever is owed it, not to the longest kernels.
     if (d.verdict == FillVerdict::kNoRoom && c.state.budget_on && &v == c.least_served)
-      d = within_budget(c, w, fw, cost);
+      d = within_budget(c, w, fw, cost, head->kernel_key);
     if (!fill_grants(d.verdict)) {
       v.td->held = d.verdict == FillVerdict::kNoRoom ? HeldReason::kNoRoom : HeldReason::kUnknown;
       if (d.verdict == FillVerdict::kNoRoom) count_no_room(*v.td, fw, cost, waited);

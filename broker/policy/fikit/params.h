@@ -54,6 +54,9 @@ struct FikitParams {
   // Risk admission (risk.h): HP time one ns of LP overlap costs, on MPS and on time-slicing.
   double overlap_cost_mps = 0.5;
   double overlap_cost_ts = 1.0;
+  // 1: scale those priors per LP key by what overlaps were measured to cost (overlap_cost.h);
+  // 0: the fixed factors alone.
+  uint32_t learn_overlap_cost = 1;
   // 1: tell the scheduler until when nothing is expected (SchedulerApi::quiet_until), so that it
   // sleeps instead of polling; 0: it polls as before (for comparison).
   uint32_t quiet_sleep = 1;
