@@ -366,6 +366,14 @@ def main():
     p.add_argument("--arrivals", default=",".join(ms.ARRIVALS), help=",".join(ms.ARRIVALS))
     p.add_argument("--budgets", default=",".join("%g" % b for b in ms.BUDGETS),
                    help="fikit's --hp-budget p99 values, where the broker has the flag")
+    p.add_argument("--fikit-lp-caps", default="",
+                   help="also run fikit at the first budget with the LP tenant's "
+                        "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE at each of these (e.g. 30,50)")
+    p.add_argument("--fikit-lp-prio", action="store_true",
+                   help="also run fikit at the first budget with the LP's CUDA_MPS_CLIENT_PRIORITY=1")
+    p.add_argument("--settings", default="",
+                   help="model rows: only the settings whose label starts with one of these "
+                        "(comma-separated, e.g. 'fikit MPS,MPS LP cap')")
     p.add_argument("--lp-cap-pct", type=int, default=30,
                    help="CUDA_MPS_ACTIVE_THREAD_PERCENTAGE of the LP in the capped MPS setting")
     p.add_argument("--think-us", type=int, default=3000,
@@ -382,6 +390,8 @@ def main():
     a.pairs = a.pairs.split(",")
     a.arrivals = a.arrivals.split(",")
     a.budgets = [float(x) for x in a.budgets.split(",")]
+    a.fikit_lp_caps = [int(x) for x in a.fikit_lp_caps.split(",") if x]
+    a.settings = [x for x in a.settings.split(",") if x]
     a.modes = a.modes.split(",")
     a.workloads = a.workloads.split(",")
     a.policies = a.policies.split(",")
