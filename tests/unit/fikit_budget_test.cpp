@@ -292,7 +292,8 @@ TEST(OverlapCosts, StartsAtThePriorAndLearnsFromRequestsWithAndWithoutOverlap) {
   }
   EXPECT_LT(oc.multiplier(0x2), 0.2);
   EXPECT_GE(oc.multiplier(0x2), OverlapCosts::kMinMultiplier);
-  EXPECT_NEAR(oc.baseline_ns(), 20 * kUs, 1 * kUs) << "requests with pending grants are no baseline";
+  EXPECT_NEAR(oc.baseline_ns(), 20 * kUs, 1 * kUs)
+      << "requests with pending grants are no baseline";
 }
 
 TEST(OverlapCosts, OneStuckRequestAndManyKeysAreBounded) {

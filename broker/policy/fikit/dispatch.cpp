@@ -216,8 +216,8 @@ bool fits_alone(const Ctx& c, const View& v, const Window& w) {
 
 // A known kernel that does not fit: kGrantBudget if the HP tenants whose gap it would go into
 // can afford what it may cost them (risk.h), else kNoRoom.
-FillDecision within_budget(const Ctx& c, const Window& w, const FillWindow& fw,
-                           const LpCost& cost, uint64_t lp_key) {
+FillDecision within_budget(const Ctx& c, const Window& w, const FillWindow& fw, const LpCost& cost,
+                           uint64_t lp_key) {
   uint64_t run = cost.ns - std::min(cost.delay_ns, cost.ns);
   uint64_t end = std::max(fw.now_ns + cost.ns, fw.committed_end_ns + run);
   double damage = 0;

@@ -66,8 +66,8 @@ void OverlapCosts::on_request(double excess_ns, bool overlapped, double alone_p5
   excess_ns = std::clamp(excess_ns, -cap, cap);
   if (!overlapped && pending_n_ == 0) {
     // As alone: what the kind's p50 misses of the mean (a skewed spread, the host) is no LP's.
-    baseline_ns_ = baseline_known_ ? baseline_ns_ + kBaselineAlpha * (excess_ns - baseline_ns_)
-                                   : excess_ns;
+    baseline_ns_ =
+        baseline_known_ ? baseline_ns_ + kBaselineAlpha * (excess_ns - baseline_ns_) : excess_ns;
     baseline_known_ = true;
     return;
   }

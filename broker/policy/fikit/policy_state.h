@@ -18,9 +18,9 @@
 
 #include "policy/fikit/gap_predictor.h"
 #include "policy/fikit/harvest_controller.h"
-#include "policy/fikit/overlap_cost.h"
 #include "policy/fikit/kernel_stats.h"
 #include "policy/fikit/log_histogram.h"
+#include "policy/fikit/overlap_cost.h"
 #include "policy/fikit/params.h"
 #include "policy/fikit/request_meter.h"
 #include "policy/fikit/trace.h"
