@@ -31,8 +31,19 @@ void drain_slot(Session* s, int slot, uint32_t snapshot, bool whole_context) noe
   if (!raise_position(ss.host_done, snapshot)) return;
   // The broker reads host_done then host_done_ns; a newer time for an older position is harmless.
   ss.host_done_ns.store(now_ns(), std::memory_order_release);
-  s->seg->client.syncs.fetch_add(1, std::memory_order_relaxed);
+  s->seg->client.syncs.fetch_add(1, std::memory_order_release);
   count(g_counters.drains);
+  // A drain ends an HP request: the broker must see it before the next one starts, or it merges
+  // the two (each drain overwrites the last). A synchronizing call, not the launch path, so it
+  // may pay a fence and, when the broker has said it sleeps, one futex wake (ABI 2.2). Full fence:
+  // host_done and syncs must be visible before we read broker_sleeping, pairing with the
+  // broker's "store sleeping; fence; re-check rings and syncs" (no lost wake-up).
+  BrokerWords& b = s->seg->broker;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (b.broker_sleeping.load(std::memory_order_relaxed)) {
+    b.doorbell.fetch_add(1, std::memory_order_release);
+    futex_wake(&b.doorbell, 1);
+  }
 }
 
 }  // namespace fikit::client

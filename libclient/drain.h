@@ -4,7 +4,8 @@
 // synchronizing call snapshots issued[slot] *before* it runs; once it returns success, everything
 // issued before it has completed, so host_done is raised to the snapshot (monotonic, CAS) and
 // host_done_ns set. The overflow slot is shared by unrelated streams: a sync of one of them says
-// nothing about the others, so it drains only through cuCtxSynchronize.
+// nothing about the others, so it drains only through cuCtxSynchronize. A drain rings the
+// broker's doorbell if the broker has published that it sleeps (BrokerWords::broker_sleeping).
 #pragma once
 
 #include <fikit/abi.h>

@@ -59,7 +59,19 @@ def settings(a, budget_flag):
             out.append(("fikit MPS p99=%.2f" % b, "mps", "fikit", {}, ["--hp-budget", "p99=%g" % b]))
     else:
         out.append(("fikit MPS (budget n/a)", "mps", "fikit", {}, []))
+    # fikit with the MPS spatial levers on its LP tenant (what a broker choosing them per LP
+    # tenant would set before the LP's context exists), at the first budget.
+    if budget_flag and a.budgets:
+        b = a.budgets[0]
+        for pct in a.fikit_lp_caps:
+            out.append(("fikit MPS p99=%.2f LP cap %d%%" % (b, pct), "mps", "fikit",
+                        {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": str(pct)}, ["--hp-budget", "p99=%g" % b]))
+        if a.fikit_lp_prio:
+            out.append(("fikit MPS p99=%.2f LP prio" % b, "mps", "fikit",
+                        {"CUDA_MPS_CLIENT_PRIORITY": "1"}, ["--hp-budget", "p99=%g" % b]))
     out.append(("oracle MPS", "mps", "oracle", {}, []))
+    if a.settings:
+        out = [s for s in out if any(s[0].startswith(p) for p in a.settings)]
     return out
 
 

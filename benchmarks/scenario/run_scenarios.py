@@ -159,11 +159,16 @@ class Runner:
             self.wait_for(lambda: all('"name":"%s"' % n in self.status(sock) for n in names),
                           "the LP tenants to register")
             time.sleep(0.2)  # let LP reach its steady state
+            cpu0, t0 = sched_cpu(self.status(sock)), time.monotonic()
             hp = self.tenant(sock, "high", "hp", self.hp_args(workload) + ["--hint-idle"],
                              self.sim_env(mode, gpu, self.path(tag + "-hp")))
             hp_out, hp_err = hp.communicate(timeout=600)
             if hp.returncode != 0:
                 raise RuntimeError("HP under %s failed: %s" % (policy, hp_err))
+            st = self.status(sock)
+            cpu = (sched_cpu(st) - cpu0) / max(time.monotonic() - t0, 1e-9)
+            print("%s: scheduler CPU %.1f%% of a core while the HP ran; LP grant latency p99 %s"
+                  % (tag, 100 * cpu, grant_p99(st)), file=sys.stderr, flush=True)
         finally:
             self.stop_tenants(lps, sock, tag)
             broker.send_signal(signal.SIGTERM)
@@ -173,6 +178,36 @@ class Runner:
         return {"kv": sm.parse_kv(hp_out), "hp_trace": sm.read_trace(self.path(tag + "-hp")),
                 "lp": lp, "lp_levels": [prio for _, prio, _ in WORKLOADS[workload][1]],
                 "stats": sm.policy_stats(log_text, "hp")}
+
+
+def sched_cpu(status_text):
+    """The broker's scheduler CPU seconds from `status --json` (0 if unreadable)."""
+    try:
+        return json.loads(status_text)["broker"]["scheduler_cpu_s"]
+    except (ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def grant_p99(status_text):
+    """The p99 of the LP tenants' grant latency (status histograms, merged), as the upper
+    bound of its bucket."""
+    try:
+        tenants = json.loads(status_text)["tenants"]
+    except (ValueError, KeyError, TypeError):
+        return "unknown"
+    le, cum, total = None, None, 0
+    for t in tenants:
+        h = t.get("grant_latency")
+        if not h:
+            continue
+        le, total = h["le_s"], total + h["count"]
+        cum = h["cumulative"] if cum is None else [x + y for x, y in zip(cum, h["cumulative"])]
+    if not cum or total == 0:
+        return "unknown"
+    for bound, c in zip(le, cum):
+        if c >= 0.99 * total:
+            return "<= %g us" % (bound * 1e6)
+    return "> %g us" % (le[-1] * 1e6)
 
 
 def machine():
@@ -331,6 +366,14 @@ def main():
     p.add_argument("--arrivals", default=",".join(ms.ARRIVALS), help=",".join(ms.ARRIVALS))
     p.add_argument("--budgets", default=",".join("%g" % b for b in ms.BUDGETS),
                    help="fikit's --hp-budget p99 values, where the broker has the flag")
+    p.add_argument("--fikit-lp-caps", default="",
+                   help="also run fikit at the first budget with the LP tenant's "
+                        "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE at each of these (e.g. 30,50)")
+    p.add_argument("--fikit-lp-prio", action="store_true",
+                   help="also run fikit at the first budget with the LP's CUDA_MPS_CLIENT_PRIORITY=1")
+    p.add_argument("--settings", default="",
+                   help="model rows: only the settings whose label starts with one of these "
+                        "(comma-separated, e.g. 'fikit MPS,MPS LP cap')")
     p.add_argument("--lp-cap-pct", type=int, default=30,
                    help="CUDA_MPS_ACTIVE_THREAD_PERCENTAGE of the LP in the capped MPS setting")
     p.add_argument("--think-us", type=int, default=3000,
@@ -347,6 +390,8 @@ def main():
     a.pairs = a.pairs.split(",")
     a.arrivals = a.arrivals.split(",")
     a.budgets = [float(x) for x in a.budgets.split(",")]
+    a.fikit_lp_caps = [int(x) for x in a.fikit_lp_caps.split(",") if x]
+    a.settings = [x for x in a.settings.split(",") if x]
     a.modes = a.modes.split(",")
     a.workloads = a.workloads.split(",")
     a.policies = a.policies.split(",")

@@ -59,7 +59,8 @@ class SchedCore final : public SchedulerApi {
   // Until when the policy expects nothing it waits for (SchedulerApi::quiet_until; 0: unknown).
   uint64_t quiet_until_ns() const { return quiet_until_ns_; }
   // Sleep protocol (scheduler.cpp): set broker_sleeping in every active segment; fill `out` with
-  // the doorbell words to wait on (at most `max`); return true if any ring has an entry ready.
+  // the doorbell words to wait on (at most `max`); return true if any ring has an entry ready or
+  // any tenant drained since its last round (drains ring only a sleeping broker: ABI 2.2).
   void set_sleeping(bool sleeping);
   size_t doorbells(struct futex_waitv* out, size_t max) const;
   bool rings_ready() const;
@@ -106,6 +107,7 @@ class SchedCore final : public SchedulerApi {
     TenantInfo info{};
     uint32_t head = 0;          // next ring position to consume
     uint32_t granted_word = 0;  // value of seg->broker.granted we publish
+    uint64_t seen_syncs = 0;    // seg->client.syncs at its last reap
     bool grant_dirty = false;
     Fifo<Submission> waiting;  // LP requests not yet granted, in ring order
     Fifo<Grant> grants;        // granted, not yet launched or aborted, in ring order

@@ -20,9 +20,10 @@ namespace fikit {
 
 inline constexpr uint64_t kSegmentMagic = 0x315447534b494646ULL;  // "FFIKSGT1", little-endian
 inline constexpr uint16_t kAbiMajor = 2;  // bump on any incompatible layout or protocol change
-inline constexpr uint16_t kAbiMinor = 1;  // bump when adding fields in reserved space
+inline constexpr uint16_t kAbiMinor = 2;  // bump when adding fields in reserved space
 // 2.1: a segment serves one GPU (SegmentHeader::gpu), named by RegisterRequest::gpu_uuid; the
 // register request may carry the HP latency budget the tenant asks for (RegisterRequestBudget).
+// 2.2: a drain (ClientCounters::syncs) rings the doorbell of a broker that sleeps.
 
 inline constexpr uint32_t kRingEntries = 4096;  // power of two
 inline constexpr uint32_t kRingMask = kRingEntries - 1;

@@ -504,5 +504,33 @@ TEST_F(SchedulerTest, SleepingThreadIsWokenByDoorbellAndWakesWaiter) {
   sched->stop();
 }
 
+// A drain (client.syncs bumped after host_done) is work for the sleep check: a drain published
+// between the broker's last round and its sleep must keep it awake (the client saw it awake and
+// rang nothing), and the round that reaps it makes the check quiet again.
+TEST_F(SchedulerTest, DrainSinceTheLastRoundIsWorkForTheSleepCheck) {
+  make(nullptr);
+  t_Tenant& hp = add(kPriorityHigh);
+  uint32_t a = hp.push(EntryKind::kHpLaunch, 2);
+  round();
+  EXPECT_FALSE(sched->core().rings_ready());
+  hp.seg->slots[2].host_done.store(a + 1);
+  hp.seg->client.syncs.fetch_add(1);
+  EXPECT_TRUE(sched->core().rings_ready());
+  round();
+  EXPECT_FALSE(sched->core().rings_ready());
+  EXPECT_EQ(g_calls.idles, (std::vector<uint32_t>{hp.desc->id}));
+  // A drain covering launches the broker has not consumed yet: the round that consumes them
+  // cannot reap it, so it is still work, and the next round reaps it.
+  uint32_t b = hp.push(EntryKind::kHpLaunch, 2);
+  hp.seg->slots[2].host_done.store(b + 1);
+  hp.seg->client.syncs.fetch_add(1);
+  round();
+  EXPECT_EQ(g_calls.idles.size(), 1u);
+  EXPECT_TRUE(sched->core().rings_ready());
+  round();
+  EXPECT_EQ(g_calls.idles.size(), 2u);
+  EXPECT_FALSE(sched->core().rings_ready());
+}
+
 }  // namespace
 }  // namespace fikit::broker

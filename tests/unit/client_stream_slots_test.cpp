@@ -131,6 +131,21 @@ TEST(Drain, RaisesHostDoneToTheSnapshotOnly) {
   EXPECT_EQ(t.seg->client.syncs.load(), 2u);
 }
 
+// A drain ends an HP request: it rings the doorbell of a broker that said it sleeps, and only
+// then (a broker awake sees it in its next round; a system call per sync would be waste).
+TEST(Drain, RingsTheDoorbellOnlyOfASleepingBroker) {
+  t_Session t;
+  note_issued(t.s, 1, 0);
+  drain_slot(t.s, 1, issued_snapshot(t.s, 1));
+  EXPECT_EQ(t.seg->broker.doorbell.load(), 0u);
+  t.seg->broker.broker_sleeping.store(1);
+  note_issued(t.s, 1, 1);
+  drain_slot(t.s, 1, issued_snapshot(t.s, 1));
+  EXPECT_EQ(t.seg->broker.doorbell.load(), 1u);
+  drain_slot(t.s, 1, issued_snapshot(t.s, 1));  // nothing new drained: no ring
+  EXPECT_EQ(t.seg->broker.doorbell.load(), 1u);
+}
+
 TEST(Drain, OverflowSlotOnlyDrainsForTheWholeContext) {
   t_Session t;
   note_issued(t.s, kOverflowSlot, 4);

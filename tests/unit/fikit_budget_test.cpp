@@ -235,19 +235,83 @@ TEST_F(RiskTest, AdmitsOnlyWhatTheAllowanceCovers) {
   uint64_t now = hp_->gap.start_ns + 100 * kUs;
   uint64_t before_return = hp_->gap.start_ns + 900 * kUs;
   uint64_t past_return = hp_->gap.start_ns + 1500 * kUs;
-  EXPECT_FALSE(risk_admits(st_, gaps_, now, before_return, &damage)) << "fail-safe: gain 0";
+  EXPECT_FALSE(risk_admits(st_, gaps_, now, before_return, 0x9, &damage)) << "fail-safe: gain 0";
   grow_gain();
   ASSERT_GT(hp_->controller.gain(), 0);
-  EXPECT_TRUE(risk_admits(st_, gaps_, now, before_return, &damage));
+  EXPECT_TRUE(risk_admits(st_, gaps_, now, before_return, 0x9, &damage));
   EXPECT_EQ(damage, 0) << "ends before any gap ends";
   // 500 us past every return: damage 0.5 x 500 us (MPS) against gain x 0.1 x 2 ms.
-  EXPECT_TRUE(risk_admits(st_, gaps_, now, past_return, &damage) ==
+  EXPECT_TRUE(risk_admits(st_, gaps_, now, past_return, 0x9, &damage) ==
               (0.5 * 500 * kUs <= hp_->controller.gain() * 0.1 * 2000 * kUs));
   EXPECT_NEAR(damage, 0.5 * 500 * kUs, 0.05 * 500 * kUs);
-  EXPECT_FALSE(risk_admits(st_, gaps_, now, hp_->gap.start_ns + 100'000 * kUs, &damage))
+  EXPECT_FALSE(risk_admits(st_, gaps_, now, hp_->gap.start_ns + 100'000 * kUs, 0x9, &damage))
       << "far past the return";
   hp_->gap.open = false;
-  EXPECT_FALSE(risk_admits(st_, gaps_, now, before_return, &damage)) << "no open gap";
+  EXPECT_FALSE(risk_admits(st_, gaps_, now, before_return, 0x9, &damage)) << "no open gap";
+}
+
+// A key whose grants were followed by requests that lost twice what the prior predicted is
+// predicted at twice the prior's damage; another key keeps the prior.
+TEST_F(RiskTest, LearnedOverlapCostScalesThePriorPerKey) {
+  grow_gain();
+  double damage = 0;
+  uint64_t now = hp_->gap.start_ns + 100 * kUs;
+  uint64_t past_return = hp_->gap.start_ns + 1500 * kUs;
+  risk_admits(st_, gaps_, now, past_return, 0x9, &damage);
+  const double prior = damage;
+  ASSERT_GT(prior, 0);
+  for (int i = 0; i < 200; i++) {
+    risk_on_budget_grant(st_, gaps_, now, past_return, 0x9);
+    hp_->overlap.on_request(2 * prior, /*overlapped=*/true, 2000 * kUs);
+  }
+  risk_admits(st_, gaps_, now, past_return, 0x9, &damage);
+  EXPECT_NEAR(damage / prior, 2, 0.1);
+  risk_admits(st_, gaps_, now, past_return, 0x7, &damage);
+  EXPECT_DOUBLE_EQ(damage, prior);
+  st_.params.learn_overlap_cost = 0;
+  risk_admits(st_, gaps_, now, past_return, 0x9, &damage);
+  EXPECT_DOUBLE_EQ(damage, prior) << "learning off: the fixed factor";
+}
+
+TEST(OverlapCosts, StartsAtThePriorAndLearnsFromRequestsWithAndWithoutOverlap) {
+  OverlapCosts oc;
+  EXPECT_EQ(oc.multiplier(0x1), 1);
+  // Requests without LP run 20 us over the kind's p50 (the spread): that is the baseline.
+  for (int i = 0; i < 100; i++) oc.on_request(20 * kUs, false, 200 * kUs);
+  EXPECT_NEAR(oc.baseline_ns(), 20 * kUs, 1 * kUs);
+  // Key 1: predicted 50 us, lost 150 us over the baseline: 3x, once evidence outweighs the prior.
+  for (int i = 0; i < 400; i++) {
+    oc.on_grant(0x1, 50 * kUs);
+    oc.on_request(170 * kUs, true, 200 * kUs);
+  }
+  EXPECT_NEAR(oc.multiplier(0x1), 3, 0.15);
+  // Key 2: its grants ended before the HP came back (no overlap): it costs less than predicted.
+  for (int i = 0; i < 400; i++) {
+    oc.on_grant(0x2, 50 * kUs);
+    oc.on_request(20 * kUs, false, 200 * kUs);
+  }
+  EXPECT_LT(oc.multiplier(0x2), 0.2);
+  EXPECT_GE(oc.multiplier(0x2), OverlapCosts::kMinMultiplier);
+  EXPECT_NEAR(oc.baseline_ns(), 20 * kUs, 1 * kUs)
+      << "requests with pending grants are no baseline";
+}
+
+TEST(OverlapCosts, OneStuckRequestAndManyKeysAreBounded) {
+  OverlapCosts oc;
+  oc.on_grant(0x1, 10 * kUs);
+  oc.on_request(1e12, true, 200 * kUs);  // clamped to 4 alone p50s
+  EXPECT_LE(oc.multiplier(0x1), OverlapCosts::kMaxMultiplier);
+  EXPECT_LT(oc.multiplier(0x1), 3) << "800 us of excess over the 500 us prior weight";
+  for (uint64_t k = 2; k < 2 + 2 * OverlapCosts::kKeys; k++) {
+    oc.on_grant(k, 10 * kUs);
+    oc.on_request(0, true, 200 * kUs);
+  }
+  EXPECT_EQ(oc.learned_keys(), OverlapCosts::kKeys);
+  EXPECT_LT(oc.multiplier(0xfffff), 1) << "an unlearned key beyond the table: the shared estimate";
+  oc.on_grant(0x1, 10 * kUs);
+  oc.drop_pending();
+  oc.on_request(1e6, false, 200 * kUs);  // no pending grant left: a baseline sample
+  EXPECT_GT(oc.baseline_ns(), 0);
 }
 
 TEST(AloneLatencyProfile, SavedAndLoadedAndOldProfilesStillLoad) {

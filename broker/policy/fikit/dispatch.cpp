@@ -150,7 +150,10 @@ void note_grant(Ctx& c, View& v, const Submission& r, const Window& w, const Fil
   g.gaps = w.gaps;
   n.grants_fill++;
   if (!cost.known) n.grants_measure++;
-  if (g.budget) n.grants_budget++;
+  if (g.budget) {
+    n.grants_budget++;
+    risk_on_budget_grant(c.state, w.gaps, c.now, d.end_ns, r.kernel_key);
+  }
   if (d.verdict == FillVerdict::kGrantRisky) {
     n.grants_risky++;
     c.state.last_risky_ns = c.now;
@@ -213,12 +216,12 @@ bool fits_alone(const Ctx& c, const View& v, const Window& w) {
 
 // A known kernel that does not fit: kGrantBudget if the HP tenants whose gap it would go into
 // can afford what it may cost them (risk.h), else kNoRoom.
-FillDecision within_budget(const Ctx& c, const Window& w, const FillWindow& fw,
-                           const LpCost& cost) {
+FillDecision within_budget(const Ctx& c, const Window& w, const FillWindow& fw, const LpCost& cost,
+                           uint64_t lp_key) {
   uint64_t run = cost.ns - std::min(cost.delay_ns, cost.ns);
   uint64_t end = std::max(fw.now_ns + cost.ns, fw.committed_end_ns + run);
   double damage = 0;
-  if (w.end != kNoEnd && risk_admits(c.state, w.gaps, c.now, end, &damage))
+  if (w.end != kNoEnd && risk_admits(c.state, w.gaps, c.now, end, lp_key, &damage))
     return {FillVerdict::kGrantBudget, end};
   return {FillVerdict::kNoRoom, 0};
 }
@@ -246,7 +249,7 @@ Turn grant_one(Ctx& c, View& v, const Window& w, uint64_t* committed) {
     // Risk is taken for the least served tenant of the level only: the budget's room goes to
     // whoever is owed it, not to the longest kernels.
     if (d.verdict == FillVerdict::kNoRoom && c.state.budget_on && &v == c.least_served)
-      d = within_budget(c, w, fw, cost);
+      d = within_budget(c, w, fw, cost, head->kernel_key);
     if (!fill_grants(d.verdict)) {
       v.td->held = d.verdict == FillVerdict::kNoRoom ? HeldReason::kNoRoom : HeldReason::kUnknown;
       if (d.verdict == FillVerdict::kNoRoom) count_no_room(*v.td, fw, cost, waited);
@@ -308,7 +311,6 @@ bool dispatch_level(Ctx& c, uint32_t level, uint32_t top, bool* still_waiting) {
 
 constexpr uint64_t kQuietMaxNs = 10'000'000;
 // How often an active HP tenant is looked at, at least, while a budget is set (its drains).
-constexpr uint64_t kMeasurePollNs = 200'000;
 
 // Until when nothing this dispatch waits for is expected (SchedulerApi::quiet_until; 0: it cannot
 // tell): the earliest of the predicted end of each busy HP tenant's request (a low quantile of
@@ -366,13 +368,14 @@ void fikit_dispatch(FikitState& st, SchedulerApi& sched, uint64_t now_ns) {
     st.wakeups_asked++;
     wake = std::max(c.wake, now_ns + st.params.min_recheck_ns);
   }
-  // An HP tenant's drains do not ring the doorbell and each overwrites the last: a broker asleep
+  // Drains of 2.1 clients do not ring the doorbell and each overwrites the last: a broker asleep
   // for its idle 90 ms would see one request where there were a hundred (measured: 180 ms
-  // "requests" of 130 kernels with the HP alone). With a budget, the HP is measured at all times.
-  if (st.budget_on && std::any_of(c.views.begin(), c.views.end(), [](const View& v) {
+  // "requests" of 130 kernels with the HP alone). measure_poll looks at an active HP for them.
+  const uint64_t poll = st.params.measure_poll_ns;
+  if (poll > 0 && st.budget_on && std::any_of(c.views.begin(), c.views.end(), [](const View& v) {
         return v.active && v.t->priority == kPriorityHigh;
       }))
-    wake = wake ? std::min(wake, now_ns + kMeasurePollNs) : now_ns + kMeasurePollNs;
+    wake = wake ? std::min(wake, now_ns + poll) : now_ns + poll;
   sched.wake_at(wake);
 }
 

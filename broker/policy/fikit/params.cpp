@@ -50,7 +50,9 @@ constexpr Field kFields[] = {
     {"hp_nosync_submits", Kind::kCount, nullptr, nullptr, &FikitParams::hp_nosync_submits},
     {"overlap_cost_mps", Kind::kFactor, &FikitParams::overlap_cost_mps, nullptr, nullptr},
     {"overlap_cost_ts", Kind::kFactor, &FikitParams::overlap_cost_ts, nullptr, nullptr},
+    {"learn_overlap_cost", Kind::kCount, nullptr, nullptr, &FikitParams::learn_overlap_cost},
     {"quiet_sleep", Kind::kCount, nullptr, nullptr, &FikitParams::quiet_sleep},
+    {"measure_poll", Kind::kNs, nullptr, &FikitParams::measure_poll_ns, nullptr},
 };
 
 // Split "measure_gap_us" into the field "measure_gap" and its unit multiplier.

@@ -54,9 +54,17 @@ struct FikitParams {
   // Risk admission (risk.h): HP time one ns of LP overlap costs, on MPS and on time-slicing.
   double overlap_cost_mps = 0.5;
   double overlap_cost_ts = 1.0;
+  // 1: scale those priors per LP key by what overlaps were measured to cost (overlap_cost.h);
+  // 0: the fixed factors alone.
+  uint32_t learn_overlap_cost = 1;
   // 1: tell the scheduler until when nothing is expected (SchedulerApi::quiet_until), so that it
   // sleeps instead of polling; 0: it polls as before (for comparison).
   uint32_t quiet_sleep = 1;
+  // With a budget, call the policy this often while an HP tenant is active (0: never): it sees
+  // the drains of 2.1 clients (2.2 ones ring a sleeping broker's doorbell) and, for every client,
+  // the HP's return (HP launches ring no doorbell). Measured: it costs no scheduler CPU that the
+  // LP completions' polling does not cost anyway, and without it HP p99 on multikey was 1.55-1.79x.
+  uint64_t measure_poll_ns = 200000;
 };
 
 // Apply "name=value" pairs separated by commas to *p. Durations take a unit suffix in the name

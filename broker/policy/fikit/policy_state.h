@@ -20,6 +20,7 @@
 #include "policy/fikit/harvest_controller.h"
 #include "policy/fikit/kernel_stats.h"
 #include "policy/fikit/log_histogram.h"
+#include "policy/fikit/overlap_cost.h"
 #include "policy/fikit/params.h"
 #include "policy/fikit/request_meter.h"
 #include "policy/fikit/trace.h"
@@ -178,6 +179,7 @@ struct TenantData {
   uint64_t alone_learned = 0;                           // samples added to `alone` in this run
   bool alone_from_profile = false;
   HarvestController controller;
+  OverlapCosts overlap;  // what LP overlap really cost its requests, per LP key (risk.cpp)
   HpBudget budget;
   uint64_t hp_idle_at_add = 0;  // LP: FikitState::hp_idle_ns when it arrived
 };

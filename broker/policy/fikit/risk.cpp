@@ -43,12 +43,27 @@ ControllerInput controller_input(const FikitState& st, const TenantData& td) {
   return in;
 }
 
-bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t now_ns,
-                 uint64_t end_ns, double* damage_ns) {
-  *damage_ns = 0;
-  if (gaps.empty()) return false;
+// The damage LP work ending at end_ns is predicted to do to `owner` (HP, gap open) with the
+// substrate's prior cost; false if its gaps cannot say.
+bool prior_damage(const FikitState& st, const TenantData& owner, uint64_t gap_key, uint64_t now_ns,
+                  uint64_t end_ns, double* damage_ns) {
+  const LogHistogram* h = gaps_of(st, owner, gap_key);
+  if (!h) return false;
   bool ts = st.cfg.switch_cost_ns > 0;
   double cost = ts ? st.params.overlap_cost_ts : st.params.overlap_cost_mps;
+  uint64_t start = owner.gap.start_ns;
+  uint64_t elapsed = now_ns > start ? now_ns - start : 0;
+  uint64_t horizon = end_ns > start ? end_ns - start : 0;
+  double p_before = 0;
+  double shortfall = h->shortfall_above(elapsed, horizon, &p_before);
+  *damage_ns = cost * shortfall + static_cast<double>(st.cfg.switch_cost_ns) * p_before;
+  return true;
+}
+
+bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t now_ns,
+                 uint64_t end_ns, uint64_t lp_key, double* damage_ns) {
+  *damage_ns = 0;
+  if (gaps.empty()) return false;
   for (const GapRef& r : gaps) {
     auto it = st.tenants.find(r.tenant_id);
     if (it == st.tenants.end()) return false;
@@ -57,18 +72,26 @@ bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t
     if (owner.priority != kPriorityHigh || !owner.gap.open) return false;
     double allowance = controller_allowance_ns(owner.controller, controller_input(st, owner));
     if (allowance <= 0) return false;
-    const LogHistogram* h = gaps_of(st, owner, r.key);
-    if (!h) return false;
-    uint64_t start = owner.gap.start_ns;
-    uint64_t elapsed = now_ns > start ? now_ns - start : 0;
-    uint64_t horizon = end_ns > start ? end_ns - start : 0;
-    double p_before = 0;
-    double shortfall = h->shortfall_above(elapsed, horizon, &p_before);
-    double damage = cost * shortfall + static_cast<double>(st.cfg.switch_cost_ns) * p_before;
+    double damage = 0;
+    if (!prior_damage(st, owner, r.key, now_ns, end_ns, &damage)) return false;
+    if (st.params.learn_overlap_cost) damage *= owner.overlap.multiplier(lp_key);
     *damage_ns = std::max(*damage_ns, damage);
     if (damage > allowance) return false;
   }
   return true;
+}
+
+void risk_on_budget_grant(FikitState& st, const std::vector<GapRef>& gaps, uint64_t now_ns,
+                          uint64_t end_ns, uint64_t lp_key) {
+  for (const GapRef& r : gaps) {
+    auto it = st.tenants.find(r.tenant_id);
+    if (it == st.tenants.end()) continue;
+    TenantData& owner = *it->second;
+    if (owner.priority != kPriorityHigh || !owner.gap.open) continue;
+    double damage = 0;
+    if (prior_damage(st, owner, r.key, now_ns, end_ns, &damage))
+      owner.overlap.on_grant(lp_key, damage);
+  }
 }
 
 void risk_on_request(FikitState& st, TenantData& td, uint64_t latency_ns, bool overlapped,
@@ -76,7 +99,10 @@ void risk_on_request(FikitState& st, TenantData& td, uint64_t latency_ns, bool o
   // A tenant's first requests load modules and warm caches: milliseconds that are no request's
   // cost (they made the learned alone p99 50x the steady one on the simulated driver, and the
   // p99 budget unreachable to miss).
-  if (td.requests.count() <= kWarmupRequests) return;
+  if (td.requests.count() <= kWarmupRequests) {
+    td.overlap.drop_pending();
+    return;
+  }
   auto it = td.alone_by_kind.find(kind);
   if (it == td.alone_by_kind.end() && td.alone_by_kind.size() < kAloneKinds)
     it = td.alone_by_kind.emplace(kind, LogHistogram(256)).first;
@@ -86,9 +112,13 @@ void risk_on_request(FikitState& st, TenantData& td, uint64_t latency_ns, bool o
     if (it != td.alone_by_kind.end()) it->second.add(latency_ns);
   }
   // A kind never seen alone says nothing yet (the profile keeps the tenant's, not the kinds').
-  if (it == td.alone_by_kind.end() || it->second.total() < kMinKindSamples) return;
-  double slowdown =
-      static_cast<double>(latency_ns) / static_cast<double>(it->second.quantile_mid(0.5));
+  if (it == td.alone_by_kind.end() || it->second.total() < kMinKindSamples) {
+    td.overlap.drop_pending();
+    return;
+  }
+  const double kind_p50 = static_cast<double>(it->second.quantile_mid(0.5));
+  td.overlap.on_request(static_cast<double>(latency_ns) - kind_p50, overlapped, kind_p50);
+  double slowdown = static_cast<double>(latency_ns) / kind_p50;
   td.slowdowns.add(static_cast<uint64_t>(slowdown * HarvestController::kScale));
   if (!overlapped)
     td.alone_slowdowns.add(static_cast<uint64_t>(slowdown * HarvestController::kScale));

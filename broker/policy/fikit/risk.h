@@ -30,10 +30,16 @@ inline constexpr uint32_t kWarmupRequests = 16;
 // latency.
 ControllerInput controller_input(const FikitState& st, const TenantData& td);
 
-// Return true if LP work ending at end_ns, granted at now_ns into `gaps`, is within the
-// allowance of every HP tenant whose gap it is; *damage_ns: the largest predicted damage.
+// Return true if LP work of `lp_key` ending at end_ns, granted at now_ns into `gaps`, is within
+// the allowance of every HP tenant whose gap it is; *damage_ns: the largest predicted damage
+// (the substrate's prior x the cost learned for lp_key from that HP's requests, overlap_cost.h).
 bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t now_ns,
-                 uint64_t end_ns, double* damage_ns);
+                 uint64_t end_ns, uint64_t lp_key, double* damage_ns);
+
+// A budget grant of lp_key ending at end_ns was made into `gaps`: charge each HP owner's next
+// request with the damage predicted (with the prior), to learn what it really cost.
+void risk_on_budget_grant(FikitState& st, const std::vector<GapRef>& gaps, uint64_t now_ns,
+                          uint64_t end_ns, uint64_t lp_key);
 
 // An HP request of td ended (request_meter.h): teach the alone latency and the controller.
 void risk_on_request(FikitState& st, TenantData& td, uint64_t latency_ns, bool overlapped,
