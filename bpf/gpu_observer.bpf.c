@@ -344,8 +344,7 @@ static __always_inline int gpu_minor_of_fd(int fd)
 }
 
 /* Send a GPU_BIND event: (client, handle) was used through /dev/nvidia<minor>. */
-static __always_inline void send_bind(const struct call *c, __u32 client, __u32 handle,
-				      __u32 minor)
+static __always_inline void send_bind(const struct call *c, __u32 client, __u32 handle, __u32 minor)
 {
 	struct fikit_gpu_event *e = event_start(FIKIT_EV_GPU_BIND, c);
 

@@ -20,7 +20,8 @@
 #define FIKIT_NV_ESC_RM_CONTROL 0x2a
 #define FIKIT_NV_ESC_RM_ALLOC 0x2b
 #define FIKIT_NV_ESC_RM_MAP_MEMORY 0x4e /* on nvidiactl; its fd field is a /dev/nvidia<N> fd */
-#define FIKIT_NV_ESC_ALLOC_OS_EVENT 0xce /* on a /dev/nvidia<N> fd: { hClient, hDevice, fd, status } */
+#define FIKIT_NV_ESC_ALLOC_OS_EVENT \
+	0xce /* on a /dev/nvidia<N> fd: { hClient, hDevice, fd, status } */
 
 /* Minors of major 195: /dev/nvidia<N> for N <= FIKIT_NV_MINOR_GPU_MAX, 255 /dev/nvidiactl. */
 #define FIKIT_NV_MINOR_GPU_MAX 253

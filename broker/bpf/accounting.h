@@ -92,7 +92,7 @@ class GpuAccounting {
   void forget(pid_t pid);
 
  private:
-  static constexpr int32_t kUnbound = -1;  // Object::minor of a device not seen on a GPU file
+  static constexpr int32_t kUnbound = -1;   // Object::minor of a device not seen on a GPU file
   static constexpr int32_t kConflict = -2;  // ... seen on two: unattributed, not guessed
   struct Object {
     ObjectKind kind = ObjectKind::kNone;

@@ -83,8 +83,8 @@ Status BpfObserver::load_and_attach() {
   skel_->rodata->cfg_uvm_major = config_.uvm_major;
   skel_->rodata->cfg_test_rdev = config_.test_device ? kernel_dev(*config_.test_device) : 0;
   if (config_.test_gpu_devices.size() > FIKIT_TEST_GPUS)
-    return Status(StatusCode::kInvalidArgument, "at most " + std::to_string(FIKIT_TEST_GPUS) +
-                                                   " test GPU devices");
+    return Status(StatusCode::kInvalidArgument,
+                  "at most " + std::to_string(FIKIT_TEST_GPUS) + " test GPU devices");
   for (size_t i = 0; i < config_.test_gpu_devices.size(); i++)
     skel_->rodata->cfg_test_gpu_rdev[i] = kernel_dev(config_.test_gpu_devices[i]);
 

@@ -50,7 +50,8 @@ json latency_json(const LatencyHistogram& h) {
   json le = json::array(), cumulative = json::array();
   uint64_t sum = 0;
   for (size_t i = 0; i < LatencyHistogram::kUpperNs.size(); i++) {
-    le.push_back(static_cast<double>(LatencyHistogram::kUpperNs[i]) / 1e9);  // 2.5e-05, not 2.5000000000000001e-05
+    le.push_back(static_cast<double>(LatencyHistogram::kUpperNs[i]) /
+                 1e9);  // 2.5e-05, not 2.5000000000000001e-05
     cumulative.push_back(sum += h.counts[i]);
   }
   return json{{"count", h.count},

@@ -359,7 +359,8 @@ GpuProcessInfo GpuMonitor::Impl::describe(const bpf::ProcessUsage& u) const {
   p.mapped_bytes = u.mapped_bytes;
   p.peak_device_bytes = u.peak_device_bytes;
   p.peak_mapped_bytes = u.peak_mapped_bytes;
-  for (const bpf::GpuShare& s : u.gpus) p.gpus.push_back({s.minor, s.contexts, s.device_bytes, -1, ""});
+  for (const bpf::GpuShare& s : u.gpus)
+    p.gpus.push_back({s.minor, s.contexts, s.device_bytes, -1, ""});
   name_gpus(&p.gpus, nvidia_gpus());
   bool uvm = false;
   for (const bpf::IoctlStat& s : u.ioctls) {

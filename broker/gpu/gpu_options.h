@@ -19,14 +19,14 @@ struct DeviceNumber {
 };
 
 struct GpuOptions {
-  bool enabled = true;                       // --no-bpf clears it
-  bool audit_launches = false;               // --audit-launches
-  bool run_stats = false;                    // --bpf-stats: BPF run-time statistics on
-  std::string btf;                           // --bpf-btf: "" = the kernel's /sys/kernel/btf/vmlinux
-  std::optional<DeviceNumber> test_device;   // --bpf-test-device
+  bool enabled = true;                      // --no-bpf clears it
+  bool audit_launches = false;              // --audit-launches
+  bool run_stats = false;                   // --bpf-stats: BPF run-time statistics on
+  std::string btf;                          // --bpf-btf: "" = the kernel's /sys/kernel/btf/vmlinux
+  std::optional<DeviceNumber> test_device;  // --bpf-test-device
   std::vector<DeviceNumber> test_gpu_devices;  // --bpf-test-gpu-device D0[,D1]: /dev/nvidia0, 1
-  std::string audit_library;                 // --bpf-test-audit: "" = each process's libcuda
-  std::vector<std::string> audit_functions;  // "" = libcuda's launch entry points
+  std::string audit_library;                   // --bpf-test-audit: "" = each process's libcuda
+  std::vector<std::string> audit_functions;    // "" = libcuda's launch entry points
 };
 
 // --bpf-test-device: "MAJ:MIN" or the path of a character device.

@@ -134,7 +134,8 @@ std::string shares_lines(const json& p) {
     if (g.at("minor").is_null())
       who = "unattributed";
     else if (!g.at("index").is_null())
-      who = "GPU " + std::to_string(g.at("index").get<int>()) + " " + g.at("uuid").get<std::string>();
+      who =
+          "GPU " + std::to_string(g.at("index").get<int>()) + " " + g.at("uuid").get<std::string>();
     else
       who = "/dev/nvidia" + std::to_string(g.at("minor").get<int>());
     out += "pid " + std::to_string(p.at("pid").get<int>()) + ": " + who + " " +

@@ -87,13 +87,12 @@ TEST(BrokerObserver, StatusShowsMemoryAndContextsPerGpu) {
   t::TestDevice dev, gpu0(5), gpu1(7);
   ObservedBroker broker(dev, {"--bpf-test-gpu-device", "1:5,1:7"});
   ASSERT_TRUE(broker.loaded());
-  t::Child child({t::build_file("tests/fikit_bpf_test_child"), "gpus", dev.path(), gpu0.path(),
-                  gpu1.path()});
+  t::Child child(
+      {t::build_file("tests/fikit_bpf_test_child"), "gpus", dev.path(), gpu0.path(), gpu1.path()});
   const pid_t pid = child.pid();
   ASSERT_EQ(child.read_line(), "ready");
-  json p = broker.wait_process(pid, [](const json& p) {
-    return p["device_bytes"] == (14 << 20) && p["gpus"].size() == 3;
-  });
+  json p = broker.wait_process(
+      pid, [](const json& p) { return p["device_bytes"] == (14 << 20) && p["gpus"].size() == 3; });
   ASSERT_FALSE(p.is_null()) << broker.last().dump(1);
   const json& gpus = p["gpus"];
   EXPECT_EQ(gpus[0]["minor"], 0);

@@ -211,8 +211,8 @@ TEST(BpfObserver, AttributesContextsAndMemoryToGpus) {
   Result<std::unique_ptr<BpfObserver>> opened = BpfObserver::open(config);
   ASSERT_TRUE(opened.ok()) << opened.status().message();
   BpfObserver& obs = *opened.value();
-  t::Child child({t::build_file("tests/fikit_bpf_test_child"), "gpus", ctl.path(), gpu0.path(),
-                  gpu1.path()});
+  t::Child child(
+      {t::build_file("tests/fikit_bpf_test_child"), "gpus", ctl.path(), gpu0.path(), gpu1.path()});
   ASSERT_EQ(child.read_line(), "ready");
   const pid_t pid = child.pid();
   std::vector<ProcessUsage> snap;
