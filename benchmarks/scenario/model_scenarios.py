@@ -219,7 +219,7 @@ def policy_diag(log_text, profile_dir, lp_mix):
         "d_decr": ctl.get("decreases"),
         "d_grants_fill": lp.get("grants_fill"),
         "d_grants_risky": lp.get("grants_risky"),
-        "d_grants_budget": hp.get("grants_budget"),
+        "d_grants_budget": lp.get("grants_budget"),  # counted on the LP tenant granted
         "d_fill_misses": hp.get("fill_misses"),
         "d_gaps_filled": hp.get("gaps_filled"),
         "d_lp_dur": lp_duration_ratio(profile_dir, lp_mix),
@@ -350,7 +350,7 @@ def diag_table(rows):
     """What the broker's policy statistics say for each fikit and oracle row (the HP's and the
     LP's, logged as they leave; medians over repetitions, words from the last)."""
     head = ("| HP / LP | arrivals | setting | broker slowdown p50 / p99 (alone from) | controller "
-            "(gain, +/-) | LP grants fill / risky (HP within budget) | gaps filled / fill misses "
+            "(gain, +/-) | LP grants fill / risky / within budget | gaps filled / fill misses "
             "| LP held: above_busy / no_room / unknown / in_flight | no room why | LP durations "
             "measured / true |")
     lines = [head, "|" + "---|" * 10]
@@ -358,7 +358,7 @@ def diag_table(rows):
         if not r["setting"].startswith(("fikit", "oracle")):
             continue
         f = lambda k, spec=".0f": sm.fmt(r.get(k), spec)  # noqa: E731
-        lines.append("| %s | %s | %s | %s / %s (%s) | %s %s, +%s/-%s | %s / %s (%s) | %s / %s | "
+        lines.append("| %s | %s | %s | %s / %s (%s) | %s %s, +%s/-%s | %s / %s / %s | %s / %s | "
                      "%s / %s / %s / %s | %s | %s |" % (
                          r["pair"], r["arrivals"], r["setting"], f("d_slow50", ".2f"),
                          f("d_slow99", ".2f"), r.get("alone", "-"), r.get("state", "-"),
