@@ -6,6 +6,7 @@ several HP budgets, the oracle) on the simulated driver. Python standard library
 """
 
 import glob
+import json
 import os
 import signal
 import subprocess
@@ -141,11 +142,11 @@ class ModelRunner:
         tag = self.r.tag("model")
         gpu = self.gpu(tag)
         lp_trace = self.r.path(tag + "-lp")
-        broker = sock = None
+        broker = sock = log = None
         lp = None
         try:
             if policy:
-                broker, sock, _ = self.r.start_broker(policy, mode, tag, broker_args)
+                broker, sock, log = self.r.start_broker(policy, mode, tag, broker_args)
                 lp = self.r.tenant(sock, "low", "lp", self.lp_args(pair),
                                    self.env(mode, gpu, lp_trace, lp_env))
                 self.r.wait_for(lambda: '"name":"lp"' in self.r.status(sock), "the LP tenant")
@@ -176,7 +177,72 @@ class ModelRunner:
         kv = sm.parse_kv(out)
         win = (int(kv["start_ns"]), int(kv["end_ns"]))
         lp_ns = sm.lp_busy_in(sm.read_trace(lp_trace), read_mix(PAIRS[pair][1]), win)
-        return kv, lp_ns, win
+        diag = policy_diag(open(log).read(), self.r.path(tag + "-profiles"),
+                           read_mix(PAIRS[pair][1])) if log else ({}, {})
+        return kv, lp_ns, win, diag
+
+
+def hist_mean_ns(pairs):
+    """Mean of a profile histogram ([bucket, count] pairs, LogHistogram's geometry: 16 linear
+    buckets of 16 ns, then 16 per octave from 256 ns), each bucket at its midpoint."""
+    def lower(b):
+        if b < 16:
+            return b << 4
+        e = 8 + (b - 16) // 16
+        return (16 + (b - 16) % 16) << (e - 4)
+    n = sum(c for _, c in pairs)
+    return sum((lower(b) + lower(b + 1)) / 2.0 * c for b, c in pairs) / n if n else None
+
+
+def lp_duration_ratio(profile_dir, mix):
+    """The LP's kernel durations as the broker measured them (its saved profile: per key the
+    mean of the duration histogram, weighted by the key's launches) over their true length
+    (the mix's mean kernel duration); None without a profile or measurements."""
+    files = glob.glob(os.path.join(profile_dir, "**", "lp.json"), recursive=True)
+    if not files:
+        return None
+    try:
+        keys = json.load(open(files[0]))["keys"]
+    except (OSError, ValueError, KeyError):
+        return None
+    num = den = 0.0
+    for k in keys:
+        m = hist_mean_ns(k.get("duration", []))
+        if m is not None:
+            num += m * k["seen"]
+            den += k["seen"]
+    return num / den / (sum(mix) / len(mix) * 1000.0) if den else None
+
+
+def policy_diag(log_text, profile_dir, lp_mix):
+    """What the broker says about a fikit/oracle run (its policy statistics for the HP and the LP
+    tenant, logged as each leaves, docs/STATUS.md): (numbers, which take medians over
+    repetitions; words)."""
+    hp, lp = sm.policy_stats(log_text, "hp"), sm.policy_stats(log_text, "lp")
+    ctl = hp.get("controller", {})
+    held = lp.get("held_ns", {})
+    held_total = sum(held.values()) or None
+    why = lp.get("no_room_why", {})
+    nums = {
+        "d_slow50": hp.get("slowdown", {}).get("p50"),
+        "d_slow99": hp.get("slowdown", {}).get("p99"),
+        "d_gain": ctl.get("gain"),
+        "d_incr": ctl.get("increases"),
+        "d_decr": ctl.get("decreases"),
+        "d_grants_fill": lp.get("grants_fill"),
+        "d_grants_risky": lp.get("grants_risky"),
+        "d_grants_budget": lp.get("grants_budget"),  # counted on the LP tenant granted
+        "d_fill_misses": hp.get("fill_misses"),
+        "d_gaps_filled": hp.get("gaps_filled"),
+        "d_lp_dur": lp_duration_ratio(profile_dir, lp_mix),
+    }
+    for k, v in held.items():
+        nums["d_held_" + k] = v / held_total if held_total else None
+    words = {"state": ctl.get("state", "-"),
+             "alone": hp.get("alone_latency", {}).get("source", "-"),
+             "no_room": ", ".join("%s %d" % kv for kv in sorted(why.items(), key=lambda x: -x[1])
+                                  if kv[1]) or "-"}
+    return nums, words
 
 
 def run_pair(mr, pair, arrivals, lp_alone_rate, log):
@@ -184,7 +250,7 @@ def run_pair(mr, pair, arrivals, lp_alone_rate, log):
     repetitions). LP rate: LP GPU time done inside the HP's run / the mix's GPU time per
     iteration, per second of that run."""
     iter_ns = sum(read_mix(PAIRS[pair][1])) * 1000.0
-    runs = {}
+    runs, words = {}, {}
     for rep in range(mr.a.repeat_models):
         # HP alone twice, the lower latencies kept: on a shared machine a stall of the host
         # only ever adds latency, and one in a run of 150 requests is its p99.
@@ -194,7 +260,7 @@ def run_pair(mr, pair, arrivals, lp_alone_rate, log):
             alone[q] = str(min(float(x[q]) for x in runs_alone))
         busy_ns = float(alone["busy_us"]) * 1000.0
         for st in settings(mr.a, mr.budget_flag):
-            kv, lp_ns, win = mr.coloc(pair, arrivals, st)
+            kv, lp_ns, win, (diag, diag_words) = mr.coloc(pair, arrivals, st)
             span = win[1] - win[0]
             idle_ns = span - busy_ns  # the physical bound: every ns the HP leaves the GPU idle
             m = {"p50": sm.ratio(float(kv["p50_us"]), float(alone["p50_us"])),
@@ -202,6 +268,8 @@ def run_pair(mr, pair, arrivals, lp_alone_rate, log):
                  "jct": sm.ratio(float(kv["jct_ms"]), float(alone["jct_ms"])),
                  "lp_rate": lp_ns / iter_ns / (span / 1e9),
                  "harvest": sm.ratio(lp_ns, idle_ns)}
+            m.update(diag)
+            words[st[0]] = diag_words  # the last repetition's
             runs.setdefault(st[0], []).append(m)
             log("%-12s %-8s %-24s #%d p50 %.2fx p99 %.2fx LP %.2f it/s harvest %s" % (
                 pair, arrivals, st[0], rep + 1, m["p50"], m["p99"], m["lp_rate"],
@@ -210,6 +278,7 @@ def run_pair(mr, pair, arrivals, lp_alone_rate, log):
     ts = sm.median_metrics(runs["time-slice"])["lp_rate"]
     for label, ms in runs.items():
         m = sm.median_metrics(ms)
+        m.update(words.get(label, {}))
         m.update(pair=pair, arrivals=arrivals, setting=label,
                  lp_vs_alone=sm.ratio(m["lp_rate"], lp_alone_rate),
                  lp_vs_ts=sm.ratio(m["lp_rate"], ts))
@@ -247,16 +316,68 @@ def table(rows, lp_alone):
     return "\n".join(lines)
 
 
+def budget_of(setting):
+    """The p99 budget of a "fikit MPS p99=X" setting, else None."""
+    return float(setting.split("p99=")[1]) if "p99=" in setting else None
+
+
+def check(name, value, ok, spec):
+    return "%s %s (%s)" % (name, "met" if ok else "MISSED", sm.fmt(value, spec))
+
+
 def targets(rows):
-    """Issue 15's targets on the fikit MPS rows (Poisson arrivals)."""
+    """Issue 15's targets (Poisson arrivals): on MPS, the default budget p99=1.10 (or the one
+    fikit point of a broker without --hp-budget) keeps HP p99 <= 1.10x with the LP >= 50% of
+    its time-sliced throughput (goal 70%); at p99=1.05 the LP >= 35%; HP p50 <= 1.05x at every
+    budget <= 1.10; on time-slicing, HP p99 <= 1.10x, the LP >= 25% and its kernel durations as
+    the broker measured them within 20% of their true length."""
     out = []
     for r in rows:
-        if r["arrivals"] != "poisson" or not r["setting"].startswith("fikit MPS"):
+        s = r["setting"]
+        if r["arrivals"] != "poisson" or not s.startswith("fikit"):
             continue
-        checks = [("p50 <= 1.05", r["p50"] <= 1.05), ("p99 <= 1.10", r["p99"] <= 1.10),
-                  ("LP >= 50% of time-sliced", r["lp_vs_ts"] >= 0.5)]
-        if "p99=1.05" in r["setting"]:
-            checks = [("LP >= 35% of time-sliced", r["lp_vs_ts"] >= 0.35)] + checks[:1]
-        out.append("- %s / %s: %s" % (r["pair"], r["setting"], ", ".join(
-            "%s %s" % (n, "met" if ok else "MISSED") for n, ok in checks)))
+        b = budget_of(s)
+        p50 = check("p50 <= 1.05", r["p50"], r["p50"] is not None and r["p50"] <= 1.05, ".2f")
+        p99 = check("p99 <= 1.10", r["p99"], r["p99"] is not None and r["p99"] <= 1.10, ".2f")
+        lp = r["lp_vs_ts"] if r["lp_vs_ts"] is not None else 0.0
+        if s == "fikit TS":
+            dur = r.get("d_lp_dur")
+            checks = [p99, check("LP >= 25% of time-sliced", lp, lp >= 0.25, ".0%"),
+                      check("LP durations within 20%", dur,
+                            dur is not None and abs(dur - 1) <= 0.2, ".2f")]
+        elif b is None or abs(b - 1.10) < 1e-9:
+            checks = [p50, p99, check("LP >= 50% of time-sliced", lp, lp >= 0.5, ".0%"),
+                      check("goal LP >= 70%", lp, lp >= 0.7, ".0%")]
+        elif abs(b - 1.05) < 1e-9:
+            checks = [p50, check("LP >= 35% of time-sliced", lp, lp >= 0.35, ".0%")]
+        elif b < 1.10:
+            checks = [p50]
+        else:
+            continue  # budgets above 1.10: points of the figure, no target
+        out.append("- %s / %s: %s" % (r["pair"], s, ", ".join(checks)))
     return "\n".join(out)
+
+
+def diag_table(rows):
+    """What the broker's policy statistics say for each fikit and oracle row (the HP's and the
+    LP's, logged as they leave; medians over repetitions, words from the last)."""
+    head = ("| HP / LP | arrivals | setting | broker slowdown p50 / p99 (alone from) | controller "
+            "(gain, +/-) | LP grants fill / risky / within budget | gaps filled / fill misses "
+            "| LP held: above_busy / no_room / unknown / in_flight | no room why | LP durations "
+            "measured / true |")
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        if not r["setting"].startswith(("fikit", "oracle")):
+            continue
+        f = lambda k, spec=".0f": sm.fmt(r.get(k), spec)  # noqa: E731
+        lines.append("| %s | %s | %s | %s / %s (%s) | %s %s, +%s/-%s | %s / %s / %s | %s / %s | "
+                     "%s / %s / %s / %s | %s | %s |" % (
+                         r["pair"], r["arrivals"], r["setting"], f("d_slow50", ".2f"),
+                         f("d_slow99", ".2f"), r.get("alone", "-"), r.get("state", "-"),
+                         f("d_gain", ".2f"), f("d_incr"), f("d_decr"), f("d_grants_fill"),
+                         f("d_grants_risky"), f("d_grants_budget"), f("d_gaps_filled"),
+                         f("d_fill_misses"), f("d_held_above_busy", ".0%"),
+                         f("d_held_no_room", ".0%"), f("d_held_unknown", ".0%"),
+                         f("d_held_in_flight", ".0%"), r.get("no_room", "-"),
+                         f("d_lp_dur", ".2f")))
+    return "\n".join(lines)

@@ -327,7 +327,9 @@ def report(a, rows, models, started, load_before):
                 "" if budget_flag else " The broker has no --hp-budget: one fikit point, "
                 "marked budget n/a."),
             "", ms.table(mrows, lp_alone), "", "Targets (issue 15, Poisson arrivals):",
-            ms.targets(mrows), ""]
+            ms.targets(mrows), "", "The broker's view (policy statistics of the HP and LP "
+            "tenants as they left; held: the LP's waiting time by reason):", "",
+            ms.diag_table(mrows), ""]
     return "\n".join(lines)
 
 

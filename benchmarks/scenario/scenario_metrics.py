@@ -122,7 +122,7 @@ def median_metrics(runs):
     """Per metric, the median over runs (ignoring missing values)."""
     out = {}
     for key in runs[0]:
-        vals = sorted(r[key] for r in runs if r[key] is not None and r[key] == r[key])
+        vals = sorted(r[key] for r in runs if r.get(key) is not None and r[key] == r[key])
         out[key] = vals[len(vals) // 2] if vals else None
     return out
 
