@@ -2,18 +2,7 @@
 
 #include <strings.h>
 
-#include <cstdio>
-
 namespace fikit::broker {
-
-std::string gpu_uuid_text(const uint8_t* b) {
-  char buf[48];
-  snprintf(buf, sizeof(buf),
-           "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-           b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-           b[15]);
-  return buf;
-}
 
 GpuDomains::GpuDomains(std::vector<GpuIdentity> known, bool learn)
     : gpus_(std::move(known)), learning_(learn || gpus_.empty()) {}

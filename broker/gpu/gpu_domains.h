@@ -10,6 +10,7 @@
 // is GPU 0's. Thread-safe: admission and status run on the control thread, tests elsewhere.
 #pragma once
 
+#include <fikit/gpu_uuid.h>
 #include <fikit/protocol.h>
 #include <fikit/result.h>
 
@@ -23,9 +24,6 @@
 namespace fikit::broker {
 
 inline constexpr uint32_t kMaxGpuDomains = 64;
-
-// "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" of 16 UUID bytes, as nvidia-smi prints it.
-std::string gpu_uuid_text(const uint8_t* uuid);
 
 class GpuDomains {
  public:

@@ -1,6 +1,8 @@
 // The simulated node's GPUs and CUDA_VISIBLE_DEVICES (sim_devices.h).
 #include "sim/sim_devices.h"
 
+#include <fikit/gpu_uuid.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -38,16 +40,6 @@ int32_t entry_index(const std::vector<DeviceIdentity>& node, const std::string& 
 
 }  // namespace
 
-std::string uuid_text(const CUuuid& u) {
-  char buf[48];
-  const auto* b = reinterpret_cast<const unsigned char*>(u.bytes);
-  snprintf(buf, sizeof(buf),
-           "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-           b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-           b[15]);
-  return buf;
-}
-
 std::vector<DeviceIdentity> node_devices(const Config& cfg) {
   std::vector<DeviceIdentity> out;
   for (uint32_t k = 0; k < cfg.devices; k++) {
@@ -62,7 +54,7 @@ std::vector<DeviceIdentity> node_devices(const Config& cfg) {
     uint64_t b = fnv1a(d.cfg.shm_name, a ^ 0x5bd1e9955bd1e995ull);
     memcpy(d.uuid.bytes, &a, 8);
     memcpy(d.uuid.bytes + 8, &b, 8);
-    d.uuid_text = uuid_text(d.uuid);
+    d.uuid_text = gpu_uuid_text(d.uuid.bytes);
     d.name = cfg.devices == 1 ? "fikit simulated GPU" : "fikit simulated GPU " + std::to_string(k);
     out.push_back(d);
   }

@@ -34,7 +34,4 @@ std::vector<DeviceIdentity> node_devices(const Config& cfg);
 // order.
 std::vector<uint32_t> visible_devices(const std::vector<DeviceIdentity>& node, const char* env);
 
-// "GPU-" and the 16 bytes as the real driver prints them.
-std::string uuid_text(const CUuuid& u);
-
 }  // namespace fikit::sim

@@ -8,6 +8,7 @@
 // simulated driver (LD_LIBRARY_PATH=<build>/sim) as on a real GPU.
 #include <cuda.h>
 #include <fcntl.h>
+#include <fikit/gpu_uuid.h>
 #include <fikit/version.h>
 #include <poll.h>
 #include <sys/wait.h>
@@ -122,17 +123,6 @@ void check(CUresult r, const char* what, const char* who) {
   exit(1);
 }
 
-// "GPU-" and the UUID's 16 bytes, as nvidia-smi prints them.
-std::string uuid_text(const CUuuid& u) {
-  char buf[48];
-  const auto* b = reinterpret_cast<const unsigned char*>(u.bytes);
-  snprintf(buf, sizeof(buf),
-           "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-           b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-           b[15]);
-  return buf;
-}
-
 // --list: every device, without creating a context.
 int list_gpus() {
   check(cuInit(0), "cuInit", "list");
@@ -146,7 +136,8 @@ int list_gpus() {
     check(cuDeviceGet(&dev, i), "cuDeviceGet", "list");
     check(cuDeviceGetUuid(&uuid, dev), "cuDeviceGetUuid", "list");
     check(cuDeviceGetName(name, sizeof(name), dev), "cuDeviceGetName", "list");
-    printf("gpu=%d uuid=%s driver=%d name=\"%s\"\n", i, uuid_text(uuid).c_str(), driver, name);
+    printf("gpu=%d uuid=%s driver=%d name=\"%s\"\n", i, fikit::gpu_uuid_text(uuid.bytes).c_str(),
+           driver, name);
   }
   return 0;
 }
@@ -176,7 +167,7 @@ Gpu open_gpu(const char* who, const Args& a) {
   g.name = name;
   CUuuid uuid{};
   check(cuDeviceGetUuid(&uuid, dev), "cuDeviceGetUuid", who);
-  g.uuid = uuid_text(uuid);
+  g.uuid = fikit::gpu_uuid_text(uuid.bytes);
   check(cuDriverGetVersion(&g.driver), "cuDriverGetVersion", who);
   check(cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain", who);
   check(cuCtxSetCurrent(ctx), "cuCtxSetCurrent", who);
