@@ -11,6 +11,7 @@ struct ProcessCounters {
   std::atomic<uint64_t> passed_through{0};  // launched without the broker
   std::atomic<uint64_t> dropped{0};         // HP records lost to a full ring
   std::atomic<uint64_t> lp_waits{0};        // LP launches that waited for a grant
+  std::atomic<uint64_t> lp_burst{0};        // LP launches made at once inside a broker burst
   std::atomic<uint64_t> reconnects{0};      // successful (re)registrations
   std::atomic<uint64_t> markers{0};         // completion markers enqueued
   std::atomic<uint64_t> drains{0};          // drains published

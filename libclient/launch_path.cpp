@@ -36,11 +36,12 @@ void wake_broker(BrokerWords& b) noexcept {
 }
 
 // Push an LP bookkeeping entry, retrying briefly on a full ring; count it dropped if that fails.
-void push_reliably(Session* s, const EntryFields& f) noexcept {
+// `wake`: ring a sleeping broker (not inside a burst: the broker reads those when it looks).
+void push_reliably(Session* s, const EntryFields& f, bool wake) noexcept {
   for (int i = 0; i < kPushAttempts; i++) {
     uint32_t pos;
     if (ring__push(&s->seg->ring, f, &pos)) {
-      wake_broker(s->seg->broker);
+      if (wake) wake_broker(s->seg->broker);
       return;
     }
     if (!session_usable(s)) break;
@@ -64,6 +65,14 @@ bool enqueue_marker(Session* s, const LaunchDesc& d, uint16_t slot, uint32_t pos
   s->seg->client.markers.fetch_add(1, std::memory_order_relaxed);
   count(g_counters.markers);
   return true;
+}
+
+// Return true if the broker's LP burst (ABI 2.3) lets the request at `position` launch at once.
+bool in_burst(const BrokerWords& b, uint32_t position, uint64_t now) noexcept {
+  // Acquire pairs with the broker's release store of burst_until_ns, made after burst_end.
+  uint64_t until = b.burst_until_ns.load(std::memory_order_acquire);
+  if (until == 0 || now >= until) return false;
+  return pos_at_or_after(b.burst_end.load(std::memory_order_relaxed), position + 1);
 }
 
 [[gnu::cold, gnu::noinline]] bool map_gpu_slow(Session* s) noexcept {
@@ -219,19 +228,28 @@ CUresult lp_launch(Session* s, const LaunchDesc& d, LaunchKey k, IssueFn issue,
   }
   bool can_mark = ensure_gpu_mapped(s);  // before the request: registering may take a while
   uint32_t pos;
-  if (!ring__push(&seg->ring, {EntryKind::kLpRequest, k.slot, 0, d.flags, k.key, now_ns()}, &pos))
-    return pass_through(s, issue, args);
-  wake_broker(b);
-  if (wait_for_grant(s, pos, config_broker_timeout_ns()) != WaitResult::kGranted)
-    return pass_through(s, issue, args);
+  if (!ring__reserve(&seg->ring, &pos)) return pass_through(s, issue, args);
+  const uint64_t asked = now_ns();
+  // Inside the broker's burst the request is its own grant: launch at once, wake nobody.
+  const bool burst = in_burst(b, pos, asked);
+  ring__commit(
+      &seg->ring, pos,
+      {EntryKind::kLpRequest, k.slot, 0, d.flags | (burst ? kFlagBurst : 0), k.key, asked});
+  if (burst) {
+    count(g_counters.lp_burst);
+  } else {
+    wake_broker(b);
+    if (wait_for_grant(s, pos, config_broker_timeout_ns()) != WaitResult::kGranted)
+      return pass_through(s, issue, args);
+  }
   CUresult r = issue(args);
   if (r != CUDA_SUCCESS) {
-    push_reliably(s, {EntryKind::kLpAbort, k.slot, pos, d.flags, k.key, now_ns()});
+    push_reliably(s, {EntryKind::kLpAbort, k.slot, pos, d.flags, k.key, now_ns()}, !burst);
     return r;
   }
   uint32_t flags = d.flags;
   if (can_mark && enqueue_marker(s, d, k.slot, pos)) flags |= kFlagMarker;
-  push_reliably(s, {EntryKind::kLpLaunched, k.slot, pos, flags, k.key, now_ns()});
+  push_reliably(s, {EntryKind::kLpLaunched, k.slot, pos, flags, k.key, now_ns()}, !burst);
   note_issued(s, k.slot, pos);
   return r;
 }

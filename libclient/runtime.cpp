@@ -193,11 +193,11 @@ __attribute__((destructor)) void report_at_exit() {
     return static_cast<unsigned long long>(c.load(std::memory_order_relaxed));
   };
   FIKIT_LOG_INFO(
-      "launches %llu, passed through %llu, dropped %llu, LP waits %llu, markers %llu, "
-      "drains %llu, registrations %llu",
+      "launches %llu, passed through %llu, dropped %llu, LP waits %llu, LP in bursts %llu, "
+      "markers %llu, drains %llu, registrations %llu",
       static_cast<unsigned long long>(launches), get(g_counters.passed_through),
-      get(g_counters.dropped), get(g_counters.lp_waits), get(g_counters.markers),
-      get(g_counters.drains), get(g_counters.reconnects));
+      get(g_counters.dropped), get(g_counters.lp_waits), get(g_counters.lp_burst),
+      get(g_counters.markers), get(g_counters.drains), get(g_counters.reconnects));
 }
 
 }  // namespace

@@ -19,7 +19,8 @@ import sys
 from report import nearest_rank
 
 VERDICTS = {0: "granted", 1: "granted to measure", 2: "granted risky", 3: "no room",
-            4: "needs a long gap (unknown kernel)", 100: "max LP in flight",
+            4: "needs a long gap (unknown kernel)", 5: "granted within the HP budget",
+            6: "launched in a burst", 100: "max LP in flight",
             101: "a level above busy"}
 
 

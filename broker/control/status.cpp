@@ -71,6 +71,7 @@ json tenant_base_json(const TenantStatus& t, uint64_t now_ns) {
               {"fault", t.fault},
               {"launches", t.launches},
               {"granted", t.granted},
+              {"burst_granted", t.burst_granted},
               {"passed_through", t.passed_through},
               {"dropped", t.dropped},
               {"expired", t.expired},

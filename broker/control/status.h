@@ -7,9 +7,9 @@
 //               "spin_us", "abi", "tenants", "tenants_omitted"},
 //    "gpus": [{"index", "uuid", "model", "tenants": [id...]}],
 //    "tenants": [{"id", "gpu", "pid", "uid", "name", "priority", "priority_name", "state",
-//                 "fault", "launches", "granted", "passed_through", "dropped", "expired",
-//                 "lp_waiting", "lp_in_flight", "outstanding", "busy_s", "age_s", "launches_per_s",
-//                 "grants_per_s", "rate_window_s", "policy", "policy_text",
+//                 "fault", "launches", "granted", "burst_granted", "passed_through", "dropped",
+//                 "expired", "lp_waiting", "lp_in_flight", "outstanding", "busy_s", "age_s",
+//                 "launches_per_s", "grants_per_s", "rate_window_s", "policy", "policy_text",
 //                 "grant_latency" (once granted), "kubernetes" (in a pod)}]}
 //   policy: the policy's statistics of the tenant (an object, {} if none; fikit: see
 //   docs/POLICY.md), policy_text: the same as indented lines for the table.

@@ -93,6 +93,17 @@ class SchedulerApi {
   // that request's position: on_complete or on_revoke of the same position ends it. Return false
   // if it has none.
   virtual bool grant(uint32_t i) = 0;
+  // An LP burst, granted as one unit (ABI 2.3): let tenant i launch its next requests, at the
+  // `positions` ring positions after those consumed so far, without waiting, until until_ns
+  // (CLOCK_MONOTONIC). Each one launched in it is granted when the scheduler consumes it and
+  // reported through on_burst_grant; from then on it is a grant like any other. A new burst
+  // replaces the last. Return false if tenant i is of the highest priority or has requests
+  // waiting (they are granted first, in ring order). Clients before 2.3 ignore bursts.
+  virtual bool open_burst(uint32_t /*i*/, uint32_t /*positions*/, uint64_t /*until_ns*/) {
+    return false;
+  }
+  // End tenant i's burst now. A request that saw it open may still come, and is accepted.
+  virtual void close_burst(uint32_t /*i*/) {}
   // Total granted LP launches not yet complete, over all tenants.
   virtual uint32_t lp_in_flight() const = 0;
   // Return true if any tenant with priority strictly higher (smaller number) than `priority` has
@@ -127,6 +138,9 @@ struct PolicyOps {
   // grant_timeout_ns, aborted by the client (kLpAbort), or no longer tracked. A late launch of it
   // is still reported through on_complete.
   void (*on_revoke)(void* state, TenantInfo& t, uint32_t position) = nullptr;
+  // t launched request s inside its burst (SchedulerApi::open_burst): s is granted, named by
+  // s.position, as if by grant(). Called right after on_submit of s.
+  void (*on_burst_grant)(void* state, TenantInfo& t, const Submission& s) = nullptr;
   // t has nothing outstanding any more (drained) at t_ns.
   void (*on_idle)(void* state, TenantInfo& t, uint64_t t_ns) = nullptr;
   // Grant whatever may run now. Called after every batch of events and at wake_at times.

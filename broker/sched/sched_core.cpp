@@ -60,6 +60,26 @@ void SchedCore::set_marker_every(uint32_t i, uint32_t n) {
   active_[i]->seg->broker.hp_marker_every.store(n, std::memory_order_relaxed);
 }
 
+bool SchedCore::open_burst(uint32_t i, uint32_t positions, uint64_t until_ns) {
+  if (i >= active_.size()) return false;
+  Tenant& t = *active_[i];
+  // Granted in ring order: a burst may not pass requests that wait. A ring's worth at most.
+  if (t.info.priority == kPriorityHigh || !t.waiting.empty() || positions == 0 ||
+      positions > kRingEntries || until_ns == 0)
+    return false;
+  t.burst_start = t.head;
+  t.burst_end = t.head + positions;
+  t.burst_until_ns = until_ns;
+  t.burst_dirty = true;
+  return true;
+}
+
+void SchedCore::close_burst(uint32_t i) {
+  if (i >= active_.size() || active_[i]->burst_until_ns == 0) return;
+  active_[i]->burst_until_ns = 0;
+  active_[i]->burst_dirty = true;
+}
+
 void SchedCore::add(std::shared_ptr<const TenantDesc> desc, uint64_t now_ns) {
   auto t = std::make_unique<Tenant>();
   t->seg = desc->seg;
@@ -147,8 +167,10 @@ uint32_t SchedCore::poll(uint64_t now_ns) {
 
 bool SchedCore::busy() const {
   if (lp_in_flight_ > 0) return true;
-  return std::any_of(active_.begin(), active_.end(),
-                     [](const auto& t) { return t->info.waiting > 0; });
+  // An open burst is LP work about to run: its launches ring no doorbell.
+  return std::any_of(active_.begin(), active_.end(), [this](const auto& t) {
+    return t->info.waiting > 0 || t->burst_until_ns > round_ns_;
+  });
 }
 
 const Submission* SchedCore::request(uint32_t i, uint32_t k) const {
@@ -315,6 +337,13 @@ uint32_t SchedCore::expire_silent(Tenant& t, uint64_t now_ns) {
 void SchedCore::publish_grants() {
   bool any = false;
   for (auto& t : active_) {
+    if (t->burst_dirty) {
+      t->burst_dirty = false;
+      BrokerWords& b = t->seg->broker;
+      // Release pairs with the client's acquire load of burst_until_ns: burst_end first.
+      b.burst_end.store(t->burst_end, std::memory_order_relaxed);
+      b.burst_until_ns.store(t->burst_until_ns, std::memory_order_release);
+    }
     if (!t->grant_dirty) continue;
     // Release pairs with the client's acquire load of granted: nothing else is published with it,
     // but it keeps the word's updates ordered after our reads of the ring.
@@ -417,6 +446,7 @@ TenantStatus SchedCore::status_of(const Tenant& t) const {
   s.fault = t.fault;
   s.launches = t.launches;
   s.granted = t.granted;
+  s.burst_granted = t.burst_granted;
   s.expired = t.expired_count;
   s.passed_through = t.seg->client.passed_through.load(std::memory_order_relaxed);
   s.dropped = t.seg->client.dropped.load(std::memory_order_relaxed);

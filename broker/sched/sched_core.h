@@ -86,6 +86,8 @@ class SchedCore final : public SchedulerApi {
   void wake_at(uint64_t t_ns) override { wake_at_ns_ = t_ns; }
   void quiet_until(uint64_t t_ns) override { quiet_until_ns_ = t_ns; }
   void set_marker_every(uint32_t i, uint32_t n) override;
+  bool open_burst(uint32_t i, uint32_t positions, uint64_t until_ns) override;
+  void close_burst(uint32_t i) override;
 
  private:
   struct Launch {
@@ -109,6 +111,11 @@ class SchedCore final : public SchedulerApi {
     uint32_t granted_word = 0;  // value of seg->broker.granted we publish
     uint64_t seen_syncs = 0;    // seg->client.syncs at its last reap
     bool grant_dirty = false;
+    // Its burst (open_burst): requests at positions in [burst_start, burst_end) may come with
+    // kFlagBurst; burst_until_ns is the published deadline (0: closed).
+    uint32_t burst_start = 0, burst_end = 0;
+    uint64_t burst_until_ns = 0;
+    bool burst_dirty = false;
     Fifo<Submission> waiting;  // LP requests not yet granted, in ring order
     Fifo<Grant> grants;        // granted, not yet launched or aborted, in ring order
     Fifo<uint32_t> expired;    // grants taken back: a late launch of one is accepted
@@ -116,7 +123,7 @@ class SchedCore final : public SchedulerApi {
     uint64_t busy_slots = 0;                       // bit i: slots[i] is not empty
     uint64_t progress_ns = 0;                      // the last round its outstanding count changed
     uint64_t longest_ns = 0;  // the longest a launch of it stayed outstanding (broker's clock)
-    uint64_t launches = 0, granted = 0, expired_count = 0;
+    uint64_t launches = 0, granted = 0, expired_count = 0, burst_granted = 0;
     uint64_t busy_ns = 0;        // closed busy periods (launches outstanding)
     uint64_t busy_since_ns = 0;  // start of the open one (outstanding > 0)
     LatencyHistogram grant_latency;
@@ -128,6 +135,7 @@ class SchedCore final : public SchedulerApi {
   const char* handle_entry(Tenant& t, const EntryCopy& e);
   const char* handle_lp_end(Tenant& t, const EntryCopy& e);
   void submit(Tenant& t, const EntryCopy& e);
+  const char* burst_grant(Tenant& t, const EntryCopy& e);
 
   void track(Tenant& t, uint16_t slot, const Launch& l);
   uint32_t reap_slots(Tenant& t, uint64_t now_ns);

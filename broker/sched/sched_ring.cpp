@@ -68,6 +68,7 @@ const char* SchedCore::handle_entry(Tenant& t, const EntryCopy& e) {
       // waiting or granted is a flood, which must not grow the broker.
       if (t.waiting.size() + t.grants.size() >= kMaxQueuedRequests)
         return "too many LP requests waiting or granted and not launched (flooding its ring)";
+      if (e.flags & kFlagBurst) return burst_grant(t, e);
       t.waiting.push_back(submission_of(e));
       t.info.waiting++;
       submit(t, e);
@@ -129,6 +130,22 @@ const char* SchedCore::handle_lp_end(Tenant& t, const EntryCopy& e) {
                                  .issue_ns = e.t_ns,
                                  .done_ns = e.t_ns,
                                  .exact = false});
+  return nullptr;
+}
+
+// A request the client launched at once inside t's burst: it must lie in the burst's positions
+// (a client cannot grant itself more); it is granted now, as the policy's burst said.
+const char* SchedCore::burst_grant(Tenant& t, const EntryCopy& e) {
+  if (e.position - t.burst_start >= t.burst_end - t.burst_start)
+    return "kFlagBurst on a request outside the broker's burst";
+  submit(t, e);
+  t.grants.push_back(Grant{e.position, e.kernel_key, round_ns_});
+  t.grant_latency.add(0);  // it did not wait
+  t.granted++;
+  t.burst_granted++;
+  t.info.lp_in_flight++;
+  lp_in_flight_++;
+  if (ops_->on_burst_grant) ops_->on_burst_grant(policy_state_, t.info, submission_of(e));
   return nullptr;
 }
 

@@ -42,6 +42,7 @@ struct TenantStatus {
   std::string fault;            // why it is faulty ("" otherwise)
   uint64_t launches = 0;        // HP records and LP requests consumed from its ring
   uint64_t granted = 0;         // LP requests granted
+  uint64_t burst_granted = 0;   // ... of which launched at once inside a burst (ABI 2.3)
   uint64_t passed_through = 0;  // client counter: launched without the broker
   uint64_t dropped = 0;         // client counter: HP records lost to a full ring
   uint64_t expired = 0;         // grants taken back after grant_timeout_ns

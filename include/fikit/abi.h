@@ -20,10 +20,12 @@ namespace fikit {
 
 inline constexpr uint64_t kSegmentMagic = 0x315447534b494646ULL;  // "FFIKSGT1", little-endian
 inline constexpr uint16_t kAbiMajor = 2;  // bump on any incompatible layout or protocol change
-inline constexpr uint16_t kAbiMinor = 2;  // bump when adding fields in reserved space
+inline constexpr uint16_t kAbiMinor = 3;  // bump when adding fields in reserved space
 // 2.1: a segment serves one GPU (SegmentHeader::gpu), named by RegisterRequest::gpu_uuid; the
 // register request may carry the HP latency budget the tenant asks for (RegisterRequestBudget).
 // 2.2: a drain (ClientCounters::syncs) rings the doorbell of a broker that sleeps.
+// 2.3: LP bursts (BrokerWords::burst_end, burst_until_ns; kFlagBurst): the broker lets the next
+// requests of a LP tenant launch without waiting for their grants, as one unit.
 
 inline constexpr uint32_t kRingEntries = 4096;  // power of two
 inline constexpr uint32_t kRingMask = kRingEntries - 1;
@@ -60,7 +62,10 @@ inline constexpr uint16_t kEntryKindMax = 5;
 inline constexpr uint32_t kFlagMarker = 1u << 0;
 inline constexpr uint32_t kFlagGraph = 1u << 1;        // a graph launch (one unit, its own key)
 inline constexpr uint32_t kFlagCooperative = 1u << 2;  // cuLaunchCooperativeKernel
-inline constexpr uint32_t kFlagsKnown = kFlagMarker | kFlagGraph | kFlagCooperative;
+// kLpRequest (2.3): launched at once inside the broker's burst (BrokerWords::burst_end), without
+// waiting for a grant; the broker counts it granted when it consumes it.
+inline constexpr uint32_t kFlagBurst = 1u << 3;
+inline constexpr uint32_t kFlagsKnown = kFlagMarker | kFlagGraph | kFlagCooperative | kFlagBurst;
 
 // One submission ring entry, 32 bytes. `commit` is written last, with release order (see ring.h).
 struct SubmitEntry {
@@ -108,7 +113,13 @@ struct BrokerWords {
   alignas(kCacheLine) std::atomic<uint32_t> state;  // TenantState
   std::atomic<uint32_t> hp_marker_every;  // HP: put a marker after 1 in N launches (0: never)
   std::atomic<uint64_t> heartbeat_ns;     // CLOCK_MONOTONIC, refreshed by the broker while it runs
-  uint64_t reserved[5];
+  // LP burst (2.3): a request at a position before burst_end may launch at once, with kFlagBurst,
+  // while CLOCK_MONOTONIC is before burst_until_ns (0: no burst). The broker stores burst_end
+  // first, then burst_until_ns with release order; the client loads them in the other order.
+  std::atomic<uint64_t> burst_until_ns;
+  std::atomic<uint32_t> burst_end;
+  uint32_t reserved0;
+  uint64_t reserved[3];
   alignas(
       kCacheLine) std::atomic<uint32_t> doorbell;  // bumped by the client to wake a sleeping broker
   std::atomic<uint32_t> broker_sleeping;           // non-zero while the broker waits on doorbells
@@ -177,6 +188,8 @@ static_assert(offsetof(SubmitRing, entries) == 2 * kCacheLine);
 static_assert(offsetof(Segment, slots) % 4096 == 0);
 static_assert(offsetof(Segment, broker) == 128);
 static_assert(offsetof(Segment, client) == 320);
+static_assert(offsetof(BrokerWords, burst_until_ns) == 80);
+static_assert(offsetof(BrokerWords, doorbell) == 128);
 
 // Return true if `a` is at or after `b` in free-running uint32_t position order.
 constexpr bool pos_at_or_after(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) >= 0; }

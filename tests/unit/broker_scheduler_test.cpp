@@ -21,11 +21,14 @@ namespace {
 struct t_Calls {
   std::vector<Submission> submits;
   std::vector<Completion> completes;
-  std::vector<uint32_t> idles;        // tenant ids
-  std::vector<size_t> removed_after;  // per on_tenant_remove: how many submits were seen before it
-  std::vector<uint32_t> revokes;      // positions, per on_revoke
-  std::vector<uint32_t> waiting;      // at the last dispatch, before its grants: request positions
-  uint32_t grant_limit = UINT32_MAX;  // grants per dispatch call
+  std::vector<uint32_t> idles;         // tenant ids
+  std::vector<size_t> removed_after;   // per on_tenant_remove: how many submits were seen before it
+  std::vector<uint32_t> revokes;       // positions, per on_revoke
+  std::vector<uint32_t> waiting;       // at the last dispatch, before its grants: request positions
+  uint32_t grant_limit = UINT32_MAX;   // grants per dispatch call
+  uint32_t burst_positions = 0;        // after its grants, open a burst this long (0: none)
+  bool burst_opened = false;           // what open_burst answered
+  std::vector<uint32_t> burst_grants;  // positions, per on_burst_grant
 };
 t_Calls g_calls;
 
@@ -40,6 +43,8 @@ const PolicyOps kRecordingPolicy = {
     .on_submit = [](void*, TenantInfo&, const Submission& s) { g_calls.submits.push_back(s); },
     .on_complete = [](void*, TenantInfo&, const Completion& c) { g_calls.completes.push_back(c); },
     .on_revoke = [](void*, TenantInfo&, uint32_t position) { g_calls.revokes.push_back(position); },
+    .on_burst_grant = [](void*, TenantInfo&,
+                         const Submission& r) { g_calls.burst_grants.push_back(r.position); },
     .on_idle = [](void*, TenantInfo& t, uint64_t) { g_calls.idles.push_back(t.id); },
     .dispatch =
         [](void*, SchedulerApi& s, uint64_t) {
@@ -51,6 +56,9 @@ const PolicyOps kRecordingPolicy = {
           for (uint32_t i = 0; i < s.tenant_count(); i++)
             while (n < g_calls.grant_limit && !s.busy_above(s.tenant(i).priority) && s.grant(i))
               n++;
+          if (g_calls.burst_positions > 0 && s.tenant_count() > 0)
+            g_calls.burst_opened = s.open_burst(s.tenant_count() - 1, g_calls.burst_positions,
+                                                now_ns() + 60'000'000'000ull);
         },
     .tenant_stats = nullptr,
     .on_hint_idle = nullptr,
@@ -159,6 +167,99 @@ TEST_F(SchedulerTest, GrantsAdvanceInRingOrder) {
   lp.push(EntryKind::kLpLaunched, 0, r0);  // an event, so the policy runs again
   round();
   EXPECT_EQ(lp.granted(), r1 + 1);
+}
+
+// An LP burst (ABI 2.3): the policy opens it after a grant; the core publishes its positions
+// and deadline, counts each request launched in it as granted (and the policy hears of it), and
+// accepts its launches like any granted one's.
+TEST_F(SchedulerTest, BurstRequestsAreGrantedWhenConsumed) {
+  make(nullptr);
+  t_Tenant& lp = add(kPriorityLow);
+  g_calls.burst_positions = 4;
+  uint32_t r0 = lp.push(EntryKind::kLpRequest);
+  round();
+  ASSERT_EQ(lp.granted(), r0 + 1);
+  ASSERT_TRUE(g_calls.burst_opened);
+  EXPECT_EQ(lp.seg->broker.burst_end.load(), r0 + 1 + 4);
+  EXPECT_NE(lp.seg->broker.burst_until_ns.load(), 0u);
+  g_calls.burst_positions = 0;
+  lp.push(EntryKind::kLpLaunched, 0, r0, kFlagMarker);
+  uint32_t b1 = lp.push(EntryKind::kLpRequest, 0, 0, kFlagBurst);
+  lp.push(EntryKind::kLpLaunched, 0, b1, kFlagMarker);
+  uint32_t b2 = lp.push(EntryKind::kLpRequest, 0, 0, kFlagBurst);
+  round();
+  EXPECT_EQ(g_calls.burst_grants, (std::vector<uint32_t>{b1, b2}));
+  EXPECT_EQ(lp.granted(), r0 + 1);  // the word is for requests that wait
+  EXPECT_EQ(lp.state(), TenantState::kActive);
+  TenantStatus st = status_of(lp);
+  EXPECT_EQ(st.granted, 3u);
+  EXPECT_EQ(st.burst_granted, 2u);
+  EXPECT_EQ(st.lp_in_flight, 3u);  // b2 is granted, not launched yet
+  lp.seg->slots[0].gpu_done.store(b1 + 1);
+  round();
+  EXPECT_EQ(status_of(lp).lp_in_flight, 1u);
+  lp.push(EntryKind::kLpLaunched, 0, b2, kFlagMarker);
+  lp.seg->slots[0].gpu_done.store(b2 + 1);
+  round();  // consumes the launch (slots are read before the ring)
+  round();
+  EXPECT_EQ(status_of(lp).lp_in_flight, 0u);
+  EXPECT_EQ(lp.state(), TenantState::kActive);
+}
+
+TEST_F(SchedulerTest, BurstRequestOutsideTheBurstIsFaulty) {
+  make(nullptr);
+  t_Tenant& lp = add(kPriorityLow);
+  g_calls.burst_positions = 2;
+  uint32_t r0 = lp.push(EntryKind::kLpRequest);
+  round();
+  ASSERT_TRUE(g_calls.burst_opened);
+  g_calls.burst_positions = 0;
+  lp.push(EntryKind::kLpLaunched, 0, r0);
+  lp.push(EntryKind::kLpRequest, 0, 0, kFlagBurst);  // r0 + 2: the burst's last position
+  lp.push(EntryKind::kLpRequest, 0, 0, kFlagBurst);  // r0 + 3: past it
+  round();
+  EXPECT_EQ(g_calls.burst_grants.size(), 1u);
+  EXPECT_EQ(lp.state(), TenantState::kFaulty);
+}
+
+TEST_F(SchedulerTest, BurstRequestWithoutABurstIsFaulty) {
+  make(nullptr);
+  t_Tenant& lp = add(kPriorityLow);
+  lp.push(EntryKind::kLpRequest, 0, 0, kFlagBurst);
+  round();
+  EXPECT_TRUE(g_calls.burst_grants.empty());
+  EXPECT_EQ(lp.state(), TenantState::kFaulty);
+}
+
+// Grants go in ring order: no burst past a request that waits; none for the highest level.
+TEST_F(SchedulerTest, BurstIsRefusedPastWaitingRequestsAndToHp) {
+  make(nullptr);
+  g_calls.grant_limit = 1;
+  g_calls.burst_positions = 4;
+  t_Tenant& lp = add(kPriorityLow);
+  lp.push(EntryKind::kLpRequest);
+  lp.push(EntryKind::kLpRequest);
+  round();
+  EXPECT_FALSE(g_calls.burst_opened);
+  EXPECT_EQ(lp.seg->broker.burst_until_ns.load(), 0u);
+  t_Tenant& hp = add(kPriorityHigh);
+  hp.push(EntryKind::kHpLaunch);
+  round();
+  EXPECT_FALSE(g_calls.burst_opened);
+  EXPECT_EQ(hp.seg->broker.burst_until_ns.load(), 0u);
+}
+
+TEST_F(SchedulerTest, ClosedBurstPublishesNoDeadline) {
+  make(nullptr);
+  t_Tenant& lp = add(kPriorityLow);
+  g_calls.burst_positions = 4;
+  lp.push(EntryKind::kLpRequest);
+  round();
+  ASSERT_NE(lp.seg->broker.burst_until_ns.load(), 0u);
+  EXPECT_TRUE(sched->core().busy());  // LP work is about to run
+  sched->core().close_burst(0);
+  sched->core().poll(now_ns());
+  EXPECT_EQ(lp.seg->broker.burst_until_ns.load(), 0u);
 }
 
 TEST_F(SchedulerTest, LpLaunchedWithMarkerStaysInFlightUntilGpuDone) {

@@ -244,6 +244,47 @@ TEST_F(LaunchPathTest, LpFailedLaunchAbortsItsGrant) {
   EXPECT_EQ(t.s->issued[0].load(), 0u);
 }
 
+// Inside the broker's burst an LP launch is its own grant: no wait, no doorbell, kFlagBurst on
+// the request; past burst_end, or once the deadline passed, it asks and waits as before.
+TEST_F(LaunchPathTest, LpLaunchesAtOnceInsideABurstAndWakesNobody) {
+  t_Tenant t(kPriorityLow);
+  t_Launch l;
+  l.broker = &t.seg->broker;
+  BrokerWords& b = t.seg->broker;
+  b.broker_sleeping.store(1);
+  b.burst_end.store(4);  // positions 0..3: two launches (request, launched)
+  b.burst_until_ns.store(now_ns() + 60'000'000'000ull);
+  uint64_t bursts = g_counters.lp_burst.load();
+  for (int i = 0; i < 2; i++) EXPECT_EQ(lp_launch(t.s, desc(0), {9, 0}, t_issue, &l), CUDA_SUCCESS);
+  EXPECT_EQ(l.calls.load(), 2);
+  EXPECT_EQ(l.granted_at_issue, 0u);  // never granted: the burst let them in
+  EXPECT_EQ(b.doorbell.load(), 0u);
+  EXPECT_EQ(g_counters.lp_burst.load(), bursts + 2);
+  auto e = t.entries();
+  ASSERT_EQ(e.size(), 4u);
+  EXPECT_EQ(e[0].flags & kFlagBurst, kFlagBurst);
+  EXPECT_EQ(e[1].kind, static_cast<uint16_t>(EntryKind::kLpLaunched));
+  EXPECT_EQ(e[1].flags & kFlagBurst, 0u);  // only requests carry it
+  EXPECT_EQ(e[2].flags & kFlagBurst, kFlagBurst);
+  // Position 4 is past the burst: it waits for its grant and rings the sleeping broker (which
+  // also "grants" the two burst requests it reads first, long launched).
+  std::thread broker(t_grant_all, &t, 5);
+  EXPECT_EQ(lp_launch(t.s, desc(0), {9, 0}, t_issue, &l), CUDA_SUCCESS);
+  EXPECT_EQ(l.granted_at_issue, 5u);
+  EXPECT_GT(b.doorbell.load(), 0u);
+  EXPECT_EQ(t.entries()[4].flags & kFlagBurst, 0u);
+  // A burst whose deadline passed lets nothing in, whatever its positions.
+  b.burst_end.store(100);
+  b.burst_until_ns.store(now_ns() - 1);
+  EXPECT_EQ(lp_launch(t.s, desc(0), {9, 0}, t_issue, &l), CUDA_SUCCESS);
+  EXPECT_EQ(l.granted_at_issue, 7u);
+  b.burst_until_ns.store(0);  // closed
+  EXPECT_EQ(lp_launch(t.s, desc(0), {9, 0}, t_issue, &l), CUDA_SUCCESS);
+  broker.join();
+  EXPECT_EQ(l.granted_at_issue, 9u);
+  EXPECT_EQ(g_counters.lp_burst.load(), bursts + 2);
+}
+
 TEST_F(LaunchPathTest, LpWaiterFailsOpenWhenTheTenantIsClosed) {
   t_Tenant t(kPriorityLow);
   t_Launch l;

@@ -30,6 +30,9 @@ struct t_Tenant {
   std::deque<Submission> waiting;  // LP requests not granted, as SchedulerApi::request shows them
   std::deque<t_Launch> granted;    // LP granted, not complete
   std::deque<t_Launch> running;    // HP launches outstanding
+  uint32_t burst_end = 0;          // its burst (open_burst), once enable_bursts()
+  uint64_t burst_until = 0;        // 0: closed
+  uint32_t bursts = 0;             // open_burst calls that opened one
 };
 
 class t_FakeSched : public SchedulerApi {
@@ -73,6 +76,15 @@ class t_FakeSched : public SchedulerApi {
   void set_marker_every(uint32_t i, uint32_t n) override {
     markers_.push_back({tenants_[i]->info.id, n});
   }
+  bool open_burst(uint32_t i, uint32_t positions, uint64_t until_ns) override {
+    t_Tenant& t = *tenants_[i];
+    if (!bursts_ || t.info.priority == kPriorityHigh || !t.waiting.empty()) return false;
+    t.burst_end = t.next_pos + positions;
+    t.burst_until = until_ns;
+    t.bursts++;
+    return true;
+  }
+  void close_burst(uint32_t i) override { tenants_[i]->burst_until = 0; }
 
   // Test side.
   uint32_t add(const char* name, uint32_t priority) {
@@ -129,6 +141,28 @@ class t_FakeSched : public SchedulerApi {
     sync(t);
     ops_->on_submit(state_, t.info, r);
   }
+  // Let the policy open LP bursts (the default, like a scheduler without them, refuses).
+  void enable_bursts() { bursts_ = true; }
+  // A LP launch of `key` at t_ns inside i's burst, as a 2.3 client makes it and the scheduler
+  // grants it when consumed; false (nothing happens) if the burst does not cover it.
+  bool lp_burst_launch(uint32_t i, uint64_t key, uint64_t t_ns) {
+    t_Tenant& t = *tenants_[i];
+    if (t.burst_until == 0 || t_ns >= t.burst_until ||
+        !pos_at_or_after(t.burst_end, t.next_pos + 1))
+      return false;
+    Submission r{.position = t.next_pos,
+                 .kernel_key = key,
+                 .t_ns = t_ns,
+                 .stream_slot = 0,
+                 .flags = kFlagBurst};
+    t.next_pos += 2;
+    t.granted.push_back(t_Launch{r.position, key, t_ns});
+    t.info.last_submit_ns = t_ns;
+    sync(t);
+    ops_->on_submit(state_, t.info, r);
+    ops_->on_burst_grant(state_, t.info, r);
+    return true;
+  }
   // The oldest granted LP launch of i, launched at issue_ns, completes at done_ns.
   void lp_complete(uint32_t i, uint64_t issue_ns, uint64_t done_ns) {
     t_Tenant& t = *tenants_[i];
@@ -178,6 +212,7 @@ class t_FakeSched : public SchedulerApi {
   std::vector<std::unique_ptr<t_Tenant>> tenants_;
   std::vector<uint32_t> grants_;
   uint32_t next_id_ = 1;
+  bool bursts_ = false;
   uint64_t wake_ = 0;
   uint64_t quiet_ = 0;
   std::vector<std::pair<uint32_t, uint32_t>> markers_;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "policy/fikit/burst.h"
 #include "policy/fikit/fill_decision.h"
 #include "policy/fikit/gap.h"
 #include "policy/fikit/grants.h"
@@ -226,6 +227,27 @@ FillDecision within_budget(const Ctx& c, const Window& w, const FillWindow& fw, 
   return {FillVerdict::kNoRoom, 0};
 }
 
+// After v's request r was granted because it fits (d): let the kernels predicted to follow it
+// in as one burst (burst.h), the LP work committed into the gap growing by theirs.
+void open_burst_after(Ctx& c, View& v, const Window& w, const Submission& r, const FillDecision& d,
+                      uint64_t* committed) {
+  uint32_t room =
+      c.state.cfg.max_lp_in_flight > c.in_flight ? c.state.cfg.max_lp_in_flight - c.in_flight : 0;
+  BurstAsk ask{.idx = v.idx,
+               .head_key = r.kernel_key,
+               .head_end_ns = d.end_ns,
+               .gap_end_ns = w.end,
+               .now_ns = c.now,
+               .in_flight_room = room,
+               .gaps = &w.gaps};
+  uint32_t kernels = 0;
+  uint64_t end = burst_open(c.state, c.sched, *v.td, ask, &kernels);
+  if (kernels == 0) return;
+  c.in_flight += kernels;
+  if (w.end != kNoEnd) *committed = std::max(*committed, end);
+  v.turn_over = true;  // it waits for nothing now: the others' turn
+}
+
 enum class Turn { kGranted, kHeld, kEmpty };
 
 // Grant v's oldest request if it fits: kGranted, kHeld (it waits), or kEmpty (none waits).
@@ -260,6 +282,9 @@ Turn grant_one(Ctx& c, View& v, const Window& w, uint64_t* committed) {
     if (c.sched.grant(v.idx)) {
       note_grant(c, v, r, w, d, cost);
       if (w.end != kNoEnd) *committed = d.end_ns;
+      // A fit (at full speed: any grant) opens a burst; risk and measurement grants go alone.
+      if (d.verdict == FillVerdict::kGrant && (cost.known || w.end == kNoEnd))
+        open_burst_after(c, v, w, r, d, committed);
       v.td->held = HeldReason::kNone;
       return Turn::kGranted;
     }
@@ -328,6 +353,9 @@ uint64_t quiet_time(const Ctx& c) {
     if (g.end_ns == UINT64_MAX) return 0;
     quiet = std::min(quiet, g.end_ns);
   }
+  // An open burst's kernels ring nothing: look at them by its predicted end.
+  if (uint64_t burst_end = bursts_committed_end(c.state, c.now); burst_end != 0)
+    quiet = std::min(quiet, burst_end);
   return quiet > c.now ? quiet : 0;
 }
 
@@ -355,6 +383,7 @@ void fikit_dispatch(FikitState& st, SchedulerApi& sched, uint64_t now_ns) {
         .views = st.scratch.views,
         .in_flight = sched.lp_in_flight()};
   classify(c);
+  bursts_check(st, sched, now_ns);
   update_markers(st, sched, now_ns);
   uint32_t top = kPriorityLevels;
   for (const View& v : c.views)

@@ -74,6 +74,9 @@ void ev_submit(FikitState& st, TenantData& td, const TenantInfo& t, const Submis
   st.trace.add(TraceKind::kSubmit, s.t_ns, td.id, s.kernel_key, s.position);
   gap_close(st, td, s.t_ns);
   td.hint_end_ns = 0;  // a hint is about the gap after the launches before it
+  // LP: learn the kernel chain bursts are sized from (burst.h).
+  if (t.priority != kPriorityHigh && td.last_key != 0)
+    if (KeyStats* prev = td.keys.find(td.last_key)) prev->next_key = s.kernel_key;
   KeyStats& ks = td.keys.touch(s.kernel_key);
   ks.seen++;
   td.last_key = s.kernel_key;

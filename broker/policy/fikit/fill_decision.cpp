@@ -5,10 +5,6 @@
 
 namespace fikit::broker::fikit_policy {
 
-namespace {
-uint64_t sat_add(uint64_t a, uint64_t b) { return a > kNoEnd - b ? kNoEnd : a + b; }
-}  // namespace
-
 LpCost lp_cost(const KeyStats* ks, const LogHistogram& delays, const FikitParams& p) {
   LpCost c;
   if (!ks || ks->duration.empty()) return c;

@@ -20,6 +20,9 @@ namespace fikit::broker::fikit_policy {
 
 inline constexpr uint64_t kNoEnd = UINT64_MAX;  // no gap end: nothing above to protect
 
+// a + b, at most kNoEnd.
+constexpr uint64_t sat_add(uint64_t a, uint64_t b) { return a > kNoEnd - b ? kNoEnd : a + b; }
+
 struct LpCost {
   bool known = false;     // the kernel's duration was measured
   uint64_t ns = 0;        // predicted end from the grant: delay + duration

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "policy/fikit/burst.h"
 #include "policy/fikit/gap.h"
 
 namespace fikit::broker::fikit_policy {
@@ -30,7 +31,7 @@ void grant_complete(FikitState& st, TenantData& td, const Grant& g, const Comple
                     uint64_t sample_ns) {
   // Only a fill's delay predicts a fill's: at full speed the client launches back to back from
   // a busy thread (measured: ms-long delays on a loaded host that fills never see).
-  if (g.fill && c.issue_ns >= g.grant_ns) td.delays.add(c.issue_ns - g.grant_ns);
+  if (g.fill && !g.burst && c.issue_ns >= g.grant_ns) td.delays.add(c.issue_ns - g.grant_ns);
   if (g.fill) td.counters.fill_busy_ns += sample_ns;
   if (g.fill) td.counters.harvest_ns += sample_ns ? sample_ns : g.cost_ns;
   // The completion is seen up to the broker's polling lag late: within miss_slack of the return,
@@ -66,7 +67,7 @@ void grants_owner_returned(FikitState& st, uint32_t tenant_id, uint64_t epoch, u
 }
 
 uint64_t grants_committed_end(const FikitState& st, uint64_t now_ns) {
-  uint64_t end = 0;
+  uint64_t end = bursts_committed_end(st, now_ns);
   for (const Grant& g : st.grants)
     end = std::max(end, g.end_ns > now_ns ? g.end_ns : now_ns + st.cfg.margin_ns);
   return end;

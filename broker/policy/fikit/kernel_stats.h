@@ -20,6 +20,7 @@ struct KeyStats {
 
   uint64_t key;
   uint64_t seen = 0;                   // launches with this key
+  uint64_t next_key = 0;               // LP: the key its tenant launched after it last time
   uint64_t duration_samples = 0;       // durations measured (lifetime; the histogram decays)
   uint64_t gap_samples = 0;            // gaps measured after this key (lifetime)
   LogHistogram duration;               // kernel run time, ns

@@ -16,6 +16,7 @@
 // levels above to go inactive; LP kernels are assumed to run one after another in a gap.
 #include <memory>
 
+#include "policy/fikit/burst.h"
 #include "policy/fikit/dispatch.h"
 #include "policy/fikit/events.h"
 #include "policy/fikit/fikit.h"
@@ -160,6 +161,7 @@ constexpr PolicyOps ops_table() {
       .on_submit = TenantOp<ev_submit>::call,
       .on_complete = TenantOp<ev_complete>::call,
       .on_revoke = TenantOp<ev_revoke>::call,
+      .on_burst_grant = TenantOp<ev_burst_grant>::call,
       .on_idle = TenantOp<ev_idle>::call,
       .dispatch = dispatch,
       .tenant_stats = tenant_stats,

@@ -53,6 +53,8 @@ constexpr Field kFields[] = {
     {"learn_overlap_cost", Kind::kCount, nullptr, nullptr, &FikitParams::learn_overlap_cost},
     {"quiet_sleep", Kind::kCount, nullptr, nullptr, &FikitParams::quiet_sleep},
     {"measure_poll", Kind::kNs, nullptr, &FikitParams::measure_poll_ns, nullptr},
+    {"burst_max", Kind::kCount, nullptr, nullptr, &FikitParams::burst_max},
+    {"burst_full", Kind::kNs, nullptr, &FikitParams::burst_full_ns, nullptr},
 };
 
 // Split "measure_gap_us" into the field "measure_gap" and its unit multiplier.

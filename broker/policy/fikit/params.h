@@ -65,6 +65,11 @@ struct FikitParams {
   // the HP's return (HP launches ring no doorbell). Measured: it costs no scheduler CPU that the
   // LP completions' polling does not cost anyway, and without it HP p99 on multikey was 1.55-1.79x.
   uint64_t measure_poll_ns = 200000;
+  // LP bursts (burst.h): after a grant that fits, let in at most this many of the kernels its
+  // tenant is predicted to launch next, as one unit (0: none) ...
+  uint32_t burst_max = 8;
+  // ... and, with no level above active, for this long at most.
+  uint64_t burst_full_ns = 1000000;
 };
 
 // Apply "name=value" pairs separated by commas to *p. Durations take a unit suffix in the name

@@ -62,6 +62,7 @@ struct Grant {
   bool fill;         // granted into a gap (false: its level ran at full speed)
   bool risky;        // granted knowing it may outlast the gap (FillVerdict::kGrantRisky)
   bool budget;       // admitted within the HP budget (FillVerdict::kGrantBudget)
+  bool burst;        // launched inside a burst (burst.h): no grant-to-launch delay to learn
   uint64_t cost_ns;  // predicted GPU time (0: unknown)
   std::vector<GapRef> gaps;
 };
@@ -94,6 +95,18 @@ struct TenantCounters {
   uint64_t no_room_left_ns = 0;  // ... and the room the gap had left after the LP work in it
   uint64_t grants_budget = 0;    // did not fit, admitted within the HP budget (risk.h)
   uint64_t harvest_ns = 0;       // GPU time of its completed fill grants (measured, else predicted)
+  uint64_t bursts = 0;           // bursts opened (burst.h)
+  uint64_t burst_kernels = 0;    // ... the kernels they were sized for
+  uint64_t grants_burst = 0;     // launches made inside them (also counted as fill or full)
+};
+
+// A LP tenant's burst (burst.h): what it lets in and until when.
+struct BurstState {
+  bool open = false;
+  bool fill = false;      // into a gap (false: its level ran at full speed)
+  uint64_t until_ns = 0;  // the deadline the client was given
+  uint64_t end_ns = 0;    // predicted end of the LP work it lets in
+  std::vector<GapRef> gaps;
 };
 
 // Why a LP tenant's oldest request was not granted in a dispatch (time is charged to the reason
@@ -182,6 +195,7 @@ struct TenantData {
   OverlapCosts overlap;  // what LP overlap really cost its requests, per LP key (risk.cpp)
   HpBudget budget;
   uint64_t hp_idle_at_add = 0;  // LP: FikitState::hp_idle_ns when it arrived
+  BurstState burst;             // LP
 };
 
 // Dispatch's view of one tenant, rebuilt on every dispatch (dispatch.cpp).

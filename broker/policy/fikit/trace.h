@@ -27,6 +27,7 @@ enum class TraceVerdict : uint8_t {
   kNoRoom = 3,
   kNeedLongGap = 4,
   kGrantBudget = 5,      // did not fit, admitted within the HP budget (risk.h)
+  kGrantBurst = 6,       // launched inside its tenant's burst (burst.h)
   kHeldInFlight = 100,   // max_lp_in_flight grants are running
   kHeldAboveBusy = 101,  // a level above is busy: no gap at all
 };
