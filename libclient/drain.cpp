@@ -32,6 +32,7 @@ void drain_slot(Session* s, int slot, uint32_t snapshot, bool whole_context) noe
   // The broker reads host_done then host_done_ns; a newer time for an older position is harmless.
   ss.host_done_ns.store(now_ns(), std::memory_order_release);
   s->seg->client.syncs.fetch_add(1, std::memory_order_release);
+  s->drained.store(true, std::memory_order_relaxed);
   count(g_counters.drains);
   // A drain ends an HP request: the broker must see it before the next one starts, or it merges
   // the two (each drain overwrites the last). A synchronizing call, not the launch path, so it

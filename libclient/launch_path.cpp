@@ -169,8 +169,16 @@ CUresult hp_launch(Session* s, const LaunchDesc& d, LaunchKey k, IssueFn issue,
   if (want_marker && enqueue_marker(s, d, k.slot, pos)) flags |= kFlagMarker;
   ring__commit(&seg->ring, pos, {EntryKind::kHpLaunch, k.slot, 0, flags, k.key, now_ns()});
   note_issued(s, k.slot, pos);
-  // No fence: a missed wake-up only delays the records until the next launch looks again.
   BrokerWords& b = seg->broker;
+  // The first launch after a drain starts a request: a sleeping broker must see it at once (LP
+  // work it let into the gap, bursts above all, runs on until it does). Once per request, after
+  // the launch is issued: the fence and the wake-up do not delay the GPU work.
+  if (s->drained.load(std::memory_order_relaxed) &&
+      s->drained.exchange(false, std::memory_order_relaxed)) {
+    wake_broker(b);
+    return r;
+  }
+  // No fence: a missed wake-up only delays the records until the next launch looks again.
   if (ring__pending(&seg->ring, pos) >= kHpWakeBacklog &&
       b.broker_sleeping.load(std::memory_order_relaxed)) {
     b.doorbell.fetch_add(1, std::memory_order_release);

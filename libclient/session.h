@@ -26,12 +26,15 @@ struct Session {
   int fd;  // control socket; -1 for sessions without a broker connection (tests)
   uint32_t tenant_id;
   uint32_t priority;
-  uint16_t generation;                    // distinguishes sessions in the event table
-  std::atomic<bool> dead;                 // the connection is gone: fail open
-  std::atomic<uint32_t> gpu_map;          // GpuMap
-  std::atomic<uint64_t> slots_dev;        // device address of seg->slots once kMapped
-  std::atomic<int> gpu_error;             // the CUresult that made gpu_map kFailed
-  std::atomic<uint64_t> hp_launches;      // HP launches, for marker sampling
+  uint16_t generation;                // distinguishes sessions in the event table
+  std::atomic<bool> dead;             // the connection is gone: fail open
+  std::atomic<uint32_t> gpu_map;      // GpuMap
+  std::atomic<uint64_t> slots_dev;    // device address of seg->slots once kMapped
+  std::atomic<int> gpu_error;         // the CUresult that made gpu_map kFailed
+  std::atomic<uint64_t> hp_launches;  // HP launches, for marker sampling
+  // HP: a drain was published since its last launch, so the next launch starts a request and
+  // rings a sleeping broker (ABI 2.3: the broker then sees the HP's return, and closes LP bursts).
+  std::atomic<bool> drained;
   std::atomic<uint64_t> stale_heartbeat;  // heartbeat_ns seen when an LP wait timed out (0: none)
   std::atomic<uint32_t> issued[kStreamSlots];  // last issued position + 1 per slot (0: none)
   PublishedKeys published;

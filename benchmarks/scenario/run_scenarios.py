@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -270,7 +271,9 @@ def log(line):
 
 def run_all(a):
     rows, models = [], None
-    with tempfile.TemporaryDirectory(prefix="fikit-scenario-") as tmp:
+    if a.keep:
+        os.makedirs(a.keep, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="fikit-scenario-", dir=a.keep) as tmp:
         r = Runner(a, tmp)
         if a.suite in ("all", "synthetic"):
             for mode in a.modes:
@@ -278,6 +281,10 @@ def run_all(a):
                     rows += run_workload(r, a, mode, wl)
         if a.suite in ("all", "models"):
             models = ms.run_models(r, a, log)
+        if a.keep:  # the brokers' logs and profiles, for a look afterwards
+            kept = os.path.join(a.keep, "run-%d" % os.getpid())
+            shutil.copytree(tmp, kept, ignore=shutil.ignore_patterns("*.sock"))
+            print("logs and profiles kept in %s" % kept, file=sys.stderr)
     return rows, models
 
 
@@ -384,6 +391,8 @@ def main():
                    help="HP requests per model run (default 200; --quick 100)")
     p.add_argument("--repeat-models", type=int, default=1,
                    help="repetitions of the model runs (default 1)")
+    p.add_argument("--keep", help="keep the brokers' logs and the profiles they saved in a "
+                   "folder under this one (default: removed)")
     p.add_argument("--figure", help="write the Pareto figure (PNG) of the model rows here "
                    "(default: next to --out)")
     a = p.parse_args()

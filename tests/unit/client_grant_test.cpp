@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "counters.h"
+#include "drain.h"
 #include "hook_table.h"
 #include "launch_path.h"
 #include "runtime.h"
@@ -160,6 +161,29 @@ TEST_F(LaunchPathTest, HpWakesASleepingBrokerOnlyOnABacklog) {
   hp_launch(t.s, desc(0), {1, 0}, t_issue, &l);
   EXPECT_EQ(t.seg->broker.doorbell.load(), rung);  // an awake broker is not rung
   EXPECT_EQ(t.seg->client.dropped.load(), 0u);
+}
+
+// ABI 2.3: the launch that starts an HP request (the first after a drain) rings a sleeping
+// broker, so that it sees the HP back at once; the launches after it do not.
+TEST_F(LaunchPathTest, HpRequestsFirstLaunchRingsASleepingBroker) {
+  t_Tenant t(kPriorityHigh);
+  t_Launch l;
+  BrokerWords& b = t.seg->broker;
+  b.broker_sleeping.store(1);
+  hp_launch(t.s, desc(0), {1, 0}, t_issue, &l);
+  EXPECT_EQ(b.doorbell.load(), 0u);  // no drain yet
+  drain_slot(t.s, 0, t.s->issued[0].load(), false);
+  uint32_t rung = b.doorbell.load();  // the drain rings a sleeping broker itself (2.2)
+  hp_launch(t.s, desc(0), {1, 0}, t_issue, &l);
+  EXPECT_EQ(b.doorbell.load(), rung + 1);
+  hp_launch(t.s, desc(0), {1, 0}, t_issue, &l);
+  EXPECT_EQ(b.doorbell.load(), rung + 1);
+  b.broker_sleeping.store(0);  // an awake broker is not rung, and the request stays started
+  drain_slot(t.s, 0, t.s->issued[0].load(), false);
+  hp_launch(t.s, desc(0), {1, 0}, t_issue, &l);
+  b.broker_sleeping.store(1);
+  hp_launch(t.s, desc(0), {1, 0}, t_issue, &l);
+  EXPECT_EQ(b.doorbell.load(), rung + 1);
 }
 
 TEST_F(LaunchPathTest, HpFailedLaunchIsNotRecorded) {

@@ -18,7 +18,8 @@ fikit_policy::TenantData& t_data(t_FakeSched& s, uint32_t i) {
 }
 
 struct t_Bursts {
-  explicit t_Bursts(const char* opts = "", uint32_t max_in_flight = 16) : s(config(opts, max_in_flight)) {
+  explicit t_Bursts(const char* opts = "", uint32_t max_in_flight = 16)
+      : s(config(opts, max_in_flight)) {
     hp = s.add("serve", kPriorityHigh);
     lp = s.add("train", kPriorityLow);
     s.enable_bursts();

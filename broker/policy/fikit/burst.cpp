@@ -53,8 +53,9 @@ uint64_t burst_open(FikitState& st, SchedulerApi& sched, TenantData& td, const B
   }
   if (n == 0) return ask.head_end_ns;
   // The last moment a kernel may still launch: the longest of them then still ends in the gap.
-  uint64_t until = fill ? ask.gap_end_ns - std::min(ask.gap_end_ns, sat_add(longest, st.cfg.margin_ns))
-                        : sat_add(ask.now_ns, p.burst_full_ns);
+  uint64_t until =
+      fill ? ask.gap_end_ns - std::min(ask.gap_end_ns, sat_add(longest, st.cfg.margin_ns))
+           : sat_add(ask.now_ns, p.burst_full_ns);
   if (until <= ask.now_ns) return ask.head_end_ns;
   if (!sched.open_burst(ask.idx, n * kPositionsPerKernel, until)) return ask.head_end_ns;
   BurstState& b = td.burst;
@@ -62,8 +63,10 @@ uint64_t burst_open(FikitState& st, SchedulerApi& sched, TenantData& td, const B
   b.fill = fill;
   b.until_ns = until;
   b.end_ns = fill ? end : until;
-  if (fill) b.gaps = *ask.gaps;
-  else b.gaps.clear();
+  if (fill)
+    b.gaps = *ask.gaps;
+  else
+    b.gaps.clear();
   td.counters.bursts++;
   td.counters.burst_kernels += n;
   *kernels = n;

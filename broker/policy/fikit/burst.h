@@ -16,10 +16,10 @@ namespace fikit::broker::fikit_policy {
 // What the policy granted a tenant's burst: the head request, then the kernels predicted to
 // follow it, in a window that ends at gap_end_ns (kNoEnd: its level runs at full speed).
 struct BurstAsk {
-  uint32_t idx;            // the tenant's index in this dispatch (SchedulerApi)
-  uint64_t head_key;       // the kernel just granted
-  uint64_t head_end_ns;    // its predicted end
-  uint64_t gap_end_ns;     // the window's end (kNoEnd: full speed)
+  uint32_t idx;          // the tenant's index in this dispatch (SchedulerApi)
+  uint64_t head_key;     // the kernel just granted
+  uint64_t head_end_ns;  // its predicted end
+  uint64_t gap_end_ns;   // the window's end (kNoEnd: full speed)
   uint64_t now_ns;
   uint32_t in_flight_room;  // grants max_lp_in_flight still allows
   const std::vector<GapRef>* gaps;

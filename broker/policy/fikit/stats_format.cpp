@@ -141,6 +141,14 @@ std::string tenant_stats_text(const FikitState& st, uint32_t id) {
                   100 * harvest_ratio(st, *td), static_cast<unsigned long long>(n.grants_budget));
     out += buf;
   }
+  if (n.bursts > 0) {
+    char buf[112];
+    std::snprintf(buf, sizeof buf, "    bursts %llu (for %llu kernels)  launched in them %llu\n",
+                  static_cast<unsigned long long>(n.bursts),
+                  static_cast<unsigned long long>(n.burst_kernels),
+                  static_cast<unsigned long long>(n.grants_burst));
+    out += buf;
+  }
   if (td->priority == kPriorityHigh && td->marker_every != UINT32_MAX)
     out += "    markers " + (td->marker_every ? "1/" + std::to_string(td->marker_every) : "off") +
            "  durations measured " + std::to_string(n.durations) + "\n";
@@ -196,6 +204,9 @@ std::string tenant_stats_json(const FikitState& st, uint32_t id) {
       {"hp_marker_every", td->marker_every == UINT32_MAX ? 0 : td->marker_every},
       {"grants_budget", n.grants_budget},
       {"harvest_ns", n.harvest_ns},
+      {"bursts", n.bursts},
+      {"burst_kernels", n.burst_kernels},
+      {"grants_burst", n.grants_burst},
   };
   // The HP budget's members (docs/STATUS.md; status.cpp lifts them into the tenant object).
   if (td->priority == kPriorityHigh) {

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The scenario benchmark's real-model suite on a quiet many-core host: one of the lent GPU
+# machines (the simulated driver needs no GPU; their 16 idle cores take the host's noise out of
+# the broker's reaction times, which a shared 2-core VM does not). Each BUILD (a folder packed by
+# benchmarks/gpu/pack-build.sh, or bin/ lib/ sim/ of a build) runs at the same time as the others,
+# on its own sockets, into OUT/<name of BUILD>.md and .json; the rest of the arguments go to
+# run_scenarios.py. Example (device tool, carrying both packed builds):
+#
+#   benchmarks/scenario/device-sim.sh "$OUT" .gpu-build .gpu-build-base -- \
+#       --pairs resnet-train --repeat-models 3 --model-requests 150
+set -euo pipefail
+out=$1
+shift
+builds=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+  builds+=("$1")
+  shift
+done
+[ "${1:-}" = "--" ] && shift
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$out"
+echo "host: $(nproc) CPUs, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+pids=()
+for b in "${builds[@]}"; do
+  name=$(basename "$b" | sed 's/^\.//')
+  python3 "$here/run_scenarios.py" --build "$b" --suite models --out "$out/$name.md" "$@" \
+    >"$out/$name.log" 2>&1 &
+  pids+=($!)
+done
+rc=0
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
+for b in "${builds[@]}"; do
+  name=$(basename "$b" | sed 's/^\.//')
+  echo "== $name ($(cat "$b/COMMIT" 2>/dev/null || echo '?'))"
+  grep -E "#[0-9]+ p50" "$out/$name.log" | tail -40 || true
+done
+exit $rc
