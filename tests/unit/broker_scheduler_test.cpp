@@ -101,6 +101,18 @@ class SchedulerTest : public ::testing::Test {
     return TenantStatus{};
   }
 
+  // lp's next request is granted and opens a burst of `positions` (the recording policy's);
+  // return the request's position.
+  uint32_t grant_with_a_burst(t_Tenant& lp, uint32_t positions) {
+    g_calls.burst_positions = positions;
+    uint32_t r0 = lp.push(EntryKind::kLpRequest);
+    round();
+    EXPECT_EQ(lp.granted(), r0 + 1);
+    EXPECT_TRUE(g_calls.burst_opened);
+    g_calls.burst_positions = 0;
+    return r0;
+  }
+
   std::vector<std::unique_ptr<t_Tenant>> tenants;  // outlive the scheduler (declared first)
   std::unique_ptr<Scheduler> sched;
 };
@@ -175,14 +187,9 @@ TEST_F(SchedulerTest, GrantsAdvanceInRingOrder) {
 TEST_F(SchedulerTest, BurstRequestsAreGrantedWhenConsumed) {
   make(nullptr);
   t_Tenant& lp = add(kPriorityLow);
-  g_calls.burst_positions = 4;
-  uint32_t r0 = lp.push(EntryKind::kLpRequest);
-  round();
-  ASSERT_EQ(lp.granted(), r0 + 1);
-  ASSERT_TRUE(g_calls.burst_opened);
+  uint32_t r0 = grant_with_a_burst(lp, 4);
   EXPECT_EQ(lp.seg->broker.burst_end.load(), r0 + 1 + 4);
   EXPECT_NE(lp.seg->broker.burst_until_ns.load(), 0u);
-  g_calls.burst_positions = 0;
   lp.push(EntryKind::kLpLaunched, 0, r0, kFlagMarker);
   uint32_t b1 = lp.push(EntryKind::kLpRequest, 0, 0, kFlagBurst);
   lp.push(EntryKind::kLpLaunched, 0, b1, kFlagMarker);
@@ -209,11 +216,7 @@ TEST_F(SchedulerTest, BurstRequestsAreGrantedWhenConsumed) {
 TEST_F(SchedulerTest, BurstRequestOutsideTheBurstIsFaulty) {
   make(nullptr);
   t_Tenant& lp = add(kPriorityLow);
-  g_calls.burst_positions = 2;
-  uint32_t r0 = lp.push(EntryKind::kLpRequest);
-  round();
-  ASSERT_TRUE(g_calls.burst_opened);
-  g_calls.burst_positions = 0;
+  uint32_t r0 = grant_with_a_burst(lp, 2);
   lp.push(EntryKind::kLpLaunched, 0, r0);
   lp.push(EntryKind::kLpRequest, 0, 0, kFlagBurst);  // r0 + 2: the burst's last position
   lp.push(EntryKind::kLpRequest, 0, 0, kFlagBurst);  // r0 + 3: past it
@@ -252,9 +255,7 @@ TEST_F(SchedulerTest, BurstIsRefusedPastWaitingRequestsAndToHp) {
 TEST_F(SchedulerTest, ClosedBurstPublishesNoDeadline) {
   make(nullptr);
   t_Tenant& lp = add(kPriorityLow);
-  g_calls.burst_positions = 4;
-  lp.push(EntryKind::kLpRequest);
-  round();
+  grant_with_a_burst(lp, 4);
   ASSERT_NE(lp.seg->broker.burst_until_ns.load(), 0u);
   EXPECT_TRUE(sched->core().busy());  // LP work is about to run
   sched->core().close_burst(0);
