@@ -98,6 +98,7 @@ struct TenantCounters {
   uint64_t bursts = 0;           // bursts opened (burst.h)
   uint64_t burst_kernels = 0;    // ... the kernels they were sized for
   uint64_t grants_burst = 0;     // launches made inside them (also counted as fill or full)
+  uint64_t burst_late = 0;       // ... after an HP request had begun (before the burst closed)
 };
 
 // A LP tenant's burst (burst.h): what it lets in and until when.

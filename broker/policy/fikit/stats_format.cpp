@@ -143,10 +143,13 @@ std::string tenant_stats_text(const FikitState& st, uint32_t id) {
   }
   if (n.bursts > 0) {
     char buf[112];
-    std::snprintf(buf, sizeof buf, "    bursts %llu (for %llu kernels)  launched in them %llu\n",
+    std::snprintf(buf, sizeof buf,
+                  "    bursts %llu (for %llu kernels)  launched in them %llu (after the HP's "
+                  "return %llu)\n",
                   static_cast<unsigned long long>(n.bursts),
                   static_cast<unsigned long long>(n.burst_kernels),
-                  static_cast<unsigned long long>(n.grants_burst));
+                  static_cast<unsigned long long>(n.grants_burst),
+                  static_cast<unsigned long long>(n.burst_late));
     out += buf;
   }
   if (td->priority == kPriorityHigh && td->marker_every != UINT32_MAX)
@@ -207,6 +210,7 @@ std::string tenant_stats_json(const FikitState& st, uint32_t id) {
       {"bursts", n.bursts},
       {"burst_kernels", n.burst_kernels},
       {"grants_burst", n.grants_burst},
+      {"burst_late", n.burst_late},
   };
   // The HP budget's members (docs/STATUS.md; status.cpp lifts them into the tenant object).
   if (td->priority == kPriorityHigh) {
