@@ -24,7 +24,7 @@ echo "host: $(nproc) CPUs, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
 name_of() { # a build's report name: its folder, without the dot, and its options
   local dir=${1%%@*} opts=
   [ "$dir" != "$1" ] && opts=-${1#*@}
-  echo "$(basename "$dir" | sed 's/^\.//')$opts"
+  echo "$(basename "$dir" | sed 's/^\.//')$opts" | tr "=," "__"
 }
 pids=()
 for b in "${builds[@]}"; do

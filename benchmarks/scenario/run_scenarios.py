@@ -120,8 +120,13 @@ class Runner:
             cmd += ["--policy-opts", self.a.policy_opts]
         if self.a.hp_budget:
             cmd += ["--hp-budget", self.a.hp_budget]
+        # The broker sees the simulated GPUs, as its tenants do, also on a host with real ones
+        # (device-sim.sh): CUDA's list from the simulated driver, not the NVIDIA driver's.
+        env = dict(os.environ, LD_LIBRARY_PATH=self.sim, FIKIT_NVIDIA_GPUS_DIR=self.path("no-gpus"))
+        os.makedirs(env["FIKIT_NVIDIA_GPUS_DIR"], exist_ok=True)
+        cmd += ["--substrate", "timeslice"]  # never the host's MPS daemon
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                preexec_fn=self.renice)
+                                env=env, preexec_fn=self.renice)
         self.wait_for(lambda: proc.poll() is not None or self.status(sock), "the broker")
         if proc.poll() is not None:
             raise RuntimeError("broker failed to start: " + open(log).read()[-2000:])

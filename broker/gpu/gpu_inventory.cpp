@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -73,7 +74,13 @@ int gpu_user_pid(uint32_t minor) {
 }
 
 const std::vector<GpuIdentity>& nvidia_gpus() {
-  static const std::vector<GpuIdentity> gpus = read_nvidia_gpus("/proc/driver/nvidia/gpus");
+  // FIKIT_NVIDIA_GPUS_DIR stands in for the driver's list: a run on the simulated driver on a
+  // GPU host points it at an empty folder, so that the broker schedules the simulated GPUs its
+  // tenants name, not the real ones (whose UUIDs they do not know).
+  static const std::vector<GpuIdentity> gpus = [] {
+    const char* dir = getenv("FIKIT_NVIDIA_GPUS_DIR");
+    return read_nvidia_gpus(dir && *dir ? dir : "/proc/driver/nvidia/gpus");
+  }();
   return gpus;
 }
 

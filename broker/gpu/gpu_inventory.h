@@ -1,6 +1,7 @@
 // The NVIDIA GPUs of this machine as the driver lists them (/proc/driver/nvidia/gpus/*/information:
 // minor number, UUID, model), for the per-GPU sections of status and the gpu label of metrics.
-// Empty without the NVIDIA driver (CI, the simulated driver).
+// Empty without the NVIDIA driver (CI, the simulated driver). FIKIT_NVIDIA_GPUS_DIR replaces the
+// folder (a simulated run on a GPU host: an empty one).
 #pragma once
 
 #include <cstdint>
