@@ -88,14 +88,14 @@ class BenchBroker {
 };
 
 // The fikit policy as the broker starts by default (budget p99=1.10, quiet sleep), spinning
-// `spin_us` after events; switch cost 0 (MPS: nothing to calibrate here), no profiles kept.
+// `spin_us` after events; no GPU substrate to start or calibrate (switch cost 0, as on MPS), no
+// eBPF observer, no profiles kept.
 std::vector<std::string> t_fikit_args(int64_t spin_us) {
-  return {"--policy",  "fikit",
-          "--spin-us", std::to_string(spin_us),
-          "--no-bpf",  "--switch-cost-us",
-          "0",         "--profile-dir",
-          "",          "--log-level",
-          "warn"};
+  std::vector<std::string> args = {"--policy", "fikit", "--spin-us", std::to_string(spin_us)};
+  for (const char* a : {"--substrate", "timeslice", "--switch-cost-us", "0", "--no-bpf",
+                        "--profile-dir", "", "--log-level", "warn"})
+    args.push_back(a);
+  return args;
 }
 
 // Wake the broker if it says it sleeps, after what the caller published. Full fence: pairs with
