@@ -52,8 +52,12 @@ struct Completion {
   uint32_t position;
   uint64_t kernel_key;
   uint64_t issue_ns;  // when it was issued (HP: its record's t_ns; LP: its launch)
-  uint64_t done_ns;   // when the broker saw it complete (marker value or drain record)
+  // When it completed, as well as the broker can tell: a drain's time, or the midpoint of the
+  // interval a GPU word says it completed in (after its issue and the last look that found it
+  // not done, before the look that found it done).
+  uint64_t done_ns;
   bool exact;  // true: seen through a completion marker of this very launch; false: through a drain
+  uint64_t latest_ns = 0;  // the latest it can have completed (when seen; 0: done_ns)
 };
 
 // The scheduler's view of one tenant, read-only for policies (but for policy_data).

@@ -24,6 +24,18 @@ bool covers(uint32_t done, uint32_t position) {
   return done != 0 && pos_at_or_after(done, position + 1);
 }
 
+// The best guess of when a launch seen complete at `seen_ns` through a GPU word completed: the
+// midpoint of when it is known to have completed in, after its issue and after the last look at
+// its slot that found it not done (`looked_ns`, if it was tracked by then: `tracked_ns` is the
+// round that consumed it, whose look came before), never before its issue. Seen-time alone made
+// kernels look up to a poll interval (50 us asleep) longer: LP durations 1.4-2.1x (POLICY.md).
+uint64_t marker_done_ns(uint64_t issue_ns, uint64_t tracked_ns, uint64_t looked_ns,
+                        uint64_t seen_ns) {
+  uint64_t lo = issue_ns;
+  if (looked_ns > tracked_ns) lo = std::max(lo, looked_ns);
+  return lo >= seen_ns ? seen_ns : lo + (seen_ns - lo) / 2;
+}
+
 // PolicyConfig::log: the policy's lines go to the broker's log.
 void policy_log(int level, const char* text) {
   log_msg(static_cast<LogLevel>(std::clamp(level, 0, 3)), "policy: %s", text);
@@ -239,6 +251,7 @@ uint32_t SchedCore::reap_slots(Tenant& t, uint64_t now_ns) {
     // round preempted on a busy host would time it before it was written; policies measure
     // kernel durations with it).
     uint64_t seen_ns = 0;
+    const uint64_t looked = t.looked_ns[i];
     while (!q.empty()) {
       Launch l = q.front();
       bool by_gpu = covers(gpu, l.position);
@@ -246,20 +259,26 @@ uint32_t SchedCore::reap_slots(Tenant& t, uint64_t now_ns) {
       q.pop_front();
       bool exact = by_gpu && l.marker && gpu == l.position + 1;
       if (seen_ns == 0) seen_ns = std::max(now_ns, ::fikit::now_ns());
-      uint64_t done = seen_ns;
+      uint64_t done = marker_done_ns(l.issue_ns, l.seen_ns, looked, seen_ns);
+      uint64_t latest = seen_ns;
       if (!by_gpu) {
         uint64_t host_ns = s.host_done_ns.load(std::memory_order_relaxed);
-        if (host_ns >= l.issue_ns && host_ns <= seen_ns) done = host_ns;
+        latest = done = host_ns >= l.issue_ns && host_ns <= seen_ns ? host_ns : seen_ns;
       }
-      complete(t, l, done, exact);
+      complete(t, l, done, latest, exact);
       events++;
     }
-    if (q.empty()) t.busy_slots &= ~(uint64_t{1} << i);
+    // What is left was not done at the loads above, which came after the round's start.
+    if (q.empty())
+      t.busy_slots &= ~(uint64_t{1} << i);
+    else
+      t.looked_ns[i] = now_ns;
   }
   return events;
 }
 
-void SchedCore::complete(Tenant& t, const Launch& l, uint64_t done_ns, bool exact) {
+void SchedCore::complete(Tenant& t, const Launch& l, uint64_t done_ns, uint64_t latest_ns,
+                         bool exact) {
   t.info.outstanding--;
   t.progress_ns = round_ns_;
   if (round_ns_ > l.seen_ns) t.longest_ns = std::max(t.longest_ns, round_ns_ - l.seen_ns);
@@ -270,7 +289,8 @@ void SchedCore::complete(Tenant& t, const Launch& l, uint64_t done_ns, bool exac
                                  .kernel_key = l.key,
                                  .issue_ns = l.issue_ns,
                                  .done_ns = done_ns,
-                                 .exact = exact});
+                                 .exact = exact,
+                                 .latest_ns = latest_ns});
   if (t.info.outstanding == 0) {
     if (done_ns > t.busy_since_ns) t.busy_ns += done_ns - t.busy_since_ns;
     t.info.idle_since_ns = done_ns;
@@ -326,7 +346,7 @@ uint32_t SchedCore::expire_silent(Tenant& t, uint64_t now_ns) {
     for (; !q.empty(); events++) {
       Launch l = q.front();
       q.pop_front();
-      complete(t, l, now_ns, false);
+      complete(t, l, now_ns, now_ns, false);
     }
   }
   t.busy_slots = 0;

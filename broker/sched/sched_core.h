@@ -120,9 +120,11 @@ class SchedCore final : public SchedulerApi {
     Fifo<Grant> grants;        // granted, not yet launched or aborted, in ring order
     Fifo<uint32_t> expired;    // grants taken back: a late launch of one is accepted
     std::array<Fifo<Launch>, kStreamSlots> slots;  // issued, not yet complete, per stream slot
-    uint64_t busy_slots = 0;                       // bit i: slots[i] is not empty
-    uint64_t progress_ns = 0;                      // the last round its outstanding count changed
-    uint64_t longest_ns = 0;  // the longest a launch of it stayed outstanding (broker's clock)
+    // Per slot: the last round that looked at it and left launches in it (not done by then).
+    std::array<uint64_t, kStreamSlots> looked_ns{};
+    uint64_t busy_slots = 0;   // bit i: slots[i] is not empty
+    uint64_t progress_ns = 0;  // the last round its outstanding count changed
+    uint64_t longest_ns = 0;   // the longest a launch of it stayed outstanding (broker's clock)
     uint64_t launches = 0, granted = 0, expired_count = 0, burst_granted = 0;
     uint64_t busy_ns = 0;        // closed busy periods (launches outstanding)
     uint64_t busy_since_ns = 0;  // start of the open one (outstanding > 0)
@@ -139,7 +141,8 @@ class SchedCore final : public SchedulerApi {
 
   void track(Tenant& t, uint16_t slot, const Launch& l);
   uint32_t reap_slots(Tenant& t, uint64_t now_ns);
-  void complete(Tenant& t, const Launch& l, uint64_t done_ns, bool exact);
+  // done_ns: the best guess of its end; latest_ns: the latest it can have ended (when seen).
+  void complete(Tenant& t, const Launch& l, uint64_t done_ns, uint64_t latest_ns, bool exact);
   uint32_t expire_grants(Tenant& t, uint64_t now_ns);
   uint32_t expire_silent(Tenant& t, uint64_t now_ns);
   void publish_grants();

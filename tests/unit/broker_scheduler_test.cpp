@@ -67,10 +67,12 @@ const PolicyOps kRecordingPolicy = {
 // One tenant's segment (t_broker.h), with ring helpers.
 struct t_Tenant : t_Segment {
   using t_Segment::t_Segment;
-  uint32_t push(EntryKind kind, uint16_t slot = 0, uint32_t ref = 0, uint32_t flags = 0) {
+  // t_ns: the entry's client time (0: now).
+  uint32_t push(EntryKind kind, uint16_t slot = 0, uint32_t ref = 0, uint32_t flags = 0,
+                uint64_t t_ns = 0) {
     uint32_t pos = 0;
-    EXPECT_TRUE(
-        ring__push(&seg->ring, EntryFields{kind, slot, ref, flags, 0x1234, now_ns()}, &pos));
+    EXPECT_TRUE(ring__push(
+        &seg->ring, EntryFields{kind, slot, ref, flags, 0x1234, t_ns ? t_ns : now_ns()}, &pos));
     return pos;
   }
   uint32_t granted() const { return seg->broker.granted.load(); }
@@ -309,6 +311,57 @@ TEST_F(SchedulerTest, OutOfOrderLpLaunchesCompleteByPosition) {
   EXPECT_FALSE(g_calls.completes[1].exact);
   EXPECT_EQ(sched->core().lp_in_flight(), 0u);
   EXPECT_EQ(g_calls.idles, (std::vector<uint32_t>{lp.desc->id}));
+}
+
+// A marker seen at a round completed between the last round that looked at its slot and found it
+// not done (if it was tracked by then; else its issue) and that round: the policy is told the
+// midpoint, never before the issue, and the round as the latest it can have completed. Rounds are
+// timed far in the future, so that the clock read after the loads does not move them.
+class MarkerTimeTest : public SchedulerTest {
+ protected:
+  // One LP launch with a marker on slot 1, issued at base + issue_us; rounds at base + each of
+  // `rounds_us`, the marker written before the last. Return what the policy was told.
+  Completion run(uint64_t issue_us, std::vector<uint64_t> rounds_us) {
+    g_calls = t_Calls{};
+    make(nullptr);
+    t_Tenant& lp = add(kPriorityLow);
+    uint32_t r = lp.push(EntryKind::kLpRequest, 1);
+    sched->run_once(at(0));
+    EXPECT_EQ(lp.granted(), r + 1);
+    lp.push(EntryKind::kLpLaunched, 1, r, kFlagMarker, at(issue_us));
+    for (size_t i = 0; i < rounds_us.size(); i++) {
+      if (i + 1 == rounds_us.size()) lp.seg->slots[1].gpu_done.store(r + 1);
+      sched->run_once(at(rounds_us[i]));
+    }
+    EXPECT_EQ(g_calls.completes.size(), 1u);
+    return g_calls.completes.empty() ? Completion{} : g_calls.completes.back();
+  }
+  uint64_t at(uint64_t us) const { return base_ + us * 1000; }
+  const uint64_t base_ = now_ns() + 1'000'000'000'000;  // 1000 s ahead
+};
+
+TEST_F(MarkerTimeTest, DoneBetweenTheLastLookThatFoundItNotDoneAndTheRoundThatSawIt) {
+  // Tracked at 10; looked at 60 and 110 (not done); seen at 160.
+  Completion c = run(0, {10, 60, 110, 160});
+  EXPECT_TRUE(c.exact);
+  EXPECT_EQ(c.done_ns, at(135));
+  EXPECT_EQ(c.latest_ns, at(160));
+}
+
+TEST_F(MarkerTimeTest, DoneBeforeAnyLookAfterItsTrackingIsTimedFromItsIssue) {
+  // The round that tracked it (at 10) looked at the slot before consuming it: no look counts.
+  Completion c = run(4, {10, 60});
+  EXPECT_EQ(c.done_ns, at(32));
+  EXPECT_EQ(c.latest_ns, at(60));
+}
+
+TEST_F(MarkerTimeTest, NeverBeforeItsIssue) {
+  // The client says it issued at 100, after the look at 60 (its clock is not the broker's).
+  Completion c = run(100, {10, 60, 120});
+  EXPECT_EQ(c.done_ns, at(110));
+  // An issue time after the round that saw it done: that round.
+  c = run(500, {10, 60, 120});
+  EXPECT_EQ(c.done_ns, at(120));
 }
 
 TEST_F(SchedulerTest, LpLaunchedWithoutMarkerCompletesAtOnce) {

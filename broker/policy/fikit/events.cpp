@@ -17,6 +17,9 @@ void remember_slot(TenantData& td, uint32_t position, uint16_t slot) {
   td.issue_slot[position & kRingMask] = slot < kStreamSlots ? slot : kStreamSlots - 1;
 }
 
+// The latest c can have completed (Completion::latest_ns).
+uint64_t completion_latest(const Completion& c) { return c.latest_ns ? c.latest_ns : c.done_ns; }
+
 uint16_t slot_of(const TenantData& td, uint32_t position) {
   if (td.issue_pos[position & kRingMask] != position) return kNoSlot;
   return td.issue_slot[position & kRingMask];
@@ -31,7 +34,10 @@ uint16_t slot_of(const TenantData& td, uint32_t position) {
 // waited for that context's timeslice (40 us LP kernels beside another LP tenant measured 2 ms,
 // 50x, on the simulated GPU): no sample; if the last launch seen complete before its issue was
 // another tenant's, the GPU switched to its context first: the switch cost is not the kernel's.
-// A sample is thus the kernel plus the lag of seeing its marker. Return it (0: none).
+// A sample is thus the kernel plus the error of the broker's estimate of its end (done_ns, the
+// midpoint of when it can have ended); whether a launch queued or another context ran is judged
+// by the latest time each can have ended (latest_ns), so that no queueing is taken for a kernel.
+// Return it (0: none).
 uint64_t measure(const FikitState& st, TenantData& td, const Completion& c, uint16_t slot) {
   uint64_t start = c.issue_ns;
   TenantData::StreamDone* ld = slot < kStreamSlots ? &td.last_done[slot] : nullptr;
@@ -51,7 +57,7 @@ uint64_t measure(const FikitState& st, TenantData& td, const Completion& c, uint
     td.counters.durations++;
   }
   if (ld && (!ld->valid || pos_at_or_after(c.position, ld->position)))
-    *ld = {c.position, c.done_ns, true, c.exact};
+    *ld = {c.position, completion_latest(c), true, c.exact};
   return sample;
 }
 
@@ -91,9 +97,9 @@ void ev_submit(FikitState& st, TenantData& td, const TenantInfo& t, const Submis
 void ev_complete(FikitState& st, TenantData& td, const TenantInfo& /*t*/, const Completion& c) {
   Grant* g = td.priority == kPriorityHigh ? nullptr : grant_find(st, td.id, c.position);
   uint64_t sample = measure(st, td, c, g ? g->stream_slot : slot_of(td, c.position));
-  if (c.done_ns >= st.last_done_ns) {
+  if (completion_latest(c) >= st.last_done_ns) {
     st.last_done_tenant = td.id;
-    st.last_done_ns = c.done_ns;
+    st.last_done_ns = completion_latest(c);
   }
   st.trace.add(TraceKind::kComplete, c.done_ns, td.id, c.kernel_key, c.issue_ns, c.done_ns);
   if (g) grant_complete(st, td, *g, c, sample);

@@ -142,7 +142,8 @@ struct TenantData {
     for (uint32_t i = 0; i < kRingEntries; i++) issue_pos[i] = i + 1;
   }
 
-  // The last completion known on a stream: a later launch there cannot have started before it.
+  // The last completion known on a stream: a later launch there cannot have started before it
+  // (done_ns: the latest it can have completed, Completion::latest_ns).
   struct StreamDone {
     uint32_t position = 0;
     uint64_t done_ns = 0;
@@ -236,7 +237,7 @@ struct FikitState {
   std::vector<Grant> grants;                                // in flight, oldest first (grants.cpp)
   uint32_t last_fill_tenant = UINT32_MAX;                   // time-slicing: who holds the GPU
   uint32_t last_done_tenant = UINT32_MAX;  // the tenant whose launch was last seen complete
-  uint64_t last_done_ns = 0;               // and when (events.cpp: time-slicing durations)
+  uint64_t last_done_ns = 0;   // and the latest it can have (events.cpp: time-slicing durations)
   uint64_t last_risky_ns = 0;  // last risky grant (a kernel that waited too long, short gap)
   GapSourceFn gap_source;
   DispatchScratch scratch;
