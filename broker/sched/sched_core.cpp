@@ -196,17 +196,22 @@ bool SchedCore::grant(uint32_t i) {
   Submission r = t.waiting.front();
   t.waiting.pop_front();
   const uint64_t now = now_ns();
-  t.grants.push_back(Grant{r.position, r.kernel_key, now});
   // From the client's timestamp of the request: untrusted, so a time in the future counts 0.
-  t.grant_latency.add(now > r.t_ns ? now - r.t_ns : 0);
+  record_grant(t, r.position, r.kernel_key, now, now > r.t_ns ? now - r.t_ns : 0);
   // Requests leave `waiting` in ring order, so `granted` only moves forward.
   t.granted_word = r.position + 1;
   t.grant_dirty = true;
-  t.granted++;
   t.info.waiting--;
+  return true;
+}
+
+void SchedCore::record_grant(Tenant& t, uint32_t position, uint64_t key, uint64_t now_ns,
+                             uint64_t waited_ns) {
+  t.grants.push_back(Grant{position, key, now_ns});
+  t.grant_latency.add(waited_ns);
+  t.granted++;
   t.info.lp_in_flight++;
   lp_in_flight_++;
-  return true;
 }
 
 // A granted launch counts as busy too: it is about to be issued, and a level below must not be

@@ -138,6 +138,9 @@ class SchedCore final : public SchedulerApi {
   const char* handle_lp_end(Tenant& t, const EntryCopy& e);
   void submit(Tenant& t, const EntryCopy& e);
   const char* burst_grant(Tenant& t, const EntryCopy& e);
+  // Count the grant of t's request at `position` (after waiting waited_ns) as in flight.
+  void record_grant(Tenant& t, uint32_t position, uint64_t key, uint64_t now_ns,
+                    uint64_t waited_ns);
 
   void track(Tenant& t, uint16_t slot, const Launch& l);
   uint32_t reap_slots(Tenant& t, uint64_t now_ns);

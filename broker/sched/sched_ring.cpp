@@ -139,12 +139,8 @@ const char* SchedCore::burst_grant(Tenant& t, const EntryCopy& e) {
   if (e.position - t.burst_start >= t.burst_end - t.burst_start)
     return "kFlagBurst on a request outside the broker's burst";
   submit(t, e);
-  t.grants.push_back(Grant{e.position, e.kernel_key, round_ns_});
-  t.grant_latency.add(0);  // it did not wait
-  t.granted++;
+  record_grant(t, e.position, e.kernel_key, round_ns_, 0);  // it did not wait
   t.burst_granted++;
-  t.info.lp_in_flight++;
-  lp_in_flight_++;
   if (ops_->on_burst_grant) ops_->on_burst_grant(policy_state_, t.info, submission_of(e));
   return nullptr;
 }

@@ -109,15 +109,9 @@ void ev_burst_grant(FikitState& st, TenantData& td, const TenantInfo& /*t*/, con
   share_charge(td, cost, s.t_ns);
   st.trace.add(TraceKind::kGrant, s.t_ns, td.id, s.kernel_key, b.end_ns, b.fill ? b.end_ns : kNoEnd,
                TraceVerdict::kGrantBurst);
-  // Every HP request open now is no longer as if alone; one that began before this launch was
-  // back before the burst was closed (the launch went in blind: counted, the cost of bursts).
-  bool late = false;
-  for (auto& [id, other] : st.tenants) {
-    if (other->priority != kPriorityHigh) continue;
-    late |= other->requests.open() && other->requests.open_since_ns() <= s.t_ns;
-    other->requests.on_lp_granted();
-  }
-  if (late) td.counters.burst_late++;
+  // An HP request that began before this launch was back before the burst was closed (the
+  // launch went in blind: counted, the cost of bursts).
+  if (grants_overlap_hp(st, s.t_ns)) td.counters.burst_late++;
   if (!b.fill) return;
   g.gaps = b.gaps;
   gaps_filled(st, b.gaps, cost);

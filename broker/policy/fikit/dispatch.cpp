@@ -138,9 +138,7 @@ void note_grant(Ctx& c, View& v, const Submission& r, const Window& w, const Fil
   g.risky = d.verdict == FillVerdict::kGrantRisky;
   g.budget = d.verdict == FillVerdict::kGrantBudget;
   g.cost_ns = cost.known ? cost.ns - std::min(cost.delay_ns, cost.ns) : 0;
-  // Every HP request open now is no longer as if alone.
-  for (auto& [id, td] : c.state.tenants)
-    if (td->priority == kPriorityHigh) td->requests.on_lp_granted();
+  grants_overlap_hp(c.state, c.now);
   v.busy = true;
   v.blocked = false;
   c.in_flight++;

@@ -66,6 +66,16 @@ void grants_owner_returned(FikitState& st, uint32_t tenant_id, uint64_t epoch, u
       if (r.tenant_id == tenant_id && r.epoch == epoch && !r.returned_ns) r.returned_ns = t_ns;
 }
 
+bool grants_overlap_hp(FikitState& st, uint64_t t_ns) {
+  bool back = false;
+  for (auto& [id, td] : st.tenants) {
+    if (td->priority != kPriorityHigh) continue;
+    back |= td->requests.open() && td->requests.open_since_ns() <= t_ns;
+    td->requests.on_lp_granted();
+  }
+  return back;
+}
+
 uint64_t grants_committed_end(const FikitState& st, uint64_t now_ns) {
   uint64_t end = bursts_committed_end(st, now_ns);
   for (const Grant& g : st.grants)

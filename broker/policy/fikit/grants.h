@@ -26,6 +26,9 @@ void grant_revoke(FikitState& st, uint32_t tenant_id, uint32_t position);
 void grants_forget(FikitState& st, uint32_t tenant_id);
 // The owner of gap `epoch` of tenant_id came back at t_ns: the fills in that gap learn it.
 void grants_owner_returned(FikitState& st, uint32_t tenant_id, uint64_t epoch, uint64_t t_ns);
+// LP work was granted at t_ns: every HP request open now is no longer as if alone. Return true if
+// one of them had begun by t_ns (the HP was back).
+bool grants_overlap_hp(FikitState& st, uint64_t t_ns);
 // The predicted end of the LP work already granted; a grant past its predicted end is still
 // running and assumed to end within the margin.
 uint64_t grants_committed_end(const FikitState& st, uint64_t now_ns);
