@@ -146,6 +146,27 @@ TEST_F(ControllerTest, StartsFailSafeAndProbesWhileUnderBudget) {
   EXPECT_DOUBLE_EQ(c_.gain(), p_.max_gain) << "bounded";
 }
 
+// Slow start: until the first decrease the gain doubles, then it grows by steps again.
+TEST_F(ControllerTest, SlowStartDoublesUntilTheFirstDecrease) {
+  feed(static_cast<int>(p_.min_samples), 1000 * kUs);
+  double g = c_.gain();
+  ASSERT_DOUBLE_EQ(g, p_.step);
+  feed(p_.eval_every, 1000 * kUs);
+  EXPECT_DOUBLE_EQ(c_.gain(), 2 * g);
+  feed(p_.eval_every, 1000 * kUs);
+  EXPECT_DOUBLE_EQ(c_.gain(), 4 * g);
+  feed(p_.eval_every, 1300 * kUs);  // over budget
+  double after = c_.gain();
+  EXPECT_DOUBLE_EQ(after, 4 * g * p_.backoff);
+  feed(static_cast<int>(p_.min_samples), 1000 * kUs);
+  EXPECT_DOUBLE_EQ(c_.gain(), after + p_.step) << "additive after the first decrease";
+  HarvestController additive;
+  p_.slow_start = false;
+  for (int i = 0; i < static_cast<int>(p_.min_samples + 2 * p_.eval_every); i++)
+    additive.on_request(1.0, in_, p_);
+  EXPECT_NEAR(additive.gain(), 3 * p_.step, 1e-12) << "slow_start off: steps from the start";
+}
+
 TEST_F(ControllerTest, BacksOffOverBudgetAndRecovers) {
   feed(p_.eval_every * 12, 1000 * kUs);
   double high = c_.gain();
@@ -207,6 +228,7 @@ TEST_F(ControllerTest, FailSafeWithoutMeasurements) {
 class RiskTest : public ::testing::Test {
  protected:
   RiskTest() : st_(PolicyConfig{}, FikitParams{}, gap_from_history) {
+    st_.params.risk_residual = 0;  // the expectation over the gaps; RiskResidual* below: 1
     auto td = std::make_unique<TenantData>(1, "serve", kPriorityHigh, st_.params);
     for (int i = 0; i < 64; i++) {
       td->keys.touch(0x1).gaps_mut().add(1000 * kUs);
@@ -220,6 +242,10 @@ class RiskTest : public ::testing::Test {
     hp_ = td.get();
     st_.tenants[1] = std::move(td);
     gaps_ = {GapRef{1, 0, 0x1, 0, 0}};
+  }
+  // LP work of `key` ending at end_ns, all of it on the GPU from now_ns.
+  static LpWork work(uint64_t now_ns, uint64_t end_ns, uint64_t key) {
+    return LpWork{.key = key, .end_ns = end_ns, .residual_ns = end_ns - now_ns};
   }
   void grow_gain() {
     ControllerInput in = controller_input(st_, *hp_);
@@ -235,19 +261,22 @@ TEST_F(RiskTest, AdmitsOnlyWhatTheAllowanceCovers) {
   uint64_t now = hp_->gap.start_ns + 100 * kUs;
   uint64_t before_return = hp_->gap.start_ns + 900 * kUs;
   uint64_t past_return = hp_->gap.start_ns + 1500 * kUs;
-  EXPECT_FALSE(risk_admits(st_, gaps_, now, before_return, 0x9, &damage)) << "fail-safe: gain 0";
+  EXPECT_FALSE(risk_admits(st_, gaps_, now, work(now, before_return, 0x9), &damage))
+      << "fail-safe: gain 0";
   grow_gain();
   ASSERT_GT(hp_->controller.gain(), 0);
-  EXPECT_TRUE(risk_admits(st_, gaps_, now, before_return, 0x9, &damage));
+  EXPECT_TRUE(risk_admits(st_, gaps_, now, work(now, before_return, 0x9), &damage));
   EXPECT_EQ(damage, 0) << "ends before any gap ends";
   // 500 us past every return: damage 0.5 x 500 us (MPS) against gain x 0.1 x 2 ms.
-  EXPECT_TRUE(risk_admits(st_, gaps_, now, past_return, 0x9, &damage) ==
+  EXPECT_TRUE(risk_admits(st_, gaps_, now, work(now, past_return, 0x9), &damage) ==
               (0.5 * 500 * kUs <= hp_->controller.gain() * 0.1 * 2000 * kUs));
   EXPECT_NEAR(damage, 0.5 * 500 * kUs, 0.05 * 500 * kUs);
-  EXPECT_FALSE(risk_admits(st_, gaps_, now, hp_->gap.start_ns + 100'000 * kUs, 0x9, &damage))
+  EXPECT_FALSE(
+      risk_admits(st_, gaps_, now, work(now, hp_->gap.start_ns + 100'000 * kUs, 0x9), &damage))
       << "far past the return";
   hp_->gap.open = false;
-  EXPECT_FALSE(risk_admits(st_, gaps_, now, before_return, 0x9, &damage)) << "no open gap";
+  EXPECT_FALSE(risk_admits(st_, gaps_, now, work(now, before_return, 0x9), &damage))
+      << "no open gap";
 }
 
 // A key whose grants were followed by requests that lost twice what the prior predicted is
@@ -257,20 +286,55 @@ TEST_F(RiskTest, LearnedOverlapCostScalesThePriorPerKey) {
   double damage = 0;
   uint64_t now = hp_->gap.start_ns + 100 * kUs;
   uint64_t past_return = hp_->gap.start_ns + 1500 * kUs;
-  risk_admits(st_, gaps_, now, past_return, 0x9, &damage);
+  risk_admits(st_, gaps_, now, work(now, past_return, 0x9), &damage);
   const double prior = damage;
   ASSERT_GT(prior, 0);
   for (int i = 0; i < 200; i++) {
     risk_on_budget_grant(st_, gaps_, now, past_return, 0x9);
     hp_->overlap.on_request(2 * prior, /*overlapped=*/true, 2000 * kUs);
   }
-  risk_admits(st_, gaps_, now, past_return, 0x9, &damage);
+  risk_admits(st_, gaps_, now, work(now, past_return, 0x9), &damage);
   EXPECT_NEAR(damage / prior, 2, 0.1);
-  risk_admits(st_, gaps_, now, past_return, 0x7, &damage);
+  risk_admits(st_, gaps_, now, work(now, past_return, 0x7), &damage);
   EXPECT_DOUBLE_EQ(damage, prior);
   st_.params.learn_overlap_cost = 0;
-  risk_admits(st_, gaps_, now, past_return, 0x9, &damage);
+  risk_admits(st_, gaps_, now, work(now, past_return, 0x9), &damage);
   EXPECT_DOUBLE_EQ(damage, prior) << "learning off: the fixed factor";
+}
+
+// With risk_residual the damage is the worst case, the HP back now: what is left of the LP work
+// overlaps its request, whatever its gaps say; so the allowance bounds every request's loss.
+TEST_F(RiskTest, ResidualDamageIsTheLpWorkLeftWereTheHpBackNow) {
+  st_.params.risk_residual = 1;
+  grow_gain();
+  const double allowance = controller_allowance_ns(hp_->controller, controller_input(st_, *hp_));
+  ASSERT_GT(allowance, 0);
+  double damage = 0;
+  uint64_t now = hp_->gap.start_ns + 100 * kUs;
+  // Ends long before any gap of this HP ends: the expectation says 0, the worst case does not.
+  LpWork short_work{.key = 0x9, .end_ns = now + 200 * kUs, .residual_ns = 150 * kUs};
+  EXPECT_EQ(risk_admits(st_, gaps_, now, short_work, &damage), 0.5 * 150 * kUs <= allowance);
+  EXPECT_DOUBLE_EQ(damage, 0.5 * 150 * kUs) << "MPS prior x residual, not x (end - now)";
+  // As much LP work left as the allowance covers, and just more.
+  auto residual_for = [&](double d) { return static_cast<uint64_t>(d / 0.5); };
+  LpWork at{
+      .key = 0x9, .end_ns = now + residual_for(allowance), .residual_ns = residual_for(allowance)};
+  EXPECT_TRUE(risk_admits(st_, gaps_, now, at, &damage));
+  at.residual_ns += 2 * kUs;
+  at.end_ns += 2 * kUs;
+  EXPECT_FALSE(risk_admits(st_, gaps_, now, at, &damage));
+  // Learned costs and budget-grant charges are the expectation's; residual grants charge none.
+  risk_on_budget_grant(st_, gaps_, now, now + 10 * kUs, 0x9);
+  hp_->overlap.on_request(1000 * kUs, true, 2000 * kUs);
+  EXPECT_EQ(hp_->overlap.learned_keys(), 0u);
+  // On time-slicing the HP also pays the switch back.
+  st_.cfg.switch_cost_ns = 200 * kUs;
+  EXPECT_EQ(risk_admits(st_, gaps_, now, short_work, &damage),
+            1.0 * 150 * kUs + 200 * kUs <= allowance);
+  EXPECT_DOUBLE_EQ(damage, 1.0 * 150 * kUs + 200 * kUs);
+  EXPECT_TRUE(
+      risk_admits(st_, gaps_, now, LpWork{.key = 0x9, .end_ns = now, .residual_ns = 0}, &damage));
+  EXPECT_EQ(damage, 0) << "nothing left on the GPU: nothing to switch from";
 }
 
 TEST(OverlapCosts, StartsAtThePriorAndLearnsFromRequestsWithAndWithoutOverlap) {
@@ -337,18 +401,21 @@ TEST(AloneLatencyProfile, SavedAndLoadedAndOldProfilesStillLoad) {
   EXPECT_FALSE(loaded.alone_from_profile);
 }
 
-// The whole policy on a fake scheduler: an HP tenant with 1 ms requests and 900 us gaps, a LP
-// tenant whose 1 ms kernels never fit them. Scripted HP latencies: 1 ms whatever LP does (no
-// damage), or 1.5 ms whenever LP work is in flight at the request's start (damage).
+// The whole policy on a fake scheduler: an HP tenant with 1 ms requests and 900 us gaps (or
+// gap_us), a LP tenant whose 1 ms kernels (or lp_us) never fit them. Scripted HP latencies: 1 ms
+// whatever LP does (no damage), or 1.5 ms whenever LP work is in flight at the request's start
+// (damage).
 class t_BudgetSim {
  public:
   static constexpr uint64_t kHpKey = 0x1111, kLpKey = 0x2222;
-  explicit t_BudgetSim(PolicyConfig cfg = {}, const PolicyOps* ops = &kFikitPolicy) : s_(cfg, ops) {
+  explicit t_BudgetSim(PolicyConfig cfg = {}, const PolicyOps* ops = &kFikitPolicy,
+                       uint64_t lp_us = 1000, uint64_t gap_us = 900)
+      : s_(cfg, ops), gap_ns_(gap_us * kUs) {
     lp_ = s_.add("train", kPriorityLow);
     for (int i = 0; i < 5; i++) {  // its kernel measured at full speed, before HP runs
       s_.lp_request(lp_, kLpKey, t_);
       s_.dispatch(t_);
-      s_.lp_complete(lp_, t_ + 10 * kUs, t_ + 1010 * kUs);
+      s_.lp_complete(lp_, t_ + 10 * kUs, t_ + (10 + lp_us) * kUs);
       t_ += 2000 * kUs;
     }
     t_ += 200'000 * kUs;  // LP no longer active
@@ -376,7 +443,7 @@ class t_BudgetSim {
       lp_running_ = true;
       lp_granted_at_ = now;
     }
-    t_ = start + lat + 900 * kUs;
+    t_ = start + lat + gap_ns_;
     return lp_running_;
   }
   // `n` cycles; return the grants in them.
@@ -386,6 +453,7 @@ class t_BudgetSim {
     return grants;
   }
   t_FakeSched s_;
+  uint64_t gap_ns_;
   uint32_t lp_, hp_;
   uint64_t t_ = 1'000'000'000;
   bool lp_running_ = false;
@@ -398,8 +466,12 @@ PolicyConfig budget_off() {
   return cfg;
 }
 
+// The expectation over the HP's gaps (risk_residual=0): a 1 ms LP kernel beside 900 us gaps
+// costs the HP little on average, and is let in as long as the HP does not pay.
 TEST(BudgetPolicy, LetsInWhatTheBudgetAffordsAndBacksOffWhenTheHpPays) {
-  t_BudgetSim sim;
+  PolicyConfig cfg;
+  cfg.opts = "risk_residual=0";
+  t_BudgetSim sim(cfg);
   sim.run(40, false);  // alone: it learns the HP's latency and gaps
   nlohmann::json hs = sim.stats(true);
   EXPECT_EQ(hs["alone_latency"]["source"], "learned") << hs.dump();
@@ -422,6 +494,34 @@ TEST(BudgetPolicy, LetsInWhatTheBudgetAffordsAndBacksOffWhenTheHpPays) {
   // Back to harmless overlaps: it recovers.
   sim.run(400, false);
   EXPECT_GT(sim.run(100, false), paid_grants) << sim.stats(true).dump();
+}
+
+// The worst case (risk_residual=1, the default): the 1 ms LP kernel could cost a 1 ms request
+// half of it, five times its 10% budget, so it never gets in; a 150 us one, whose worst case
+// (75 us) the allowance covers once the gain grows, does, into gaps too short for it, and the
+// controller backs off when the HP pays.
+TEST(BudgetPolicy, ResidualAdmitsOnlyLpWorkWhoseWorstCaseTheBudgetCovers) {
+  t_BudgetSim long_lp;
+  long_lp.run(40, false);
+  long_lp.lp_waits();
+  int long_grants = long_lp.run(400, false);
+  EXPECT_EQ(long_lp.stats(false)["grants_budget"], 0) << long_lp.stats(true).dump();
+  EXPECT_EQ(long_lp.stats(false)["grants_risky"].get<int>(), long_grants)
+      << "only a starving kernel's rate-limited risky grants (risky_every)";
+  EXPECT_GT(long_lp.stats(true)["controller"]["gain"].get<double>(), 1)
+      << "not for want of gain: for the worst case";
+
+  t_BudgetSim sim(PolicyConfig{}, &kFikitPolicy, /*lp_us=*/150, /*gap_us=*/100);
+  sim.run(40, false);
+  sim.lp_waits();
+  sim.run(300, false);
+  int free_grants = sim.run(100, false);
+  EXPECT_GT(free_grants, 50) << sim.stats(true).dump();
+  EXPECT_GT(sim.stats(false)["grants_budget"].get<int>(), 0);
+  sim.run(300, true);
+  int paid_grants = sim.run(100, true);
+  EXPECT_GT(sim.stats(true)["controller"]["decreases"].get<int>(), 0);
+  EXPECT_LT(paid_grants, free_grants / 2) << "fewer once they cost the HP";
 }
 
 TEST(BudgetPolicy, NoBudgetOnlyWhatFits) {

@@ -219,8 +219,12 @@ FillDecision within_budget(const Ctx& c, const Window& w, const FillWindow& fw, 
                            uint64_t lp_key) {
   uint64_t run = cost.ns - std::min(cost.delay_ns, cost.ns);
   uint64_t end = std::max(fw.now_ns + cost.ns, fw.committed_end_ns + run);
+  // Were the HP back now: the LP work granted before and this kernel, which may launch only
+  // after its delay but then runs its whole length.
+  uint64_t before = fw.committed_end_ns > fw.now_ns ? fw.committed_end_ns - fw.now_ns : 0;
+  LpWork work{.key = lp_key, .end_ns = end, .residual_ns = std::min(end - fw.now_ns, before + run)};
   double damage = 0;
-  if (w.end != kNoEnd && risk_admits(c.state, w.gaps, c.now, end, lp_key, &damage))
+  if (w.end != kNoEnd && risk_admits(c.state, w.gaps, c.now, work, &damage))
     return {FillVerdict::kGrantBudget, end};
   return {FillVerdict::kNoRoom, 0};
 }

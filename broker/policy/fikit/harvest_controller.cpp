@@ -65,7 +65,8 @@ void HarvestController::evaluate(const ControllerInput& in, const ControllerPara
     return budget == 0 || s < 1 + p.headroom * (budget - 1);
   };
   if (roomy(b.p50, s50_) && roomy(b.p99, s99_)) {
-    gain_ = std::min(p.max_gain, gain_ + p.step);
+    double next = p.slow_start && decreases_ == 0 ? std::max(p.step, 2 * gain_) : gain_ + p.step;
+    gain_ = std::min(p.max_gain, next);
     state_ = ControllerState::kProbe;
     increases_++;
   } else {

@@ -9,7 +9,10 @@
 // requests' slowdowns, each request's latency over the alone p50 of its kind) with the budget:
 //   over budget (either bounded quantile)   gain x= backoff, window cleared (fresh evidence:
 //                                            the gain holds until min_samples new requests)
-//   below 1 + headroom x (budget - 1)        gain += step, up to max_gain (additive increase)
+//   below 1 + headroom x (budget - 1)        gain += step, up to max_gain (additive increase;
+//                                            with slow_start, until the first decrease, gain
+//                                            doubles from step: an HP run of a few hundred
+//                                            requests is over before 40 additive steps)
 //   in between                               hold (hysteresis: no oscillation at the edge)
 // A p99 budget without a p50 one bounds p50 at 1 + (p99 - 1) / 2 (risk.cpp controller_input).
 // Fail-safe: without an alone latency, a budget, or (before its first judgement) min_samples
@@ -26,10 +29,11 @@
 namespace fikit::broker::fikit_policy {
 
 struct ControllerParams {
-  double step = 0.1;      // additive increase per evaluation
-  double backoff = 0.5;   // multiplicative decrease
-  double max_gain = 4.0;  // the allowance's mean damage may be this many budgets' worth
-  double headroom = 0.7;  // increase only while using less than this share of the budget
+  double step = 0.1;       // additive increase per evaluation
+  double backoff = 0.5;    // multiplicative decrease
+  double max_gain = 4.0;   // the allowance's mean damage may be this many budgets' worth
+  double headroom = 0.7;   // increase only while using less than this share of the budget
+  bool slow_start = true;  // double the gain until the first decrease
   uint32_t eval_every = 16;
   uint32_t min_samples = 32;
 };

@@ -105,6 +105,7 @@ void* init_state(const PolicyConfig& cfg) {
   if (V.hints) st->params.quiet_sleep = 0;
   // Risk admission needs predictions from history: the oracle fills only what fits.
   st->budget_on = !V.hints && !cfg.hp_budget.off();
+  st->ctl.slow_start = st->params.slow_start != 0;
   st->trace.open_from_env(cfg.gpu);
   return st;
 }

@@ -51,6 +51,8 @@ constexpr Field kFields[] = {
     {"overlap_cost_mps", Kind::kFactor, &FikitParams::overlap_cost_mps, nullptr, nullptr},
     {"overlap_cost_ts", Kind::kFactor, &FikitParams::overlap_cost_ts, nullptr, nullptr},
     {"learn_overlap_cost", Kind::kCount, nullptr, nullptr, &FikitParams::learn_overlap_cost},
+    {"risk_residual", Kind::kCount, nullptr, nullptr, &FikitParams::risk_residual},
+    {"slow_start", Kind::kCount, nullptr, nullptr, &FikitParams::slow_start},
     {"quiet_sleep", Kind::kCount, nullptr, nullptr, &FikitParams::quiet_sleep},
     {"measure_poll", Kind::kNs, nullptr, &FikitParams::measure_poll_ns, nullptr},
     {"burst_max", Kind::kCount, nullptr, nullptr, &FikitParams::burst_max},

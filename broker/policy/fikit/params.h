@@ -57,6 +57,14 @@ struct FikitParams {
   // 1: scale those priors per LP key by what overlaps were measured to cost (overlap_cost.h);
   // 0: the fixed factors alone.
   uint32_t learn_overlap_cost = 1;
+  // 1: a budget grant's damage is the worst case, the HP back at once: overlap cost x the LP work
+  // that would still be on the GPU (plus the switch on time-slicing), so that the allowance
+  // bounds what any one HP request can lose (the p99); 0: the expectation over the HP's gaps
+  // (risk.h), which Poisson arrivals turn into milliseconds of LP work in flight.
+  uint32_t risk_residual = 1;
+  // 1: the harvest controller doubles its gain until its first decrease (slow start), 0: it
+  // adds its step from the start (harvest_controller.h).
+  uint32_t slow_start = 1;
   // 1: tell the scheduler until when nothing is expected (SchedulerApi::quiet_until), so that it
   // sleeps instead of polling; 0: it polls as before (for comparison).
   uint32_t quiet_sleep = 1;

@@ -43,14 +43,26 @@ ControllerInput controller_input(const FikitState& st, const TenantData& td) {
   return in;
 }
 
+// What one ns of LP work overlapping an HP request costs it, before anything is learned.
+double overlap_prior(const FikitState& st) {
+  return st.cfg.switch_cost_ns > 0 ? st.params.overlap_cost_ts : st.params.overlap_cost_mps;
+}
+
+// The damage of LP work were the HP back now: all of what is left of it overlaps the HP's
+// request, and on time-slicing the HP pays the switch back.
+double residual_damage(const FikitState& st, uint64_t residual_ns) {
+  if (residual_ns == 0) return 0;
+  return overlap_prior(st) * static_cast<double>(residual_ns) +
+         static_cast<double>(st.cfg.switch_cost_ns);
+}
+
 // The damage LP work ending at end_ns is predicted to do to `owner` (HP, gap open) with the
 // substrate's prior cost; false if its gaps cannot say.
 bool prior_damage(const FikitState& st, const TenantData& owner, uint64_t gap_key, uint64_t now_ns,
                   uint64_t end_ns, double* damage_ns) {
   const LogHistogram* h = gaps_of(st, owner, gap_key);
   if (!h) return false;
-  bool ts = st.cfg.switch_cost_ns > 0;
-  double cost = ts ? st.params.overlap_cost_ts : st.params.overlap_cost_mps;
+  double cost = overlap_prior(st);
   uint64_t start = owner.gap.start_ns;
   uint64_t elapsed = now_ns > start ? now_ns - start : 0;
   uint64_t horizon = end_ns > start ? end_ns - start : 0;
@@ -61,7 +73,7 @@ bool prior_damage(const FikitState& st, const TenantData& owner, uint64_t gap_ke
 }
 
 bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t now_ns,
-                 uint64_t end_ns, uint64_t lp_key, double* damage_ns) {
+                 const LpWork& w, double* damage_ns) {
   *damage_ns = 0;
   if (gaps.empty()) return false;
   for (const GapRef& r : gaps) {
@@ -73,8 +85,12 @@ bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t
     double allowance = controller_allowance_ns(owner.controller, controller_input(st, owner));
     if (allowance <= 0) return false;
     double damage = 0;
-    if (!prior_damage(st, owner, r.key, now_ns, end_ns, &damage)) return false;
-    if (st.params.learn_overlap_cost) damage *= owner.overlap.multiplier(lp_key);
+    if (st.params.risk_residual) {
+      damage = residual_damage(st, w.residual_ns);
+    } else {
+      if (!prior_damage(st, owner, r.key, now_ns, w.end_ns, &damage)) return false;
+      if (st.params.learn_overlap_cost) damage *= owner.overlap.multiplier(w.key);
+    }
     *damage_ns = std::max(*damage_ns, damage);
     if (damage > allowance) return false;
   }
@@ -83,6 +99,7 @@ bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t
 
 void risk_on_budget_grant(FikitState& st, const std::vector<GapRef>& gaps, uint64_t now_ns,
                           uint64_t end_ns, uint64_t lp_key) {
+  if (st.params.risk_residual) return;
   for (const GapRef& r : gaps) {
     auto it = st.tenants.find(r.tenant_id);
     if (it == st.tenants.end()) continue;

@@ -30,14 +30,25 @@ inline constexpr uint32_t kWarmupRequests = 16;
 // latency.
 ControllerInput controller_input(const FikitState& st, const TenantData& td);
 
-// Return true if LP work of `lp_key` ending at end_ns, granted at now_ns into `gaps`, is within
-// the allowance of every HP tenant whose gap it is; *damage_ns: the largest predicted damage
-// (the substrate's prior x the cost learned for lp_key from that HP's requests, overlap_cost.h).
+// A budget grant asked for: the LP work it would commit into the gap.
+struct LpWork {
+  uint64_t key;          // the LP kernel to grant
+  uint64_t end_ns;       // predicted end of the gap's LP work, this kernel's included
+  uint64_t residual_ns;  // GPU time of that LP work still to run were the HP back now
+};
+
+// Return true if LP work `w` granted at now_ns into `gaps` is within the allowance of every HP
+// tenant whose gap it is; *damage_ns: the largest predicted damage. With risk_residual, the
+// worst case (the HP back now: overlap cost x w.residual_ns, plus the switch on time-slicing);
+// else the expectation above x the cost learned for w.key from that HP's requests
+// (overlap_cost.h).
 bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t now_ns,
-                 uint64_t end_ns, uint64_t lp_key, double* damage_ns);
+                 const LpWork& w, double* damage_ns);
 
 // A budget grant of lp_key ending at end_ns was made into `gaps`: charge each HP owner's next
-// request with the damage predicted (with the prior), to learn what it really cost.
+// request with the damage predicted (with the prior), to learn what it really cost. Not with
+// risk_residual: a worst case charged per grant would sum the same overlap once per grant (the
+// controller's gain alone then scales the prior).
 void risk_on_budget_grant(FikitState& st, const std::vector<GapRef>& gaps, uint64_t now_ns,
                           uint64_t end_ns, uint64_t lp_key);
 
