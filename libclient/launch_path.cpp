@@ -157,8 +157,22 @@ CUresult hp_launch(Session* s, const LaunchDesc& d, LaunchKey k, IssueFn issue,
   bool want_marker =
       every && (s->hp_launches.fetch_add(1, std::memory_order_relaxed) + 1) % every == 0;
   if (want_marker) want_marker = ensure_gpu_mapped(s);
+  BrokerWords& b = seg->broker;
+  // Announced before the driver call: the GPU starts on the work while the call may take long to
+  // return (a graph launch: milliseconds measured on the simulated driver), and LP work the
+  // broker lets in meanwhile runs beside it.
+  seg->client.hp_issuing_ns.store(now_ns(), std::memory_order_relaxed);
+  // The first launch after a drain starts a request: a sleeping broker must see it at once (LP
+  // work it let into the gap, bursts above all, runs on until it does). The fence in
+  // wake_broker orders the store above before it looks whether the broker sleeps.
+  if (s->drained.load(std::memory_order_relaxed) &&
+      s->drained.exchange(false, std::memory_order_relaxed))
+    wake_broker(b);
   CUresult r = issue(args);
-  if (r != CUDA_SUCCESS) return r;
+  if (r != CUDA_SUCCESS) {
+    seg->client.hp_issuing_ns.store(0, std::memory_order_relaxed);
+    return r;
+  }
   uint32_t pos;
   if (!ring__reserve(&seg->ring, &pos)) {
     seg->client.dropped.fetch_add(1, std::memory_order_relaxed);
@@ -169,15 +183,6 @@ CUresult hp_launch(Session* s, const LaunchDesc& d, LaunchKey k, IssueFn issue,
   if (want_marker && enqueue_marker(s, d, k.slot, pos)) flags |= kFlagMarker;
   ring__commit(&seg->ring, pos, {EntryKind::kHpLaunch, k.slot, 0, flags, k.key, now_ns()});
   note_issued(s, k.slot, pos);
-  BrokerWords& b = seg->broker;
-  // The first launch after a drain starts a request: a sleeping broker must see it at once (LP
-  // work it let into the gap, bursts above all, runs on until it does). Once per request, after
-  // the launch is issued: the fence and the wake-up do not delay the GPU work.
-  if (s->drained.load(std::memory_order_relaxed) &&
-      s->drained.exchange(false, std::memory_order_relaxed)) {
-    wake_broker(b);
-    return r;
-  }
   // No fence: a missed wake-up only delays the records until the next launch looks again.
   if (ring__pending(&seg->ring, pos) >= kHpWakeBacklog &&
       b.broker_sleeping.load(std::memory_order_relaxed)) {

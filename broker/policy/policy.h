@@ -73,8 +73,11 @@ struct TenantInfo {
   uint64_t last_submit_ns;  // latest submission (HP record or LP request)
   uint64_t last_key;        // kernel key of the latest issued launch
   uint64_t host_syncs;  // its synchronizing calls that published a drain (as of its last submit)
-  void* policy_data;    // owned by the policy (set in on_tenant_add, freed in on_tenant_remove)
-  uint32_t uid;         // the tenant process's uid (with name, the key of saved profiles)
+  // HP (ABI 2.4): a launch began its driver call at this time and its record has not come yet
+  // (0: none): the tenant is busy although nothing of it is outstanding yet.
+  uint64_t issuing_ns;
+  void* policy_data;  // owned by the policy (set in on_tenant_add, freed in on_tenant_remove)
+  uint32_t uid;       // the tenant process's uid (with name, the key of saved profiles)
   // The kernel names the tenant publishes (its segment; untrusted: read with key_names.h), or
   // nullptr.
   const KeyNameTable* key_names;

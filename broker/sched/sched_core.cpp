@@ -164,6 +164,7 @@ uint32_t SchedCore::poll(uint64_t now_ns) {
     if (!ring__ready(&t->seg->ring, t->head)) t->seen_syncs = syncs;
     events += reap_slots(*t, now_ns) + expire_grants(*t, now_ns) + expire_silent(*t, now_ns);
     events += consume(*t);
+    events += note_issuing(*t, now_ns);
   }
   retire_faulty();
   if (events > 0 || tenants_left_ || (wake_at_ns_ != 0 && now_ns >= wake_at_ns_)) {
@@ -175,6 +176,20 @@ uint32_t SchedCore::poll(uint64_t now_ns) {
   publish_grants();
   if (now_ns - last_heartbeat_ns_ >= kHeartbeatNs) heartbeat(now_ns);
   return events;
+}
+
+// An HP launch announced before its driver call (ABI 2.4) makes its tenant busy until a record
+// of that time or later is consumed; untrusted, so only a time within kHpIssuingMaxNs before now
+// (or kClockSlackNs after it) counts. Return 1 when that changed: the policy must look again.
+uint32_t SchedCore::note_issuing(Tenant& t, uint64_t now_ns) {
+  if (t.info.priority != kPriorityHigh) return 0;
+  uint64_t at = t.seg->client.hp_issuing_ns.load(std::memory_order_acquire);
+  t.seen_issuing = at;
+  bool issuing = at > t.info.last_submit_ns && at <= now_ns + kClockSlackNs &&
+                 now_ns - std::min(now_ns, at) <= kHpIssuingMaxNs;
+  uint64_t was = t.info.issuing_ns;
+  t.info.issuing_ns = issuing ? at : 0;
+  return (was != 0) != issuing ? 1 : 0;
 }
 
 bool SchedCore::busy() const {
@@ -218,7 +233,8 @@ void SchedCore::record_grant(Tenant& t, uint32_t position, uint64_t key, uint64_
 // granted into the same instant.
 bool SchedCore::busy_above(uint32_t priority) const {
   return std::any_of(active_.begin(), active_.end(), [priority](const auto& t) {
-    return t->info.priority < priority && (t->info.outstanding > 0 || !t->grants.empty());
+    return t->info.priority < priority &&
+           (t->info.outstanding > 0 || !t->grants.empty() || t->info.issuing_ns != 0);
   });
 }
 
@@ -453,7 +469,9 @@ size_t SchedCore::doorbells(struct futex_waitv* out, size_t max) const {
 bool SchedCore::rings_ready() const {
   return std::any_of(active_.begin(), active_.end(), [](const auto& t) {
     return ring__ready(&t->seg->ring, t->head) ||
-           t->seg->client.syncs.load(std::memory_order_acquire) != t->seen_syncs;
+           t->seg->client.syncs.load(std::memory_order_acquire) != t->seen_syncs ||
+           (t->info.priority == kPriorityHigh &&
+            t->seg->client.hp_issuing_ns.load(std::memory_order_acquire) != t->seen_issuing);
   });
 }
 

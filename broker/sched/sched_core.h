@@ -34,6 +34,11 @@ namespace fikit::broker {
 inline constexpr size_t kMaxQueuedRequests = kRingEntries;
 inline constexpr uint64_t kSilentMarginNs = 1'000'000'000;
 inline constexpr uint64_t kSilentLongestMaxNs = 10'000'000'000;
+// An HP launch announced before its driver call (ABI 2.4) counts as busy for this long at most
+// (a client killed inside the call leaves its announcement behind), and one up to kClockSlackNs
+// in the future counts too (its clock read races ours).
+inline constexpr uint64_t kHpIssuingMaxNs = 100'000'000;
+inline constexpr uint64_t kClockSlackNs = 1'000'000;
 
 class SchedCore final : public SchedulerApi {
  public:
@@ -110,6 +115,7 @@ class SchedCore final : public SchedulerApi {
     uint32_t head = 0;          // next ring position to consume
     uint32_t granted_word = 0;  // value of seg->broker.granted we publish
     uint64_t seen_syncs = 0;    // seg->client.syncs at its last reap
+    uint64_t seen_issuing = 0;  // seg->client.hp_issuing_ns as of the last round (HP)
     bool grant_dirty = false;
     // Its burst (open_burst): requests at positions in [burst_start, burst_end) may come with
     // kFlagBurst; burst_until_ns is the published deadline (0: closed).
@@ -134,6 +140,7 @@ class SchedCore final : public SchedulerApi {
 
   // sched_ring.cpp: consume t's ring; a bad entry sets t.fault.
   uint32_t consume(Tenant& t);
+  uint32_t note_issuing(Tenant& t, uint64_t now_ns);
   const char* handle_entry(Tenant& t, const EntryCopy& e);
   const char* handle_lp_end(Tenant& t, const EntryCopy& e);
   void submit(Tenant& t, const EntryCopy& e);

@@ -20,12 +20,14 @@ namespace fikit {
 
 inline constexpr uint64_t kSegmentMagic = 0x315447534b494646ULL;  // "FFIKSGT1", little-endian
 inline constexpr uint16_t kAbiMajor = 2;  // bump on any incompatible layout or protocol change
-inline constexpr uint16_t kAbiMinor = 3;  // bump when adding fields in reserved space
+inline constexpr uint16_t kAbiMinor = 4;  // bump when adding fields in reserved space
 // 2.1: a segment serves one GPU (SegmentHeader::gpu), named by RegisterRequest::gpu_uuid; the
 // register request may carry the HP latency budget the tenant asks for (RegisterRequestBudget).
 // 2.2: a drain (ClientCounters::syncs) rings the doorbell of a broker that sleeps.
 // 2.3: LP bursts (BrokerWords::burst_end, burst_until_ns; kFlagBurst): the broker lets the next
 // requests of a LP tenant launch without waiting for their grants, as one unit.
+// 2.4: an HP launch announces itself before the driver call (ClientCounters::hp_issuing_ns): a
+// graph launch can take milliseconds to return, and its record only follows then.
 
 inline constexpr uint32_t kRingEntries = 4096;  // power of two
 inline constexpr uint32_t kRingMask = kRingEntries - 1;
@@ -132,7 +134,11 @@ struct ClientCounters {
   std::atomic<uint64_t> dropped;         // HP records lost to a full ring
   std::atomic<uint64_t> markers;         // completion markers enqueued
   std::atomic<uint64_t> syncs;           // synchronizing calls that published a drain
-  uint64_t reserved[3];
+  // HP (2.4): CLOCK_MONOTONIC when a launch began its driver call, before its kHpLaunch record
+  // (written once the call returns); 0 after a call that failed. The broker takes the tenant as
+  // busy from then until a record of that time or later comes, for kHpIssuingMaxNs at most.
+  std::atomic<uint64_t> hp_issuing_ns;
+  uint64_t reserved[2];
 };
 
 // Kernel names published by the client (append-only): a writer claims an index with `claimed`,
@@ -190,6 +196,8 @@ static_assert(offsetof(Segment, broker) == 128);
 static_assert(offsetof(Segment, client) == 320);
 static_assert(offsetof(BrokerWords, burst_until_ns) == 80);
 static_assert(offsetof(BrokerWords, doorbell) == 128);
+static_assert(offsetof(ClientCounters, hp_issuing_ns) == 40);
+static_assert(sizeof(ClientCounters) == 64);
 
 // Return true if `a` is at or after `b` in free-running uint32_t position order.
 constexpr bool pos_at_or_after(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) >= 0; }

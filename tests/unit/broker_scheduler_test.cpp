@@ -128,6 +128,41 @@ TEST_F(SchedulerTest, AddMakesTenantActiveWithHeartbeat) {
   EXPECT_NE(t.seg->broker.heartbeat_ns.load(), 0u);
 }
 
+// ABI 2.4: an HP launch announced before its driver call holds LP work back until its record
+// comes (the GPU runs it meanwhile), whatever the policy; a stale, future or superseded
+// announcement holds nothing.
+TEST_F(SchedulerTest, AnHpLaunchInItsDriverCallHoldsLpBack) {
+  make("priority");
+  t_Tenant& hp = add(kPriorityHigh);
+  t_Tenant& lp = add(kPriorityLow);
+  round();
+  hp.seg->client.hp_issuing_ns.store(now_ns());
+  uint32_t r0 = lp.push(EntryKind::kLpRequest, 1);
+  round();
+  EXPECT_EQ(lp.granted(), 0u) << "held: the HP's launch is in its driver call";
+  // The call returns: its record (a later time) supersedes the announcement; once it is done
+  // (host_done passes it), the LP request goes.
+  uint32_t h = hp.push(EntryKind::kHpLaunch, 5);
+  round();
+  EXPECT_EQ(lp.granted(), 0u);
+  hp.seg->slots[5].host_done.store(h + 1);
+  round();
+  EXPECT_EQ(lp.granted(), r0 + 1) << "the record came and is done";
+  lp.push(EntryKind::kLpLaunched, 1, r0);
+  round();
+
+  uint32_t r1 = lp.push(EntryKind::kLpRequest, 1);
+  hp.seg->client.hp_issuing_ns.store(now_ns() - kHpIssuingMaxNs - 1'000'000);
+  round();
+  EXPECT_EQ(lp.granted(), r1 + 1) << "an announcement older than kHpIssuingMaxNs holds nothing";
+  lp.push(EntryKind::kLpLaunched, 1, r1);
+  round();
+  uint32_t r2 = lp.push(EntryKind::kLpRequest, 1);
+  hp.seg->client.hp_issuing_ns.store(now_ns() + 60'000'000'000ull);
+  round();
+  EXPECT_EQ(lp.granted(), r2 + 1) << "nor one a minute in the future (untrusted)";
+}
+
 TEST_F(SchedulerTest, PriorityHoldsLpUntilHpHostDonePasses) {
   make("priority");
   t_Tenant& hp = add(kPriorityHigh);

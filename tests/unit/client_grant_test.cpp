@@ -62,10 +62,17 @@ struct t_Launch {
   CUresult result = CUDA_SUCCESS;
   const BrokerWords* broker = nullptr;
   uint32_t granted_at_issue = 0;
+  const Segment* seg = nullptr;  // set: what the broker could see during the driver call
+  uint64_t issuing_at_issue = 0;
+  uint32_t doorbell_at_issue = 0;
 };
 CUresult t_issue(const void* p) noexcept {
   auto* l = const_cast<t_Launch*>(static_cast<const t_Launch*>(p));
   if (l->broker) l->granted_at_issue = l->broker->granted.load();
+  if (l->seg) {
+    l->issuing_at_issue = l->seg->client.hp_issuing_ns.load();
+    l->doorbell_at_issue = l->seg->broker.doorbell.load();
+  }
   l->calls++;
   return l->result;
 }
@@ -184,6 +191,31 @@ TEST_F(LaunchPathTest, HpRequestsFirstLaunchRingsASleepingBroker) {
   b.broker_sleeping.store(1);
   hp_launch(t.s, desc(0), {1, 0}, t_issue, &l);
   EXPECT_EQ(b.doorbell.load(), rung + 1);
+}
+
+// ABI 2.4: the broker can tell the HP is busy while its driver call runs (a graph launch can take
+// milliseconds to return, the GPU running its first kernels all the while), and a request's first
+// launch wakes a sleeping broker before that call.
+TEST_F(LaunchPathTest, HpLaunchIsAnnouncedBeforeItsDriverCall) {
+  t_Tenant t(kPriorityHigh);
+  t_Launch l;
+  l.seg = t.seg;
+  BrokerWords& b = t.seg->broker;
+  hp_launch(t.s, desc(0), {1, 0}, t_issue, &l);  // a request ...
+  b.broker_sleeping.store(1);
+  drain_slot(t.s, 0, t.s->issued[0].load(), false);  // ... drained
+  uint32_t rung = b.doorbell.load();
+  uint64_t before = now_ns();
+  ASSERT_EQ(hp_launch(t.s, desc(0), {1, 0}, t_issue, &l), CUDA_SUCCESS);
+  EXPECT_GE(l.issuing_at_issue, before) << "announced before the driver call";
+  EXPECT_EQ(l.doorbell_at_issue, rung + 1) << "the sleeping broker woken before the call";
+  std::vector<EntryCopy> e = t.entries();
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_GE(e[1].t_ns, l.issuing_at_issue) << "its record covers the announcement";
+  l.result = CUDA_ERROR_INVALID_VALUE;
+  EXPECT_EQ(hp_launch(t.s, desc(0), {1, 0}, t_issue, &l), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_GT(l.issuing_at_issue, 0u);
+  EXPECT_EQ(t.seg->client.hp_issuing_ns.load(), 0u) << "a failed call is withdrawn";
 }
 
 TEST_F(LaunchPathTest, HpFailedLaunchIsNotRecorded) {

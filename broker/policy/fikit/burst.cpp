@@ -36,13 +36,16 @@ uint64_t burst_open(FikitState& st, SchedulerApi& sched, TenantData& td, const B
   uint32_t n = 0;
   if (fill) {
     // Follow the kernel chain while each next kernel is known and still ends inside the gap,
-    // with the reserve a single fill keeps (fill_decision.h).
+    // with the reserve a single fill keeps (fill_decision.h), and within the cap on LP work
+    // queued (risk.h residual_cap_ns).
     const uint64_t reserve = sat_add(st.cfg.switch_cost_ns, st.cfg.margin_ns);
     const KeyStats* ks = td.keys.find(ask.head_key);
     for (uint64_t key = ks ? ks->next_key : 0; key != 0 && n < most; n++) {
       ks = td.keys.find(key);
       uint64_t run = queued_run(td, ks, p);
-      if (run == 0 || sat_add(sat_add(end, run), reserve) > ask.gap_end_ns) break;
+      if (run == 0 || sat_add(sat_add(end, run), reserve) > ask.gap_end_ns ||
+          sat_add(end, run) > ask.cap_end_ns)
+        break;
       end += run;
       longest = std::max(longest, run);
       key = ks->next_key;

@@ -20,6 +20,7 @@ struct BurstAsk {
   uint64_t head_key;     // the kernel just granted
   uint64_t head_end_ns;  // its predicted end
   uint64_t gap_end_ns;   // the window's end (kNoEnd: full speed)
+  uint64_t cap_end_ns;   // the LP work let in ends by then at the latest (kNoEnd: no cap)
   uint64_t now_ns;
   uint32_t in_flight_room;  // grants max_lp_in_flight still allows
   const std::vector<GapRef>* gaps;

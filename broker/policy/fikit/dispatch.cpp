@@ -32,6 +32,7 @@ struct Ctx {
 struct Window {
   uint64_t end;
   std::vector<GapRef>& gaps;
+  uint64_t cap_ns = kNoEnd;  // the most LP work the gap may have queued (risk.h residual_cap_ns)
 };
 
 // The oldest waiting request of v (nullptr: none), as the scheduler holds it.
@@ -61,7 +62,8 @@ void classify(Ctx& c) {
     charge_held(*td, t, c.now);
     if (t.priority == kPriorityHigh) risk_check_stale(c.state, *td, c.now);
     // A granted LP request not yet launched is not outstanding yet, but it is about to run.
-    bool busy = t.outstanding > 0 || t.lp_in_flight > 0;
+    // An HP launch still in its driver call (ABI 2.4) is already running on the GPU.
+    bool busy = t.outstanding > 0 || t.lp_in_flight > 0 || t.issuing_ns != 0;
     View v{.idx = i,
            .t = &t,
            .td = td,
@@ -219,10 +221,7 @@ FillDecision within_budget(const Ctx& c, const Window& w, const FillWindow& fw, 
                            uint64_t lp_key) {
   uint64_t run = cost.ns - std::min(cost.delay_ns, cost.ns);
   uint64_t end = std::max(fw.now_ns + cost.ns, fw.committed_end_ns + run);
-  // Were the HP back now: the LP work granted before and this kernel, which may launch only
-  // after its delay but then runs its whole length.
-  uint64_t before = fw.committed_end_ns > fw.now_ns ? fw.committed_end_ns - fw.now_ns : 0;
-  LpWork work{.key = lp_key, .end_ns = end, .residual_ns = std::min(end - fw.now_ns, before + run)};
+  LpWork work{.key = lp_key, .end_ns = end, .residual_ns = queued_after(fw, cost)};
   double damage = 0;
   if (w.end != kNoEnd && risk_admits(c.state, w.gaps, c.now, work, &damage))
     return {FillVerdict::kGrantBudget, end};
@@ -239,6 +238,7 @@ void open_burst_after(Ctx& c, View& v, const Window& w, const Submission& r, con
                .head_key = r.kernel_key,
                .head_end_ns = d.end_ns,
                .gap_end_ns = w.end,
+               .cap_end_ns = sat_add(c.now, w.cap_ns),
                .now_ns = c.now,
                .in_flight_room = room,
                .gaps = &w.gaps};
@@ -270,13 +270,21 @@ Turn grant_one(Ctx& c, View& v, const Window& w, uint64_t* committed) {
     bool rate_ok = c.state.last_risky_ns == 0 || c.now >= c.state.last_risky_ns + p.risky_every_ns;
     FillWindow fw = fill_window(c, w, *committed, waited && rate_ok);
     FillDecision d = decide_fill(fw, cost);
+    // A fit too queues no more LP work than the HP could afford to find on its return: the gap's
+    // prediction is a low quantile, and each miss costs all of the work queued (measured:
+    // Poisson gaps predicted milliseconds long, 1.5 ms of LP work on the GPU at the return).
+    const bool capped = d.verdict == FillVerdict::kGrant && queued_after(fw, cost) > w.cap_ns;
+    if (capped) d = {FillVerdict::kNoRoom, 0};
     // Risk is taken for the least served tenant of the level only: the budget's room goes to
     // whoever is owed it, not to the longest kernels.
     if (d.verdict == FillVerdict::kNoRoom && c.state.budget_on && &v == c.least_served)
       d = within_budget(c, w, fw, cost, head->kernel_key);
     if (!fill_grants(d.verdict)) {
       v.td->held = d.verdict == FillVerdict::kNoRoom ? HeldReason::kNoRoom : HeldReason::kUnknown;
-      if (d.verdict == FillVerdict::kNoRoom) count_no_room(*v.td, fw, cost, waited);
+      if (capped)
+        v.td->counters.no_room_why[static_cast<size_t>(NoRoomWhy::kCap)]++;
+      else if (d.verdict == FillVerdict::kNoRoom)
+        count_no_room(*v.td, fw, cost, waited);
       trace_deny(c, *v.td, *head, trace_verdict(d.verdict), cost.ns, room_left(fw));
       return Turn::kHeld;
     }
@@ -311,6 +319,7 @@ bool dispatch_level(Ctx& c, uint32_t level, uint32_t top, bool* still_waiting) {
     *still_waiting = true;
     return false;
   }
+  w.cap_ns = residual_cap_ns(c.state, w.gaps);
   uint64_t committed = grants_committed_end(c.state, c.now);
   share_order(mine, c.now);
   c.least_served = mine[0];
@@ -366,7 +375,7 @@ uint64_t quiet_time(const Ctx& c) {
 bool tenant_active(const FikitState& st, const TenantInfo& t, const TenantData& td, uint64_t now_ns,
                    uint64_t* inactive_at) {
   *inactive_at = 0;
-  if (t.outstanding > 0 || t.waiting > 0 || t.lp_in_flight > 0) return true;
+  if (t.outstanding > 0 || t.waiting > 0 || t.lp_in_flight > 0 || t.issuing_ns != 0) return true;
   uint64_t last = std::max(t.last_submit_ns, gap_start(t, td));
   if (last == 0) return false;  // never submitted anything
   const KeyStats* ks = td.keys.find(gap_key(t, td));

@@ -10,6 +10,7 @@
 // way once it has waited that long, alone in a gap: else it, and its task, would wait for ever.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "policy/fikit/kernel_stats.h"
@@ -58,6 +59,16 @@ struct FillDecision {
 };
 
 FillDecision decide_fill(const FillWindow& w, const LpCost& cost);
+
+// GPU time of the LP work in the gap that would still be to run were the level above back now,
+// once this request is granted: the work granted before and this kernel, which may launch only
+// after its delay but then runs its whole length.
+inline uint64_t queued_after(const FillWindow& w, const LpCost& cost) {
+  uint64_t run = cost.ns - std::min(cost.delay_ns, cost.ns);
+  uint64_t end = std::max(w.now_ns + cost.ns, w.committed_end_ns + run);
+  uint64_t before = w.committed_end_ns > w.now_ns ? w.committed_end_ns - w.now_ns : 0;
+  return std::min(end - w.now_ns, before + run);
+}
 
 // Return true for the verdicts that grant.
 inline bool fill_grants(FillVerdict v) {

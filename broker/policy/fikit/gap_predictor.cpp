@@ -68,12 +68,14 @@ double miss_weight(const FikitParams& p) { return 1.0 / std::max(p.miss_window, 
 
 void filled_gap_closed(KeyStats& ks, const FikitParams& p) {
   ks.fill_miss_rate *= 1.0 - miss_weight(p);
+  ks.fill_miss_rate_long *= 1.0 - 1.0 / kLongMissWindow;
 }
 
 void fill_missed(KeyStats& ks, const FikitParams& p) {
   ks.fill_misses++;
   // Its gap was already counted a hit by filled_gap_closed: make it a miss.
   ks.fill_miss_rate += miss_weight(p);
+  ks.fill_miss_rate_long += 1.0 / kLongMissWindow;
   // A low quantile is undershot by gap_quantile of the gaps by design: misses at that rate are
   // the risk the quantile takes, not a sign that the key's gaps changed. A back-off on each one
   // would hold the factor at its floor (with 10% misses a key sees ~9 hits between misses, fewer

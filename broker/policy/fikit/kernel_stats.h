@@ -37,7 +37,11 @@ struct KeyStats {
   // Share of the key's recent filled gaps that were fill misses (a moving average over
   // miss_window filled gaps): gap_quantile of them miss by design.
   double fill_miss_rate = 0;
+  // The same over kLongMissWindow filled gaps: long enough to tell a 1% rate (a p99 budget's)
+  // from 10%.
+  double fill_miss_rate_long = 0;
 };
+inline constexpr double kLongMissWindow = 128;
 
 class KernelTable {
  public:

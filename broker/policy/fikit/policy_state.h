@@ -90,7 +90,7 @@ struct TenantCounters {
   uint64_t wait_sum_ns = 0;           // request to grant, summed over grants
   uint64_t wait_max_ns = 0;           // the longest such wait
   std::array<uint64_t, 4> held_ns{};  // time spent with a request waiting, by HeldReason
-  std::array<uint64_t, 4> no_room_why{};  // dispatches, by NoRoomWhy
+  std::array<uint64_t, 5> no_room_why{};  // dispatches, by NoRoomWhy
   uint64_t no_room_cost_ns = 0;  // summed over those dispatches: the request's predicted cost
   uint64_t no_room_left_ns = 0;  // ... and the room the gap had left after the LP work in it
   uint64_t grants_budget = 0;    // did not fit, admitted within the HP budget (risk.h)
@@ -126,6 +126,8 @@ enum class NoRoomWhy : uint8_t {
   kRate = 1,      // another risky grant was too recent (risky_every)
   kNotAlone = 2,  // other LP work was still in the gap
   kGapOver = 3,   // the gap had no room left for the margin
+  kCap = 4,       // it fit the gap, but the LP work queued would cost the HP more than its budget
+                  // allows were it back now (risk.h residual_cap_ns)
 };
 
 struct TenantData {

@@ -43,6 +43,8 @@ ControllerInput controller_input(const FikitState& st, const TenantData& td) {
   return in;
 }
 
+namespace {
+
 // What one ns of LP work overlapping an HP request costs it, before anything is learned.
 double overlap_prior(const FikitState& st) {
   return st.cfg.switch_cost_ns > 0 ? st.params.overlap_cost_ts : st.params.overlap_cost_mps;
@@ -72,6 +74,8 @@ bool prior_damage(const FikitState& st, const TenantData& owner, uint64_t gap_ke
   return true;
 }
 
+}  // namespace
+
 bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t now_ns,
                  const LpWork& w, double* damage_ns) {
   *damage_ns = 0;
@@ -95,6 +99,30 @@ bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t
     if (damage > allowance) return false;
   }
   return true;
+}
+
+uint64_t residual_cap_ns(const FikitState& st, const std::vector<GapRef>& gaps) {
+  if (!st.budget_on || !st.params.risk_residual || st.cfg.switch_cost_ns > 0) return kNoEnd;
+  uint64_t cap = kNoEnd;
+  for (const GapRef& r : gaps) {
+    auto it = st.tenants.find(r.tenant_id);
+    if (it == st.tenants.end() || it->second->priority != kPriorityHigh) continue;
+    const TenantData& owner = *it->second;
+    ControllerInput in = controller_input(st, owner);
+    if (!in.alone_known || in.budget.off()) continue;
+    // Gaps whose fills rarely miss (periodic, jittered arrivals) are filled to their predicted
+    // end: a miss rate within what the budget's quantile tolerates cannot move it.
+    const KeyStats* ks = owner.keys.find(r.key);
+    double tolerated = in.budget.p99 > 0 ? 0.01 : 0.5;
+    if (!ks || ks->fill_miss_rate_long <= tolerated) continue;
+    double allowance = owner.controller.state() == ControllerState::kFailSafe
+                           ? (in.budget.p99 > 0 ? in.budget.p99 - 1 : in.budget.p50 - 1) *
+                                 static_cast<double>(in.alone_p50_ns)
+                           : controller_allowance_ns(owner.controller, in);
+    double ns = std::max(0.0, allowance) / std::max(overlap_prior(st), 1e-3);
+    cap = std::min(cap, static_cast<uint64_t>(ns));
+  }
+  return cap;
 }
 
 void risk_on_budget_grant(FikitState& st, const std::vector<GapRef>& gaps, uint64_t now_ns,

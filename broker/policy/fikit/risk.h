@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "policy/fikit/fill_decision.h"
 #include "policy/fikit/harvest_controller.h"
 #include "policy/fikit/policy_state.h"
 
@@ -44,6 +45,16 @@ struct LpWork {
 // (overlap_cost.h).
 bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t now_ns,
                  const LpWork& w, double* damage_ns);
+
+// With a budget on MPS and risk_residual: the most LP work (GPU time) the gap of `gaps` may have
+// queued, whatever its verdict (a fit too), so that the HP back at once loses at most what its
+// controller allows: allowance / overlap_cost_mps of each HP owner (gain 1 while the controller
+// has not judged yet), the least of them; an owner counts only while the fills of its gap's key
+// miss more often than its budget's quantile tolerates (1% for p99): memoryless gaps, predicted
+// by a low quantile, miss ~gap_quantile of them. kNoEnd: no such bound (no budget, alone latency
+// unknown, time-slicing, whose every overlap costs a switch and is judged by the gap's
+// prediction alone).
+uint64_t residual_cap_ns(const FikitState& st, const std::vector<GapRef>& gaps);
 
 // A budget grant of lp_key ending at end_ns was made into `gaps`: charge each HP owner's next
 // request with the damage predicted (with the prior), to learn what it really cost. Not with
