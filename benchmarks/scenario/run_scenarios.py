@@ -124,6 +124,8 @@ class Runner:
         # (device-sim.sh): CUDA's list from the simulated driver, not the NVIDIA driver's.
         env = dict(os.environ, LD_LIBRARY_PATH=self.sim, FIKIT_NVIDIA_GPUS_DIR=self.path("no-gpus"))
         os.makedirs(env["FIKIT_NVIDIA_GPUS_DIR"], exist_ok=True)
+        if self.a.keep:  # each broker's decision trace beside its log (overlap_report.py)
+            env["FIKIT_TRACE"] = self.path(tag + "-decisions.csv")
         cmd += ["--substrate", "timeslice"]  # never the host's MPS daemon
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env=env, preexec_fn=self.renice)

@@ -12,6 +12,8 @@
 
 namespace fikit::broker::fikit_policy {
 
+inline constexpr double kLongMissWindow = 128;
+
 struct KeyStats {
   explicit KeyStats(uint64_t k, uint32_t window) : key(k), duration(window) {}
 
@@ -37,11 +39,12 @@ struct KeyStats {
   // Share of the key's recent filled gaps that were fill misses (a moving average over
   // miss_window filled gaps): gap_quantile of them miss by design.
   double fill_miss_rate = 0;
-  // The same over kLongMissWindow filled gaps: long enough to tell a 1% rate (a p99 budget's)
-  // from 10%.
+  // The same over kLongMissWindow filled gaps, long enough to tell a 1% rate (a p99 budget's)
+  // from 10%: two misses take it above 1%, and it falls below again after ~50 filled gaps
+  // without one. (Starting it high instead starves a key whose every fill the cap refuses: no
+  // filled gap would ever bring it down.)
   double fill_miss_rate_long = 0;
 };
-inline constexpr double kLongMissWindow = 128;
 
 class KernelTable {
  public:
