@@ -337,6 +337,33 @@ TEST_F(RiskTest, ResidualDamageIsTheLpWorkLeftWereTheHpBackNow) {
   EXPECT_EQ(damage, 0) << "nothing left on the GPU: nothing to switch from";
 }
 
+// The cap on LP work queued in a gap: allowance / overlap prior while the gap's key has short
+// gaps (memoryless), none once its gaps show a floor, none on time-slicing or without a budget.
+TEST_F(RiskTest, ResidualCapBoundsTheLpWorkQueuedWhileTheGapsAreMemoryless) {
+  st_.params.risk_residual = 1;
+  st_.budget_on = true;
+  KeyStats& ks = hp_->keys.touch(0x1);
+  ks.overrun_rate = 0.1;
+  // Not judged yet (fail-safe): the budget's slack of the alone p50 (2 ms), over the MPS prior.
+  EXPECT_NEAR(static_cast<double>(residual_cap_ns(st_, gaps_)), 0.1 * 2000 * kUs / 0.5,
+              0.01 * 400 * kUs);
+  grow_gain();
+  double allowance = controller_allowance_ns(hp_->controller, controller_input(st_, *hp_));
+  EXPECT_NEAR(static_cast<double>(residual_cap_ns(st_, gaps_)), allowance / 0.5, 1)
+      << "judged: the controller's allowance";
+  ks.overrun_rate = 0.005;
+  EXPECT_EQ(residual_cap_ns(st_, gaps_), kNoEnd) << "gaps with a floor: filled to their end";
+  ks.overrun_rate = 0.1;
+  st_.cfg.switch_cost_ns = 200 * kUs;
+  EXPECT_EQ(residual_cap_ns(st_, gaps_), kNoEnd) << "time-slicing: the prediction alone";
+  st_.cfg.switch_cost_ns = 0;
+  st_.params.risk_residual = 0;
+  EXPECT_EQ(residual_cap_ns(st_, gaps_), kNoEnd) << "the expectation's mode";
+  st_.params.risk_residual = 1;
+  st_.budget_on = false;
+  EXPECT_EQ(residual_cap_ns(st_, gaps_), kNoEnd) << "no budget";
+}
+
 TEST(OverlapCosts, StartsAtThePriorAndLearnsFromRequestsWithAndWithoutOverlap) {
   OverlapCosts oc;
   EXPECT_EQ(oc.multiplier(0x1), 1);

@@ -171,5 +171,24 @@ TEST(FikitGapPredictor, ScoringCountsHitsAndMisses) {
   EXPECT_EQ(k.ks.pred_hits + k.ks.pred_misses, 2u);
 }
 
+// overrun_rate: one overrun puts a key over a p99 budget's 1%; ~30 gaps without one take it
+// back under; overruns at 10% keep it over.
+TEST(FikitGapPredictor, OverrunRateFollowsTheGaps) {
+  t_Key k;
+  KeyStats& ks = k.ks;
+  EXPECT_EQ(ks.overrun_rate, 0);
+  gap_overrun_scored(ks, true);
+  EXPECT_GT(ks.overrun_rate, 0.01);
+  int gaps = 0;
+  while (ks.overrun_rate > 0.01) {
+    gap_overrun_scored(ks, false);
+    gaps++;
+  }
+  EXPECT_GT(gaps, 20);
+  EXPECT_LT(gaps, 40);
+  for (int i = 0; i < 500; i++) gap_overrun_scored(ks, i % 10 == 0);
+  EXPECT_GT(ks.overrun_rate, 0.05);
+}
+
 }  // namespace
 }  // namespace fikit::broker::fikit_policy

@@ -116,6 +116,8 @@ bool window_for(Ctx& c, uint32_t level, Window* w) {
     w->end = std::min(w->end, est.end_ns > elapsed && worth_a_switch(c.state, est.end_ns)
                                   ? start + est.end_ns
                                   : c.now);
+    if (v.td->gap.open && est.end_ns > elapsed)
+      v.td->gap.fill_end_ns = std::max(v.td->gap.fill_end_ns, start + est.end_ns);
     bool can_grow = need != kNoEnd && start + est.longest_ns >= c.now + need;
     if (est.recheck_ns && can_grow) c.wake = std::min(c.wake, start + est.recheck_ns);
     if (v.inactive_at) c.wake = std::min(c.wake, v.inactive_at);

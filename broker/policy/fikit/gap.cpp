@@ -2,6 +2,7 @@
 #include "policy/fikit/gap.h"
 
 #include "policy/fikit/grants.h"
+#include "policy/fikit/risk.h"
 
 namespace fikit::broker::fikit_policy {
 
@@ -38,6 +39,7 @@ void gap_open(FikitState& st, TenantData& td, const TenantInfo& t, uint64_t t_ns
   g.epoch++;
   g.filled = false;
   g.returned_ns = 0;
+  g.fill_end_ns = 0;
   g.at_start = st.gap_source(st, td, g.key, t_ns, 0);
   st.trace.add(TraceKind::kIdle, t_ns, td.id, g.key, g.at_start.known() ? g.at_start.end_ns : 0);
 }
@@ -65,6 +67,13 @@ void gap_close(FikitState& st, TenantData& td, uint64_t t_ns) {
   if (g.filled) {
     n.gaps_filled++;
     filled_gap_closed(ks, st.params);
+  }
+  // Would fills to the predictions have left the HP more LP work than it can afford?
+  if (g.fill_end_ns > 0 && td.priority == kPriorityHigh) {
+    uint64_t cap = hp_cap_ns(st, td);
+    uint64_t left =
+        g.fill_end_ns > t_ns + st.cfg.margin_ns ? g.fill_end_ns - t_ns - st.cfg.margin_ns : 0;
+    if (cap != kNoEnd) gap_overrun_scored(ks, left > cap);
   }
   grants_owner_returned(st, td.id, g.epoch, t_ns);
 }

@@ -61,6 +61,10 @@ void gap_scored(KeyStats& ks, const GapEstimate& at_start, uint64_t actual_ns,
   }
 }
 
+void gap_overrun_scored(KeyStats& ks, bool overrun) {
+  ks.overrun_rate += ((overrun ? 1.0 : 0.0) - ks.overrun_rate) / kOverrunWindow;
+}
+
 namespace {
 // Weight of one filled gap in a key's fill_miss_rate: a moving average over miss_window of them.
 double miss_weight(const FikitParams& p) { return 1.0 / std::max(p.miss_window, 1u); }
@@ -68,14 +72,12 @@ double miss_weight(const FikitParams& p) { return 1.0 / std::max(p.miss_window, 
 
 void filled_gap_closed(KeyStats& ks, const FikitParams& p) {
   ks.fill_miss_rate *= 1.0 - miss_weight(p);
-  ks.fill_miss_rate_long *= 1.0 - 1.0 / kLongMissWindow;
 }
 
 void fill_missed(KeyStats& ks, const FikitParams& p) {
   ks.fill_misses++;
   // Its gap was already counted a hit by filled_gap_closed: make it a miss.
   ks.fill_miss_rate += miss_weight(p);
-  ks.fill_miss_rate_long += 1.0 / kLongMissWindow;
   // A low quantile is undershot by gap_quantile of the gaps by design: misses at that rate are
   // the risk the quantile takes, not a sign that the key's gaps changed. A back-off on each one
   // would hold the factor at its floor (with 10% misses a key sees ~9 hits between misses, fewer

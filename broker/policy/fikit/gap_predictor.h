@@ -37,10 +37,14 @@ GapEstimate predict_gap(const KeyStats* ks, const LogHistogram* tenant_gaps, uin
 void gap_observed(KeyStats& ks, uint64_t actual_ns);
 
 // Score the prediction made when the gap began against the actual gap: hit if the gap lasted at
-// least as long as predicted. recover_hits hits of the raw prediction since the last fill miss
-// win back conservatism.
+// least as long as predicted.
+// recover_hits hits of the raw prediction since the last fill miss win back conservatism.
 void gap_scored(KeyStats& ks, const GapEstimate& at_start, uint64_t actual_ns,
                 const FikitParams& p);
+
+// A gap of the key closed with `overrun` true if fills to its predictions would have left more
+// LP work than its HP could afford at its return (KeyStats::overrun_rate).
+void gap_overrun_scored(KeyStats& ks, bool overrun);
 
 // A gap after the key that LP work was granted into has closed (a fill miss, if it was one, is
 // seen later, when that work completes).

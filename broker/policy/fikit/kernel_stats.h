@@ -12,7 +12,7 @@
 
 namespace fikit::broker::fikit_policy {
 
-inline constexpr double kLongMissWindow = 128;
+inline constexpr double kOverrunWindow = 64;
 
 struct KeyStats {
   explicit KeyStats(uint64_t k, uint32_t window) : key(k), duration(window) {}
@@ -39,11 +39,15 @@ struct KeyStats {
   // Share of the key's recent filled gaps that were fill misses (a moving average over
   // miss_window filled gaps): gap_quantile of them miss by design.
   double fill_miss_rate = 0;
-  // The same over kLongMissWindow filled gaps, long enough to tell a 1% rate (a p99 budget's)
-  // from 10%: two misses take it above 1%, and it falls below again after ~50 filled gaps
-  // without one. (Starting it high instead starves a key whose every fill the cap refuses: no
-  // filled gap would ever bring it down.)
-  double fill_miss_rate_long = 0;
+  // Share of the key's recent gaps (a moving average over kOverrunWindow of those a LP request
+  // waited in, filled or not) at whose end fills to the latest prediction would have left more
+  // LP work than the HP's budget allows it to find (risk.h hp_cap_ns). Memoryless gaps, whose
+  // predictions grow as they last, keep it high; gaps with a floor (periodic, jittered) bring
+  // it to 0. It starts at 0: the first overrun (1/kOverrunWindow) puts it over a p99 budget's
+  // 1%, and the gaps go on counting while the cap holds, so that it stays there while they
+  // overrun. (Started high, a key whose every fill the cap refuses stays capped for ~150 gaps
+  // however regular they are: a 100 us HP request at a 10% budget affords 20 us of LP work.)
+  double overrun_rate = 0;
 };
 
 class KernelTable {

@@ -39,6 +39,7 @@ struct GapState {
   GapEstimate at_start;      // prediction when it opened (scored against the actual gap)
   bool filled = false;       // LP work was granted into it
   uint64_t returned_ns = 0;  // when the tenant submitted again (0: still open)
+  uint64_t fill_end_ns = 0;  // the latest predicted end a LP request was judged against (0: none)
 };
 
 // A gap a fill grant went into: whose, which one, after which key.

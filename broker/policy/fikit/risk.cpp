@@ -101,26 +101,41 @@ bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t
   return true;
 }
 
-uint64_t residual_cap_ns(const FikitState& st, const std::vector<GapRef>& gaps) {
+// The share of an HP's requests its budget lets go over: 1% for a p99 budget, half for p50.
+double owner_budget_quantile_tolerance(const FikitState& st, const TenantData& owner) {
+  return controller_input(st, owner).budget.p99 > 0 ? 0.01 : 0.5;
+}
+
+uint64_t hp_cap_ns(const FikitState& st, const TenantData& owner) {
   if (!st.budget_on || !st.params.risk_residual || st.cfg.switch_cost_ns > 0) return kNoEnd;
+  ControllerInput in = controller_input(st, owner);
+  if (owner.priority != kPriorityHigh || in.budget.off()) return kNoEnd;
+  // Before its alone latency is known (and while its controller has not judged), the HP's
+  // fastest recent requests stand for it: LP work only slows requests down. Before even those
+  // (its first 16 requests), nothing bounds the fills but their predictions.
+  uint64_t base = in.alone_known ? in.alone_p50_ns : owner.requests.low_latency_ns();
+  if (base == 0) return kNoEnd;
+  double slack = in.budget.p99 > 0 ? in.budget.p99 - 1 : in.budget.p50 - 1;
+  double allowance = in.alone_known && owner.controller.state() != ControllerState::kFailSafe
+                         ? controller_allowance_ns(owner.controller, in)
+                         : slack * static_cast<double>(base);
+  return static_cast<uint64_t>(std::max(0.0, allowance) / std::max(overlap_prior(st), 1e-3));
+}
+
+uint64_t residual_cap_ns(const FikitState& st, const std::vector<GapRef>& gaps) {
   uint64_t cap = kNoEnd;
   for (const GapRef& r : gaps) {
     auto it = st.tenants.find(r.tenant_id);
-    if (it == st.tenants.end() || it->second->priority != kPriorityHigh) continue;
+    if (it == st.tenants.end()) continue;
     const TenantData& owner = *it->second;
-    ControllerInput in = controller_input(st, owner);
-    if (!in.alone_known || in.budget.off()) continue;
-    // Gaps whose fills rarely miss (periodic, jittered arrivals) are filled to their predicted
-    // end: a miss rate within what the budget's quantile tolerates cannot move it.
+    uint64_t own = hp_cap_ns(st, owner);
+    if (own == kNoEnd) continue;
+    // Gaps whose predictions rarely overrun (periodic, jittered arrivals) are filled to their
+    // predicted end: overruns within what the budget's quantile tolerates cannot move it.
     const KeyStats* ks = owner.keys.find(r.key);
-    double tolerated = in.budget.p99 > 0 ? 0.01 : 0.5;
-    if (!ks || ks->fill_miss_rate_long <= tolerated) continue;
-    double allowance = owner.controller.state() == ControllerState::kFailSafe
-                           ? (in.budget.p99 > 0 ? in.budget.p99 - 1 : in.budget.p50 - 1) *
-                                 static_cast<double>(in.alone_p50_ns)
-                           : controller_allowance_ns(owner.controller, in);
-    double ns = std::max(0.0, allowance) / std::max(overlap_prior(st), 1e-3);
-    cap = std::min(cap, static_cast<uint64_t>(ns));
+    double tolerated = owner_budget_quantile_tolerance(st, owner);
+    if (ks && ks->overrun_rate <= tolerated) continue;
+    cap = std::min(cap, own);
   }
   return cap;
 }

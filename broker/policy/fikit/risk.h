@@ -49,12 +49,16 @@ bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t
 // With a budget on MPS and risk_residual: the most LP work (GPU time) the gap of `gaps` may have
 // queued, whatever its verdict (a fit too), so that the HP back at once loses at most what its
 // controller allows: allowance / overlap_cost_mps of each HP owner (gain 1 while the controller
-// has not judged yet), the least of them; an owner counts only while the fills of its gap's key
-// miss more often than its budget's quantile tolerates (1% for p99): memoryless gaps, predicted
-// by a low quantile, miss ~gap_quantile of them. kNoEnd: no such bound (no budget, alone latency
-// unknown, time-slicing, whose every overlap costs a switch and is judged by the gap's
-// prediction alone).
+// has not judged yet; the 5% quantile of its recent requests before its alone latency is known),
+// the least of them. An owner counts only while its gap's key overruns (KeyStats::overrun_rate)
+// more often than its budget's quantile tolerates (1% for p99): memoryless gaps, whose
+// predictions grow as they last, overrun often. kNoEnd: no such bound (no budget,
+// time-slicing, whose every overlap costs a switch and is judged by the gap's prediction
+// alone).
 uint64_t residual_cap_ns(const FikitState& st, const std::vector<GapRef>& gaps);
+
+// The same bound for one HP tenant, before the gate on its gaps' overruns (kNoEnd: none).
+uint64_t hp_cap_ns(const FikitState& st, const TenantData& owner);
 
 // A budget grant of lp_key ending at end_ns was made into `gaps`: charge each HP owner's next
 // request with the damage predicted (with the prior), to learn what it really cost. Not with
