@@ -4,7 +4,8 @@ read from the simulated driver's kernel traces (what the GPU ran, when) and the 
 trace (what the policy saw and granted, when; both on CLOCK_MONOTONIC). Python standard library
 only.
 
-For every run: the HP requests' GPU-timed latency over the alone run's median, and for the
+For every run: the HP requests' GPU-timed latency (from their first kernel's start: a request
+whose think time was under 50 us merges with the next, 2x and no LP) over the alone run's median, and for the
 requests over the budget where the time went: LP work already queued on the GPU when the HP came
 back (granted before the return, still to run: by verdict), LP work granted after the return
 (the broker saw the HP late), and how late the broker's record of the HP's first launch was.
@@ -84,7 +85,7 @@ def run_report(prefix, alone_p50, budget, out):
     reqs = requests(kernels(hp_path[0]))
     lp = kernels(lp_path[0])
     lp_starts = [k[0] for k in lp]
-    slow = sorted(((e - s) / alone_p50, s, e) for s, e in reqs)
+    slow = sorted(((e - s) / alone_p50, s, e, i) for i, (s, e) in enumerate(reqs))
     p50 = slow[len(slow) // 2][0]
     p99 = slow[min(len(slow) - 1, int(0.99 * len(slow)))][0]
     over = [r for r in slow if r[0] > budget]
@@ -104,10 +105,10 @@ def run_report(prefix, alone_p50, budget, out):
                    "us: p50 %.0f, p90 %.0f, p99 %.0f" % tuple(
                        late[min(len(late) - 1, int(q * len(late)))] / 1e3 for q in (.5, .9, .99)))
     out.append("")
-    out.append("| slowdown | LP on GPU during it, us | LP kernels started in it | queued at the "
+    out.append("| request | slowdown | LP on GPU during it, us | LP kernels started in it | queued at the "
                "return: grants (verdicts) | granted after the return | first launch seen after, us |")
-    out.append("|---|---|---|---|---|---|")
-    for x, s, e in sorted(over, reverse=True)[:12]:
+    out.append("|---|---|---|---|---|---|---|")
+    for x, s, e, index in sorted(over, reverse=True)[:12]:
         j = bisect.bisect_left(lp_starts, s - 50_000_000)
         overlap = started = 0
         for a, b in lp[j:]:
@@ -132,8 +133,8 @@ def run_report(prefix, alone_p50, budget, out):
         i = bisect.bisect_left(hp_seen, s - 1_000_000)
         seen = "%.0f" % ((hp_seen[i] - s) / 1e3) if i < len(hp_seen) and hp_seen[i] < e else "-"
         q = ", ".join("%s %d" % kv for kv in sorted(queued.items())) or "none"
-        out.append("| %.2f | %.0f | %d | %d (%s) | %d | %s |" % (
-            x, overlap / 1e3, started, sum(queued.values()), q, after, seen))
+        out.append("| %d | %.2f | %.0f | %d | %d (%s) | %d | %s |" % (
+            index + 1, x, overlap / 1e3, started, sum(queued.values()), q, after, seen))
     out.append("")
 
 

@@ -47,6 +47,7 @@ bool RequestMeter::on_drain(uint64_t t_ns, uint64_t* latency_ns, bool* overlappe
   buckets_[b]++;
   recent_.add(*latency_ns);
   if (recent_.size() >= kLowMinSamples) low_ns_ = recent_.quantile(0.05);
+  fastest_ns_ = fastest_ns_ ? std::min(fastest_ns_, *latency_ns) : *latency_ns;
   return true;
 }
 

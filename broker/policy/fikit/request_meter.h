@@ -63,6 +63,8 @@ class RequestMeter {
   // to last at least this long (the scheduler sleeps until near then). Updated at each request.
   static constexpr uint32_t kLowMinSamples = 16;
   uint64_t low_latency_ns() const { return low_ns_; }
+  // The fastest request so far (0: none yet).
+  uint64_t fastest_ns() const { return fastest_ns_; }
 
  private:
   bool open_ = false;
@@ -74,6 +76,7 @@ class RequestMeter {
   uint64_t count_ = 0;
   uint64_t last_end_ns_ = 0;
   uint64_t low_ns_ = 0;
+  uint64_t fastest_ns_ = 0;
   std::array<uint64_t, kBoundsUs.size() + 1> buckets_{};
   uint64_t sum_ns_ = 0;
   SampleWindow<kWindow> recent_;
