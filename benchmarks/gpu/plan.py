@@ -108,6 +108,7 @@ class Plan:
     # probe measured ~210 us for each HP kernel that follows LP work (gpu-probe-results.md).
     switch_cost_us: int = 210
     policy: str = "fikit"  # the broker's policy in the fikit settings
+    policy_opts: str = ""  # its --policy-opts (docs/POLICY.md "Parameters"), "" for none
     # HP arrival processes served by every HP step, one after another ("exp", "fixed"). With more
     # than one, each workload is named MODEL:MODE:BATCH@ARRIVAL (hp_infer.py) and served once per
     # arrival process by the same process (one start-up for both).
@@ -320,6 +321,8 @@ def _broker(plan, s, paths, d, caps):
     if plan.sim:  # no eBPF observer, no profiles from earlier runs on the simulated GPU
         extra += ["--no-bpf", "--profile-dir", ""]
     extra += list(s.broker_args)
+    if plan.policy_opts:
+        extra += ["--policy-opts", plan.policy_opts]
     return dict(broker_bin=paths.bin("fikit-broker"), run_dir=d, policy=plan.policy, extra_args=extra)
 
 

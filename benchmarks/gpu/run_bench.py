@@ -70,6 +70,8 @@ def parse_args(argv=None):
     p.add_argument("--lps", help="comma-separated subset of the preset's LP names")
     p.add_argument("--workloads", help="comma-separated PyTorch HP workloads (MODEL:MODE:BATCH)")
     p.add_argument("--policy", default="fikit", help="broker policy of the fikit settings (default fikit)")
+    p.add_argument("--policy-opts", default="", help="the broker's --policy-opts in the fikit settings,\n"
+                   "e.g. risk_residual=0 (docs/POLICY.md, Parameters)")
     p.add_argument("--mps-by", choices=("auto", "runner", "broker"), default="auto",
                    help="who runs MPS for fikit-mps: broker (--substrate mps) or this runner;\n"
                         "auto: the broker if its --help lists --substrate")
@@ -106,6 +108,7 @@ def build_plan(args):
         plan.reps = [int(x) for x in args.reps.split(",")]
         plan.repeats = max(plan.repeats, max(plan.reps) + 1)
     plan.policy = args.policy
+    plan.policy_opts = args.policy_opts
     plan.sim = args.sim
     if args.settings:
         wanted = args.settings.split(",")
