@@ -280,9 +280,10 @@ uint32_t SchedCore::reap_slots(Tenant& t, uint64_t now_ns) {
       q.pop_front();
       bool exact = by_gpu && l.marker && gpu == l.position + 1;
       if (seen_ns == 0) seen_ns = std::max(now_ns, ::fikit::now_ns());
-      uint64_t done = marker_done_ns(l.issue_ns, l.seen_ns, looked, seen_ns);
-      uint64_t latest = seen_ns;
-      if (!by_gpu) {
+      uint64_t done = seen_ns, latest = seen_ns;
+      if (by_gpu) {
+        done = marker_done_ns(l.issue_ns, l.seen_ns, looked, seen_ns);
+      } else {
         uint64_t host_ns = s.host_done_ns.load(std::memory_order_relaxed);
         latest = done = host_ns >= l.issue_ns && host_ns <= seen_ns ? host_ns : seen_ns;
       }

@@ -19,7 +19,7 @@ constexpr uint32_t kPositionsPerKernel = 2;
 // the client launches it at once), or 0 if it was never measured.
 uint64_t queued_run(const TenantData& td, const KeyStats* ks, const FikitParams& p) {
   LpCost c = lp_cost(ks, td.delays, p);
-  return c.known ? c.ns - std::min(c.delay_ns, c.ns) : 0;
+  return c.known ? lp_run(c) : 0;
 }
 
 }  // namespace

@@ -141,7 +141,7 @@ void note_grant(Ctx& c, View& v, const Submission& r, const Window& w, const Fil
   g.fill = w.end != kNoEnd;
   g.risky = d.verdict == FillVerdict::kGrantRisky;
   g.budget = d.verdict == FillVerdict::kGrantBudget;
-  g.cost_ns = cost.known ? cost.ns - std::min(cost.delay_ns, cost.ns) : 0;
+  g.cost_ns = cost.known ? lp_run(cost) : 0;
   grants_overlap_hp(c.state, c.now);
   v.busy = true;
   v.blocked = false;
@@ -221,8 +221,7 @@ bool fits_alone(const Ctx& c, const View& v, const Window& w) {
 // can afford what it may cost them (risk.h), else kNoRoom.
 FillDecision within_budget(const Ctx& c, const Window& w, const FillWindow& fw, const LpCost& cost,
                            uint64_t lp_key) {
-  uint64_t run = cost.ns - std::min(cost.delay_ns, cost.ns);
-  uint64_t end = std::max(fw.now_ns + cost.ns, fw.committed_end_ns + run);
+  uint64_t end = lp_end(fw, cost);
   LpWork work{.key = lp_key, .end_ns = end, .residual_ns = queued_after(fw, cost)};
   double damage = 0;
   if (w.end != kNoEnd && risk_admits(c.state, w.gaps, c.now, work, &damage))

@@ -30,8 +30,7 @@ FillDecision decide_fill(const FillWindow& w, const LpCost& cost) {
     if (may_risk) return {FillVerdict::kGrantRisky, w.gap_end_ns};
     return {FillVerdict::kNeedLongGap, 0};
   }
-  uint64_t run = cost.ns - std::min(cost.delay_ns, cost.ns);
-  uint64_t end = std::max(sat_add(w.now_ns, cost.ns), sat_add(w.committed_end_ns, run));
+  uint64_t end = lp_end(w, cost);
   if (sat_add(end, reserve) <= w.gap_end_ns) return {FillVerdict::kGrant, end};
   // Longer than any gap the levels above are predicted to leave: it would wait for ever (with
   // memoryless gaps what is left never grows), and every request behind it with it.

@@ -60,14 +60,21 @@ struct FillDecision {
 
 FillDecision decide_fill(const FillWindow& w, const LpCost& cost);
 
+// The GPU time of a known kernel once launched: its cost less the grant-to-launch delay.
+inline uint64_t lp_run(const LpCost& cost) { return cost.ns - std::min(cost.delay_ns, cost.ns); }
+
+// Where a known kernel granted now ends: after its delay, or after the LP work already granted
+// into the gap (its delay overlaps that work), whichever is later.
+inline uint64_t lp_end(const FillWindow& w, const LpCost& cost) {
+  return std::max(sat_add(w.now_ns, cost.ns), sat_add(w.committed_end_ns, lp_run(cost)));
+}
+
 // GPU time of the LP work in the gap that would still be to run were the level above back now,
 // once this request is granted: the work granted before and this kernel, which may launch only
 // after its delay but then runs its whole length.
 inline uint64_t queued_after(const FillWindow& w, const LpCost& cost) {
-  uint64_t run = cost.ns - std::min(cost.delay_ns, cost.ns);
-  uint64_t end = std::max(w.now_ns + cost.ns, w.committed_end_ns + run);
   uint64_t before = w.committed_end_ns > w.now_ns ? w.committed_end_ns - w.now_ns : 0;
-  return std::min(end - w.now_ns, before + run);
+  return std::min(lp_end(w, cost) - w.now_ns, sat_add(before, lp_run(cost)));
 }
 
 // Return true for the verdicts that grant.

@@ -37,8 +37,8 @@ GapEstimate predict_gap(const KeyStats* ks, const LogHistogram* tenant_gaps, uin
 void gap_observed(KeyStats& ks, uint64_t actual_ns);
 
 // Score the prediction made when the gap began against the actual gap: hit if the gap lasted at
-// least as long as predicted.
-// recover_hits hits of the raw prediction since the last fill miss win back conservatism.
+// least as long as predicted. recover_hits hits of the raw prediction since the last fill miss
+// win back conservatism.
 void gap_scored(KeyStats& ks, const GapEstimate& at_start, uint64_t actual_ns,
                 const FikitParams& p);
 

@@ -101,11 +101,6 @@ bool risk_admits(const FikitState& st, const std::vector<GapRef>& gaps, uint64_t
   return true;
 }
 
-// The share of an HP's requests its budget lets go over: 1% for a p99 budget, half for p50.
-double owner_budget_quantile_tolerance(const FikitState& st, const TenantData& owner) {
-  return controller_input(st, owner).budget.p99 > 0 ? 0.01 : 0.5;
-}
-
 uint64_t hp_cap_ns(const FikitState& st, const TenantData& owner) {
   if (!st.budget_on || !st.params.risk_residual || st.cfg.switch_cost_ns > 0) return kNoEnd;
   ControllerInput in = controller_input(st, owner);
@@ -131,14 +126,13 @@ uint64_t residual_cap_ns(const FikitState& st, const std::vector<GapRef>& gaps) 
     auto it = st.tenants.find(r.tenant_id);
     if (it == st.tenants.end()) continue;
     const TenantData& owner = *it->second;
-    uint64_t own = hp_cap_ns(st, owner);
-    if (own == kNoEnd) continue;
     // Gaps whose predictions rarely overrun (periodic, jittered arrivals) are filled to their
-    // predicted end: overruns within what the budget's quantile tolerates cannot move it.
+    // predicted end: overruns within the share of requests the budget lets go over (1% for a
+    // p99 budget, half for p50) cannot move it.
     const KeyStats* ks = owner.keys.find(r.key);
-    double tolerated = owner_budget_quantile_tolerance(st, owner);
+    double tolerated = owner.budget.p99 > 0 ? 0.01 : 0.5;
     if (ks && ks->overrun_rate <= tolerated) continue;
-    cap = std::min(cap, own);
+    cap = std::min(cap, hp_cap_ns(st, owner));
   }
   return cap;
 }
