@@ -108,8 +108,8 @@ uint64_t hp_cap_ns(const FikitState& st, const TenantData& owner) {
   // Before its alone latency is known (and while its controller has not judged), the HP's
   // fastest recent requests stand for it (LP work only slows requests down), or its fastest so
   // far: its first requests are the ones LP work queued into mispredicted gaps hurt most
-  // (measured: requests 9, 11 and 15 of 150 at 2.2x, 1.4x, 1.3x). Before its first request
-  // ends, nothing bounds the fills but their predictions.
+  // (2-core VM, 2026-12-02: requests 9, 11 and 15 of 150 at 2.2x, 1.4x, 1.3x). Before its first
+  // request ends, nothing bounds the fills but their predictions.
   uint64_t base = in.alone_known ? in.alone_p50_ns : owner.requests.low_latency_ns();
   if (base == 0) base = owner.requests.fastest_ns();
   if (base == 0) return kNoEnd;
