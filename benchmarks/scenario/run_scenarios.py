@@ -56,6 +56,10 @@ class Runner:
         self.sim = os.path.join(os.path.abspath(args.build), "sim")
         self.tmp = tmp
         self.n = 0
+        # The brokers' own simulated GPU (their CUDA device list): named for this run, so that it
+        # can be removed after it, not the user's default /fikit-sim-gpu-<uid>, which was left in
+        # /dev/shm by every run.
+        self.broker_gpu = "/fikit-scn-%d-broker" % os.getpid()
         help_text = subprocess.run([self.exe("fikit-broker"), "--help"], capture_output=True,
                                    text=True).stdout
         self.no_bpf = ["--no-bpf"] if "--no-bpf" in help_text else []
@@ -122,7 +126,8 @@ class Runner:
             cmd += ["--hp-budget", self.a.hp_budget]
         # The broker sees the simulated GPUs, as its tenants do, also on a host with real ones
         # (device-sim.sh): CUDA's list from the simulated driver, not the NVIDIA driver's.
-        env = dict(os.environ, LD_LIBRARY_PATH=self.sim, FIKIT_NVIDIA_GPUS_DIR=self.path("no-gpus"))
+        env = dict(os.environ, LD_LIBRARY_PATH=self.sim, FIKIT_NVIDIA_GPUS_DIR=self.path("no-gpus"),
+                   FIKIT_SIM_GPU=self.broker_gpu)
         os.makedirs(env["FIKIT_NVIDIA_GPUS_DIR"], exist_ok=True)
         if self.a.keep:  # each broker's decision trace beside its log (overlap_report.py)
             env["FIKIT_TRACE"] = self.path(tag + "-decisions.csv")
@@ -282,12 +287,18 @@ def run_all(a):
         os.makedirs(a.keep, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="fikit-scenario-", dir=a.keep) as tmp:
         r = Runner(a, tmp)
-        if a.suite in ("all", "synthetic"):
-            for mode in a.modes:
-                for wl in a.workloads:
-                    rows += run_workload(r, a, mode, wl)
-        if a.suite in ("all", "models"):
-            models = ms.run_models(r, a, log)
+        try:
+            if a.suite in ("all", "synthetic"):
+                for mode in a.modes:
+                    for wl in a.workloads:
+                        rows += run_workload(r, a, mode, wl)
+            if a.suite in ("all", "models"):
+                models = ms.run_models(r, a, log)
+        finally:
+            try:
+                os.unlink("/dev/shm" + r.broker_gpu)
+            except OSError:
+                pass
         if a.keep:  # the brokers' logs and profiles, for a look afterwards
             kept = os.path.join(a.keep, "run-%d" % os.getpid())
             shutil.copytree(tmp, kept, ignore=shutil.ignore_patterns("*.sock"))
