@@ -275,7 +275,8 @@ def run_pair(mr, pair, arrivals, lp_alone_rate, log):
                 pair, arrivals, st[0], rep + 1, m["p50"], m["p99"], m["lp_rate"],
                 sm.fmt(m["harvest"], ".1%")))
     rows = []
-    ts = sm.median_metrics(runs["time-slice"])["lp_rate"]
+    # The LP's share of its time-sliced rate needs the time-slice row (--settings may leave it out).
+    ts = sm.median_metrics(runs["time-slice"])["lp_rate"] if "time-slice" in runs else None
     for label, ms in runs.items():
         m = sm.median_metrics(ms)
         m.update(words.get(label, {}))
