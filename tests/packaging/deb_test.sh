@@ -60,7 +60,8 @@ cleanup() {
 trap cleanup EXIT
 
 start=$(date +%s)
-lintian "$deb" >"$tmp/lintian" 2>&1 || true
+# Its temporary files (mldbm-elf-*) stay behind in TMPDIR: give it ours, which cleanup removes.
+TMPDIR=$tmp lintian "$deb" >"$tmp/lintian" 2>&1 || true
 grep '^E:' "$tmp/lintian" && fail "lintian reports errors (above)"
 echo "lintian ($(($(date +%s) - start)) s): $(grep -c '^W:' "$tmp/lintian") warnings"
 grep '^W:' "$tmp/lintian" || true
